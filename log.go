@@ -61,8 +61,9 @@ type Log interface {
 	// Read copies events that come after the event with ID after (the
 	// empty string means before the first) into buf[:0] and returns them,
 	// at most cap(buf). When there are none yet it waits until there are or
-	// ctx is done, and then returns ctx's error. Once the ending event has
-	// been read, Read returns it no more and reports io.EOF.
+	// ctx is done, and then returns ctx's error; so with ctx already done,
+	// Read only polls. Once the ending event has been read, Read returns it
+	// no more and reports io.EOF.
 	//
 	// An ID that this log never issued is EINVALID. When after is older than
 	// the oldest event still kept (only a ring log trims), Read starts at the

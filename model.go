@@ -50,9 +50,9 @@ type ChatRequest struct {
 	IncludeUsage bool   // stream_options.include_usage
 	MaxTokens    int    // 0 means no limit but the model's own
 	Seed         *int64 // nil when the client gave none
-	// Extra holds the request's fields that Sluice does not interpret
-	// (temperature, tools, response_format, ...), verbatim, so that an
-	// upstream model receives them unchanged.
+	// Extra holds every field of the request but model, messages, stream and
+	// stream_options (so temperature, tools, max_tokens, seed, ...),
+	// verbatim, so that an upstream model receives them unchanged.
 	Extra map[string]json.RawMessage
 }
 
@@ -76,10 +76,11 @@ type Usage struct {
 // Model turns a chat request into an answer, piece by piece.
 type Model interface {
 	// Stream generates the answer to req and calls emit with each piece in
-	// order, from one goroutine. It returns the usage when the answer is
-	// complete (the last delta carries a FinishReason). It stops early and
+	// order, from one goroutine. It returns when the answer is complete (the
+	// last delta carries a FinishReason), with its usage. It stops early and
 	// returns ctx's error when ctx is done, and returns emit's error when
-	// emit fails. Errors that users should see are *Error values.
+	// emit fails; the usage counted so far comes back with the error. Errors
+	// that users should see are *Error values.
 	Stream(ctx context.Context, req *ChatRequest, emit func(Delta) error) (Usage, error)
 }
 

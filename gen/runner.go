@@ -1,0 +1,212 @@
+// Package gen runs generations: it starts a model on a chat request in a
+// goroutine of its own and writes the answer into the log gen/<id> as
+// chat.completion.chunk events, ending the log with [DONE] or an error event.
+// The HTTP request that started a generation is only its first reader, so an
+// answer outlives a dropped connection and can be resumed.
+package gen
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/wire"
+)
+
+// LogName returns the name of the log that generation id writes.
+func LogName(id string) string { return "gen/" + id }
+
+// Options configure a Runner.
+type Options struct {
+	Store         sluice.Store
+	MaxConcurrent int // generations running at once; 0 means 1000
+	Logger        *slog.Logger
+}
+
+// Runner starts, tracks and stops generations. It is safe for concurrent
+// use. Shutdown ends every generation and waits for their goroutines.
+type Runner struct {
+	store  sluice.Store
+	log    *slog.Logger
+	slots  chan struct{}
+	wg     sync.WaitGroup
+	ctx    context.Context // parent of every generation; cancelled by Shutdown
+	cancel context.CancelCauseFunc
+
+	mu      sync.Mutex
+	running map[string]*Generation
+	closing bool
+}
+
+// Generation is a running or finished answer.
+type Generation struct {
+	ID      string
+	Model   string
+	Created int64
+	Log     sluice.Log
+
+	cancel context.CancelCauseFunc
+	done   chan struct{}
+}
+
+// Done is closed when the generation has written its last event.
+func (g *Generation) Done() <-chan struct{} { return g.done }
+
+// Errors that say why a generation was stopped.
+var (
+	errCancelled = &sluice.Error{Code: sluice.ECANCELLED, Kind: "cancelled", Message: "The generation was cancelled."}
+	errShutdown  = &sluice.Error{Code: sluice.EUNAVAILABLE, Kind: "server_shutting_down", Message: "The server is shutting down; the answer is incomplete."}
+	errBusy      = &sluice.Error{Code: sluice.EUNAVAILABLE, Kind: "too_many_generations", Message: "Too many answers are being generated at once; try again shortly."}
+)
+
+// NewRunner returns a runner writing into opts.Store.
+func NewRunner(opts Options) *Runner {
+	if opts.MaxConcurrent <= 0 {
+		opts.MaxConcurrent = 1000
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	return &Runner{
+		store: opts.Store, log: opts.Logger, slots: make(chan struct{}, opts.MaxConcurrent),
+		ctx: ctx, cancel: cancel, running: make(map[string]*Generation),
+	}
+}
+
+// NewID returns a fresh, unguessable generation ID (128 random bits).
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
+}
+
+// Start begins answering req with m, under the model name the client asked
+// for. It returns at once; the answer is written into the generation's log.
+// It fails with EUNAVAILABLE when the runner is full or shutting down.
+func (r *Runner) Start(req *sluice.ChatRequest, m sluice.Model) (*Generation, error) {
+	select {
+	case r.slots <- struct{}{}:
+	default:
+		return nil, errBusy
+	}
+	g := &Generation{ID: NewID(), Model: req.Model, Created: time.Now().Unix(), done: make(chan struct{})}
+	l, err := r.store.Create(r.ctx, LogName(g.ID), sluice.LogOptions{})
+	if err != nil {
+		<-r.slots
+		return nil, err
+	}
+	g.Log = l
+	ctx, cancel := context.WithCancelCause(r.ctx)
+	g.cancel = cancel
+
+	r.mu.Lock()
+	if r.closing {
+		r.mu.Unlock()
+		cancel(errShutdown)
+		<-r.slots
+		return nil, errShutdown
+	}
+	r.running[g.ID] = g
+	r.wg.Add(1)
+	r.mu.Unlock()
+
+	go r.run(ctx, g, req, m)
+	return g, nil
+}
+
+// Cancel stops the generation id, which then ends its log with a
+// cancellation event. It reports whether the generation was running; an
+// unknown or already finished generation is not an error.
+func (r *Runner) Cancel(id string) bool {
+	r.mu.Lock()
+	g := r.running[id]
+	r.mu.Unlock()
+	if g == nil {
+		return false
+	}
+	g.cancel(errCancelled)
+	<-g.done
+	return true
+}
+
+// Running reports how many generations are running.
+func (r *Runner) Running() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.running)
+}
+
+// Shutdown refuses new generations, lets running ones finish until ctx is
+// done, then stops the rest with an error event and waits for them all.
+func (r *Runner) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	r.closing = true
+	r.mu.Unlock()
+
+	idle := make(chan struct{})
+	go func() { r.wg.Wait(); close(idle) }()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+	}
+	r.cancel(errShutdown)
+	<-idle
+	return ctx.Err()
+}
+
+func (r *Runner) run(ctx context.Context, g *Generation, req *sluice.ChatRequest, m sluice.Model) {
+	defer r.wg.Done()
+	defer func() {
+		r.mu.Lock()
+		delete(r.running, g.ID)
+		r.mu.Unlock()
+		<-r.slots
+		close(g.done)
+		g.cancel(nil)
+	}()
+
+	start := time.Now()
+	chunks := wire.NewChunks("chatcmpl-"+g.ID, g.Model, g.Created, req.IncludeUsage)
+	// The log is written with a context that outlives cancellation, so the
+	// ending event is always stored.
+	wctx := context.WithoutCancel(ctx)
+	usage, err := m.Stream(ctx, req, func(d sluice.Delta) error {
+		_, err := g.Log.Append(wctx, sluice.Event{Data: chunks.Delta(d)})
+		return err
+	})
+	if err != nil && ctx.Err() != nil {
+		err = context.Cause(ctx)
+	}
+
+	end := sluice.EndDone
+	data := []byte(wire.Done)
+	switch {
+	case err == nil:
+		if req.IncludeUsage {
+			if _, err = g.Log.Append(wctx, sluice.Event{Data: chunks.Usage(usage)}); err != nil {
+				end, data = sluice.EndError, wire.ErrorJSON(err)
+			}
+		}
+	case errors.Is(err, errCancelled):
+		end, data = sluice.EndCancelled, wire.ErrorJSON(err)
+	default:
+		end, data = sluice.EndError, wire.ErrorJSON(err)
+	}
+	if _, aerr := g.Log.Append(wctx, sluice.Event{Data: data, End: end}); aerr != nil {
+		r.log.Error("generation: cannot end log", "id", g.ID, "err", aerr)
+	}
+	attrs := []any{"id", g.ID, "model", g.Model, "end", end.String(), "duration", time.Since(start).Round(time.Millisecond),
+		"prompt_tokens", usage.PromptTokens, "completion_tokens", usage.CompletionTokens}
+	if err != nil && end == sluice.EndError {
+		r.log.Warn("generation failed", append(attrs, "err", err)...)
+		return
+	}
+	r.log.Info("generation ended", attrs...)
+}
