@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every test of Sluice. On a fresh Debian machine it first installs what
+# the tests need (Debian packages as root, npm packages into tests/node).
+# Usage: scripts/test.sh            everything
+#        SKIP_INSTALL=1 scripts/test.sh   no installs, for a machine already set up
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n== %s\n' "$*"; }
+
+install_debian() {
+  local missing=()
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+  [ ${#missing[@]} -eq 0 ] && return
+  say "installing Debian packages: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+if [ -z "${SKIP_INSTALL:-}" ]; then
+  install_debian
+  say "installing npm packages (tests/node)"
+  (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+say "go vet"
+go vet ./...
+
+say "go test -race"
+go test -race -count=1 ./...
+
+say "fuzzing briefly (committed corpora in */testdata/fuzz)"
+go list -f '{{.Dir}} {{.ImportPath}}' ./... | while read -r dir pkg; do
+  for f in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //'); do
+    go test -run='^$' -fuzz="^$f\$" -fuzztime="${FUZZTIME:-10s}" "$pkg"
+  done
+done
+
+say "node tests (official SDKs, headless Chromium)"
+(cd tests/node && npm test)
