@@ -52,10 +52,22 @@ type Generation struct {
 
 	cancel context.CancelCauseFunc
 	done   chan struct{}
+	err    error // why it ended, if not done; set before done closes
 }
 
 // Done is closed when the generation has written its last event.
 func (g *Generation) Done() <-chan struct{} { return g.done }
+
+// Err returns, once Done is closed, the error that ended the generation, or
+// nil when it completed.
+func (g *Generation) Err() error {
+	select {
+	case <-g.done:
+		return g.err
+	default:
+		return nil
+	}
+}
 
 // Errors that say why a generation was stopped.
 var (
@@ -198,6 +210,9 @@ func (r *Runner) run(ctx context.Context, g *Generation, req *sluice.ChatRequest
 		end, data = sluice.EndCancelled, wire.ErrorJSON(err)
 	default:
 		end, data = sluice.EndError, wire.ErrorJSON(err)
+	}
+	if end != sluice.EndDone {
+		g.err = err
 	}
 	if _, aerr := g.Log.Append(wctx, sluice.Event{Data: data, End: end}); aerr != nil {
 		r.log.Error("generation: cannot end log", "id", g.ID, "err", aerr)

@@ -1,0 +1,132 @@
+package api
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/gen"
+	"github.com/sluice-dev/sluice/wire"
+)
+
+// Headers of Sluice's own.
+const (
+	// HeaderStreamID names the stream of a chat completion, for resume.
+	HeaderStreamID = "Sluice-Stream-ID"
+	// HeaderCancelOnDisconnect, when "true" or "1" on a chat completion
+	// request, stops the generation when its first reader goes away
+	// instead of letting it finish for a later resume.
+	HeaderCancelOnDisconnect = "Sluice-Cancel-On-Disconnect"
+)
+
+func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(w, r, s.cfg.MaxBodyBytes)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	req, err := decodeChat(body)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	model, err := s.models.Lookup(req.Model)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	g, err := s.runner.Start(req, model)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	w.Header().Set(HeaderStreamID, g.ID)
+	var onGone func()
+	if v := strings.ToLower(r.Header.Get(HeaderCancelOnDisconnect)); v == "1" || v == "true" {
+		onGone = func() { s.runner.Cancel(g.ID) }
+	}
+	if req.Stream {
+		s.stream(w, r, g.Log, "", streamOptions{onGone: onGone})
+		return
+	}
+	s.complete(w, r, g, onGone)
+}
+
+// complete answers a stream:false request: it reads the generation's log to
+// its end and sends the collected chat.completion object.
+func (s *Server) complete(w http.ResponseWriter, r *http.Request, g *gen.Generation, onGone func()) {
+	var co wire.Collector
+	events := make([]sluice.Event, 0, readBatch)
+	after := ""
+	for {
+		var err error
+		events, err = g.Log.Read(r.Context(), after, events)
+		for _, ev := range events {
+			after = ev.ID
+			if ev.End == sluice.EndNone {
+				if cerr := co.Add(ev.Data); cerr != nil {
+					writeError(w, r, s.log, cerr)
+					return
+				}
+				continue
+			}
+			if ev.End != sluice.EndDone {
+				<-g.Done()
+				writeRaw(w, statusOf(g.Err()), ev.Data)
+				return
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			if r.Context().Err() != nil && onGone != nil {
+				onGone()
+			}
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, co.Completion())
+}
+
+func (s *Server) handleAttach(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	l, err := s.store.Open(r.Context(), gen.LogName(id), false, sluice.LogOptions{})
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	after := lastEventID(r)
+	if !s.startStream(w, r, l, after) {
+		return
+	}
+	w.Header().Set(HeaderStreamID, id)
+	s.stream(w, r, l, after, streamOptions{})
+}
+
+func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	l, err := s.store.Open(r.Context(), gen.LogName(id), false, sluice.LogOptions{})
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	s.runner.Cancel(id)
+	_, end, err := l.Last(r.Context())
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "object": "stream", "status": end.String()})
+}
+
+// lastEventID returns where a reader resumes: the Last-Event-ID header,
+// else the last_event_id query parameter, else "" (from the start).
+func lastEventID(r *http.Request) string {
+	if v := r.Header.Get("Last-Event-ID"); v != "" {
+		return strings.TrimSpace(v)
+	}
+	return r.URL.Query().Get("last_event_id")
+}

@@ -1,0 +1,114 @@
+// Package api is Sluice's HTTP surface: the OpenAI-compatible chat API, the
+// stream and topic routes and the seeds' broadcast demo. Handlers decode and
+// validate requests, hand them to the generation runner, and render logs
+// onto the wire as Server-Sent Events. Every error leaves through one table
+// (errors.go) that maps Sluice's error codes to HTTP statuses.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/gen"
+)
+
+// Config holds the knobs of the HTTP layer. Zero fields take the defaults
+// below.
+type Config struct {
+	Heartbeat    time.Duration // a ": ping" comment when nothing was sent for this long
+	Retry        time.Duration // the reconnect delay suggested to clients (SSE retry:)
+	WriteTimeout time.Duration // a write that takes longer drops the reader
+	MaxBodyBytes int64         // request bodies over this are refused with 413
+	TopicMaxLen  int           // events a topic keeps for replay
+}
+
+// Defaults for Config.
+const (
+	DefaultHeartbeat    = 15 * time.Second
+	DefaultRetry        = 3 * time.Second
+	DefaultWriteTimeout = 30 * time.Second
+	DefaultMaxBodyBytes = 4 << 20
+	DefaultTopicMaxLen  = 1000
+	DefaultTopic        = "default"
+)
+
+// Server serves the HTTP API. Make one with New; it is an http.Handler.
+type Server struct {
+	cfg    Config
+	store  sluice.Store
+	runner *gen.Runner
+	models *Models
+	log    *slog.Logger
+	mux    *http.ServeMux
+
+	drainCtx context.Context // done when the server starts to shut down
+	drain    context.CancelFunc
+}
+
+// New returns a Server that reads and writes logs in store, runs
+// generations with runner and answers with the models in models.
+func New(cfg Config, store sluice.Store, runner *gen.Runner, models *Models, logger *slog.Logger) *Server {
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.Retry <= 0 {
+		cfg.Retry = DefaultRetry
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.TopicMaxLen <= 0 {
+		cfg.TopicMaxLen = DefaultTopicMaxLen
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, store: store, runner: runner, models: models, log: logger, mux: http.NewServeMux()}
+	s.drainCtx, s.drain = context.WithCancel(context.Background())
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("POST /v1/chat/completions", s.handleChat)
+	s.mux.HandleFunc("GET /v1/models", s.handleModels)
+	s.mux.HandleFunc("GET /v1/models/{model...}", s.handleModel)
+	s.mux.HandleFunc("GET /v1/streams/{id}", s.handleAttach)
+	s.mux.HandleFunc("POST /v1/streams/{id}/cancel", s.handleCancel)
+	s.mux.HandleFunc("GET /v1/topics/{name}/events", s.handleSubscribe)
+	s.mux.HandleFunc("POST /v1/topics/{name}/events", s.handlePublish)
+	s.mux.HandleFunc("GET /events", s.handleSubscribe)
+	s.mux.HandleFunc("POST /send-message", s.handleSendMessage)
+	s.mux.HandleFunc("GET /healthz", s.handleHealth)
+}
+
+// Handle adds a route, for parts wired in by cmd (the UI, metrics).
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// ServeHTTP dispatches to the routes; unknown routes get an OpenAI-style 404.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Handler only looks the route up; ServeHTTP also fills PathValue.
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		writeError(w, r, s.log, routeError(r))
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// Drain tells every open topic subscription to end, for shutdown.
+// Generation readers end by themselves once their generation has ended.
+func (s *Server) Drain() { s.drain() }
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	status, code := "ok", http.StatusOK
+	if s.drainCtx.Err() != nil {
+		status, code = "draining", http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]any{"status": status, "generations": s.runner.Running()})
+}

@@ -1,0 +1,123 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/sse"
+)
+
+// readBatch is the most events one write carries: a reader that fell behind
+// catches up in writes of this many events, each flushed once.
+const readBatch = 256
+
+// polled is a context that is already done, to make Log.Read poll.
+var polled = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// streamOptions say how one SSE response ends, beyond the end of its log.
+type streamOptions struct {
+	// stop, when done, ends the response (topics end at shutdown).
+	stop context.Context
+	// onGone runs when the client goes away before the log ended.
+	onGone func()
+}
+
+// startStream checks that a reader may start after the given ID, so that a
+// bad ID is still answered with a proper error status. It reports false
+// (with 204 written) when the log has ended and the reader has read it all:
+// EventSource then stops reconnecting.
+func (s *Server) startStream(w http.ResponseWriter, r *http.Request, l sluice.Log, after string) bool {
+	_, err := l.Read(polled, after, make([]sluice.Event, 0, 1))
+	switch {
+	case errors.Is(err, io.EOF):
+		w.WriteHeader(http.StatusNoContent)
+		return false
+	case err != nil && !errors.Is(err, context.Canceled):
+		writeError(w, r, s.log, err)
+		return false
+	}
+	return true
+}
+
+// stream renders log l onto w as Server-Sent Events, from just after the ID
+// after, until the log ends, the client leaves or opts.stop is done. Each
+// batch of events is encoded into one buffer and flushed once.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, l sluice.Log, after string, opts streamOptions) {
+	rc := http.NewResponseController(w)
+	sse.SetHeaders(w.Header())
+	w.WriteHeader(http.StatusOK)
+
+	buf := sse.AppendRetry(make([]byte, 0, 4096), s.cfg.Retry)
+	if err := s.flush(rc, w, buf); err != nil {
+		return
+	}
+	events := make([]sluice.Event, 0, readBatch)
+	gone := r.Context()
+	ctx := gone
+	if opts.stop != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(gone)
+		defer cancel()
+		defer context.AfterFunc(opts.stop, cancel)()
+	}
+	for {
+		rctx, cancel := context.WithTimeout(ctx, s.cfg.Heartbeat)
+		var err error
+		events, err = l.Read(rctx, after, events)
+		cancel()
+
+		buf = buf[:0]
+		for i := range events {
+			ev := &events[i]
+			buf = sse.AppendEvent(buf, ev.ID, ev.Name, ev.Data)
+			after = ev.ID
+		}
+		switch {
+		case err == nil || errors.Is(err, io.EOF):
+		case gone.Err() != nil:
+			if opts.onGone != nil {
+				opts.onGone()
+			}
+			return
+		case ctx.Err() != nil: // opts.stop
+			buf = sse.AppendComment(buf, "server shutting down; reconnect")
+			_ = s.flush(rc, w, buf)
+			return
+		case errors.Is(err, context.DeadlineExceeded):
+			buf = sse.AppendComment(buf, "ping")
+		default:
+			s.log.Error("stream: read failed", "log", l.Name(), "err", err)
+			return
+		}
+		if ferr := s.flush(rc, w, buf); ferr != nil {
+			if opts.onGone != nil && !errors.Is(err, io.EOF) {
+				opts.onGone()
+			}
+			return
+		}
+		if errors.Is(err, io.EOF) {
+			return
+		}
+	}
+}
+
+// flush writes buf and pushes it to the client at once. A client that does
+// not take it within the write timeout is dropped.
+func (s *Server) flush(rc *http.ResponseController, w http.ResponseWriter, buf []byte) error {
+	if len(buf) == 0 {
+		return nil
+	}
+	_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+	if _, err := w.Write(buf); err != nil {
+		return err
+	}
+	return rc.Flush()
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+)
+
+// Config is everything `sluice serve` can be told, from flags and SLUICE_*
+// environment variables (a flag wins over its variable).
+type Config struct {
+	Addr           string
+	LogLevel       slog.Level
+	LogFormat      string
+	Heartbeat      time.Duration
+	Retry          time.Duration
+	WriteTimeout   time.Duration
+	Retention      time.Duration
+	ShutdownGrace  time.Duration
+	MaxBodyBytes   int64
+	MaxGenerations int
+	MaxLogLen      int
+	TopicMaxLen    int
+	DemoTTFT       time.Duration
+	DemoTPS        float64
+}
+
+// envName is the environment variable that sets the flag name:
+// --demo-tps is SLUICE_DEMO_TPS.
+func envName(flagName string) string {
+	return "SLUICE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseConfig fills a Config from args and the environment, and validates
+// it. Errors name the flag or variable at fault.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("sluice serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "address to listen on (host:port)")
+	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	fs.DurationVar(&c.Heartbeat, "heartbeat", 15*time.Second, "send a ': ping' comment on a stream idle for this long")
+	fs.DurationVar(&c.Retry, "retry", 3*time.Second, "reconnect delay suggested to SSE clients (retry:)")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", 30*time.Second, "drop a reader whose write takes longer than this")
+	fs.DurationVar(&c.Retention, "retention", 10*time.Minute, "how long a finished stream stays resumable")
+	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 30*time.Second, "on SIGTERM, how long running generations may go on")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 4<<20, "largest request body accepted")
+	fs.IntVar(&c.MaxGenerations, "max-generations", 1000, "generations running at once; more are refused with 503")
+	fs.IntVar(&c.MaxLogLen, "max-log-len", 65536, "most events one generation may write")
+	fs.IntVar(&c.TopicMaxLen, "topic-max-len", 1000, "events a topic keeps for replay")
+	fs.DurationVar(&c.DemoTTFT, "demo-ttft", 300*time.Millisecond, "demo model: time to first token")
+	fs.Float64Var(&c.DemoTPS, "demo-tps", 30, "demo model: tokens per second (0: as fast as possible)")
+
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %v", envName(f.Name), v, err))
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return c, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return c, c.validate()
+}
+
+func (c Config) validate() error {
+	var errs []error
+	bad := func(flag, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("--%s (%s): %s", flag, envName(flag), fmt.Sprintf(format, args...)))
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		bad("addr", "%q is not host:port", c.Addr)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("log-format", "%q is neither text nor json", c.LogFormat)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"heartbeat", c.Heartbeat}, {"retry", c.Retry}, {"write-timeout", c.WriteTimeout}, {"retention", c.Retention}} {
+		if d.v <= 0 {
+			bad(d.name, "must be positive, got %v", d.v)
+		}
+	}
+	if c.ShutdownGrace < 0 {
+		bad("shutdown-grace", "must not be negative")
+	}
+	if c.DemoTTFT < 0 {
+		bad("demo-ttft", "must not be negative")
+	}
+	if c.DemoTPS < 0 {
+		bad("demo-tps", "must not be negative")
+	}
+	for _, n := range []struct {
+		name string
+		v    int64
+	}{{"max-body-bytes", c.MaxBodyBytes}, {"max-generations", int64(c.MaxGenerations)},
+		{"max-log-len", int64(c.MaxLogLen)}, {"topic-max-len", int64(c.TopicMaxLen)}} {
+		if n.v < 1 {
+			bad(n.name, "must be at least 1, got %d", n.v)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) logger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

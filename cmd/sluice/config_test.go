@@ -1,0 +1,58 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(kv ...string) func(string) string {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) string { return m[k] }
+}
+
+func TestConfigDefaultsWorkWithNothingSet(t *testing.T) {
+	c, err := parseConfig(nil, env(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:8080" || c.Heartbeat != 15*time.Second || c.Retention != 10*time.Minute {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestConfigFlagWinsOverEnvironment(t *testing.T) {
+	c, err := parseConfig([]string{"--demo-tps", "5"}, env("SLUICE_DEMO_TPS", "7", "SLUICE_ADDR", "127.0.0.1:9999"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DemoTPS != 5 || c.Addr != "127.0.0.1:9999" {
+		t.Fatalf("got tps %v addr %q", c.DemoTPS, c.Addr)
+	}
+}
+
+func TestConfigErrorsNameTheFlag(t *testing.T) {
+	tests := []struct {
+		args []string
+		env  []string
+		want string
+	}{
+		{[]string{"--addr", "nonsense"}, nil, "--addr (SLUICE_ADDR)"},
+		{[]string{"--heartbeat", "0s"}, nil, "--heartbeat"},
+		{[]string{"--max-generations", "0"}, nil, "--max-generations"},
+		{[]string{"--log-format", "xml"}, nil, "--log-format"},
+		{nil, []string{"SLUICE_RETENTION", "forever"}, "SLUICE_RETENTION"},
+		{[]string{"--demo-tps", "-1"}, nil, "--demo-tps"},
+		{[]string{"extra"}, nil, "unexpected argument"},
+	}
+	for _, tt := range tests {
+		_, err := parseConfig(tt.args, env(tt.env...), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("args %v env %v: err %v, want it to name %q", tt.args, tt.env, err, tt.want)
+		}
+	}
+}
