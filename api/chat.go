@@ -27,7 +27,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
-	req, err := decodeChat(body)
+	req, err := DecodeChat(body)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return

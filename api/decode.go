@@ -57,8 +57,9 @@ var interpreted = map[string]bool{"model": true, "messages": true, "stream": tru
 
 var roles = map[string]bool{"system": true, "developer": true, "user": true, "assistant": true, "tool": true, "function": true}
 
-// decodeChat parses and validates a chat completion request body.
-func decodeChat(body []byte) (*sluice.ChatRequest, error) {
+// DecodeChat parses and validates a chat completion request body. Errors
+// are *sluice.Error values that name the field at fault.
+func DecodeChat(body []byte) (*sluice.ChatRequest, error) {
 	var all map[string]json.RawMessage
 	if err := json.Unmarshal(body, &all); err != nil {
 		return nil, bodyError(err)

@@ -9,6 +9,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-dev/sluice"
@@ -46,6 +47,7 @@ type Server struct {
 
 	drainCtx context.Context // done when the server starts to shut down
 	drain    context.CancelFunc
+	streams  atomic.Int64 // SSE responses open now
 }
 
 // New returns a Server that reads and writes logs in store, runs
@@ -86,6 +88,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /events", s.handleSubscribe)
 	s.mux.HandleFunc("POST /send-message", s.handleSendMessage)
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
+	s.mux.HandleFunc("GET /debug/stats", s.handleStats)
 }
 
 // Handle adds a route, for parts wired in by cmd (the UI, metrics).

@@ -51,6 +51,8 @@ func (s *Server) startStream(w http.ResponseWriter, r *http.Request, l sluice.Lo
 // after, until the log ends, the client leaves or opts.stop is done. Each
 // batch of events is encoded into one buffer and flushed once.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, l sluice.Log, after string, opts streamOptions) {
+	s.streams.Add(1)
+	defer s.streams.Add(-1)
 	rc := http.NewResponseController(w)
 	sse.SetHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)

@@ -1,0 +1,58 @@
+package api
+
+import (
+	"bytes"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/metrics"
+	"strconv"
+)
+
+// Stats are the server's own figures, for `sluice bench` and operators:
+// GET /debug/stats.
+type Stats struct {
+	Streams     int64  `json:"streams"`     // SSE responses open now
+	Generations int    `json:"generations"` // generations running now
+	Goroutines  int    `json:"goroutines"`
+	HeapBytes   uint64 `json:"heap_bytes"` // live heap objects
+	GoSysBytes  uint64 `json:"go_sys_bytes"`
+	RSSBytes    uint64 `json:"rss_bytes"` // resident set size, from /proc (0 elsewhere)
+}
+
+var statSamples = []metrics.Sample{
+	{Name: "/memory/classes/heap/objects:bytes"},
+	{Name: "/memory/classes/total:bytes"},
+}
+
+func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("gc") == "1" {
+		runtime.GC() // so that heap figures compare live objects only
+	}
+	samples := make([]metrics.Sample, len(statSamples))
+	copy(samples, statSamples)
+	metrics.Read(samples)
+	writeJSON(w, http.StatusOK, Stats{
+		Streams:     s.streams.Load(),
+		Generations: s.runner.Running(),
+		Goroutines:  runtime.NumGoroutine(),
+		HeapBytes:   samples[0].Value.Uint64(),
+		GoSysBytes:  samples[1].Value.Uint64(),
+		RSSBytes:    rss(),
+	})
+}
+
+// rss reads the resident set size from /proc/self/status.
+func rss() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if v, ok := bytes.CutPrefix(line, []byte("VmRSS:")); ok {
+			kb, _ := strconv.ParseUint(string(bytes.Fields(v)[0]), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
