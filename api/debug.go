@@ -33,7 +33,7 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 	copy(samples, statSamples)
 	metrics.Read(samples)
 	writeJSON(w, http.StatusOK, Stats{
-		Streams:     s.streams.Load(),
+		Streams:     s.streams.Load() + int64(s.hub.Len()),
 		Generations: s.runner.Running(),
 		Goroutines:  runtime.NumGoroutine(),
 		HeapBytes:   samples[0].Value.Uint64(),

@@ -80,6 +80,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 		if err := runner.Shutdown(ctx); err != nil {
 			t.Errorf("runner shutdown: %v", err)
 		}
+		if err := a.Shutdown(ctx); err != nil {
+			t.Errorf("api shutdown: %v", err)
+		}
 		srv.CloseClientConnections()
 		srv.Close()
 		store.Close()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/gen"
+	"github.com/sluice-dev/sluice/hub"
 )
 
 // Config holds the knobs of the HTTP layer. Zero fields take the defaults
@@ -47,7 +48,8 @@ type Server struct {
 
 	drainCtx context.Context // done when the server starts to shut down
 	drain    context.CancelFunc
-	streams  atomic.Int64 // SSE responses open now
+	hub      *hub.Hub
+	streams  atomic.Int64 // SSE responses served outside the hub
 }
 
 // New returns a Server that reads and writes logs in store, runs
@@ -73,6 +75,7 @@ func New(cfg Config, store sluice.Store, runner *gen.Runner, models *Models, log
 	}
 	s := &Server{cfg: cfg, store: store, runner: runner, models: models, log: logger, mux: http.NewServeMux()}
 	s.drainCtx, s.drain = context.WithCancel(context.Background())
+	s.hub = hub.New(hub.Options{Heartbeat: cfg.Heartbeat, Retry: cfg.Retry, WriteTimeout: cfg.WriteTimeout, Logger: logger})
 	s.routes()
 	return s
 }
@@ -104,9 +107,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
-// Drain tells every open topic subscription to end, for shutdown.
-// Generation readers end by themselves once their generation has ended.
-func (s *Server) Drain() { s.drain() }
+// Drain tells every open topic subscription to end, for shutdown, and
+// refuses new ones. Generation readers end by themselves once their
+// generation has ended.
+func (s *Server) Drain() {
+	s.drain()
+	s.hub.Drain()
+}
+
+// Shutdown waits for every stream the server handed over to end (call it
+// after the generations have been stopped), closing what is left when ctx
+// is done. Streams still in handlers are the http.Server's to wait for.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.Drain()
+	return s.hub.Shutdown(ctx)
+}
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	status, code := "ok", http.StatusOK

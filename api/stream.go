@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/hub"
 	"github.com/sluice-dev/sluice/sse"
 )
 
@@ -48,13 +49,28 @@ func (s *Server) startStream(w http.ResponseWriter, r *http.Request, l sluice.Lo
 }
 
 // stream renders log l onto w as Server-Sent Events, from just after the ID
-// after, until the log ends, the client leaves or opts.stop is done. Each
-// batch of events is encoded into one buffer and flushed once.
+// after, until the log ends, the client leaves or opts.stop is done. The
+// hub takes the connection over when it can; otherwise (HTTP/2) this
+// handler's goroutine serves it.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, l sluice.Log, after string, opts streamOptions) {
+	sse.SetHeaders(w.Header())
+	err := s.hub.Attach(w, l, after, hub.AttachOptions{Topic: opts.stop != nil, OnGone: opts.onGone})
+	if err == nil {
+		return
+	}
+	if !errors.Is(err, hub.ErrNotHijackable) {
+		writeError(w, r, s.log, err)
+		return
+	}
+	s.serveStream(w, r, l, after, opts)
+}
+
+// serveStream is stream in the handler's goroutine. Each batch of events is
+// encoded into one buffer and flushed once.
+func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, l sluice.Log, after string, opts streamOptions) {
 	s.streams.Add(1)
 	defer s.streams.Add(-1)
 	rc := http.NewResponseController(w)
-	sse.SetHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
 
 	buf := sse.AppendRetry(make([]byte, 0, 4096), s.cfg.Retry)

@@ -18,7 +18,7 @@ import (
 // connection, resumes with Last-Event-ID and checks that the joined text is
 // the uninterrupted one, with no event lost or repeated.
 func TestResumeJoinsToTheUninterruptedText(t *testing.T) {
-	e := newEnv(t, envOptions{demo: demo.Options{TimeToFirstToken: -1, TokensPerSecond: 400}})
+	e := newEnv(t, envOptions{demo: demo.Options{TokensPerSecond: 2000}})
 	whole := events(t, e.get(t, "/v1/streams/"+startStream(t, e, "resume me")), -1)
 	wantText, _ := content(t, whole)
 

@@ -124,9 +124,16 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr st
 	if err := runner.Shutdown(graceCtx); err != nil {
 		log.Warn("grace period over: stopped the generations still running")
 	}
+	// Every generation has ended, so its readers are writing their last
+	// events; give them a moment, then close what is left.
+	endCtx, cancelEnd := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelEnd()
+	if err := srv.Shutdown(endCtx); err != nil {
+		log.Warn("closed streams that outlived the shutdown")
+	}
 	select {
 	case err = <-shut:
-	case <-time.After(5 * time.Second):
+	case <-endCtx.Done():
 		err = hs.Close()
 		<-shut
 		log.Warn("closed connections that outlived the shutdown")

@@ -1,0 +1,257 @@
+// Package hub delivers logs to many Server-Sent Events connections without
+// a goroutine per connection. It takes over (hijacks) each connection once
+// its response headers are decided and keeps only a cursor for it. One
+// goroutine per log (a feed's pump) waits for new events, encodes each batch
+// once, and writes the same bytes to every connection that is up to date; a
+// connection that is behind, or too slow to take a write at once, catches up
+// in a goroutine of its own, reading the log itself, and then rejoins. The
+// log is the buffer: a slow connection costs at most one pending batch.
+//
+// In the flow request → model → log → reader → transport, the hub is the
+// reader for SSE; it imports the root package and the sse encoder only.
+package hub
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/sluice-dev/sluice"
+)
+
+// Options configure a Hub. Zero fields take the defaults.
+type Options struct {
+	Heartbeat    time.Duration // a ": ping" comment after this long without a write; 15s
+	Retry        time.Duration // the reconnect delay sent first (SSE retry:); 3s
+	WriteTimeout time.Duration // a connection that takes no bytes for this long is dropped; 30s
+	Logger       *slog.Logger
+}
+
+// Hub owns the connections handed to it with Attach. It is safe for
+// concurrent use. Drain ends topic subscriptions; Shutdown waits for every
+// connection to end.
+type Hub struct {
+	opts Options
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	feeds    map[string]*feed // by log name
+	subs     map[*sub]struct{}
+	draining bool
+	idle     chan struct{} // closed and replaced when subs empties
+
+	wg   sync.WaitGroup // pumps, catch-up goroutines, the heartbeat and hang-up loops
+	stop chan struct{}  // closed by Shutdown: stops the heartbeat loop
+	hang *hangups       // nil where hang-ups cannot be watched
+}
+
+// New returns a running hub. Shutdown stops it.
+func New(opts Options) *Hub {
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = 15 * time.Second
+	}
+	if opts.Retry <= 0 {
+		opts.Retry = 3 * time.Second
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 30 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	h := &Hub{opts: opts, log: opts.Logger, feeds: make(map[string]*feed), subs: make(map[*sub]struct{}),
+		idle: make(chan struct{}), stop: make(chan struct{})}
+	h.wg.Add(1)
+	go h.heartbeats()
+	if h.hang = newHangups(); h.hang != nil {
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			h.hang.run(func(s *sub) { s.gone() })
+		}()
+	}
+	return h
+}
+
+// ErrNotHijackable is returned by Attach when the response cannot be taken
+// over (HTTP/2, or a ResponseWriter that is not a connection); the caller
+// then serves the stream itself.
+var ErrNotHijackable = errors.New("hub: the connection cannot be taken over")
+
+// AttachOptions say how one connection ends, besides the end of its log.
+type AttachOptions struct {
+	// Topic marks a subscription that Drain ends (a topic never ends by
+	// itself).
+	Topic bool
+	// OnGone runs, once, when the client goes away before the log ended.
+	OnGone func()
+}
+
+// Attach takes over the connection of w, writes the response head (status
+// 200 and w's headers) and the retry line, and streams l to it from just
+// after the event ID after. It returns at once; the hub owns the connection
+// from then on, and the handler must not touch w again. The caller should
+// have checked after (see sluice.Log.Read). On ErrNotHijackable nothing was
+// written.
+func (h *Hub) Attach(w http.ResponseWriter, l sluice.Log, after string, opts AttachOptions) error {
+	h.mu.Lock()
+	if h.draining && opts.Topic {
+		h.mu.Unlock()
+		return sluice.Errorf(sluice.EUNAVAILABLE, "The server is shutting down.")
+	}
+	h.mu.Unlock()
+
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return ErrNotHijackable
+	}
+	// Bytes the client sent after its request (pipelining) are never read:
+	// a stream is the last response on its connection.
+	_ = brw
+	head := responseHead(w.Header(), h.opts.Retry)
+	s := &sub{hub: h, conn: conn, topic: opts.Topic, onGone: opts.OnGone, cursor: after}
+	s.touch()
+	if err := s.writeBlocking(head); err != nil {
+		conn.Close()
+		return nil // the client left already; nothing to report to it
+	}
+
+	h.mu.Lock()
+	if h.draining && opts.Topic {
+		h.mu.Unlock()
+		s.closeWith(drainComment)
+		return nil
+	}
+	f := h.feeds[l.Name()]
+	if f == nil {
+		f = newFeed(h, l)
+		h.feeds[l.Name()] = f
+	}
+	f.refs++
+	s.feed = f
+	h.subs[s] = struct{}{}
+	h.mu.Unlock()
+	if h.hang != nil {
+		h.hang.watch(s)
+	}
+
+	// The handler's goroutine brings the connection up to date, then leaves
+	// it to the feed.
+	s.catchUp()
+	return nil
+}
+
+// Len reports how many connections the hub holds.
+func (h *Hub) Len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs)
+}
+
+// Drain tells every topic subscriber to reconnect elsewhere and closes it;
+// new topic subscriptions are refused. Generation streams go on until their
+// logs end.
+func (h *Hub) Drain() {
+	h.mu.Lock()
+	h.draining = true
+	var topics []*sub
+	for s := range h.subs {
+		if s.topic {
+			topics = append(topics, s)
+		}
+	}
+	h.mu.Unlock()
+	for _, s := range topics {
+		s.closeWith(drainComment)
+	}
+}
+
+// Shutdown waits until every connection has ended or ctx is done, then
+// closes the rest, stops the hub and waits for its goroutines.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	var err error
+	for {
+		h.mu.Lock()
+		n, idle := len(h.subs), h.idle
+		h.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		select {
+		case <-idle:
+			continue
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		break
+	}
+	h.mu.Lock()
+	rest := make([]*sub, 0, len(h.subs))
+	for s := range h.subs {
+		rest = append(rest, s)
+	}
+	h.mu.Unlock()
+	for _, s := range rest {
+		s.closeWith(drainComment)
+	}
+	close(h.stop)
+	if h.hang != nil {
+		h.hang.stop()
+	}
+	h.wg.Wait()
+	return err
+}
+
+// remove forgets s, and its feed when s was the feed's last connection.
+func (h *Hub) remove(s *sub) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.subs[s]; !ok {
+		return
+	}
+	delete(h.subs, s)
+	if len(h.subs) == 0 {
+		close(h.idle)
+		h.idle = make(chan struct{})
+	}
+	f := s.feed
+	f.refs--
+	if f.refs == 0 {
+		f.stop()
+		if h.feeds[f.log.Name()] == f {
+			delete(h.feeds, f.log.Name())
+		}
+	}
+}
+
+// heartbeats pings connections that have been quiet for a heartbeat, which
+// also finds connections whose client has gone.
+func (h *Hub) heartbeats() {
+	defer h.wg.Done()
+	period := max(h.opts.Heartbeat/4, 10*time.Millisecond)
+	t := time.NewTicker(period)
+	defer t.Stop()
+	var quiet []*sub
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+		}
+		due := time.Now().Add(-h.opts.Heartbeat).UnixNano()
+		quiet = quiet[:0]
+		h.mu.Lock()
+		for s := range h.subs {
+			if s.lastWrite.Load() <= due {
+				quiet = append(quiet, s)
+			}
+		}
+		h.mu.Unlock()
+		for _, s := range quiet {
+			s.ping()
+		}
+	}
+}

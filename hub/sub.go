@@ -1,0 +1,247 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/sse"
+)
+
+// fastWrite is how long the pump waits on one connection's write before it
+// leaves that connection to catch up on its own, so that one slow client
+// never holds up the others.
+const fastWrite = 5 * time.Millisecond
+
+var (
+	pingComment  = sse.AppendComment(nil, "ping")
+	drainComment = sse.AppendComment(nil, "server shutting down; reconnect")
+	// polled is a done context: Log.Read with it returns what is there.
+	polled = func() context.Context {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		return ctx
+	}()
+)
+
+// sub is one connection handed to the hub.
+type sub struct {
+	hub    *Hub
+	feed   *feed
+	conn   net.Conn
+	topic  bool
+	onGone func()
+
+	wmu       sync.Mutex // serialises writes and guards cursor and pending
+	cursor    string     // ID of the last event written
+	pending   []byte     // the rest of a write the client did not take at once
+	lastWrite atomic.Int64
+	closed    atomic.Bool
+	ended     bool          // the log's last event was written; under wmu
+	watchKey  atomic.Uint64 // the connection's key in hub.hang, or 0
+}
+
+func (s *sub) touch() { s.lastWrite.Store(time.Now().UnixNano()) }
+
+// writeBlocking writes b within the write timeout.
+func (s *sub) writeBlocking(b []byte) error {
+	_ = s.conn.SetWriteDeadline(time.Now().Add(s.hub.opts.WriteTimeout))
+	_, err := s.conn.Write(b)
+	if err == nil {
+		s.touch()
+	}
+	return err
+}
+
+// deliver is the pump's write of a batch ending at id to a current
+// connection. A write the client does not take within fastWrite moves s off
+// the feed's current list; it finishes and catches up on its own.
+func (s *sub) deliver(frame []byte, id string, ended bool) {
+	s.wmu.Lock()
+	if s.closed.Load() {
+		s.wmu.Unlock()
+		return
+	}
+	_ = s.conn.SetWriteDeadline(time.Now().Add(fastWrite))
+	n, err := s.conn.Write(frame)
+	s.cursor = id
+	if err == nil {
+		s.touch()
+		s.ended = ended
+		s.wmu.Unlock()
+		if ended {
+			s.close()
+		}
+		return
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		s.wmu.Unlock()
+		s.gone()
+		return
+	}
+	s.pending = append(s.pending[:0], frame[n:]...)
+	s.ended = ended
+	s.wmu.Unlock()
+	s.feed.leave(s)
+	s.hub.wg.Add(1)
+	go func() {
+		defer s.hub.wg.Done()
+		s.catchUp()
+	}()
+}
+
+// catchUp writes what s has not taken yet (its pending bytes, then the log
+// from its cursor up to the feed's head) with the full write timeout, then
+// hands s back to the feed's pump. It runs in the goroutine of the handler
+// that attached s, or in one of its own after a slow write.
+func (s *sub) catchUp() {
+	events := make([]sluice.Event, 0, batch)
+	var buf []byte
+	for {
+		s.wmu.Lock()
+		if s.closed.Load() {
+			s.wmu.Unlock()
+			return
+		}
+		if len(s.pending) > 0 {
+			err := s.writeBlocking(s.pending)
+			s.pending = s.pending[:0]
+			if err != nil {
+				s.wmu.Unlock()
+				s.gone()
+				return
+			}
+		}
+		if s.ended {
+			s.wmu.Unlock()
+			s.close()
+			return
+		}
+		joined, head, _ := s.feed.join(s)
+		if joined {
+			s.wmu.Unlock()
+			return
+		}
+		// Read what is there after the cursor, but never past the head:
+		// from the head on, the pump delivers.
+		var err error
+		events, err = s.feed.log.Read(polled, s.cursor, events)
+		if len(events) == 0 {
+			s.wmu.Unlock()
+			if err == nil || errors.Is(err, context.Canceled) {
+				// The head is a moment ahead of what this reader sees (or
+				// the cursor is a moment ahead of the head): look again.
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			if !errors.Is(err, io.EOF) {
+				s.hub.log.Error("hub: reading a log", "log", s.feed.log.Name(), "err", err)
+			}
+			s.gone()
+			return
+		}
+		buf = buf[:0]
+		for i := range events {
+			ev := &events[i]
+			buf = sse.AppendEvent(buf, ev.ID, ev.Name, ev.Data)
+			s.cursor = ev.ID
+			s.ended = ev.End != sluice.EndNone
+			if ev.ID == head {
+				break
+			}
+		}
+		err = s.writeBlocking(buf)
+		s.wmu.Unlock()
+		if err != nil {
+			s.gone()
+			return
+		}
+	}
+}
+
+// ping writes a heartbeat to a quiet connection, unless a write is under
+// way: that one is proof enough of life.
+func (s *sub) ping() {
+	if !s.wmu.TryLock() {
+		return
+	}
+	if s.closed.Load() || len(s.pending) > 0 {
+		s.wmu.Unlock()
+		return
+	}
+	_ = s.conn.SetWriteDeadline(time.Now().Add(s.hub.opts.WriteTimeout))
+	_, err := s.conn.Write(pingComment)
+	s.wmu.Unlock()
+	if err != nil {
+		s.gone()
+		return
+	}
+	s.touch()
+}
+
+// gone handles a client that left (or stopped reading) before the end.
+func (s *sub) gone() { s.finish(nil, true) }
+
+// close ends a connection whose stream is complete.
+func (s *sub) close() { s.finish(nil, false) }
+
+// closeWith writes a last comment (best effort, briefly) and closes.
+func (s *sub) closeWith(comment []byte) { s.finish(comment, false) }
+
+// finish closes the connection once and forgets it; comment, if any, is
+// written first unless a write is stuck.
+func (s *sub) finish(comment []byte, gone bool) {
+	if s.closed.Swap(true) {
+		return
+	}
+	if comment != nil {
+		s.wmu.Lock()
+		if len(s.pending) == 0 {
+			_ = s.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+			_, _ = s.conn.Write(comment)
+		}
+		s.wmu.Unlock()
+	}
+	if s.hub.hang != nil {
+		s.hub.hang.forget(s)
+	}
+	s.conn.Close()
+	if s.feed != nil {
+		s.feed.leave(s)
+		s.hub.remove(s)
+	}
+	if gone && s.onGone != nil {
+		s.onGone()
+	}
+}
+
+// responseHead is the HTTP/1.1 head of a hijacked event stream, then the
+// retry line. The body is delimited by the connection's close, so no
+// chunked encoding is needed and no keep-alive is offered.
+func responseHead(h http.Header, retry time.Duration) []byte {
+	b := make([]byte, 0, 256)
+	b = append(b, "HTTP/1.1 200 OK\r\n"...)
+	h.Set("Connection", "close")
+	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	h.Del("Content-Length")
+	var hb headerBuf
+	_ = h.Write(&hb)
+	b = append(b, hb...)
+	b = append(b, "\r\n"...)
+	b = sse.AppendRetry(b, retry)
+	return b
+}
+
+type headerBuf []byte
+
+func (b *headerBuf) Write(p []byte) (int, error) {
+	*b = append(*b, p...)
+	return len(p), nil
+}
