@@ -1,0 +1,308 @@
+package hub_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/hub"
+	"github.com/sluice-dev/sluice/memory"
+	"github.com/sluice-dev/sluice/sse"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// rig is a hub behind a real loopback HTTP server: GET /{log}?after=ID
+// attaches to the log of that name.
+type rig struct {
+	url   string
+	hub   *hub.Hub
+	store *memory.Store
+	gone  atomic.Int64 // OnGone calls
+}
+
+func newRig(t *testing.T, opts hub.Options) *rig {
+	t.Helper()
+	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	r := &rig{hub: hub.New(opts), store: memory.New(memory.Options{})}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		l, err := r.store.Open(req.Context(), strings.TrimPrefix(req.URL.Path, "/"), true, sluice.LogOptions{MaxLen: 100000})
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		sse.SetHeaders(w.Header())
+		err = r.hub.Attach(w, l, req.URL.Query().Get("after"), hub.AttachOptions{
+			Topic: req.URL.Query().Has("topic"), OnGone: func() { r.gone.Add(1) }})
+		if err != nil {
+			http.Error(w, err.Error(), 503)
+		}
+	}))
+	r.url = srv.URL
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		r.hub.Drain()
+		if err := r.hub.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		srv.Close()
+		r.store.Close()
+	})
+	return r
+}
+
+func (r *rig) log(t *testing.T, name string) sluice.Log {
+	t.Helper()
+	l, err := r.store.Open(context.Background(), name, true, sluice.LogOptions{MaxLen: 100000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func appendData(t *testing.T, l sluice.Log, data string, end sluice.End) string {
+	t.Helper()
+	id, err := l.Append(context.Background(), sluice.Event{Data: []byte(data), End: end})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// dial opens a stream with a raw connection and returns a parser on it,
+// after the response head and the retry line.
+func (r *rig) dial(t *testing.T, path string) (net.Conn, *sse.Reader, *http.Response) {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(r.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: test\r\n\r\n", path)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, sse.NewReader(resp.Body), resp
+}
+
+func readN(t *testing.T, rd *sse.Reader, n int) []sse.Event {
+	t.Helper()
+	out := make([]sse.Event, 0, n)
+	for len(out) < n {
+		ev, err := rd.Next()
+		if err != nil {
+			t.Fatalf("after %d events: %v", len(out), err)
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+func TestResponseHeadAndRetry(t *testing.T) {
+	r := newRig(t, hub.Options{Retry: 1500 * time.Millisecond})
+	c, err := net.Dial("tcp", strings.TrimPrefix(r.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /t?topic HTTP/1.1\r\nHost: test\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" ||
+		resp.Header.Get("X-Accel-Buffering") != "no" || resp.Header.Get("Cache-Control") != "no-cache" || !resp.Close {
+		t.Fatalf("head: %d %v (close %v)", resp.StatusCode, resp.Header, resp.Close)
+	}
+	line, _ := bufio.NewReader(resp.Body).ReadString('\n')
+	if line != "retry: 1500\n" {
+		t.Fatalf("first body line %q", line)
+	}
+}
+
+// TestEveryReaderGetsEveryEventOnce attaches readers at random points of a
+// log being written and checks each sees exactly the events after its
+// starting point, in order, then the end.
+func TestEveryReaderGetsEveryEventOnce(t *testing.T) {
+	r := newRig(t, hub.Options{})
+	l := r.log(t, "gen/a")
+	const total, readers = 400, 40
+	ids := make([]string, 0, total)
+	var wg sync.WaitGroup
+	got := make([][]sse.Event, readers)
+	starts := make([]int, readers)
+	for i := range total {
+		ids = append(ids, appendData(t, l, fmt.Sprintf("e%d", i), sluice.EndNone))
+		if k := i / 10; i%10 == 0 && k < readers {
+			starts[k] = i + 1
+			_, rd, _ := r.dial(t, "/gen/a?after="+ids[i])
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					ev, err := rd.Next()
+					if err != nil {
+						return
+					}
+					got[k] = append(got[k], ev)
+				}
+			}()
+		}
+	}
+	appendData(t, l, "end", sluice.EndDone)
+	wg.Wait()
+	for k, evs := range got {
+		start := starts[k]
+		if len(evs) != total-start+1 || evs[len(evs)-1].Data != "end" {
+			t.Errorf("reader from %d: %d events, want %d and the end", start, len(evs), total-start+1)
+			continue
+		}
+		for j, ev := range evs[:len(evs)-1] {
+			if n := start + j; ev.Data != fmt.Sprintf("e%d", n) || ev.ID != ids[n] {
+				t.Errorf("reader from %d: event %d is %q (id %s), want e%d (id %s)", start, j, ev.Data, ev.ID, n, ids[n])
+				break
+			}
+		}
+	}
+}
+
+// TestSlowReaderDoesNotHoldUpOthers fills one client's socket by never
+// reading, while others read everything promptly; the hub's memory for the
+// slow one stays at one pending batch.
+func TestSlowReaderDoesNotHoldUpOthers(t *testing.T) {
+	r := newRig(t, hub.Options{WriteTimeout: 500 * time.Millisecond})
+	l := r.log(t, "topic/slow")
+	slow, _, _ := r.dial(t, "/topic/slow?topic")
+	_ = slow // never read: its socket buffers fill
+	_, fast, _ := r.dial(t, "/topic/slow?topic")
+
+	payload := strings.Repeat("x", 8<<10)
+	const n = 2000 // 16 MB: far more than the slow client's socket buffers hold
+	done := make(chan error, 1)
+	go func() {
+		for i := range n {
+			ev, err := fast.Next()
+			if err != nil || len(ev.Data) != len(payload) {
+				done <- fmt.Errorf("fast reader, event %d: %v", i, err)
+				return
+			}
+		}
+		done <- nil
+	}()
+	for range n {
+		appendData(t, l, payload, sluice.EndNone)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the fast reader was held up")
+	}
+	// The slow one is dropped by the write timeout, as a client that left.
+	deadline := time.Now().Add(10 * time.Second)
+	for r.gone.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r.gone.Load() != 1 {
+		t.Fatalf("OnGone ran %d times, want 1 (the slow reader)", r.gone.Load())
+	}
+}
+
+func TestHangUpIsFoundAtOnce(t *testing.T) {
+	r := newRig(t, hub.Options{Heartbeat: time.Hour})
+	c, _, _ := r.dial(t, "/gen/h")
+	if r.hub.Len() != 1 {
+		t.Fatalf("hub holds %d connections", r.hub.Len())
+	}
+	c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for r.hub.Len() > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if r.hub.Len() != 0 || r.gone.Load() != 1 {
+		t.Fatalf("after the client closed: %d connections, OnGone ran %d times", r.hub.Len(), r.gone.Load())
+	}
+}
+
+func TestHeartbeatWhileQuiet(t *testing.T) {
+	r := newRig(t, hub.Options{Heartbeat: 20 * time.Millisecond})
+	c, _, resp := r.dial(t, "/gen/q")
+	_ = c
+	br := bufio.NewReader(resp.Body)
+	for range 3 {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "\n" || strings.HasPrefix(line, "retry:") {
+			continue
+		}
+		if line != ": ping\n" {
+			t.Fatalf("line %q, want a ping", line)
+		}
+	}
+}
+
+func TestDrainEndsTopicsButNotGenerations(t *testing.T) {
+	r := newRig(t, hub.Options{})
+	l := r.log(t, "gen/d")
+	_, topic, _ := r.dial(t, "/topic/t?topic")
+	_, gen, _ := r.dial(t, "/gen/d")
+	r.hub.Drain()
+	if _, err := topic.Next(); err != io.EOF {
+		t.Fatalf("topic reader after drain: %v, want EOF", err)
+	}
+	appendData(t, l, "still", sluice.EndNone)
+	appendData(t, l, "[DONE]", sluice.EndDone)
+	if evs := readN(t, gen, 2); evs[0].Data != "still" || evs[1].Data != "[DONE]" {
+		t.Fatalf("generation reader after drain got %+v", evs)
+	}
+	if _, err := gen.Next(); err != io.EOF {
+		t.Fatalf("after its end: %v, want EOF", err)
+	}
+}
+
+func TestEndedLogIsReplayedThenClosed(t *testing.T) {
+	r := newRig(t, hub.Options{})
+	l := r.log(t, "gen/e")
+	first := appendData(t, l, "a", sluice.EndNone)
+	appendData(t, l, "b", sluice.EndNone)
+	appendData(t, l, "[DONE]", sluice.EndDone)
+	for _, after := range []string{"", first} {
+		_, rd, _ := r.dial(t, "/gen/e?after="+after)
+		var got []string
+		for {
+			ev, err := rd.Next()
+			if err != nil {
+				break
+			}
+			got = append(got, ev.Data)
+		}
+		want := "a b [DONE]"
+		if after != "" {
+			want = "b [DONE]"
+		}
+		if strings.Join(got, " ") != want {
+			t.Fatalf("after %q: %v, want %s", after, got, want)
+		}
+	}
+}
