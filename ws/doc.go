@@ -1,0 +1,78 @@
+// Package ws is Sluice's WebSocket transport: GET /ws renders the same logs
+// as the SSE routes, with the same event IDs and the same data, so that the
+// two transports can be compared on the same work. In the flow request →
+// model → log → reader → transport → wire it is a transport, beside api's
+// SSE: it starts generations with the runner, reads logs from the store, and
+// writes JSON frames.
+//
+// It uses github.com/coder/websocket: a small, maintained, dependency-free
+// library with context-aware reads and writes, concurrent-safe Close and
+// Ping, a read limit, clean close codes, and no goroutine of its own per
+// connection (timeouts are context.AfterFunc), which keeps an idle
+// connection cheap. gorilla/websocket needs its own ping handling and
+// deadline juggling; x/net/websocket lacks close codes and ping/pong.
+//
+// # Protocol
+//
+// Every message is one JSON text frame. A client message has a "type" and
+// may carry an "id" of its choosing, which the server echoes in the answer
+// (and in an error caused by that message).
+//
+// Client → server:
+//
+//	{"type":"chat.start","id":"r1","body":{...},"cancel_on_close":false}
+//	    body is what POST /v1/chat/completions takes; the answer always
+//	    streams. Answered by {"type":"started","id":"r1","stream":"<stream id>"},
+//	    then the stream's events. With cancel_on_close the generation stops
+//	    when the connection closes (like Sluice-Cancel-On-Disconnect).
+//	{"type":"stream.attach","id":"r2","stream":"<stream id>","last_event_id":"12"}
+//	    Follow a generation from just after last_event_id ("" or absent: from
+//	    its first event). Answered by {"type":"subscribed","id":"r2","stream":...}
+//	    then events; or by {"type":"unsubscribed","stream":...,"reason":"ended"}
+//	    when the reader has already read the whole ended stream.
+//	{"type":"topic.subscribe","id":"r3","topic":"room","last_event_id":"","from":"start"}
+//	    Follow a topic: after last_event_id when given, from the oldest kept
+//	    event with "from":"start", else only new events. Topics are created on
+//	    first use, as over HTTP. Answered by {"type":"subscribed","id":"r3","topic":"room"}.
+//	{"type":"topic.publish","id":"r4","topic":"room","event":"optional-name","data":"text" or any JSON}
+//	    Answered by {"type":"published","id":"r4","topic":"room","event_id":"17"}.
+//	{"type":"stream.cancel","id":"r5","stream":"<stream id>"}
+//	    Stop a generation; its readers get its error event (code "cancelled").
+//	    Answered by {"type":"cancelled","id":"r5","stream":...,"status":"cancelled"}
+//	    (the status is the stream's end: "cancelled", or "done"/"error" when it
+//	    had already ended).
+//	{"type":"unsubscribe","id":"r6","stream":"<stream id>"}  (or "topic":"room")
+//	    Answered by {"type":"unsubscribed","id":"r6","stream":...}; no event of
+//	    that subscription follows it.
+//
+// Server → client, besides the answers above:
+//
+//	{"type":"event","stream":"<id>","id":"12","event":"","data":"..."}
+//	{"type":"event","topic":"room","id":"17","event":"joined","data":"..."}
+//	    One log event. id is the event ID an SSE client sees in "id:", event
+//	    its "event:" name ("" is "message"), and data the exact data string of
+//	    the SSE event (a chat.completion.chunk, [DONE], or {"error":{...}}),
+//	    as a JSON string. The last event of a stream also has "end": "done",
+//	    "error" or "cancelled", and ends its subscription.
+//	{"type":"unsubscribed","topic":"room","reason":"server shutting down; reconnect"}
+//	    The server ended a subscription.
+//	{"type":"error","id":"r1","stream":"...","error":{"message","type","param","code"}}
+//	    A message could not be carried out: OpenAI-style error object, as the
+//	    HTTP API answers. The connection stays open.
+//
+// Several subscriptions share one connection (at most Options.MaxSubscriptions).
+// To resume after a dropped connection, attach or subscribe again with the
+// last event ID seen: no event is lost or repeated.
+//
+// # Connection behaviour
+//
+// The server pings after Options.Heartbeat without sending anything, and
+// closes a connection whose ping is not answered within Options.WriteTimeout.
+// Frames wait in a per-connection send buffer bounded to Options.SendBuffer
+// bytes; a reader that lets it stay full for Options.WriteTimeout is cut off
+// with close code 1008 (policy violation) and a reason saying so, and should
+// resume from its last event IDs. A message larger than
+// Options.MaxMessageBytes closes the connection with 1009. On shutdown, topic
+// subscriptions end at once and the connection closes with 1001 (going away)
+// once its generations have ended.
+package ws

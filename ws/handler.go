@@ -1,0 +1,143 @@
+package ws
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/api"
+	"github.com/sluice-dev/sluice/gen"
+	"github.com/sluice-dev/sluice/wire"
+)
+
+// Options configure a Handler. Store, Runner and Models are required; zero
+// fields of the rest take the defaults below.
+type Options struct {
+	Store  sluice.Store
+	Runner *gen.Runner
+	Models *api.Models
+
+	TopicMaxLen      int           // events a topic keeps for replay (api.DefaultTopicMaxLen)
+	Heartbeat        time.Duration // ping after this long without sending (api.DefaultHeartbeat)
+	WriteTimeout     time.Duration // cut off a reader that takes no data this long (api.DefaultWriteTimeout)
+	MaxMessageBytes  int64         // largest client message (api.DefaultMaxBodyBytes plus 64 KiB)
+	SendBuffer       int           // bytes of frames queued per connection (DefaultSendBuffer)
+	MaxSubscriptions int           // subscriptions per connection (DefaultMaxSubscriptions)
+
+	// OriginPatterns are the hosts, besides the request's own, that browsers
+	// may open a connection from (see websocket.AcceptOptions). By default
+	// only same-origin pages may, which stops cross-site WebSocket hijacking.
+	OriginPatterns []string
+
+	// Stop, when done, drains every connection: topic subscriptions end,
+	// new subscriptions are refused, and each connection closes with 1001
+	// once its generations have ended. Nil means never.
+	Stop context.Context
+
+	Logger *slog.Logger
+}
+
+// Defaults for Options.
+const (
+	DefaultSendBuffer       = 1 << 20
+	DefaultMaxSubscriptions = 64
+)
+
+// Handler serves GET /ws. Make one with NewHandler. Wait returns once
+// every connection it served has ended.
+type Handler struct {
+	opts Options
+	log  *slog.Logger
+	wg   sync.WaitGroup
+
+	conns   atomic.Int64
+	subs    atomic.Int64
+	cutoffs atomic.Int64
+}
+
+// Stats are a Handler's counters.
+type Stats struct {
+	Connections   int64 `json:"connections"`   // open now
+	Subscriptions int64 `json:"subscriptions"` // open now
+	SlowCutoffs   int64 `json:"slow_cutoffs"`  // connections cut off for reading too slowly, ever
+}
+
+// NewHandler returns a Handler for the given options.
+func NewHandler(opts Options) *Handler {
+	if opts.TopicMaxLen <= 0 {
+		opts.TopicMaxLen = api.DefaultTopicMaxLen
+	}
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = api.DefaultHeartbeat
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = api.DefaultWriteTimeout
+	}
+	if opts.MaxMessageBytes <= 0 {
+		opts.MaxMessageBytes = api.DefaultMaxBodyBytes + 64<<10
+	}
+	if opts.SendBuffer <= 0 {
+		opts.SendBuffer = DefaultSendBuffer
+	}
+	if opts.MaxSubscriptions <= 0 {
+		opts.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if opts.Stop == nil {
+		opts.Stop = context.Background()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Handler{opts: opts, log: opts.Logger}
+}
+
+// Stats returns the handler's counters.
+func (h *Handler) Stats() Stats {
+	return Stats{Connections: h.conns.Load(), Subscriptions: h.subs.Load(), SlowCutoffs: h.cutoffs.Load()}
+}
+
+// Wait returns once every connection has ended. Connections end by
+// themselves once Options.Stop is done and their generations have ended;
+// http.Server.Shutdown does not wait for them, because they are hijacked.
+func (h *Handler) Wait() { h.wg.Wait() }
+
+// ServeHTTP upgrades the request to a WebSocket and serves it until it
+// closes.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.opts.Stop.Err() != nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_ = json.NewEncoder(w).Encode(wire.Error(errDraining))
+		return
+	}
+	h.wg.Add(1)
+	defer h.wg.Done()
+	wc, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		OriginPatterns: h.opts.OriginPatterns,
+		// Compression would cost each connection a flate state of tens of
+		// kilobytes and every event a compression pass; chunks are small.
+		CompressionMode: websocket.CompressionDisabled,
+	})
+	if err != nil {
+		h.log.Debug("ws: upgrade refused", "remote", r.RemoteAddr, "err", err)
+		return // Accept has answered
+	}
+	wc.SetReadLimit(h.opts.MaxMessageBytes)
+	h.conns.Add(1)
+	defer h.conns.Add(-1)
+	newConn(h, wc).serve()
+}
+
+var errDraining = &sluice.Error{Code: sluice.EUNAVAILABLE, Kind: "server_shutting_down",
+	Message: "The server is shutting down; reconnect."}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,330 @@
+package ws_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"go.uber.org/goleak"
+
+	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/api"
+	"github.com/sluice-dev/sluice/demo"
+	"github.com/sluice-dev/sluice/gen"
+	"github.com/sluice-dev/sluice/memory"
+	"github.com/sluice-dev/sluice/sse"
+	"github.com/sluice-dev/sluice/ws"
+)
+
+// TestMain fails the run if any goroutine outlives the tests: every
+// connection, subscription and writer must end.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	http.DefaultClient.CloseIdleConnections()
+	if err := goleak.Find(); code == 0 && err != nil {
+		fmt.Fprintln(os.Stderr, "leaked goroutines:", err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+// env is an api.Server with the WebSocket handler on GET /ws, on a
+// loopback port: both transports over the same store and runner.
+type env struct {
+	URL   string
+	WSURL string
+	ws    *ws.Handler
+	store *memory.Store
+	stop  context.CancelFunc
+}
+
+type envOptions struct {
+	ws     ws.Options
+	demo   demo.Options
+	models map[string]sluice.Model
+}
+
+// fast is a demo model quick enough for tests, paced so that streams have
+// a "during".
+var fast = envOptions{demo: demo.Options{TimeToFirstToken: -1, TokensPerSecond: 2000}}
+
+func newEnv(t *testing.T, o envOptions) *env {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store := memory.New(memory.Options{})
+	runner := gen.NewRunner(gen.Options{Store: store, Logger: log})
+	var models api.Models
+	dm := demo.New(o.demo)
+	models.Add(dm.Info(), dm)
+	for name, m := range o.models {
+		models.Add(sluice.ModelInfo{ID: name, OwnedBy: "test"}, m)
+	}
+	a := api.New(api.Config{}, store, runner, &models, log)
+	stopCtx, stop := context.WithCancel(context.Background())
+	opts := o.ws
+	opts.Store, opts.Runner, opts.Models, opts.Logger, opts.Stop = store, runner, &models, log, stopCtx
+	h := ws.NewHandler(opts)
+	a.Handle("GET /ws", h)
+	srv := httptest.NewServer(a)
+	e := &env{URL: srv.URL, WSURL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws", ws: h, store: store, stop: stop}
+	t.Cleanup(func() {
+		stop()
+		a.Drain()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := runner.Shutdown(ctx); err != nil {
+			t.Errorf("runner shutdown: %v", err)
+		}
+		// The API server stops its own goroutines with Shutdown, where it has one.
+		if sh, ok := any(a).(interface{ Shutdown(context.Context) error }); ok {
+			if err := sh.Shutdown(ctx); err != nil {
+				t.Errorf("api shutdown: %v", err)
+			}
+		}
+		srv.CloseClientConnections()
+		srv.Close()
+		h.Wait()
+		store.Close()
+	})
+	return e
+}
+
+// frame is any server frame.
+type frame struct {
+	Type    string `json:"type"`
+	ID      string `json:"id"`
+	Stream  string `json:"stream"`
+	Topic   string `json:"topic"`
+	Event   string `json:"event"`
+	Data    string `json:"data"`
+	End     string `json:"end"`
+	EventID string `json:"event_id"`
+	Status  string `json:"status"`
+	Reason  string `json:"reason"`
+	Error   *struct {
+		Message string  `json:"message"`
+		Type    string  `json:"type"`
+		Param   *string `json:"param"`
+		Code    *string `json:"code"`
+	} `json:"error"`
+}
+
+// client is a test WebSocket client.
+type client struct {
+	t *testing.T
+	c *websocket.Conn
+}
+
+func (e *env) dial(t *testing.T) *client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, e.WSURL, nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	c.SetReadLimit(64 << 20)
+	t.Cleanup(func() { c.CloseNow() })
+	return &client{t: t, c: c}
+}
+
+func (c *client) send(msg any) {
+	c.t.Helper()
+	var b []byte
+	switch m := msg.(type) {
+	case string:
+		b = []byte(m)
+	default:
+		var err error
+		if b, err = json.Marshal(m); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.c.Write(ctx, websocket.MessageText, b); err != nil {
+		c.t.Fatalf("send: %v", err)
+	}
+}
+
+// next reads one frame, failing the test after 10 s.
+func (c *client) next() frame {
+	c.t.Helper()
+	f, err := c.read()
+	if err != nil {
+		c.t.Fatalf("reading a frame: %v", err)
+	}
+	return f
+}
+
+func (c *client) read() (frame, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	typ, b, err := c.c.Read(ctx)
+	if err != nil {
+		return frame{}, err
+	}
+	var f frame
+	if typ != websocket.MessageText {
+		return f, errors.New("binary frame")
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		return f, fmt.Errorf("frame %q: %v", b, err)
+	}
+	return f, nil
+}
+
+// expect reads one frame and checks its type.
+func (c *client) expect(typ string) frame {
+	c.t.Helper()
+	f := c.next()
+	if f.Type != typ {
+		c.t.Fatalf("got a %q frame %+v, want %q", f.Type, f, typ)
+	}
+	return f
+}
+
+// untilEnd reads the event frames of one stream until its last one.
+func (c *client) untilEnd(stream string) []frame {
+	c.t.Helper()
+	var out []frame
+	for {
+		f := c.next()
+		if f.Type != "event" || f.Stream != stream {
+			c.t.Fatalf("unexpected frame %+v while reading stream %s", f, stream)
+		}
+		out = append(out, f)
+		if f.End != "" {
+			return out
+		}
+	}
+}
+
+func chatBody(content string, extra ...any) map[string]any {
+	b := map[string]any{
+		"model":    "demo",
+		"stream":   true,
+		"messages": []map[string]any{{"role": "user", "content": content}},
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		b[extra[i].(string)] = extra[i+1]
+	}
+	return b
+}
+
+// text joins the delta contents of chunk data strings, and reports the last
+// data.
+func text(t *testing.T, datas []string) (string, string) {
+	t.Helper()
+	var sb strings.Builder
+	last := ""
+	for _, d := range datas {
+		last = d
+		if d == "[DONE]" || strings.HasPrefix(d, `{"error"`) {
+			continue
+		}
+		var ch struct {
+			Choices []struct {
+				Delta struct {
+					Content string `json:"content"`
+				} `json:"delta"`
+			} `json:"choices"`
+		}
+		if err := json.Unmarshal([]byte(d), &ch); err != nil {
+			t.Fatalf("data %q is not a chunk: %v", d, err)
+		}
+		for _, c := range ch.Choices {
+			sb.WriteString(c.Delta.Content)
+		}
+	}
+	return sb.String(), last
+}
+
+func datas(fs []frame) []string {
+	out := make([]string, len(fs))
+	for i, f := range fs {
+		out[i] = f.Data
+	}
+	return out
+}
+
+// sseChat runs a chat completion over SSE and returns its events.
+func (e *env) sseChat(t *testing.T, body any) []sse.Event {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	resp, err := http.Post(e.URL+"/v1/chat/completions", "application/json", strings.NewReader(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out []sse.Event
+	rd := sse.NewReader(resp.Body)
+	for {
+		ev, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("reading SSE: %v", err)
+		}
+		out = append(out, ev)
+	}
+}
+
+// stepModel emits its tokens one by one, each after a receive from step.
+type stepModel struct {
+	tokens []string
+	step   chan struct{}
+
+	mu      sync.Mutex
+	stopped error
+}
+
+func (m *stepModel) Stream(ctx context.Context, req *sluice.ChatRequest, emit func(sluice.Delta) error) (sluice.Usage, error) {
+	if err := emit(sluice.Delta{Role: "assistant"}); err != nil {
+		return sluice.Usage{}, err
+	}
+	for i, tok := range m.tokens {
+		select {
+		case <-m.step:
+		case <-ctx.Done():
+			m.mu.Lock()
+			m.stopped = ctx.Err()
+			m.mu.Unlock()
+			return sluice.Usage{CompletionTokens: i}, ctx.Err()
+		}
+		if err := emit(sluice.Delta{Content: tok}); err != nil {
+			return sluice.Usage{}, err
+		}
+	}
+	return sluice.Usage{CompletionTokens: len(m.tokens)}, emit(sluice.Delta{FinishReason: "stop"})
+}
+
+func (m *stepModel) stoppedBy() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stopped
+}
+
+// eventually polls cond until it holds or 10 s pass.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
