@@ -42,6 +42,7 @@ func TestMain(m *testing.M) {
 // any test models.
 type env struct {
 	URL    string
+	client *http.Client
 	srv    *httptest.Server
 	api    *api.Server
 	runner *gen.Runner
@@ -54,6 +55,7 @@ type envOptions struct {
 	maxGenerations int
 	retention      time.Duration
 	models         map[string]sluice.Model
+	http2          bool // serve HTTP/2 over TLS, where connections cannot be hijacked
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -71,8 +73,14 @@ func newEnv(t *testing.T, o envOptions) *env {
 		models.Add(sluice.ModelInfo{ID: name, OwnedBy: "test"}, m)
 	}
 	a := api.New(o.cfg, store, runner, &models, log)
-	srv := httptest.NewServer(a)
-	e := &env{URL: srv.URL, srv: srv, api: a, runner: runner, store: store}
+	srv := httptest.NewUnstartedServer(a)
+	if o.http2 {
+		srv.EnableHTTP2 = true
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	e := &env{URL: srv.URL, client: srv.Client(), srv: srv, api: a, runner: runner, store: store}
 	t.Cleanup(func() {
 		a.Drain()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -85,6 +93,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		}
 		srv.CloseClientConnections()
 		srv.Close()
+		e.client.CloseIdleConnections()
 		store.Close()
 	})
 	return e
@@ -120,7 +129,7 @@ func (e *env) post(t *testing.T, path string, body any, header ...string) *http.
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +146,7 @@ func (e *env) get(t *testing.T, path string, header ...string) *http.Response {
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,6 +56,26 @@ func TestResumeJoinsToTheUninterruptedText(t *testing.T) {
 	}
 }
 
+// TestStreamsOverHTTP2 covers the path where the hub cannot take the
+// connection over: the handler serves the stream itself.
+func TestStreamsOverHTTP2(t *testing.T) {
+	e := newEnv(t, envOptions{http2: true, demo: demo.Options{TokensPerSecond: 2000}})
+	resp := e.post(t, "/v1/chat/completions", chatBody("over h2"))
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("protocol %s, want HTTP/2", resp.Proto)
+	}
+	id := resp.Header.Get("Sluice-Stream-ID")
+	part := events(t, resp, 5)
+	resp.Body.Close()
+	rest := events(t, e.get(t, "/v1/streams/"+id, "Last-Event-ID", part[4].ID), -1)
+	whole := events(t, e.get(t, "/v1/streams/"+id), -1)
+	joined, last := content(t, append(part, rest...))
+	want, _ := content(t, whole)
+	if joined != want || last != "[DONE]" {
+		t.Fatalf("over HTTP/2 the resumed text differs or does not end in [DONE] (%q)", last)
+	}
+}
+
 func startStream(t *testing.T, e *env, prompt string) string {
 	t.Helper()
 	resp := e.post(t, "/v1/chat/completions", chatBody(prompt))
