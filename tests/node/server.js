@@ -1,0 +1,181 @@
+// Starts the real sluice binary for a test file and stops it again.
+//
+//   const sluice = await startSluice({ args: ['--demo-tps', '0'] });
+//   ... fetch(sluice.url + '/v1/models') ...
+//   await sluice.stop(); // SIGTERM, then asserts a clean exit (code 0)
+//
+// The binary is built once per process from the repository this file lives
+// in (go build ./cmd/sluice), unless SLUICE_BIN names one already built.
+
+import { spawn, execFile } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+const START_TIMEOUT_MS = 15_000;
+const STOP_TIMEOUT_MS = 20_000;
+
+let built; // Promise<string>: the path of the binary
+let buildDir; // removed when the process exits
+const running = new Set(); // child processes not yet stopped
+
+process.on('exit', () => {
+  // A test that crashed before its after() hook must not leave servers behind.
+  for (const child of running) child.kill('SIGKILL');
+  if (buildDir) rmSync(buildDir, { recursive: true, force: true });
+});
+
+/** Returns the path of the sluice binary, building it on first use. */
+export function sluiceBinary() {
+  if (process.env.SLUICE_BIN) return Promise.resolve(path.resolve(process.env.SLUICE_BIN));
+  built ??= (async () => {
+    buildDir = await mkdtemp(path.join(os.tmpdir(), 'sluice-node-tests-'));
+    const bin = path.join(buildDir, 'sluice');
+    try {
+      await promisify(execFile)('go', ['build', '-o', bin, './cmd/sluice'], {
+        cwd: repoRoot,
+        maxBuffer: 16 << 20,
+      });
+    } catch (err) {
+      throw new Error(`go build ./cmd/sluice failed in ${repoRoot}:\n${err.stderr || err.message}`);
+    }
+    return bin;
+  })();
+  return built;
+}
+
+/** Finds a free loopback port: listen on port 0, note the port, close. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Starts sluice on a free loopback port and waits until GET /healthz
+ * answers 200.
+ *
+ * @param {object} [opts]
+ * @param {string[]} [opts.args] extra flags, e.g. ['--demo-tps', '200']
+ * @param {Record<string,string>} [opts.env] extra environment (SLUICE_*)
+ * @returns {Promise<{url: string, stop: () => Promise<void>, logs: () => string}>}
+ */
+export async function startSluice({ args = [], env = {} } = {}) {
+  const bin = await sluiceBinary();
+  // Another process may take the port between our close and sluice's
+  // listen; try again with a fresh port if sluice exits at start.
+  let lastErr;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort();
+    try {
+      return await launch(bin, port, args, env);
+    } catch (err) {
+      lastErr = err;
+      if (!/address already in use/i.test(err.message)) throw err;
+    }
+  }
+  throw lastErr;
+}
+
+async function launch(bin, port, args, env) {
+  const url = `http://127.0.0.1:${port}`;
+  const child = spawn(bin, ['serve', '--addr', `127.0.0.1:${port}`, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  let output = '';
+  const keep = (chunk) => {
+    output += chunk;
+    if (output.length > 256 << 10) output = output.slice(-(128 << 10));
+  };
+  child.stdout.setEncoding('utf8').on('data', keep);
+  child.stderr.setEncoding('utf8').on('data', keep);
+  const logs = () => output;
+
+  const exited = new Promise((resolve) => {
+    child.once('exit', (code, signal) => {
+      running.delete(child);
+      resolve({ code, signal });
+    });
+    child.once('error', (err) => {
+      running.delete(child);
+      resolve({ code: null, signal: null, error: err });
+    });
+  });
+
+  try {
+    await waitHealthy(url, exited);
+  } catch (err) {
+    child.kill('SIGKILL');
+    await exited;
+    throw new Error(`${err.message}\n--- sluice output ---\n${logs()}`);
+  }
+
+  let stopped;
+  const stop = () => {
+    stopped ??= (async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      let timer;
+      const timeout = new Promise((resolve) => {
+        timer = setTimeout(() => resolve(null), STOP_TIMEOUT_MS);
+      });
+      const result = await Promise.race([exited, timeout]);
+      clearTimeout(timer);
+      if (result === null) {
+        child.kill('SIGKILL');
+        await exited;
+        throw new Error(`sluice did not exit within ${STOP_TIMEOUT_MS} ms of SIGTERM\n--- sluice output ---\n${logs()}`);
+      }
+      if (result.code !== 0) {
+        throw new Error(
+          `sluice exited with code ${result.code} (signal ${result.signal}) after SIGTERM\n--- sluice output ---\n${logs()}`,
+        );
+      }
+    })();
+    return stopped;
+  };
+  return { url, stop, logs };
+}
+
+/** Polls GET /healthz until it answers 200; fails at once if sluice exits. */
+async function waitHealthy(url, exited) {
+  let gone = null;
+  exited.then((r) => {
+    gone = r;
+  });
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  let delay = 10;
+  let last = 'no answer';
+  while (Date.now() < deadline) {
+    if (gone) {
+      throw new Error(`sluice exited before it was healthy (code ${gone.code}, signal ${gone.signal}${gone.error ? ', ' + gone.error.message : ''})`);
+    }
+    try {
+      const res = await fetch(url + '/healthz', { signal: AbortSignal.timeout(1000) });
+      const body = await res.text();
+      if (res.status === 200) return;
+      last = `${res.status} ${body.trim()}`;
+    } catch (err) {
+      last = err.cause?.code || err.message;
+    }
+    // Wake up early if the process exits while we wait.
+    await Promise.race([new Promise((r) => setTimeout(r, delay)), exited]);
+    delay = Math.min(delay * 2, 200);
+  }
+  throw new Error(`sluice at ${url} was not healthy within ${START_TIMEOUT_MS} ms (last: ${last})`);
+}
+
+export { repoRoot };
