@@ -3,6 +3,7 @@ package sluice
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Application error codes. The HTTP layer maps each to one status code in a
@@ -30,6 +31,9 @@ type Error struct {
 	Param   string // the request field at fault, if any
 	Kind    string // a finer machine-readable reason, e.g. "model_not_found"
 	Err     error  // the underlying cause, for logs
+	// RetryAfter, for ERATELIMIT and EUNAVAILABLE, says when trying again
+	// may succeed; zero leaves it to the transport.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {

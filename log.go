@@ -53,6 +53,9 @@ type Log interface {
 	// Name returns the name the log was created under.
 	Name() string
 
+	// Owner returns LogOptions.Owner as the log was created with it.
+	Owner() string
+
 	// Append adds ev to the end of the log and returns the ID it was given.
 	// A log that is full (see LogOptions.MaxLen) and not a ring refuses all
 	// but an ending event with ETOOLARGE.
@@ -83,6 +86,9 @@ type LogOptions struct {
 	MaxLen int
 	// Ring makes the log keep only its newest MaxLen events.
 	Ring bool
+	// Owner names who may read and stop the log (an API key's ID); empty
+	// means anyone may. It is set when the log is created.
+	Owner string
 }
 
 // Store keeps logs by name.

@@ -22,12 +22,19 @@ const (
 )
 
 func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
+	who, ok := s.enter(w, r, false)
+	if !ok {
+		return
+	}
 	body, err := readBody(w, r, s.cfg.MaxBodyBytes)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
 	}
 	req, err := DecodeChat(body)
+	if err == nil {
+		err = s.cfg.Limits.CheckChat(req)
+	}
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
@@ -37,8 +44,20 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
-	g, err := s.runner.Start(req, model)
+	var release func()
+	if req.Stream {
+		if release, err = s.guard.openStream(clientAddr(r)); err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+	} else {
+		req.IncludeUsage = true // a chat.completion always reports usage
+	}
+	g, err := s.runner.StartFor(who, req, model)
 	if err != nil {
+		if release != nil {
+			release()
+		}
 		writeError(w, r, s.log, err)
 		return
 	}
@@ -48,7 +67,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		onGone = func() { s.runner.Cancel(g.ID) }
 	}
 	if req.Stream {
-		s.stream(w, r, g.Log, "", streamOptions{onGone: onGone})
+		s.stream(w, r, g.Log, "", streamOptions{onGone: onGone, release: release})
 		return
 	}
 	s.complete(w, r, g, onGone)
@@ -91,28 +110,48 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, g *gen.Generat
 	writeJSON(w, http.StatusOK, co.Completion())
 }
 
-func (s *Server) handleAttach(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	l, err := s.store.Open(r.Context(), gen.LogName(id), false, sluice.LogOptions{})
+// openGeneration returns the log of the generation named in the path, if
+// the caller may use it.
+func (s *Server) openGeneration(w http.ResponseWriter, r *http.Request) (sluice.Log, bool) {
+	who, ok := s.enter(w, r, false)
+	if !ok {
+		return nil, false
+	}
+	l, err := s.store.Open(r.Context(), gen.LogName(r.PathValue("id")), false, sluice.LogOptions{})
+	if err == nil {
+		err = mayUse(who, l)
+	}
 	if err != nil {
 		writeError(w, r, s.log, err)
+		return nil, false
+	}
+	return l, true
+}
+
+func (s *Server) handleAttach(w http.ResponseWriter, r *http.Request) {
+	l, ok := s.openGeneration(w, r)
+	if !ok {
 		return
 	}
 	after := lastEventID(r)
 	if !s.startStream(w, r, l, after) {
 		return
 	}
-	w.Header().Set(HeaderStreamID, id)
-	s.stream(w, r, l, after, streamOptions{})
-}
-
-func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	l, err := s.store.Open(r.Context(), gen.LogName(id), false, sluice.LogOptions{})
+	release, err := s.guard.openStream(clientAddr(r))
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
 	}
+	w.Header().Set(HeaderStreamID, r.PathValue("id"))
+	s.stream(w, r, l, after, streamOptions{release: release})
+}
+
+func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
+	l, ok := s.openGeneration(w, r)
+	if !ok {
+		return
+	}
+	id := r.PathValue("id")
 	s.runner.Cancel(id)
 	_, end, err := l.Last(r.Context())
 	if err != nil {

@@ -26,6 +26,9 @@ var statSamples = []metrics.Sample{
 }
 
 func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.enter(w, r, false); !ok {
+		return
+	}
 	if r.URL.Query().Get("gc") == "1" {
 		runtime.GC() // so that heap figures compare live objects only
 	}

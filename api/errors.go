@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/wire"
@@ -47,7 +48,12 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
 	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+		after := time.Duration(retryAfter) * time.Second
+		var e *sluice.Error
+		if errors.As(err, &e) && e.RetryAfter > 0 {
+			after = e.RetryAfter
+		}
+		w.Header().Set("Retry-After", retryAfterSeconds(after))
 	}
 	writeJSON(w, status, wire.Error(err))
 }

@@ -56,10 +56,16 @@ func (t *Models) List() []sluice.ModelInfo {
 }
 
 func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.enter(w, r, false); !ok {
+		return
+	}
 	writeJSON(w, http.StatusOK, wire.Models(s.models.List()))
 }
 
 func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.enter(w, r, false); !ok {
+		return
+	}
 	name := r.PathValue("model")
 	for _, m := range s.models.List() {
 		if m.ID == name {

@@ -25,6 +25,16 @@ type Config struct {
 	WriteTimeout time.Duration // a write that takes longer drops the reader
 	MaxBodyBytes int64         // request bodies over this are refused with 413
 	TopicMaxLen  int           // events a topic keeps for replay
+
+	// Keys, when set, are the API keys every API request must present
+	// (Authorization: Bearer); nil lets anyone in.
+	Keys *Keys
+	// PublicTopics may be read without a key ("*": every topic).
+	PublicTopics []string
+	// CORSOrigins may call the API from a browser ("*": any origin); none
+	// means same-origin only.
+	CORSOrigins []string
+	Limits      Limits
 }
 
 // Defaults for Config.
@@ -49,6 +59,7 @@ type Server struct {
 	drainCtx context.Context // done when the server starts to shut down
 	drain    context.CancelFunc
 	hub      *hub.Hub
+	guard    *guard
 	streams  atomic.Int64 // SSE responses served outside the hub
 }
 
@@ -75,6 +86,7 @@ func New(cfg Config, store sluice.Store, runner *gen.Runner, models *Models, log
 	}
 	s := &Server{cfg: cfg, store: store, runner: runner, models: models, log: logger, mux: http.NewServeMux()}
 	s.drainCtx, s.drain = context.WithCancel(context.Background())
+	s.guard = newGuard(cfg.Limits)
 	s.hub = hub.New(hub.Options{Heartbeat: cfg.Heartbeat, Retry: cfg.Retry, WriteTimeout: cfg.WriteTimeout, Logger: logger})
 	s.routes()
 	return s
@@ -99,6 +111,10 @@ func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, 
 
 // ServeHTTP dispatches to the routes; unknown routes get an OpenAI-style 404.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	setSecurityHeaders(w.Header())
+	if s.cors(w, r) {
+		return
+	}
 	// Handler only looks the route up; ServeHTTP also fills PathValue.
 	if _, pattern := s.mux.Handler(r); pattern == "" {
 		writeError(w, r, s.log, routeError(r))

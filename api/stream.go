@@ -29,6 +29,8 @@ type streamOptions struct {
 	stop context.Context
 	// onGone runs when the client goes away before the log ended.
 	onGone func()
+	// release runs, once, when the stream has ended (see guard.openStream).
+	release func()
 }
 
 // startStream checks that a reader may start after the given ID, so that a
@@ -54,9 +56,12 @@ func (s *Server) startStream(w http.ResponseWriter, r *http.Request, l sluice.Lo
 // handler's goroutine serves it.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, l sluice.Log, after string, opts streamOptions) {
 	sse.SetHeaders(w.Header())
-	err := s.hub.Attach(w, l, after, hub.AttachOptions{Topic: opts.stop != nil, OnGone: opts.onGone})
+	err := s.hub.Attach(w, l, after, hub.AttachOptions{Topic: opts.stop != nil, OnGone: opts.onGone, OnClose: opts.release})
 	if err == nil {
 		return
+	}
+	if opts.release != nil {
+		defer opts.release()
 	}
 	if !errors.Is(err, hub.ErrNotHijackable) {
 		writeError(w, r, s.log, err)
@@ -73,7 +78,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, l sluice.Lo
 	rc := http.NewResponseController(w)
 	w.WriteHeader(http.StatusOK)
 
-	buf := sse.AppendRetry(make([]byte, 0, 4096), s.cfg.Retry)
+	buf := sse.AppendRetry(make([]byte, 0, 4096), jitter(s.cfg.Retry))
 	if err := s.flush(rc, w, buf); err != nil {
 		return
 	}

@@ -32,6 +32,9 @@ func topicOf(r *http.Request) string {
 // ?last_event_id=) when given, from the oldest kept event with
 // ?from=start, else only what is published from now on.
 func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.enter(w, r, s.publicTopic(topicOf(r))); !ok {
+		return
+	}
 	l, err := s.openTopic(r, topicOf(r))
 	if err != nil {
 		writeError(w, r, s.log, err)
@@ -47,7 +50,22 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 	if !s.startStream(w, r, l, after) {
 		return
 	}
-	s.stream(w, r, l, after, streamOptions{stop: s.drainCtx})
+	release, err := s.guard.openStream(clientAddr(r))
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	s.stream(w, r, l, after, streamOptions{stop: s.drainCtx, release: release})
+}
+
+// publicTopic reports whether a topic may be read without a key.
+func (s *Server) publicTopic(name string) bool {
+	for _, p := range s.cfg.PublicTopics {
+		if p == "*" || p == name {
+			return true
+		}
+	}
+	return false
 }
 
 // publishBody is what POST /v1/topics/{name}/events takes. A string Data is
@@ -58,6 +76,9 @@ type publishBody struct {
 }
 
 func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.enter(w, r, false); !ok {
+		return
+	}
 	var b publishBody
 	if err := decodeJSON(w, r, s.cfg.MaxBodyBytes, &b); err != nil {
 		writeError(w, r, s.log, err)
@@ -80,6 +101,9 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 // handleSendMessage is the seeds' POST /send-message: {"message": "..."}
 // goes to every subscriber of the default topic as the event's data.
 func (s *Server) handleSendMessage(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.enter(w, r, false); !ok {
+		return
+	}
 	var b struct {
 		Message *string `json:"message"`
 	}

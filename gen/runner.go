@@ -25,21 +25,24 @@ func LogName(id string) string { return "gen/" + id }
 type Options struct {
 	Store         sluice.Store
 	MaxConcurrent int // generations running at once; 0 means 1000
+	MaxPerOwner   int // generations one owner may run at once; 0 means no limit but MaxConcurrent
 	Logger        *slog.Logger
 }
 
 // Runner starts, tracks and stops generations. It is safe for concurrent
 // use. Shutdown ends every generation and waits for their goroutines.
 type Runner struct {
-	store  sluice.Store
-	log    *slog.Logger
-	slots  chan struct{}
-	wg     sync.WaitGroup
-	ctx    context.Context // parent of every generation; cancelled by Shutdown
-	cancel context.CancelCauseFunc
+	store    sluice.Store
+	log      *slog.Logger
+	slots    chan struct{}
+	perOwner int
+	wg       sync.WaitGroup
+	ctx      context.Context // parent of every generation; cancelled by Shutdown
+	cancel   context.CancelCauseFunc
 
 	mu      sync.Mutex
 	running map[string]*Generation
+	owners  map[string]int // running generations by owner
 	closing bool
 }
 
@@ -48,6 +51,7 @@ type Generation struct {
 	ID      string
 	Model   string
 	Created int64
+	Owner   string
 	Log     sluice.Log
 
 	cancel context.CancelCauseFunc
@@ -73,7 +77,10 @@ func (g *Generation) Err() error {
 var (
 	errCancelled = &sluice.Error{Code: sluice.ECANCELLED, Kind: "cancelled", Message: "The generation was cancelled."}
 	errShutdown  = &sluice.Error{Code: sluice.EUNAVAILABLE, Kind: "server_shutting_down", Message: "The server is shutting down; the answer is incomplete."}
-	errBusy      = &sluice.Error{Code: sluice.EUNAVAILABLE, Kind: "too_many_generations", Message: "Too many answers are being generated at once; try again shortly."}
+	errBusy      = &sluice.Error{Code: sluice.EUNAVAILABLE, Kind: "too_many_generations", RetryAfter: time.Second,
+		Message: "Too many answers are being generated at once; try again shortly."}
+	errOwnerBusy = &sluice.Error{Code: sluice.ERATELIMIT, Kind: "too_many_generations_for_key", RetryAfter: time.Second,
+		Message: "This API key has as many answers running as it may; wait for one to finish."}
 )
 
 // NewRunner returns a runner writing into opts.Store.
@@ -86,8 +93,8 @@ func NewRunner(opts Options) *Runner {
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	return &Runner{
-		store: opts.Store, log: opts.Logger, slots: make(chan struct{}, opts.MaxConcurrent),
-		ctx: ctx, cancel: cancel, running: make(map[string]*Generation),
+		store: opts.Store, log: opts.Logger, slots: make(chan struct{}, opts.MaxConcurrent), perOwner: opts.MaxPerOwner,
+		ctx: ctx, cancel: cancel, running: make(map[string]*Generation), owners: make(map[string]int),
 	}
 }
 
@@ -102,15 +109,39 @@ func NewID() string {
 // for. It returns at once; the answer is written into the generation's log.
 // It fails with EUNAVAILABLE when the runner is full or shutting down.
 func (r *Runner) Start(req *sluice.ChatRequest, m sluice.Model) (*Generation, error) {
+	return r.StartFor("", req, m)
+}
+
+// StartFor is Start for a generation that only owner may read and stop
+// (see sluice.LogOptions.Owner).
+func (r *Runner) StartFor(owner string, req *sluice.ChatRequest, m sluice.Model) (*Generation, error) {
 	select {
 	case r.slots <- struct{}{}:
 	default:
 		return nil, errBusy
 	}
-	g := &Generation{ID: NewID(), Model: req.Model, Created: time.Now().Unix(), done: make(chan struct{})}
-	l, err := r.store.Create(r.ctx, LogName(g.ID), sluice.LogOptions{})
+	r.mu.Lock()
+	err := error(nil)
+	switch {
+	case r.closing:
+		err = errShutdown
+	case owner != "" && r.perOwner > 0 && r.owners[owner] >= r.perOwner:
+		err = errOwnerBusy
+	default:
+		r.owners[owner]++
+		r.wg.Add(1) // here, so that Shutdown cannot miss it
+	}
+	r.mu.Unlock()
 	if err != nil {
 		<-r.slots
+		return nil, err
+	}
+
+	g := &Generation{ID: NewID(), Model: req.Model, Created: time.Now().Unix(), Owner: owner, done: make(chan struct{})}
+	l, err := r.store.Create(r.ctx, LogName(g.ID), sluice.LogOptions{Owner: owner})
+	if err != nil {
+		r.release(g)
+		r.wg.Done()
 		return nil, err
 	}
 	g.Log = l
@@ -118,18 +149,22 @@ func (r *Runner) Start(req *sluice.ChatRequest, m sluice.Model) (*Generation, er
 	g.cancel = cancel
 
 	r.mu.Lock()
-	if r.closing {
-		r.mu.Unlock()
-		cancel(errShutdown)
-		<-r.slots
-		return nil, errShutdown
-	}
 	r.running[g.ID] = g
-	r.wg.Add(1)
 	r.mu.Unlock()
 
 	go r.run(ctx, g, req, m)
 	return g, nil
+}
+
+// release gives back what StartFor took for g.
+func (r *Runner) release(g *Generation) {
+	r.mu.Lock()
+	delete(r.running, g.ID)
+	if r.owners[g.Owner]--; r.owners[g.Owner] <= 0 {
+		delete(r.owners, g.Owner)
+	}
+	r.mu.Unlock()
+	<-r.slots
 }
 
 // Cancel stops the generation id, which then ends its log with a
@@ -176,10 +211,7 @@ func (r *Runner) Shutdown(ctx context.Context) error {
 func (r *Runner) run(ctx context.Context, g *Generation, req *sluice.ChatRequest, m sluice.Model) {
 	defer r.wg.Done()
 	defer func() {
-		r.mu.Lock()
-		delete(r.running, g.ID)
-		r.mu.Unlock()
-		<-r.slots
+		r.release(g)
 		close(g.done)
 		g.cancel(nil)
 	}()

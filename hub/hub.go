@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"sync"
 	"time"
@@ -88,6 +89,9 @@ type AttachOptions struct {
 	Topic bool
 	// OnGone runs, once, when the client goes away before the log ended.
 	OnGone func()
+	// OnClose runs, once, when the connection is closed for any reason
+	// (after OnGone, if that runs).
+	OnClose func()
 }
 
 // Attach takes over the connection of w, writes the response head (status
@@ -111,12 +115,12 @@ func (h *Hub) Attach(w http.ResponseWriter, l sluice.Log, after string, opts Att
 	// Bytes the client sent after its request (pipelining) are never read:
 	// a stream is the last response on its connection.
 	_ = brw
-	head := responseHead(w.Header(), h.opts.Retry)
-	s := &sub{hub: h, conn: conn, topic: opts.Topic, onGone: opts.OnGone, cursor: after}
+	head := responseHead(w.Header(), jitter(h.opts.Retry))
+	s := &sub{hub: h, conn: conn, topic: opts.Topic, onGone: opts.OnGone, onClose: opts.OnClose, cursor: after}
 	s.touch()
 	if err := s.writeBlocking(head); err != nil {
-		conn.Close()
-		return nil // the client left already; nothing to report to it
+		s.finish(nil, true) // the client left already; nothing to report to it
+		return nil
 	}
 
 	h.mu.Lock()
@@ -142,6 +146,12 @@ func (h *Hub) Attach(w http.ResponseWriter, l sluice.Log, after string, opts Att
 	// it to the feed.
 	s.catchUp()
 	return nil
+}
+
+// jitter spreads a reconnect delay by up to half again, so that clients
+// dropped together do not all come back at once.
+func jitter(d time.Duration) time.Duration {
+	return d + time.Duration(rand.Int64N(int64(d)/2+1))
 }
 
 // Len reports how many connections the hub holds.

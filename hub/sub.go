@@ -21,7 +21,9 @@ import (
 const fastWrite = 5 * time.Millisecond
 
 var (
-	pingComment  = sse.AppendComment(nil, "ping")
+	pingComment = sse.AppendComment(nil, "ping")
+	// drainComment ends a stream at shutdown; the client reconnects (to
+	// another node) after its retry delay.
 	drainComment = sse.AppendComment(nil, "server shutting down; reconnect")
 	// polled is a done context: Log.Read with it returns what is there.
 	polled = func() context.Context {
@@ -33,11 +35,12 @@ var (
 
 // sub is one connection handed to the hub.
 type sub struct {
-	hub    *Hub
-	feed   *feed
-	conn   net.Conn
-	topic  bool
-	onGone func()
+	hub     *Hub
+	feed    *feed
+	conn    net.Conn
+	topic   bool
+	onGone  func()
+	onClose func()
 
 	wmu       sync.Mutex // serialises writes and guards cursor and pending
 	cursor    string     // ID of the last event written
@@ -219,6 +222,9 @@ func (s *sub) finish(comment []byte, gone bool) {
 	}
 	if gone && s.onGone != nil {
 		s.onGone()
+	}
+	if s.onClose != nil {
+		s.onClose()
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 // starting at 1; clients must treat them as opaque.
 type Log struct {
 	name  string
+	owner string
 	ring  bool
 	max   int
 	onEnd func()
@@ -30,11 +31,14 @@ type Log struct {
 var _ sluice.Log = (*Log)(nil)
 
 func newLog(name string, opts sluice.LogOptions) *Log {
-	return &Log{name: name, ring: opts.Ring, max: opts.MaxLen, first: 1, next: 1, wake: make(chan struct{})}
+	return &Log{name: name, owner: opts.Owner, ring: opts.Ring, max: opts.MaxLen, first: 1, next: 1, wake: make(chan struct{})}
 }
 
 // Name returns the log's name.
 func (l *Log) Name() string { return l.name }
+
+// Owner returns who may read and stop the log; empty means anyone.
+func (l *Log) Owner() string { return l.owner }
 
 // Append adds ev and wakes every waiting reader.
 func (l *Log) Append(_ context.Context, ev sluice.Event) (string, error) {
