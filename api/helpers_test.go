@@ -3,6 +3,8 @@ package api_test
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,6 +55,7 @@ type envOptions struct {
 	cfg            api.Config
 	demo           demo.Options
 	maxGenerations int
+	maxPerKey      int
 	retention      time.Duration
 	models         map[string]sluice.Model
 	http2          bool // serve HTTP/2 over TLS, where connections cannot be hijacked
@@ -65,7 +68,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	store := memory.New(memory.Options{Retention: o.retention})
-	runner := gen.NewRunner(gen.Options{Store: store, MaxConcurrent: o.maxGenerations, Logger: log})
+	runner := gen.NewRunner(gen.Options{Store: store, MaxConcurrent: o.maxGenerations, MaxPerOwner: o.maxPerKey, Logger: log})
 	var models api.Models
 	dm := demo.New(o.demo)
 	models.Add(dm.Info(), dm)
@@ -283,4 +286,20 @@ func readLine(t *testing.T, br *bufio.Reader) string {
 		t.Fatalf("reading a line: %v", err)
 	}
 	return line
+}
+
+func sha256hex(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// waitFor polls cond until it holds, or fails the test after 5 seconds.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatal("condition not met within 5s")
 }
