@@ -28,6 +28,12 @@ type Config struct {
 	TopicMaxLen    int
 	DemoTTFT       time.Duration
 	DemoTPS        float64
+	ConfigFile     string // the TOML file of upstreams and models (configfile.go)
+	UpstreamURL    string // the simple case: one upstream (models.go)
+	UpstreamModels string // its models, comma-separated
+
+	// Upstreams is what ConfigFile or UpstreamURL describe, validated.
+	Upstreams upstreamConfig
 }
 
 // envName is the environment variable that sets the flag name:
@@ -56,6 +62,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.IntVar(&c.TopicMaxLen, "topic-max-len", 1000, "events a topic keeps for replay")
 	fs.DurationVar(&c.DemoTTFT, "demo-ttft", 300*time.Millisecond, "demo model: time to first token")
 	fs.Float64Var(&c.DemoTPS, "demo-tps", 30, "demo model: tokens per second (0: as fast as possible)")
+	fs.StringVar(&c.ConfigFile, "config", "", "TOML file of OpenAI-compatible upstreams and the models they serve")
+	fs.StringVar(&c.UpstreamURL, "upstream-url", "", "one OpenAI-compatible upstream, e.g. http://localhost:11434/v1 (its key: OPENAI_API_KEY)")
+	fs.StringVar(&c.UpstreamModels, "upstream-models", "", "the upstream's models to offer, comma-separated: name or name=upstream-name")
 
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -74,7 +83,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	return c, c.validate()
+	if err := c.validate(); err != nil {
+		return c, err
+	}
+	var err error
+	c.Upstreams, err = loadUpstreams(c, getenv)
+	return c, err
 }
 
 func (c Config) validate() error {

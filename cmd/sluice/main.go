@@ -85,6 +85,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr st
 	var models api.Models
 	dm := demo.New(demo.Options{TimeToFirstToken: cfg.DemoTTFT, TokensPerSecond: cfg.DemoTPS})
 	models.Add(dm.Info(), dm)
+	closeUpstreams, err := cfg.Upstreams.addTo(&models, log)
+	if err != nil {
+		return err
+	}
+	defer closeUpstreams()
 
 	srv := api.New(api.Config{
 		Heartbeat: cfg.Heartbeat, Retry: cfg.Retry, WriteTimeout: cfg.WriteTimeout,
