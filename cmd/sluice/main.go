@@ -19,15 +19,18 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/api"
+	"github.com/sluice-dev/sluice/bench"
 	"github.com/sluice-dev/sluice/demo"
 	"github.com/sluice-dev/sluice/gen"
 	"github.com/sluice-dev/sluice/memory"
+	"github.com/sluice-dev/sluice/ws"
 )
 
 const usage = `Sluice streams LLM chat answers over Server-Sent Events.
 
 Usage:
   sluice [serve] [flags]   run the server (sluice serve -h lists the flags)
+  sluice bench [flags]     measure a server on this machine (sluice bench -h)
   sluice help              show this help
 
 Every flag can also be set by an environment variable: --demo-tps is SLUICE_DEMO_TPS.
@@ -66,6 +69,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
+	case "bench":
+		return runBench(ctx, args, stdout, stderr)
+	case "bench-worker": // started by bench, JSON lines on stdin and stdout
+		return bench.RunWorker(ctx, os.Stdin, stdout)
+	case "bench-baseline": // the naive server bench compares against
+		return runBenchBaseline(ctx, args, stderr)
 	}
 	fmt.Fprintf(stderr, "sluice: unknown command %q\n\n%s", cmd, usage)
 	return errUsage
@@ -95,6 +104,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr st
 		Heartbeat: cfg.Heartbeat, Retry: cfg.Retry, WriteTimeout: cfg.WriteTimeout,
 		MaxBodyBytes: cfg.MaxBodyBytes, TopicMaxLen: cfg.TopicMaxLen,
 	}, store, runner, &models, log)
+	// WebSocket beside SSE, over the same logs; it drains when ctx ends.
+	wsh := ws.NewHandler(ws.Options{Store: store, Runner: runner, Models: &models, TopicMaxLen: cfg.TopicMaxLen,
+		Heartbeat: cfg.Heartbeat, WriteTimeout: cfg.WriteTimeout, MaxMessageBytes: cfg.MaxBodyBytes + 64<<10, Stop: ctx, Logger: log})
+	srv.Handle("GET /ws", wsh)
+	defer wsh.Wait() // Shutdown does not wait for hijacked connections
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

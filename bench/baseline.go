@@ -1,0 +1,164 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/metrics"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Baseline is the yardstick the report measures Sluice against: the plain
+// net/http SSE server of the articles Sluice grew from. Each subscriber is
+// a handler goroutine with a channel; a publish sends to every channel, and
+// each handler writes and flushes every event on its own. It keeps nothing
+// for replay and drops an event for a subscriber whose channel is full.
+// It serves the routes the bench uses: GET /events and
+// GET /v1/topics/{name}/events (one topic for all names), POST
+// /v1/topics/{name}/events and GET /debug/stats.
+type Baseline struct {
+	mu      sync.RWMutex
+	subs    map[chan []byte]struct{}
+	nextID  int64
+	dropped int64
+	streams int64
+}
+
+// NewBaseline returns an empty baseline server.
+func NewBaseline() *Baseline { return &Baseline{subs: make(map[chan []byte]struct{})} }
+
+func (b *Baseline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.Method == "GET" && r.URL.Path == "/debug/stats":
+		b.stats(w, r)
+	case r.Method == "GET":
+		b.subscribe(w, r)
+	case r.Method == "POST":
+		b.publish(w, r)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (b *Baseline) subscribe(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("Connection", "keep-alive")
+	ch := make(chan []byte, 64)
+	b.mu.Lock()
+	b.subs[ch] = struct{}{}
+	b.streams++
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		delete(b.subs, ch)
+		b.streams--
+		b.mu.Unlock()
+	}()
+	flusher := w.(http.Flusher)
+	fmt.Fprint(w, ": connected\n\n")
+	flusher.Flush()
+	for {
+		select {
+		case msg := <-ch:
+			if _, err := w.Write(msg); err != nil {
+				return
+			}
+			flusher.Flush()
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+func (b *Baseline) publish(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Event string          `json:"event"`
+		Data  json.RawMessage `json:"data"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&body); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	var s string
+	if json.Unmarshal(body.Data, &s) != nil {
+		s = string(body.Data)
+	}
+	b.mu.Lock()
+	b.nextID++
+	id := b.nextID
+	msg := fmt.Appendf(nil, "id: %d\nevent: %s\ndata: %s\n\n", id, body.Event, s)
+	for ch := range b.subs {
+		select {
+		case ch <- msg:
+		default:
+			b.dropped++
+		}
+	}
+	b.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	fmt.Fprintf(w, `{"id":"%d"}`+"\n", id)
+}
+
+func (b *Baseline) stats(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("gc") == "1" {
+		runtime.GC()
+	}
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/total:bytes"}}
+	metrics.Read(s)
+	b.mu.RLock()
+	streams := b.streams
+	b.mu.RUnlock()
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(ServerStats{Streams: streams, Goroutines: runtime.NumGoroutine(),
+		HeapBytes: s[0].Value.Uint64(), GoSysBytes: s[1].Value.Uint64(), RSSBytes: selfRSS()})
+}
+
+// selfRSS reads this process's resident set size from /proc.
+func selfRSS() uint64 {
+	st, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range bytes.Split(st, []byte("\n")) {
+		if v, ok := bytes.CutPrefix(line, []byte("VmRSS:")); ok {
+			f := bytes.Fields(v)
+			if len(f) > 0 {
+				kb, _ := strconv.ParseUint(string(f[0]), 10, 64)
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
+
+// ServeBaseline runs the baseline server on addr (a loopback address) until
+// ctx is done.
+func ServeBaseline(ctx context.Context, addr string) error {
+	if err := CheckLoopback("http://" + addr); err != nil {
+		return err
+	}
+	RaiseFileLimit()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: NewBaseline(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		hs.Close()
+	}()
+	if err := hs.Serve(ln); err != http.ErrServerClosed {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,224 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// The bench's clients speak HTTP/1.1 and WebSocket on raw TCP connections
+// of their own: no http.Transport (two goroutines and buffers per
+// connection) and no WebSocket library. Each connection is one net.Conn,
+// one bufio.Reader and, while it reads, one goroutine, so that thousands of
+// them cost the client little of the two cores it shares with the server.
+
+// dialer returns a dialer bound to the source address src (127.0.0.x), so
+// that connections spread over several source addresses and no address
+// runs out of ephemeral ports.
+func dialer(src string) *net.Dialer {
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	if src != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
+	}
+	return d
+}
+
+// stream is one open response body: SSE after the headers, or WebSocket
+// frames after the upgrade.
+type stream struct {
+	conn net.Conn
+	br   *bufio.Reader
+	body io.Reader // SSE: the (de-chunked) body
+}
+
+func (s *stream) Close() error { return s.conn.Close() }
+
+// openSSE sends a request and reads the response headers; a status other
+// than 200 is an error.
+func openSSE(d *net.Dialer, host, method, path string, header map[string]string, body []byte) (*stream, error) {
+	c, err := d.Dial("tcp", host)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n", method, path, host)
+	for k, v := range header {
+		fmt.Fprintf(&b, "%s: %s\r\n", k, v)
+	}
+	if body != nil {
+		fmt.Fprintf(&b, "Content-Type: application/json\r\nContent-Length: %d\r\n", len(body))
+	}
+	b.WriteString("\r\n")
+	b.Write(body)
+	return finishSSE(c, b.Bytes())
+}
+
+func finishSSE(c net.Conn, req []byte) (*stream, error) {
+	if _, err := c.Write(req); err != nil {
+		c.Close()
+		return nil, err
+	}
+	br := bufio.NewReaderSize(c, 4096)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		c.Close()
+		return nil, fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(msg))
+	}
+	return &stream{conn: c, br: br, body: resp.Body}, nil
+}
+
+// openWS dials and upgrades to a WebSocket.
+func openWS(d *net.Dialer, host string) (*stream, error) {
+	c, err := d.Dial("tcp", host)
+	if err != nil {
+		return nil, err
+	}
+	// The key is fixed: the bench trusts the server it measures, so it
+	// skips checking Sec-WebSocket-Accept.
+	req := "GET /ws HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: c2x1aWNlLWJlbmNoLWtleQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := c.Write([]byte(req)); err != nil {
+		c.Close()
+		return nil, err
+	}
+	br := bufio.NewReaderSize(c, 4096)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		c.Close()
+		return nil, fmt.Errorf("upgrade: %s", resp.Status)
+	}
+	return &stream{conn: c, br: br}, nil
+}
+
+// writeWS sends one masked text frame (a client must mask). The mask key is
+// zero, which leaves the payload as it is: masking protects proxies from
+// browser scripts, which the bench is not.
+func writeWS(c net.Conn, opcode byte, payload []byte) error {
+	hdr := make([]byte, 0, 14+len(payload))
+	hdr = append(hdr, 0x80|opcode)
+	switch n := len(payload); {
+	case n < 126:
+		hdr = append(hdr, 0x80|byte(n))
+	case n < 1<<16:
+		hdr = append(hdr, 0x80|126, byte(n>>8), byte(n))
+	default:
+		hdr = append(hdr, 0x80|127)
+		hdr = binary.BigEndian.AppendUint64(hdr, uint64(n))
+	}
+	hdr = append(hdr, 0, 0, 0, 0)
+	_, err := c.Write(append(hdr, payload...))
+	return err
+}
+
+var errWSClosed = errors.New("websocket closed by the server")
+
+// nextWS reads the next data frame into buf[:0] (grown as needed) and
+// returns it; it answers pings on the way. With discard set it skips the
+// payload and returns only its first bytes (up to 64).
+func (s *stream) nextWS(buf []byte, discard bool) ([]byte, error) {
+	for {
+		var h [2]byte
+		if _, err := io.ReadFull(s.br, h[:]); err != nil {
+			return nil, err
+		}
+		opcode := h[0] & 0x0f
+		n := int64(h[1] & 0x7f)
+		switch n {
+		case 126:
+			var e [2]byte
+			if _, err := io.ReadFull(s.br, e[:]); err != nil {
+				return nil, err
+			}
+			n = int64(binary.BigEndian.Uint16(e[:]))
+		case 127:
+			var e [8]byte
+			if _, err := io.ReadFull(s.br, e[:]); err != nil {
+				return nil, err
+			}
+			n = int64(binary.BigEndian.Uint64(e[:]))
+		}
+		if n > 64<<20 {
+			return nil, fmt.Errorf("websocket frame of %d bytes", n)
+		}
+		switch opcode {
+		case 0x8:
+			return nil, errWSClosed
+		case 0x9, 0xa:
+			p := make([]byte, n)
+			if _, err := io.ReadFull(s.br, p); err != nil {
+				return nil, err
+			}
+			if opcode == 0x9 {
+				if err := writeWS(s.conn, 0xa, p); err != nil {
+					return nil, err
+				}
+			}
+			continue
+		}
+		if discard {
+			k := min(n, 64)
+			buf = append(buf[:0], make([]byte, k)...)
+			if _, err := io.ReadFull(s.br, buf); err != nil {
+				return nil, err
+			}
+			if _, err := s.br.Discard(int(n - k)); err != nil {
+				return nil, err
+			}
+			return buf, nil
+		}
+		if int64(cap(buf)) < n {
+			buf = make([]byte, n)
+		}
+		buf = buf[:n]
+		if _, err := io.ReadFull(s.br, buf); err != nil {
+			return nil, err
+		}
+		return buf, nil
+	}
+}
+
+// counter counts occurrences of a pattern in a stream read in pieces,
+// including those split across pieces.
+type counter struct {
+	pat  []byte
+	tail []byte // the last len(pat)-1 bytes seen
+	n    int64
+}
+
+func newCounter(pat string) *counter { return &counter{pat: []byte(pat)} }
+
+func (c *counter) feed(p []byte) {
+	k := len(c.pat) - 1
+	if len(c.tail) > 0 {
+		// A match that spans the boundary lies within tail + p[:k].
+		j := append(c.tail[:len(c.tail):len(c.tail)], p[:min(k, len(p))]...)
+		c.n += int64(bytes.Count(j, c.pat))
+	}
+	c.n += int64(bytes.Count(p, c.pat))
+	if len(p) >= k {
+		c.tail = append(c.tail[:0], p[len(p)-k:]...)
+	} else {
+		c.tail = append(c.tail, p...)
+		if len(c.tail) > k {
+			c.tail = c.tail[len(c.tail)-k:]
+		}
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,196 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// generate runs generations on connections of its own, after delay, until
+// the worker stops (or once, with Job.Once), timing each.
+func (w *worker) generate(d *net.Dialer, delay time.Duration) {
+	defer w.wg.Done()
+	t := time.NewTimer(delay)
+	select {
+	case <-t.C:
+	case <-w.ctx.Done():
+		t.Stop()
+		return
+	}
+	local := Report{Connect: &Hist{}, Overhead: &Hist{}, TTFT: &Hist{}, Cold: &Hist{}, ITL: &Hist{}}
+	defer func() {
+		w.mu.Lock()
+		for _, p := range [][2]*Hist{{w.hists.Connect, local.Connect}, {w.hists.Overhead, local.Overhead},
+			{w.hists.TTFT, local.TTFT}, {w.hists.Cold, local.Cold}, {w.hists.ITL, local.ITL}} {
+			p[0].Merge(p[1])
+		}
+		w.mu.Unlock()
+	}()
+	// Bounded: at most this many generations per connection slot, and the
+	// worker's deadline.
+	for range 10000 {
+		err := w.generation(d, &local)
+		if err != nil && w.ctx.Err() == nil {
+			w.fail(err)
+			return
+		}
+		if w.job.Once || w.ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// timing follows one generation's events.
+type timing struct {
+	w      *worker
+	h      *Report
+	dialed time.Time // before the dial
+	sent   time.Time // once the request was written
+	n      int       // events so far
+	prev   time.Time // the last content event
+}
+
+func (t *timing) record() bool { return t.w.job.Once || t.w.recording.Load() }
+
+// event takes one event that arrived at now; finish marks the chunk with
+// the finish reason, which follows the last token at once.
+func (t *timing) event(now time.Time, finish bool) {
+	t.n++
+	if !t.record() {
+		t.prev = now
+		return
+	}
+	switch {
+	case t.n == 1: // the role chunk: the model's first emit, at its start
+		t.h.Overhead.Add(now.Sub(t.sent))
+	case t.n == 2: // the first content token
+		t.h.TTFT.Add(now.Sub(t.sent))
+		t.h.Cold.Add(now.Sub(t.dialed))
+	case !finish:
+		t.h.ITL.Add(now.Sub(t.prev))
+	}
+	if !finish {
+		t.prev = now
+	}
+}
+
+var errNoEnd = errors.New("the stream ended without [DONE]")
+
+// generation runs one chat completion, on a new connection, to its end or
+// until the worker stops.
+func (w *worker) generation(d *net.Dialer, h *Report) error {
+	body, _ := json.Marshal(map[string]any{
+		"model": "demo", "stream": true,
+		"messages": []map[string]string{{"role": "user", "content": w.job.Prompt}},
+	})
+	t := &timing{w: w, h: h, dialed: time.Now()}
+	if w.job.Transport == "ws" {
+		return w.generationWS(d, body, t)
+	}
+	c, err := d.Dial("tcp", w.job.Host)
+	if err != nil {
+		return err
+	}
+	if !w.track(c) {
+		return nil
+	}
+	defer w.untrack(c)
+	if t.record() {
+		h.Connect.Add(time.Since(t.dialed))
+	}
+	req := fmt.Appendf(nil, "POST /v1/chat/completions HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n"+
+		"Sluice-Cancel-On-Disconnect: true\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		w.job.Host, len(body), body)
+	t.sent = time.Now()
+	s, err := finishSSE(c, req)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 8<<10)
+	var pending []byte
+	for {
+		n, err := s.body.Read(buf)
+		now := time.Now()
+		pending = append(pending, buf[:n]...)
+		for {
+			i := bytes.Index(pending, []byte("\n\n"))
+			if i < 0 {
+				break
+			}
+			ev := pending[:i]
+			pending = pending[i+2:]
+			j := bytes.Index(ev, []byte("data: "))
+			if j < 0 || (j > 0 && ev[j-1] != '\n') {
+				continue // a comment or the retry line
+			}
+			data := ev[j+len("data: "):]
+			if bytes.HasPrefix(data, []byte("[DONE]")) || bytes.HasPrefix(data, []byte(`{"error"`)) {
+				w.gens.Add(1)
+				return nil
+			}
+			t.event(now, bytes.Contains(data, []byte(`"finish_reason":"`)))
+		}
+		if len(pending) == 0 {
+			pending = pending[:0:0] // drop a buffer a long event grew
+		}
+		if err != nil {
+			if w.ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("%w: %v", errNoEnd, err)
+		}
+	}
+}
+
+func (w *worker) generationWS(d *net.Dialer, body []byte, t *timing) error {
+	s, err := openWS(d, w.job.Host)
+	if err != nil {
+		return err
+	}
+	if !w.track(s.conn) {
+		return nil
+	}
+	defer w.untrack(s.conn)
+	if t.record() {
+		t.h.Connect.Add(time.Since(t.dialed))
+	}
+	msg := fmt.Appendf(nil, `{"type":"chat.start","cancel_on_close":true,"body":%s}`, body)
+	t.sent = time.Now()
+	if err := writeWS(s.conn, 0x1, msg); err != nil {
+		return err
+	}
+	buf := make([]byte, 0, 1024)
+	for {
+		f, err := s.nextWS(buf, false)
+		if err != nil {
+			if w.ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("%w: %v", errNoEnd, err)
+		}
+		buf = f[:0]
+		now := time.Now()
+		switch {
+		case bytes.HasPrefix(f, []byte(`{"type":"event"`)):
+		case bytes.HasPrefix(f, []byte(`{"type":"started"`)):
+			continue
+		default:
+			return fmt.Errorf("unexpected frame %.200s", f)
+		}
+		if bytes.Contains(f, []byte(`,"end":"`)) {
+			w.gens.Add(1)
+			return nil
+		}
+		t.event(now, bytes.Contains(f, []byte(`finish_reason\":\"`)))
+	}
+}
+
+func (w *worker) untrack(c net.Conn) {
+	w.mu.Lock()
+	delete(w.conns, c)
+	w.mu.Unlock()
+	c.Close()
+}

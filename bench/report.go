@@ -1,0 +1,71 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+)
+
+// WriteJSON writes the result to path.
+func (res *Result) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// PrintTable writes the result as human tables.
+func (res *Result) PrintTable(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	line := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t") }
+	if len(res.Idle) > 0 {
+		fmt.Fprintln(w, "\nServer memory with idle topic subscribers (after a GC)")
+		line("server", "transport", "conns", "RSS MB", "RSS/conn KB", "heap/conn KB", "goroutines")
+		for _, r := range res.Idle {
+			for _, p := range r.Points {
+				line(r.Server, r.Transport, itoa(p.Conns), f1(mb(p.Stats.RSSBytes)), f1(p.RSSPerConn/1024), f1(p.HeapPerConn/1024), itoa(p.Stats.Goroutines))
+			}
+		}
+		tw.Flush()
+	}
+	if len(res.TTFT) > 0 {
+		fmt.Fprintf(w, "\nLatency of concurrent generations (demo model: first token after %.0f ms, %.0f tokens/s), ms\n", res.DemoTTFTMS, res.DemoTPS)
+		line("transport", "gens", "done", "overhead p50", "p99", "TTFT p50", "p90", "p99", "cold p50", "p99", "ITL p50", "p90", "p99")
+		for _, r := range res.TTFT {
+			line(r.Transport, itoa(r.Gens), itoa(int(r.Completed)), f2(r.Overhead.P50), f2(r.Overhead.P99),
+				f1(r.TTFT.P50), f1(r.TTFT.P90), f1(r.TTFT.P99), f1(r.Cold.P50), f1(r.Cold.P99), f1(r.ITL.P50), f1(r.ITL.P90), f1(r.ITL.P99))
+		}
+		tw.Flush()
+		fmt.Fprintln(w, "overhead: request written → the model's first event (its role chunk, emitted when it starts): what Sluice adds to TTFT.")
+		fmt.Fprintln(w, "cold: dial → first content token, including the TCP connect and, for WebSocket, the upgrade.")
+	}
+	if len(res.Fanout) > 0 {
+		fmt.Fprintln(w, "\nFan-out of one topic")
+		line("server", "transport", "subs", "published/s", "delivered/s", "ratio", "server cores", "client cores")
+		for _, r := range res.Fanout {
+			line(r.Server, r.Transport, itoa(r.Subs), f1(float64(r.Published)/r.Seconds), f0(r.EventsPerSec), f2(r.Ratio), f2(r.ServerCores), f2(r.ClientCores))
+		}
+		tw.Flush()
+	}
+	if len(res.Capacity) > 0 {
+		fmt.Fprintln(w, "\nConcurrent generations at a pace: inter-token delay, ms")
+		line("transport", "gens", "tokens/s", "ITL p50", "p90", "p99", "server cores", "client cores", "RSS MB")
+		for _, r := range res.Capacity {
+			for _, p := range r.Points {
+				line(r.Transport, itoa(p.Gens), itoa(int(p.Tokens)), f1(p.ITL.P50), f1(p.ITL.P90), f1(p.ITL.P99), f2(p.ServerCores), f2(p.ClientCores), f0(mb(p.Stats.RSSBytes)))
+			}
+		}
+		tw.Flush()
+		for _, r := range res.Capacity {
+			fmt.Fprintf(w, "%s: at most %d generations at %.0f tokens/s with p99 inter-token delay ≤ %.0f ms\n", r.Transport, r.Max, r.TPS, r.BoundMS)
+		}
+	}
+}
+
+func f0(v float64) string { return fmt.Sprintf("%.0f", v) }
+func f1(v float64) string { return fmt.Sprintf("%.1f", v) }
+func f2(v float64) string { return fmt.Sprintf("%.2f", v) }

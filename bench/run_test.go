@@ -1,0 +1,187 @@
+package bench_test
+
+import (
+	"context"
+	"fmt"
+	"image/png"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/sluice-dev/sluice/api"
+	"github.com/sluice-dev/sluice/bench"
+	"github.com/sluice-dev/sluice/demo"
+	"github.com/sluice-dev/sluice/gen"
+	"github.com/sluice-dev/sluice/memory"
+	"github.com/sluice-dev/sluice/ws"
+)
+
+// TestMain doubles as the bench's worker process: Run starts this test
+// binary again with SLUICE_BENCH_WORKER=1, as `sluice bench` starts
+// `sluice bench-worker`.
+func TestMain(m *testing.M) {
+	if os.Getenv("SLUICE_BENCH_WORKER") == "1" {
+		if err := bench.RunWorker(context.Background(), os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "worker:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	code := m.Run()
+	http.DefaultClient.CloseIdleConnections()
+	if err := goleak.Find(); code == 0 && err != nil {
+		fmt.Fprintln(os.Stderr, "leaked goroutines:", err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+// loopbackServer serves h on 127.0.0.1 until the test ends.
+func loopbackServer(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(func() { srv.CloseClientConnections(); srv.Close() })
+	return srv.URL
+}
+
+// sluiceServer is an in-process Sluice with both transports and a fast
+// demo model.
+func sluiceServer(t *testing.T) string {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store := memory.New(memory.Options{})
+	runner := gen.NewRunner(gen.Options{Store: store, Logger: log})
+	var models api.Models
+	dm := demo.New(demo.Options{TokensPerSecond: 2000})
+	models.Add(dm.Info(), dm)
+	a := api.New(api.Config{}, store, runner, &models, log)
+	stop, cancel := context.WithCancel(context.Background())
+	h := ws.NewHandler(ws.Options{Store: store, Runner: runner, Models: &models, Stop: stop, Logger: log})
+	a.Handle("GET /ws", h)
+	url := loopbackServer(t, a)
+	t.Cleanup(func() {
+		cancel()
+		a.Drain()
+		ctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+		defer c()
+		_ = runner.Shutdown(ctx)
+		if sh, ok := any(a).(interface{ Shutdown(context.Context) error }); ok {
+			_ = sh.Shutdown(ctx)
+		}
+		h.Wait()
+		store.Close()
+	})
+	return url
+}
+
+func config(t *testing.T, url string) bench.Config {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bench.Config{
+		URL: url, DemoTPS: 2000, Exe: exe,
+		WorkerCommand: []string{exe, "-test.run=^$"}, WorkerEnv: []string{"SLUICE_BENCH_WORKER=1"},
+		IdleSteps: []int{3, 6}, Gens: 4, FanoutSubs: 5, FanoutRate: 50, FanoutTime: 300 * time.Millisecond,
+		CapacitySteps: []int{2, 4}, CapacityBound: time.Second, CapacityWindow: 300 * time.Millisecond,
+		ConnsPerWorker: 3, Duration: time.Minute, Warmup: 100 * time.Millisecond,
+	}
+}
+
+// TestTinyRunMeasuresEveryScenario runs every scenario over both
+// transports with a handful of connections against an in-process server.
+func TestTinyRunMeasuresEveryScenario(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes")
+	}
+	res, err := bench.Run(context.Background(), config(t, sluiceServer(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Idle) != 2 || len(res.TTFT) != 2 || len(res.Fanout) != 2 || len(res.Capacity) != 2 {
+		t.Fatalf("runs: %d idle, %d ttft, %d fanout, %d capacity", len(res.Idle), len(res.TTFT), len(res.Fanout), len(res.Capacity))
+	}
+	for _, r := range res.Idle {
+		if last := r.Points[len(r.Points)-1]; last.Conns != 6 || last.Failed != 0 {
+			t.Errorf("idle %s: %+v", r.Transport, last)
+		}
+	}
+	for _, r := range res.TTFT {
+		if r.Completed != 4 || r.TTFT.N != 4 || r.Overhead.N != 4 || r.ITL.N == 0 || r.Overhead.P50 > r.TTFT.P50 {
+			t.Errorf("ttft %s: %+v", r.Transport, r)
+		}
+	}
+	for _, r := range res.Fanout {
+		if r.Subs != 5 || r.Published == 0 || r.Delivered == 0 {
+			t.Errorf("fanout %s: %+v", r.Transport, r)
+		}
+	}
+	for _, r := range res.Capacity {
+		if len(r.Points) != 2 || r.Points[0].ITL.N == 0 {
+			t.Errorf("capacity %s: %+v", r.Transport, r)
+		}
+	}
+	dir := t.TempDir()
+	if err := res.WriteJSON(filepath.Join(dir, "r.json")); err != nil {
+		t.Fatal(err)
+	}
+	chart := filepath.Join(dir, "c.png")
+	if err := res.Chart(chart); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(chart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := png.Decode(f); err != nil {
+		t.Fatalf("chart: %v", err)
+	}
+	res.PrintTable(io.Discard)
+}
+
+// TestBaselineServesTheBenchRoutes measures the naive server in-process.
+func TestBaselineServesTheBenchRoutes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes")
+	}
+	cfg := config(t, loopbackServer(t, bench.NewBaseline()))
+	cfg.Transports, cfg.Scenarios = []string{"sse"}, []string{"idle", "fanout"}
+	res, err := bench.Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Fanout) != 1 || res.Fanout[0].Delivered == 0 || res.Idle[0].Points[1].Stats.Streams != 6 {
+		t.Fatalf("baseline: %+v %+v", res.Fanout, res.Idle)
+	}
+}
+
+func TestRefusesTargetsOffLoopback(t *testing.T) {
+	for _, u := range []string{"http://10.0.0.1:8080", "http://example.com:80", "https://127.0.0.1:1", "127.0.0.1:8080", "http://192.168.1.2:80"} {
+		if bench.CheckLoopback(u) == nil {
+			t.Errorf("%s accepted", u)
+		}
+		if _, err := bench.Run(context.Background(), bench.Config{URL: u}); err == nil {
+			t.Errorf("Run accepted %s", u)
+		}
+	}
+	for _, u := range []string{"http://127.0.0.1:8080", "http://127.0.0.9:1", "http://[::1]:80", "http://localhost:8080"} {
+		if err := bench.CheckLoopback(u); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+}

@@ -1,0 +1,288 @@
+package bench
+
+import (
+	"context"
+	"time"
+)
+
+// Result is everything a run measured: the JSON of --json.
+type Result struct {
+	Started    time.Time     `json:"started"`
+	Finished   time.Time     `json:"finished"`
+	GoVersion  string        `json:"go_version"`
+	NumCPU     int           `json:"num_cpu"`
+	FileLimit  uint64        `json:"file_limit"`
+	URL        string        `json:"url,omitempty"` // empty: servers started by the bench
+	DemoTTFTMS float64       `json:"demo_ttft_ms"`
+	DemoTPS    float64       `json:"demo_tps"`
+	Idle       []IdleRun     `json:"idle,omitempty"`
+	TTFT       []TTFTRun     `json:"ttft,omitempty"`
+	Fanout     []FanoutRun   `json:"fanout,omitempty"`
+	Capacity   []CapacityRun `json:"capacity,omitempty"`
+}
+
+// IdleRun is server memory against idle topic subscribers.
+type IdleRun struct {
+	Server    string      `json:"server"` // "sluice" or "baseline"
+	Transport string      `json:"transport"`
+	Before    ServerStats `json:"before"`
+	Points    []IdlePoint `json:"points"`
+}
+
+// IdlePoint is the server's figures with Conns subscribers open.
+type IdlePoint struct {
+	Conns       int         `json:"conns"`
+	Failed      int         `json:"failed"`
+	Stats       ServerStats `json:"stats"`
+	RSSPerConn  float64     `json:"rss_bytes_per_conn"`  // (RSS now − RSS before) / Conns
+	HeapPerConn float64     `json:"heap_bytes_per_conn"` // the same for the live heap
+}
+
+// TTFTRun is the latency of Gens concurrent generations, each on a new
+// connection.
+type TTFTRun struct {
+	Transport string  `json:"transport"`
+	Gens      int     `json:"gens"`
+	Completed int64   `json:"completed"`
+	Failed    int     `json:"failed"`
+	Connect   Summary `json:"connect"`  // TCP connect (+ WebSocket upgrade)
+	Overhead  Summary `json:"overhead"` // request written → the model's first event: what Sluice adds to TTFT
+	TTFT      Summary `json:"ttft"`     // request written → first content token
+	Cold      Summary `json:"cold"`     // dial → first content token: the seeds' "first response"
+	ITL       Summary `json:"itl"`      // between content tokens
+	ClientCPU float64 `json:"client_cpu_seconds"`
+}
+
+// FanoutRun is one topic delivered to Subs subscribers.
+type FanoutRun struct {
+	Server       string  `json:"server"`
+	Transport    string  `json:"transport"`
+	Subs         int     `json:"subs"`
+	Rate         int     `json:"publish_rate"`
+	Seconds      float64 `json:"seconds"`
+	Published    int64   `json:"published"`
+	Delivered    int64   `json:"delivered"`
+	EventsPerSec float64 `json:"delivered_per_second"`
+	Ratio        float64 `json:"delivered_ratio"` // delivered / (published × subs)
+	ServerCores  float64 `json:"server_cores"`    // CPU the server used, in cores (-1: unknown)
+	ClientCores  float64 `json:"client_cores"`
+}
+
+// CapacityRun is inter-token delay against concurrent generations.
+type CapacityRun struct {
+	Transport string          `json:"transport"`
+	BoundMS   float64         `json:"bound_ms"`
+	TPS       float64         `json:"tps"`
+	Max       int             `json:"max_within_bound"` // most generations with p99 ≤ bound (0: none)
+	Points    []CapacityPoint `json:"points"`
+}
+
+// CapacityPoint is one step of a capacity run.
+type CapacityPoint struct {
+	Gens        int         `json:"gens"`
+	Failed      int         `json:"failed"`
+	ITL         Summary     `json:"itl"`
+	Tokens      int64       `json:"tokens_per_second"`
+	ServerCores float64     `json:"server_cores"`
+	ClientCores float64     `json:"client_cores"`
+	Stats       ServerStats `json:"stats"`
+}
+
+func (r *runner) idle(ctx context.Context, tr string, baseline bool) error {
+	srv, err := r.startServer(ctx, baseline)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	var g group
+	defer g.kill()
+	if err := sleep(ctx, r.cfg.Warmup/4); err != nil {
+		return err
+	}
+	before, err := srv.stats(ctx)
+	if err != nil {
+		return err
+	}
+	run := IdleRun{Server: serverName(baseline), Transport: tr, Before: before}
+	open, failed := 0, 0
+	for _, n := range r.cfg.IdleSteps {
+		if n <= open {
+			continue
+		}
+		o, f, err := r.spawn(ctx, Job{Kind: "idle", Transport: tr, Host: srv.host, Topic: "bench-idle"}, n-open, &g)
+		if err != nil {
+			return err
+		}
+		open, failed = open+o-f, failed+f
+		// Let the server settle: accept backlogs drain, buffers shrink.
+		if err := sleep(ctx, r.cfg.Warmup/2); err != nil {
+			return err
+		}
+		st, err := srv.stats(ctx)
+		if err != nil {
+			return err
+		}
+		p := IdlePoint{Conns: open, Failed: failed, Stats: st}
+		if open > 0 {
+			p.RSSPerConn = (float64(st.RSSBytes) - float64(before.RSSBytes)) / float64(open)
+			p.HeapPerConn = (float64(st.HeapBytes) - float64(before.HeapBytes)) / float64(open)
+		}
+		run.Points = append(run.Points, p)
+		r.printf("  %6d idle: RSS %6.1f MB (%5.1f KB/conn), heap %6.1f MB (%5.1f KB/conn), %d goroutines\n",
+			open, mb(st.RSSBytes), p.RSSPerConn/1024, mb(st.HeapBytes), p.HeapPerConn/1024, st.Goroutines)
+	}
+	r.res.Idle = append(r.res.Idle, run)
+	return nil
+}
+
+func (r *runner) ttft(ctx context.Context, tr string) error {
+	srv, err := r.startServer(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	var g group
+	defer g.kill()
+	n := r.cfg.Gens
+	job := Job{Kind: "gens", Transport: tr, Host: srv.host, Prompt: "Hello! How does streaming work?", Once: true,
+		Ramp: time.Duration(n) * time.Millisecond}
+	if _, _, err := r.spawn(ctx, job, n, &g); err != nil {
+		return err
+	}
+	rep, err := g.stop(ctx, time.Until(r.deadline))
+	if err != nil {
+		return err
+	}
+	run := TTFTRun{Transport: tr, Gens: n, Completed: rep.Gens, Failed: rep.Failed, Connect: rep.Connect.Summary(),
+		Overhead: rep.Overhead.Summary(), TTFT: rep.TTFT.Summary(), Cold: rep.Cold.Summary(), ITL: rep.ITL.Summary(), ClientCPU: rep.CPU}
+	if rep.Failed > 0 {
+		r.printf("  %d failed: %s\n", rep.Failed, rep.Err)
+	}
+	r.printf("  %d generations: overhead p50 %.2f p99 %.2f ms; TTFT p50 %.1f p99 %.1f ms; cold p50 %.1f p99 %.1f ms; ITL p50 %.1f p99 %.1f ms\n",
+		rep.Gens, run.Overhead.P50, run.Overhead.P99, run.TTFT.P50, run.TTFT.P99, run.Cold.P50, run.Cold.P99, run.ITL.P50, run.ITL.P99)
+	r.res.TTFT = append(r.res.TTFT, run)
+	return nil
+}
+
+func (r *runner) fanout(ctx context.Context, tr string, baseline bool) error {
+	srv, err := r.startServer(ctx, baseline)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	var g group
+	defer g.kill()
+	n := r.cfg.FanoutSubs
+	job := Job{Kind: "fanout", Transport: tr, Host: srv.host, Topic: "bench-fanout",
+		ReadInterval: 20 * time.Millisecond}
+	open, _, err := r.spawn(ctx, job, n, &g)
+	if err != nil {
+		return err
+	}
+	pub := startPublisher(srv.host, "bench-fanout", r.cfg.FanoutRate)
+	defer pub.end()
+	if err := sleep(ctx, r.cfg.Warmup); err != nil {
+		return err
+	}
+	if err := g.mark(ctx); err != nil {
+		return err
+	}
+	start, pub0, cpu0 := time.Now(), pub.count(), srv.cpu()
+	if err := sleep(ctx, r.cfg.FanoutTime); err != nil {
+		return err
+	}
+	cpu1, pub1 := srv.cpu(), pub.count()
+	rep, err := g.stop(ctx, time.Minute)
+	secs := time.Since(start).Seconds()
+	if err != nil {
+		return err
+	}
+	run := FanoutRun{Server: serverName(baseline), Transport: tr, Subs: open, Rate: r.cfg.FanoutRate, Seconds: secs,
+		Published: pub1 - pub0, Delivered: rep.Events, EventsPerSec: float64(rep.Events) / secs,
+		ServerCores: -1, ClientCores: rep.CPU / secs}
+	if exp := float64(run.Published) * float64(open); exp > 0 {
+		run.Ratio = float64(rep.Events) / exp
+	}
+	if cpu0 >= 0 && cpu1 >= 0 {
+		run.ServerCores = (cpu1 - cpu0) / secs
+	}
+	r.printf("  %d subscribers, %d published: %.0f events/s delivered (%.1f%% of published × subscribers); server %.2f cores, clients %.2f cores\n",
+		open, run.Published, run.EventsPerSec, 100*run.Ratio, run.ServerCores, run.ClientCores)
+	r.res.Fanout = append(r.res.Fanout, run)
+	return nil
+}
+
+func (r *runner) capacity(ctx context.Context, tr string) error {
+	run := CapacityRun{Transport: tr, BoundMS: ms(r.cfg.CapacityBound), TPS: r.cfg.DemoTPS}
+	defer func() { r.res.Capacity = append(r.res.Capacity, run) }()
+	for _, n := range r.cfg.CapacitySteps {
+		p, err := r.capacityStep(ctx, tr, n)
+		if err != nil {
+			return err
+		}
+		run.Points = append(run.Points, p)
+		within := p.ITL.N > 0 && p.ITL.P99 <= ms(r.cfg.CapacityBound) && p.Failed == 0
+		r.printf("  %5d generations: ITL p50 %.1f p90 %.1f p99 %.1f ms, %d tokens/s; server %.2f cores, clients %.2f cores%s\n",
+			n, p.ITL.P50, p.ITL.P90, p.ITL.P99, p.Tokens, p.ServerCores, p.ClientCores, map[bool]string{true: "", false: "  (over the bound)"}[within])
+		if !within {
+			break
+		}
+		run.Max = n
+	}
+	return nil
+}
+
+func (r *runner) capacityStep(ctx context.Context, tr string, n int) (CapacityPoint, error) {
+	p := CapacityPoint{Gens: n, ServerCores: -1}
+	srv, err := r.startServer(ctx, false)
+	if err != nil {
+		return p, err
+	}
+	defer srv.stop()
+	var g group
+	defer g.kill()
+	ramp := min(time.Duration(n)*time.Millisecond, 5*time.Second)
+	// "long" makes the demo model answer with ~2000 tokens: at 50 tokens/s
+	// every generation outlasts the window.
+	job := Job{Kind: "gens", Transport: tr, Host: srv.host, Prompt: "long answer please", Ramp: ramp}
+	if _, _, err := r.spawn(ctx, job, n, &g); err != nil {
+		return p, err
+	}
+	if err := sleep(ctx, ramp+r.cfg.DemoTTFT+r.cfg.Warmup); err != nil {
+		return p, err
+	}
+	if err := g.mark(ctx); err != nil {
+		return p, err
+	}
+	start, cpu0 := time.Now(), srv.cpu()
+	if err := sleep(ctx, r.cfg.CapacityWindow); err != nil {
+		return p, err
+	}
+	cpu1 := srv.cpu()
+	st, _ := srv.stats(ctx)
+	rep, err := g.stop(ctx, time.Minute)
+	secs := time.Since(start).Seconds()
+	if err != nil {
+		return p, err
+	}
+	p.Failed, p.ITL, p.Stats = rep.Failed, rep.ITL.Summary(), st
+	p.Tokens = int64(float64(rep.ITL.N) / secs)
+	p.ClientCores = rep.CPU / secs
+	if cpu0 >= 0 && cpu1 >= 0 {
+		p.ServerCores = (cpu1 - cpu0) / secs
+	}
+	if rep.Failed > 0 {
+		r.printf("  %d failed: %s\n", rep.Failed, rep.Err)
+	}
+	return p, nil
+}
+
+func serverName(baseline bool) string {
+	if baseline {
+		return "baseline"
+	}
+	return "sluice"
+}
+
+func mb(b uint64) float64        { return float64(b) / (1 << 20) }
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

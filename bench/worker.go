@@ -1,0 +1,327 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// A worker is a client process: the coordinator starts several (`sluice
+// bench-worker`), so that no process holds more than ~18,000 sockets, and
+// talks to each in JSON lines over its stdin and stdout: one job, then
+// "mark" (start counting) and "stop" (stop counting, close everything,
+// report). A worker exits when its stdin closes or its deadline passes.
+
+// Job is what a worker is asked to do.
+type Job struct {
+	Kind      string `json:"kind"`      // "idle", "fanout" or "gens"
+	Transport string `json:"transport"` // "sse" or "ws"
+	Host      string `json:"host"`      // host:port of the server
+	Src       string `json:"src"`       // source address, 127.0.0.x
+	N         int    `json:"n"`         // connections
+	Topic     string `json:"topic"`     // idle, fanout
+	Path      string `json:"path"`      // SSE subscription path (idle, fanout); default /v1/topics/<topic>/events
+	Prompt    string `json:"prompt"`    // gens
+	// Once: each connection runs one generation, and the worker reports
+	// when all are done; otherwise generations follow one another until stop.
+	Once         bool          `json:"once"`
+	Ramp         time.Duration `json:"ramp"`          // spread connection starts over this long
+	ReadInterval time.Duration `json:"read_interval"` // fanout: pause between reads, so that reads batch events
+	Deadline     time.Time     `json:"deadline"`      // the worker gives up and exits then
+}
+
+// command is a coordinator → worker line.
+type command struct {
+	Cmd string `json:"cmd"` // "job", "mark", "stop"
+	Job *Job   `json:"job,omitempty"`
+}
+
+// Report is a worker → coordinator line.
+type Report struct {
+	Ev     string `json:"ev"` // "ready", "marked", "result"
+	Opened int    `json:"opened"`
+	Failed int    `json:"failed"`
+	Err    string `json:"err,omitempty"` // the first failure
+	Events int64  `json:"events"`        // events received while marked
+	Gens   int64  `json:"gens"`          // generations completed
+	// Gens: connect (TCP, plus the upgrade for WebSocket), overhead (request
+	// sent → the model's first event, the role chunk), TTFT (request sent →
+	// first content token), cold TTFT (dial → first content token),
+	// inter-token delays (between content tokens).
+	Connect  *Hist   `json:"connect,omitempty"`
+	Overhead *Hist   `json:"overhead,omitempty"`
+	TTFT     *Hist   `json:"ttft,omitempty"`
+	Cold     *Hist   `json:"cold,omitempty"`
+	ITL      *Hist   `json:"itl,omitempty"`
+	CPU      float64 `json:"cpu_seconds"` // this process's CPU time while marked
+}
+
+// RunWorker is the body of `sluice bench-worker`.
+func RunWorker(ctx context.Context, in io.Reader, out io.Writer) error {
+	RaiseFileLimit()
+	enc := json.NewEncoder(out)
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	cmds := make(chan command)
+	go func() { // ends when stdin closes: the coordinator went away
+		defer close(cmds)
+		for sc.Scan() {
+			var c command
+			if json.Unmarshal(sc.Bytes(), &c) == nil {
+				cmds <- c
+			}
+		}
+	}()
+	var w *worker
+	for {
+		var c command
+		var ok bool
+		var deadline <-chan time.Time
+		if w != nil {
+			deadline = w.deadline.C
+		}
+		select {
+		case c, ok = <-cmds:
+		case <-deadline:
+			ok = false
+		case <-ctx.Done():
+			ok = false
+		}
+		if !ok {
+			if w != nil {
+				w.stop()
+			}
+			return nil
+		}
+		switch c.Cmd {
+		case "job":
+			if w != nil || c.Job == nil {
+				return errors.New("bench-worker: one job per worker")
+			}
+			w = newWorker(*c.Job)
+			if err := enc.Encode(w.open()); err != nil {
+				return err
+			}
+		case "mark":
+			if w == nil {
+				return errors.New("bench-worker: mark before job")
+			}
+			w.mark()
+			if err := enc.Encode(Report{Ev: "marked"}); err != nil {
+				return err
+			}
+		case "stop":
+			if w == nil {
+				return errors.New("bench-worker: stop before job")
+			}
+			r := w.stop()
+			return enc.Encode(r)
+		}
+	}
+}
+
+type worker struct {
+	job      Job
+	deadline *time.Timer
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+
+	recording atomic.Bool
+	events    atomic.Int64
+	gens      atomic.Int64
+	cpuMark   float64
+
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{}
+	opened   int
+	failed   int
+	firstErr string
+	hists    Report // histograms merged from finished connections
+}
+
+func newWorker(j Job) *worker {
+	w := &worker{job: j, conns: make(map[net.Conn]struct{})}
+	w.ctx, w.cancel = context.WithDeadline(context.Background(), j.Deadline)
+	w.deadline = time.NewTimer(time.Until(j.Deadline))
+	w.hists = Report{Connect: &Hist{}, Overhead: &Hist{}, TTFT: &Hist{}, Cold: &Hist{}, ITL: &Hist{}}
+	return w
+}
+
+func (w *worker) fail(err error) {
+	w.mu.Lock()
+	w.failed++
+	if w.firstErr == "" {
+		w.firstErr = err.Error()
+	}
+	w.mu.Unlock()
+}
+
+func (w *worker) track(c net.Conn) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ctx.Err() != nil {
+		c.Close()
+		return false
+	}
+	w.conns[c] = struct{}{}
+	w.opened++
+	return true
+}
+
+// open opens the job's connections, at most 256 dials at a time, and
+// reports once all are open (or failed). Generations start here too, each
+// at its ramp offset.
+func (w *worker) open() Report {
+	j := w.job
+	d := dialer(j.Src)
+	if j.Kind == "gens" {
+		for i := range j.N {
+			w.wg.Add(1)
+			go w.generate(d, time.Duration(int64(j.Ramp)*int64(i)/int64(max(j.N, 1))))
+		}
+		return Report{Ev: "ready", Opened: j.N}
+	}
+	sem := make(chan struct{}, 256)
+	var opening sync.WaitGroup
+	for i := range j.N {
+		if w.ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		opening.Add(1)
+		go func() {
+			defer func() { <-sem; opening.Done() }()
+			if j.Ramp > 0 {
+				time.Sleep(time.Duration(int64(j.Ramp) * int64(i) / int64(max(j.N, 1))))
+			}
+			s, err := w.subscribe(d)
+			if err != nil {
+				w.fail(err)
+				return
+			}
+			if !w.track(s.conn) {
+				return
+			}
+			if j.Kind == "fanout" {
+				w.wg.Add(1)
+				go w.count(s)
+			}
+		}()
+	}
+	opening.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return Report{Ev: "ready", Opened: w.opened, Failed: w.failed, Err: w.firstErr}
+}
+
+// subscribe opens one topic subscription and waits until it is live.
+func (w *worker) subscribe(d *net.Dialer) (*stream, error) {
+	j := w.job
+	if j.Transport == "ws" {
+		s, err := openWS(d, j.Host)
+		if err != nil {
+			return nil, err
+		}
+		msg, _ := json.Marshal(map[string]string{"type": "topic.subscribe", "topic": j.Topic})
+		if err := writeWS(s.conn, 0x1, msg); err != nil {
+			s.Close()
+			return nil, err
+		}
+		f, err := s.nextWS(nil, false)
+		if err != nil || !bytes.Contains(f, []byte(`"type":"subscribed"`)) {
+			s.Close()
+			return nil, fmt.Errorf("topic.subscribe: %q %v", f, err)
+		}
+		return s, nil
+	}
+	path := j.Path
+	if path == "" {
+		path = "/v1/topics/" + j.Topic + "/events"
+	}
+	return openSSE(d, j.Host, "GET", path, nil, nil)
+}
+
+// count counts the events of one subscription while the worker is marked.
+// SSE: every event starts "id: " after a blank line (the retry line, a
+// comment or the event before); WebSocket: every event is a frame.
+func (w *worker) count(s *stream) {
+	defer w.wg.Done()
+	interval := w.job.ReadInterval
+	if w.job.Transport == "ws" {
+		buf := make([]byte, 0, 64)
+		for {
+			f, err := s.nextWS(buf, true)
+			if err != nil {
+				return
+			}
+			if w.recording.Load() && bytes.HasPrefix(f, []byte(`{"type":"event"`)) {
+				w.events.Add(1)
+			}
+		}
+	}
+	c := newCounter("\n\nid: ")
+	buf := make([]byte, 16<<10)
+	for {
+		n, err := s.body.Read(buf)
+		before := c.n
+		c.feed(buf[:n])
+		if w.recording.Load() {
+			w.events.Add(c.n - before)
+		}
+		if err != nil {
+			return
+		}
+		if interval > 0 && n < len(buf) {
+			time.Sleep(interval)
+		}
+	}
+}
+
+func (w *worker) mark() {
+	w.cpuMark = cpuSeconds()
+	w.events.Store(0)
+	w.recording.Store(true)
+}
+
+// stop ends the job: with Once generations it first waits for them to
+// finish (until the deadline); then it closes every connection and reports.
+func (w *worker) stop() Report {
+	cpu := cpuSeconds() - w.cpuMark
+	if !w.recording.Load() {
+		cpu = 0
+	}
+	if w.job.Kind == "gens" && w.job.Once {
+		done := make(chan struct{})
+		go func() { w.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-w.ctx.Done():
+		}
+		cpu = cpuSeconds() - w.cpuMark
+	}
+	w.recording.Store(false)
+	events := w.events.Load()
+	w.cancel()
+	w.mu.Lock()
+	for c := range w.conns {
+		c.Close()
+	}
+	w.mu.Unlock()
+	w.wg.Wait()
+	w.deadline.Stop()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	r := w.hists
+	r.Ev, r.Opened, r.Failed, r.Err = "result", w.opened, w.failed, w.firstErr
+	r.Events, r.Gens, r.CPU = events, w.gens.Load(), cpu
+	return r
+}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluice-dev/sluice/bench"
+)
+
+const benchUsage = `sluice bench measures a Sluice server on this machine over SSE and WebSocket:
+latency of concurrent generations, memory per idle connection, topic fan-out,
+and how many paced generations fit under an inter-token delay bound.
+
+Without --url it starts a fresh "sluice serve" (this binary) on a loopback
+port for every measurement, with --demo-ttft and --demo-tps. Clients run in
+worker processes of this binary, spread over 127.0.0.x source addresses.
+
+Flags:
+`
+
+// runBench is `sluice bench`.
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg bench.Config
+	var transports, scenarios, idle, capSteps, jsonOut, chartOut string
+	fs := flag.NewFlagSet("sluice bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, benchUsage); fs.PrintDefaults() }
+	fs.StringVar(&cfg.URL, "url", "", "a running server to measure, http://127.0.0.1:PORT (loopback only); empty: start servers")
+	fs.DurationVar(&cfg.DemoTTFT, "demo-ttft", 300*time.Millisecond, "started servers: the demo model's time to first token")
+	fs.Float64Var(&cfg.DemoTPS, "demo-tps", 50, "started servers: the demo model's tokens per second")
+	fs.StringVar(&transports, "transports", "sse,ws", "transports to measure: sse, ws")
+	fs.StringVar(&scenarios, "scenarios", "idle,ttft,fanout,capacity", "what to measure: idle, ttft, fanout, capacity")
+	fs.BoolVar(&cfg.Baseline, "baseline", true, "also measure the naive net/http SSE server (idle, fanout)")
+	fs.StringVar(&idle, "idle", "1000,5000,10000,15000", "idle subscribers to hold, step by step, for memory per connection")
+	fs.IntVar(&cfg.Gens, "gens", 100, "concurrent generations for the latency (ttft) measurement")
+	fs.IntVar(&cfg.FanoutSubs, "fanout-subs", 10000, "subscribers of the fan-out topic")
+	fs.IntVar(&cfg.FanoutRate, "fanout-rate", 100, "events published to the fan-out topic per second")
+	fs.DurationVar(&cfg.FanoutTime, "fanout-time", 10*time.Second, "fan-out measuring window")
+	fs.StringVar(&capSteps, "capacity", "500,1000,2000,3000,5000", "concurrent generations to try at --demo-tps, in order, until the bound is passed")
+	fs.DurationVar(&cfg.CapacityBound, "bound", 50*time.Millisecond, "p99 inter-token delay bound for --capacity")
+	fs.DurationVar(&cfg.CapacityWindow, "window", 8*time.Second, "measuring window of each capacity step")
+	fs.DurationVar(&cfg.Duration, "duration", 15*time.Minute, "stop everything after this long (hard cap)")
+	fs.IntVar(&cfg.ConnsPerWorker, "conns-per-worker", 8000, "most connections one worker process holds (at most 18000)")
+	fs.StringVar(&jsonOut, "json", "", "write the result as JSON to this file")
+	fs.StringVar(&chartOut, "chart", "", "draw latency and memory against connections into this PNG file")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	var errs []error
+	cfg.Transports = split(transports)
+	cfg.Scenarios = split(scenarios)
+	for _, t := range cfg.Transports {
+		if t != "sse" && t != "ws" {
+			errs = append(errs, fmt.Errorf("--transports: %q is neither sse nor ws", t))
+		}
+	}
+	for _, s := range cfg.Scenarios {
+		if !strings.Contains(",idle,ttft,fanout,capacity,", ","+s+",") {
+			errs = append(errs, fmt.Errorf("--scenarios: unknown %q", s))
+		}
+	}
+	var err error
+	if cfg.IdleSteps, err = ints(idle); err != nil {
+		errs = append(errs, fmt.Errorf("--idle: %v", err))
+	}
+	if cfg.CapacitySteps, err = ints(capSteps); err != nil {
+		errs = append(errs, fmt.Errorf("--capacity: %v", err))
+	}
+	if cfg.URL != "" {
+		if err := bench.CheckLoopback(cfg.URL); err != nil {
+			errs = append(errs, fmt.Errorf("--url: %v", err))
+		}
+	}
+	if cfg.ConnsPerWorker < 1 || cfg.ConnsPerWorker > 18000 {
+		errs = append(errs, fmt.Errorf("--conns-per-worker: %d is not within 1..18000", cfg.ConnsPerWorker))
+	}
+	if cfg.Duration <= 0 || cfg.Duration > 2*time.Hour {
+		errs = append(errs, fmt.Errorf("--duration: %v is not within (0, 2h]", cfg.Duration))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cfg.Exe, cfg.WorkerCommand, cfg.Out = exe, []string{exe, "bench-worker"}, stdout
+
+	res, runErr := bench.Run(ctx, cfg)
+	if res != nil {
+		res.PrintTable(stdout)
+		if jsonOut != "" {
+			if err := res.WriteJSON(jsonOut); err != nil {
+				return err
+			}
+		}
+		if chartOut != "" {
+			if err := res.Chart(chartOut); err != nil {
+				return err
+			}
+		}
+	}
+	return runErr
+}
+
+func split(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func ints(s string) ([]int, error) {
+	var out []int
+	for _, f := range split(s) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive number", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// runBenchBaseline is the hidden `sluice bench-baseline --addr`: the naive
+// server the bench measures Sluice against.
+func runBenchBaseline(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sluice bench-baseline", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:8081", "loopback address to listen on")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return bench.ServeBaseline(ctx, *addr)
+}
