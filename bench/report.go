@@ -20,6 +20,8 @@ func (res *Result) WriteJSON(path string) error {
 
 // PrintTable writes the result as human tables.
 func (res *Result) PrintTable(w io.Writer) {
+	fmt.Fprintf(w, "\n%s, %d CPUs, open-file limit %d; load average %s at the start, %s at the end\n",
+		res.GoVersion, res.NumCPU, res.FileLimit, res.LoadAvg[0], res.LoadAvg[1])
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	line := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t") }
 	if len(res.Idle) > 0 {

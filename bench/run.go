@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -128,6 +129,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	r.res.Finished = time.Now().UTC()
+	r.res.LoadAvg[1] = loadAvg()
 	return r.res, errors.Join(errs...)
 }
 
@@ -335,9 +337,16 @@ func (p *publisher) end() {
 	<-p.done
 }
 
+// loadAvg is the first three fields of /proc/loadavg, or "".
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
+}
+
 func newResult(cfg Config) *Result {
 	return &Result{
 		Started: time.Now().UTC(), GoVersion: runtime.Version(), NumCPU: runtime.NumCPU(),
-		FileLimit: FileLimit(), DemoTTFTMS: float64(cfg.DemoTTFT) / 1e6, DemoTPS: cfg.DemoTPS, URL: cfg.URL,
+		FileLimit: FileLimit(), LoadAvg: [2]string{loadAvg()}, DemoTTFTMS: float64(cfg.DemoTTFT) / 1e6, DemoTPS: cfg.DemoTPS, URL: cfg.URL,
 	}
 }

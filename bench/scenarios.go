@@ -7,18 +7,21 @@ import (
 
 // Result is everything a run measured: the JSON of --json.
 type Result struct {
-	Started    time.Time     `json:"started"`
-	Finished   time.Time     `json:"finished"`
-	GoVersion  string        `json:"go_version"`
-	NumCPU     int           `json:"num_cpu"`
-	FileLimit  uint64        `json:"file_limit"`
-	URL        string        `json:"url,omitempty"` // empty: servers started by the bench
-	DemoTTFTMS float64       `json:"demo_ttft_ms"`
-	DemoTPS    float64       `json:"demo_tps"`
-	Idle       []IdleRun     `json:"idle,omitempty"`
-	TTFT       []TTFTRun     `json:"ttft,omitempty"`
-	Fanout     []FanoutRun   `json:"fanout,omitempty"`
-	Capacity   []CapacityRun `json:"capacity,omitempty"`
+	Started    time.Time `json:"started"`
+	Finished   time.Time `json:"finished"`
+	GoVersion  string    `json:"go_version"`
+	NumCPU     int       `json:"num_cpu"`
+	FileLimit  uint64    `json:"file_limit"`
+	URL        string    `json:"url,omitempty"` // empty: servers started by the bench
+	DemoTTFTMS float64   `json:"demo_ttft_ms"`
+	DemoTPS    float64   `json:"demo_tps"`
+	// LoadAvg is /proc/loadavg at the start and the end: other work on the
+	// machine takes cores from the server and the clients.
+	LoadAvg  [2]string     `json:"loadavg"`
+	Idle     []IdleRun     `json:"idle,omitempty"`
+	TTFT     []TTFTRun     `json:"ttft,omitempty"`
+	Fanout   []FanoutRun   `json:"fanout,omitempty"`
+	Capacity []CapacityRun `json:"capacity,omitempty"`
 }
 
 // IdleRun is server memory against idle topic subscribers.
