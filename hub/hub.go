@@ -16,6 +16,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -28,7 +29,12 @@ type Options struct {
 	Heartbeat    time.Duration // a ": ping" comment after this long without a write; 15s
 	Retry        time.Duration // the reconnect delay sent first (SSE retry:); 3s
 	WriteTimeout time.Duration // a connection that takes no bytes for this long is dropped; 30s
-	Logger       *slog.Logger
+	// SendBuffer is the kernel's send buffer for each connection; 64 KiB.
+	// Token streams are a few KB a second, so this holds many seconds of
+	// them, while bounding what a client that stops reading can pin in the
+	// kernel (left to itself, Linux lets it grow to megabytes).
+	SendBuffer int
+	Logger     *slog.Logger
 }
 
 // Hub owns the connections handed to it with Attach. It is safe for
@@ -59,6 +65,9 @@ func New(opts Options) *Hub {
 	}
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 30 * time.Second
+	}
+	if opts.SendBuffer <= 0 {
+		opts.SendBuffer = 64 << 10
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -115,6 +124,9 @@ func (h *Hub) Attach(w http.ResponseWriter, l sluice.Log, after string, opts Att
 	// Bytes the client sent after its request (pipelining) are never read:
 	// a stream is the last response on its connection.
 	_ = brw
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(h.opts.SendBuffer)
+	}
 	head := responseHead(w.Header(), jitter(h.opts.Retry))
 	s := &sub{hub: h, conn: conn, topic: opts.Topic, onGone: opts.OnGone, onClose: opts.OnClose, cursor: after}
 	s.touch()
