@@ -28,9 +28,10 @@ type Config struct {
 	TopicMaxLen    int
 	DemoTTFT       time.Duration
 	DemoTPS        float64
-	ConfigFile     string // the TOML file of upstreams and models (configfile.go)
-	UpstreamURL    string // the simple case: one upstream (models.go)
-	UpstreamModels string // its models, comma-separated
+	Guard          guardConfig // keys, CORS and limits (guard.go)
+	ConfigFile     string      // the TOML file of upstreams and models (configfile.go)
+	UpstreamURL    string      // the simple case: one upstream (models.go)
+	UpstreamModels string      // its models, comma-separated
 
 	// Upstreams is what ConfigFile or UpstreamURL describe, validated.
 	Upstreams upstreamConfig
@@ -62,6 +63,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.IntVar(&c.TopicMaxLen, "topic-max-len", 1000, "events a topic keeps for replay")
 	fs.DurationVar(&c.DemoTTFT, "demo-ttft", 300*time.Millisecond, "demo model: time to first token")
 	fs.Float64Var(&c.DemoTPS, "demo-tps", 30, "demo model: tokens per second (0: as fast as possible)")
+	c.Guard.flags(fs)
 	fs.StringVar(&c.ConfigFile, "config", "", "TOML file of OpenAI-compatible upstreams and the models they serve")
 	fs.StringVar(&c.UpstreamURL, "upstream-url", "", "one OpenAI-compatible upstream, e.g. http://localhost:11434/v1 (its key: OPENAI_API_KEY)")
 	fs.StringVar(&c.UpstreamModels, "upstream-models", "", "the upstream's models to offer, comma-separated: name or name=upstream-name")
@@ -83,7 +85,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if err := c.validate(); err != nil {
+	if err := errors.Join(c.validate(), c.Guard.load()); err != nil {
 		return c, err
 	}
 	var err error

@@ -89,7 +89,7 @@ func isFlag(s string) bool { return len(s) > 0 && s[0] == '-' && s != "-h" && s 
 func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr string)) error {
 	store := memory.New(memory.Options{Retention: cfg.Retention, MaxLen: cfg.MaxLogLen})
 	defer store.Close()
-	runner := gen.NewRunner(gen.Options{Store: store, MaxConcurrent: cfg.MaxGenerations, Logger: log})
+	runner := gen.NewRunner(gen.Options{Store: store, MaxConcurrent: cfg.MaxGenerations, MaxPerOwner: cfg.Guard.GenerationsPerKey, Logger: log})
 
 	var models api.Models
 	dm := demo.New(demo.Options{TimeToFirstToken: cfg.DemoTTFT, TokensPerSecond: cfg.DemoTPS})
@@ -100,10 +100,12 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr st
 	}
 	defer closeUpstreams()
 
-	srv := api.New(api.Config{
+	apiCfg := api.Config{
 		Heartbeat: cfg.Heartbeat, Retry: cfg.Retry, WriteTimeout: cfg.WriteTimeout,
 		MaxBodyBytes: cfg.MaxBodyBytes, TopicMaxLen: cfg.TopicMaxLen,
-	}, store, runner, &models, log)
+	}
+	cfg.Guard.apply(&apiCfg)
+	srv := api.New(apiCfg, store, runner, &models, log)
 	// WebSocket beside SSE, over the same logs; it drains when ctx ends.
 	wsh := ws.NewHandler(ws.Options{Store: store, Runner: runner, Models: &models, TopicMaxLen: cfg.TopicMaxLen,
 		Heartbeat: cfg.Heartbeat, WriteTimeout: cfg.WriteTimeout, MaxMessageBytes: cfg.MaxBodyBytes + 64<<10, Stop: ctx, Logger: log})
@@ -150,12 +152,13 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr st
 	if err := srv.Shutdown(endCtx); err != nil {
 		log.Warn("closed streams that outlived the shutdown")
 	}
+	// What is left are idle connections and short requests; a connection
+	// that has just been opened would keep Shutdown waiting for seconds.
 	select {
 	case err = <-shut:
-	case <-endCtx.Done():
+	case <-time.After(time.Second):
 		err = hs.Close()
 		<-shut
-		log.Warn("closed connections that outlived the shutdown")
 	}
 	if errors.Is(<-served, http.ErrServerClosed) && err == nil {
 		log.Info("stopped")
