@@ -213,3 +213,10 @@ func TestSecurityHeaders(t *testing.T) {
 		}
 	}
 }
+
+func TestHandleAPINeedsAKey(t *testing.T) {
+	e := keyedEnv(t, fast)
+	e.api.HandleAPI("GET /extra", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }))
+	wantStatus(t, e.get(t, "/extra"), 401, "missing_api_key")
+	wantStatus(t, e.get(t, "/extra", bearer(keyAnn)...), 204, "")
+}

@@ -106,8 +106,18 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /debug/stats", s.handleStats)
 }
 
-// Handle adds a route, for parts wired in by cmd (the UI, metrics).
+// Handle adds a route open to all, for parts wired in by cmd (the UI).
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// HandleAPI adds a route that, like the API's own, needs an API key when
+// the server has keys and counts against the caller's rate limit.
+func (s *Server) HandleAPI(pattern string, h http.Handler) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := s.enter(w, r, false); ok {
+			h.ServeHTTP(w, r)
+		}
+	})
+}
 
 // ServeHTTP dispatches to the routes; unknown routes get an OpenAI-style 404.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
