@@ -110,14 +110,30 @@ func (s *Server) routes() {
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // HandleAPI adds a route that, like the API's own, needs an API key when
-// the server has keys and counts against the caller's rate limit.
+// the server has keys and counts against the caller's rate limit. The
+// handler finds the key's name with Caller.
 func (s *Server) HandleAPI(pattern string, h http.Handler) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := s.enter(w, r, false); ok {
-			h.ServeHTTP(w, r)
+		if who, ok := s.enter(w, r, false); ok {
+			h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, who)))
 		}
 	})
 }
+
+type callerKey struct{}
+
+// Caller returns the name of the API key that a request routed by
+// HandleAPI presented ("" when the server has no keys). Streams started for
+// it must be owned by it (gen.Runner.StartFor), and streams it reads must
+// be its own (MayUse).
+func Caller(ctx context.Context) string {
+	who, _ := ctx.Value(callerKey{}).(string)
+	return who
+}
+
+// MayUse reports, as an error, whether the caller who may read or stop
+// log l.
+func MayUse(who string, l sluice.Log) error { return mayUse(who, l) }
 
 // ServeHTTP dispatches to the routes; unknown routes get an OpenAI-style 404.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
