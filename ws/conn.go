@@ -151,14 +151,17 @@ func (c *conn) writeFrames(frames [][]byte) error {
 	if len(frames) == 0 {
 		return nil
 	}
-	// One deadline for the batch, twice the write timeout: a producer that
-	// waited the write timeout for room has by then asked for a clean close
-	// (1008), which goes out if the reader takes the batch in time; a reader
-	// that takes nothing at all is disconnected when the deadline passes (the
-	// library closes the socket).
-	ctx, cancel := context.WithTimeout(c.ctx, 2*c.h.opts.WriteTimeout)
-	defer cancel()
+	// Each write has a deadline of at least 1.75 times the write timeout (one
+	// context is shared by the frames written within a quarter of it): a
+	// producer that waited the write timeout for room has by then asked for
+	// a clean close (1008), which goes out if the reader takes the frame in
+	// time; a reader that takes nothing at all is disconnected when the
+	// deadline passes (the library closes the socket).
+	wt := c.h.opts.WriteTimeout
+	var d deadline
+	defer d.stop()
 	for _, f := range frames {
+		ctx := d.get(c.ctx, 2*wt, wt/4)
 		err := c.ws.Write(ctx, websocket.MessageText, f)
 		c.out.release(len(f))
 		if err != nil {
@@ -543,4 +546,27 @@ func topicOf(s *sub) string {
 		return s.name
 	}
 	return ""
+}
+
+// deadline hands out a context with a timeout, renewed once it is older
+// than a given age, so that writes in a row share one timer.
+type deadline struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	start  time.Time
+}
+
+func (d *deadline) get(parent context.Context, timeout, age time.Duration) context.Context {
+	if d.ctx == nil || time.Since(d.start) > age {
+		d.stop()
+		d.ctx, d.cancel = context.WithTimeout(parent, timeout)
+		d.start = time.Now()
+	}
+	return d.ctx
+}
+
+func (d *deadline) stop() {
+	if d.cancel != nil {
+		d.cancel()
+	}
 }

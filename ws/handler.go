@@ -56,7 +56,11 @@ const (
 type Handler struct {
 	opts Options
 	log  *slog.Logger
-	wg   sync.WaitGroup
+
+	mu      sync.Mutex
+	active  int           // connections being served
+	waiting bool          // Wait was called: refuse new connections
+	idle    chan struct{} // closed when active drops to 0 while waiting
 
 	conns   atomic.Int64
 	subs    atomic.Int64
@@ -104,23 +108,54 @@ func (h *Handler) Stats() Stats {
 	return Stats{Connections: h.conns.Load(), Subscriptions: h.subs.Load(), SlowCutoffs: h.cutoffs.Load()}
 }
 
-// Wait returns once every connection has ended. Connections end by
-// themselves once Options.Stop is done and their generations have ended;
-// http.Server.Shutdown does not wait for them, because they are hijacked.
-func (h *Handler) Wait() { h.wg.Wait() }
+// Wait refuses new connections and returns once every connection has
+// ended. Connections end by themselves once Options.Stop is done and their
+// generations have ended; http.Server.Shutdown does not wait for them,
+// because they are hijacked.
+func (h *Handler) Wait() {
+	h.mu.Lock()
+	h.waiting = true
+	if h.active == 0 {
+		h.mu.Unlock()
+		return
+	}
+	idle := make(chan struct{})
+	h.idle = idle
+	h.mu.Unlock()
+	<-idle
+}
+
+// enter counts a connection in, unless Wait has been called.
+func (h *Handler) enter() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.waiting {
+		return false
+	}
+	h.active++
+	return true
+}
+
+func (h *Handler) leave() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.active--
+	if h.active == 0 && h.idle != nil {
+		close(h.idle)
+		h.idle = nil
+	}
+}
 
 // ServeHTTP upgrades the request to a WebSocket and serves it until it
 // closes.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h.opts.Stop.Err() != nil {
+	if h.opts.Stop.Err() != nil || !h.enter() {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Retry-After", "1")
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_ = json.NewEncoder(w).Encode(wire.Error(errDraining))
 		return
 	}
-	h.wg.Add(1)
-	defer h.wg.Done()
 	wc, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		OriginPatterns: h.opts.OriginPatterns,
 		// Compression would cost each connection a flate state of tens of
@@ -128,13 +163,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		CompressionMode: websocket.CompressionDisabled,
 	})
 	if err != nil {
+		h.leave()
 		h.log.Debug("ws: upgrade refused", "remote", r.RemoteAddr, "err", err)
 		return // Accept has answered
 	}
 	wc.SetReadLimit(h.opts.MaxMessageBytes)
+	// The connection is served by a goroutine of its own, and the handler
+	// returns: net/http then lets go of the request and response it keeps
+	// for a handler (a few kilobytes per connection), and the deep stack of
+	// the handler's goroutine goes with them.
 	h.conns.Add(1)
-	defer h.conns.Add(-1)
-	newConn(h, wc).serve()
+	go func() {
+		defer h.leave()
+		defer h.conns.Add(-1)
+		newConn(h, wc).serve()
+	}()
 }
 
 var errDraining = &sluice.Error{Code: sluice.EUNAVAILABLE, Kind: "server_shutting_down",
