@@ -5,9 +5,9 @@ import (
 	"time"
 )
 
-// Hist is a histogram of durations in microseconds with about 3 % relative
-// precision (32 buckets per doubling), small enough to send between
-// processes and to merge. The zero value is empty.
+// Hist is a histogram of durations in microseconds, exact below 256 µs and
+// within 0.4 % above (128 buckets per doubling: ±1.2 ms at 300 ms), small
+// enough to send between processes and to merge. The zero value is empty.
 type Hist struct {
 	Counts map[int]uint64 `json:"counts,omitempty"` // bucket index → count
 	N      uint64         `json:"n"`
@@ -15,13 +15,13 @@ type Hist struct {
 	MaxUS  int64          `json:"max_us"`
 }
 
-const histSub = 32 // buckets per doubling past 64 µs
+const histSub = 128 // buckets per doubling past 256 µs
 
 func histBucket(us int64) int {
 	if us < 2*histSub {
 		return int(max(us, 0))
 	}
-	shift := bits.Len64(uint64(us)) - 6
+	shift := bits.Len64(uint64(us)) - 8
 	return histSub*shift + int(us>>shift)
 }
 

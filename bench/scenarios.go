@@ -218,6 +218,7 @@ func (r *runner) fanout(ctx context.Context, tr string, baseline bool) error {
 func (r *runner) capacity(ctx context.Context, tr string) error {
 	run := CapacityRun{Transport: tr, BoundMS: ms(r.cfg.CapacityBound), TPS: r.cfg.DemoTPS}
 	defer func() { r.res.Capacity = append(r.res.Capacity, run) }()
+	over := false
 	for _, n := range r.cfg.CapacitySteps {
 		p, err := r.capacityStep(ctx, tr, n)
 		if err != nil {
@@ -227,10 +228,13 @@ func (r *runner) capacity(ctx context.Context, tr string) error {
 		within := p.ITL.N > 0 && p.ITL.P99 <= ms(r.cfg.CapacityBound) && p.Failed == 0
 		r.printf("  %5d generations: ITL p50 %.1f p90 %.1f p99 %.1f ms, %d tokens/s; server %.2f cores, clients %.2f cores%s\n",
 			n, p.ITL.P50, p.ITL.P90, p.ITL.P99, p.Tokens, p.ServerCores, p.ClientCores, map[bool]string{true: "", false: "  (over the bound)"}[within])
+		// Every step runs, past the bound too, to draw the curve; Max is
+		// the largest within it before the first over it.
 		if !within {
-			break
+			over = true
+		} else if !over {
+			run.Max = n
 		}
-		run.Max = n
 	}
 	return nil
 }
