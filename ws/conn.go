@@ -27,6 +27,7 @@ type conn struct {
 	h   *Handler
 	ws  *websocket.Conn
 	out *sendQueue
+	who string // the API key's name (api.Caller); it owns what it starts
 
 	ctx    context.Context // done when the connection ends
 	cancel context.CancelFunc
@@ -59,8 +60,8 @@ func (unsubscribe) Error() string { return "unsubscribed" }
 // errShutdown ends topic subscriptions when the server drains.
 var errShutdown = errors.New("server shutting down; reconnect")
 
-func newConn(h *Handler, wc *websocket.Conn) *conn {
-	c := &conn{h: h, ws: wc, out: newSendQueue(h.opts.SendBuffer, h.opts.WriteTimeout), subs: make(map[string]*sub)}
+func newConn(h *Handler, wc *websocket.Conn, who string) *conn {
+	c := &conn{h: h, ws: wc, who: who, out: newSendQueue(h.opts.SendBuffer, h.opts.WriteTimeout), subs: make(map[string]*sub)}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
 }
@@ -236,7 +237,7 @@ func (c *conn) chatStart(req *request) {
 		c.reply(errorReply(req, err))
 		return
 	}
-	g, err := c.h.opts.Runner.Start(creq, model)
+	g, err := c.h.opts.Runner.StartFor(c.who, creq, model)
 	if err != nil {
 		c.release(s)
 		c.reply(errorReply(req, err))
@@ -253,6 +254,9 @@ func (c *conn) streamAttach(req *request) {
 		return
 	}
 	l, err := c.h.opts.Store.Open(c.ctx, gen.LogName(req.Stream), false, sluice.LogOptions{})
+	if err == nil {
+		err = api.MayUse(c.who, l)
+	}
 	if err != nil {
 		c.reply(errorReply(req, err))
 		return
@@ -316,6 +320,9 @@ func (c *conn) streamCancel(req *request) {
 		return
 	}
 	l, err := c.h.opts.Store.Open(c.ctx, gen.LogName(req.Stream), false, sluice.LogOptions{})
+	if err == nil {
+		err = api.MayUse(c.who, l)
+	}
 	if err != nil {
 		c.reply(errorReply(req, err))
 		return

@@ -176,7 +176,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	go func() {
 		defer h.leave()
 		defer h.conns.Add(-1)
-		newConn(h, wc).serve()
+		newConn(h, wc, api.Caller(r.Context())).serve()
 	}()
 }
 
