@@ -133,25 +133,31 @@ var errWSClosed = errors.New("websocket closed by the server")
 // payload and returns only its first bytes (up to 64).
 func (s *stream) nextWS(buf []byte, discard bool) ([]byte, error) {
 	for {
-		var h [2]byte
-		if _, err := io.ReadFull(s.br, h[:]); err != nil {
+		// Byte by byte from the buffer: a header array passed to ReadFull
+		// would be allocated for every frame.
+		b0, err := s.br.ReadByte()
+		if err != nil {
 			return nil, err
 		}
-		opcode := h[0] & 0x0f
-		n := int64(h[1] & 0x7f)
-		switch n {
-		case 126:
-			var e [2]byte
-			if _, err := io.ReadFull(s.br, e[:]); err != nil {
-				return nil, err
+		b1, err := s.br.ReadByte()
+		if err != nil {
+			return nil, err
+		}
+		opcode := b0 & 0x0f
+		n := int64(b1 & 0x7f)
+		if n >= 126 {
+			size := 2
+			if n == 127 {
+				size = 8
 			}
-			n = int64(binary.BigEndian.Uint16(e[:]))
-		case 127:
-			var e [8]byte
-			if _, err := io.ReadFull(s.br, e[:]); err != nil {
-				return nil, err
+			n = 0
+			for range size {
+				b, err := s.br.ReadByte()
+				if err != nil {
+					return nil, err
+				}
+				n = n<<8 | int64(b)
 			}
-			n = int64(binary.BigEndian.Uint64(e[:]))
 		}
 		if n > 64<<20 {
 			return nil, fmt.Errorf("websocket frame of %d bytes", n)

@@ -110,7 +110,8 @@ func (w *worker) generation(d *net.Dialer, h *Report) error {
 		return err
 	}
 	buf := make([]byte, 8<<10)
-	var pending []byte
+	store := make([]byte, 0, 8<<10)
+	pending := store
 	for {
 		n, err := s.body.Read(buf)
 		now := time.Now()
@@ -134,7 +135,7 @@ func (w *worker) generation(d *net.Dialer, h *Report) error {
 			t.event(now, bytes.Contains(data, []byte(`"finish_reason":"`)))
 		}
 		if len(pending) == 0 {
-			pending = pending[:0:0] // drop a buffer a long event grew
+			pending = store[:0] // reuse; a buffer a long event grew goes
 		}
 		if err != nil {
 			if w.ctx.Err() != nil {
