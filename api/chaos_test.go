@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -33,16 +34,22 @@ func TestChaosEveryTranscriptSurvivesDrops(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)
+	var drops, events atomic.Int64
+	start := time.Now()
 	for i := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := chaosClient(e, i, rand.New(rand.NewPCG(seeds[i], 7))); err != nil {
+			d, n, err := chaosClient(e, i, rand.New(rand.NewPCG(seeds[i], 7)))
+			drops.Add(int64(d))
+			events.Add(int64(n))
+			if err != nil {
 				errs <- fmt.Errorf("client %d: %w", i, err)
 			}
 		}()
 	}
 	wg.Wait()
+	t.Logf("%d clients, %d drops and resumes, %d events compared, in %v", clients, drops.Load(), events.Load(), time.Since(start).Round(time.Millisecond))
 	close(errs)
 	n := 0
 	for err := range errs {
@@ -77,7 +84,7 @@ func readCut(resp *http.Response, cut int64) (evs []sseEvent, ended bool, err er
 	}
 }
 
-func chaosClient(e *env, i int, rng *rand.Rand) error {
+func chaosClient(e *env, i int, rng *rand.Rand) (drops, events int, err error) {
 	do := func(req *http.Request) (*http.Response, error) {
 		resp, err := e.client.Do(req)
 		if err == nil && resp.StatusCode != 200 {
@@ -90,11 +97,10 @@ func chaosClient(e *env, i int, rng *rand.Rand) error {
 	req, _ := http.NewRequest("POST", e.URL+"/v1/chat/completions", strings.NewReader(body))
 	resp, err := do(req)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	id := resp.Header.Get("Sluice-Stream-ID")
 	var got []sseEvent
-	drops := 0
 	for {
 		cut := int64(1 << 40)
 		if drops == 0 || rng.IntN(3) > 0 { // always once, often more
@@ -103,43 +109,43 @@ func chaosClient(e *env, i int, rng *rand.Rand) error {
 		evs, ended, err := readCut(resp, cut)
 		got = append(got, evs...)
 		if err != nil {
-			return err
+			return drops, len(got), err
 		}
 		if ended {
 			break
 		}
 		drops++
 		if drops > 100 {
-			return fmt.Errorf("no end after 100 resumes")
+			return drops, len(got), fmt.Errorf("no end after 100 resumes")
 		}
 		req, _ := http.NewRequest("GET", e.URL+"/v1/streams/"+id, nil)
 		if len(got) > 0 {
 			req.Header.Set("Last-Event-ID", got[len(got)-1].id)
 		}
 		if resp, err = do(req); err != nil {
-			return err
+			return drops, len(got), err
 		}
 	}
 	req, _ = http.NewRequest("GET", e.URL+"/v1/streams/"+id, nil)
 	if resp, err = do(req); err != nil {
-		return err
+		return drops, len(got), err
 	}
 	whole, ended, err := readCut(resp, 1<<40)
 	if err != nil || !ended {
-		return fmt.Errorf("uninterrupted read: ended %v, %v", ended, err)
+		return drops, len(got), fmt.Errorf("uninterrupted read: ended %v, %v", ended, err)
 	}
 	if len(got) != len(whole) {
-		return fmt.Errorf("after %d drops: %d events, uninterrupted %d", drops, len(got), len(whole))
+		return drops, len(got), fmt.Errorf("after %d drops: %d events, uninterrupted %d", drops, len(got), len(whole))
 	}
 	for k := range whole {
 		if got[k] != whole[k] {
-			return fmt.Errorf("after %d drops: event %d is %+v, uninterrupted %+v", drops, k, got[k], whole[k])
+			return drops, len(got), fmt.Errorf("after %d drops: event %d is %+v, uninterrupted %+v", drops, k, got[k], whole[k])
 		}
 	}
 	if whole[len(whole)-1].data != "[DONE]" {
-		return fmt.Errorf("the stream ended with %q", whole[len(whole)-1].data)
+		return drops, len(got), fmt.Errorf("the stream ended with %q", whole[len(whole)-1].data)
 	}
-	return nil
+	return drops, len(got), nil
 }
 
 // TestSlowReadersDoNotHoldUpOthers puts 20 readers that take one byte per
