@@ -47,7 +47,7 @@ type Options struct {
 
 // Defaults for Options.
 const (
-	DefaultSendBuffer       = 1 << 20
+	DefaultSendBuffer       = 64 << 10
 	DefaultMaxSubscriptions = 64
 )
 
