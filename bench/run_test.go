@@ -152,6 +152,9 @@ func TestTinyRunMeasuresEveryScenario(t *testing.T) {
 		t.Fatalf("chart: %v", err)
 	}
 	res.PrintTable(io.Discard)
+	if err := res.WriteMarkdown(filepath.Join(dir, "r.md")); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestBaselineServesTheBenchRoutes measures the naive server in-process.

@@ -28,7 +28,7 @@ Flags:
 // runBench is `sluice bench`.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg bench.Config
-	var transports, scenarios, idle, capSteps, jsonOut, chartOut string
+	var transports, scenarios, idle, capSteps, jsonOut, chartOut, mdOut string
 	fs := flag.NewFlagSet("sluice bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, benchUsage); fs.PrintDefaults() }
@@ -50,6 +50,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.ConnsPerWorker, "conns-per-worker", 8000, "most connections one worker process holds (at most 18000)")
 	fs.StringVar(&jsonOut, "json", "", "write the result as JSON to this file")
 	fs.StringVar(&chartOut, "chart", "", "draw latency and memory against connections into this PNG file")
+	fs.StringVar(&mdOut, "markdown", "", "write the result as Markdown tables (those of docs/benchmarks.md) to this file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -101,6 +102,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		res.PrintTable(stdout)
 		if jsonOut != "" {
 			if err := res.WriteJSON(jsonOut); err != nil {
+				return err
+			}
+		}
+		if mdOut != "" {
+			if err := res.WriteMarkdown(mdOut); err != nil {
 				return err
 			}
 		}
