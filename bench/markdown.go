@@ -98,22 +98,22 @@ func (res *Result) Markdown(w io.Writer) {
 	if len(res.Fanout) > 0 {
 		fmt.Fprintln(w, "**Fan-out of one topic** (publishing over HTTP at a set rate; every subscriber counts what it receives)")
 		fmt.Fprintln(w)
-		row("server", "transport", "subscribers", "published/s", "delivered/s", "delivered / (published × subscribers)", "server cores", "client cores")
-		row("---", "---", "---:", "---:", "---:", "---:", "---:", "---:")
+		row("server", "transport", "subscribers", "published/s", "delivered/s", "delivered / (published × subscribers)", "server cores", "client cores", "machine busy (kernel)")
+		row("---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---:")
 		for _, r := range res.Fanout {
 			row(r.Server, upper(r.Transport), itoa(r.Subs), f1(float64(r.Published)/r.Seconds), fmt.Sprintf("%.0f", r.EventsPerSec),
-				f2(r.Ratio), f2(r.ServerCores), f2(r.ClientCores))
+				f2(r.Ratio), f2(r.ServerCores), f2(r.ClientCores), fmt.Sprintf("%.2f (%.2f)", r.Machine.Busy, r.Machine.Kernel))
 		}
 		fmt.Fprintln(w)
 	}
 	if len(res.Capacity) > 0 {
 		fmt.Fprintf(w, "**Concurrent generations at %.0f tokens/s each**: inter-token delay, ms\n\n", res.DemoTPS)
-		row("transport", "generations", "tokens/s delivered", "ITL p50", "ITL p90", "ITL p99", "server cores", "client cores", "server RSS")
-		row("---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:")
+		row("transport", "generations", "tokens/s delivered", "ITL p50", "ITL p90", "ITL p99", "server cores", "client cores", "machine busy (kernel)", "server RSS")
+		row("---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:")
 		for _, r := range res.Capacity {
 			for _, p := range r.Points {
 				row(upper(r.Transport), itoa(p.Gens), itoa(int(p.Tokens)), f1(p.ITL.P50), f1(p.ITL.P90), f1(p.ITL.P99),
-					f2(p.ServerCores), f2(p.ClientCores), fmt.Sprintf("%.0f MB", mb(p.Stats.RSSBytes)))
+					f2(p.ServerCores), f2(p.ClientCores), fmt.Sprintf("%.2f (%.2f)", p.Machine.Busy, p.Machine.Kernel), fmt.Sprintf("%.0f MB", mb(p.Stats.RSSBytes)))
 			}
 		}
 		fmt.Fprintln(w)

@@ -58,17 +58,18 @@ type TTFTRun struct {
 
 // FanoutRun is one topic delivered to Subs subscribers.
 type FanoutRun struct {
-	Server       string  `json:"server"`
-	Transport    string  `json:"transport"`
-	Subs         int     `json:"subs"`
-	Rate         int     `json:"publish_rate"`
-	Seconds      float64 `json:"seconds"`
-	Published    int64   `json:"published"`
-	Delivered    int64   `json:"delivered"`
-	EventsPerSec float64 `json:"delivered_per_second"`
-	Ratio        float64 `json:"delivered_ratio"` // delivered / (published × subs)
-	ServerCores  float64 `json:"server_cores"`    // CPU the server used, in cores (-1: unknown)
-	ClientCores  float64 `json:"client_cores"`
+	Server       string      `json:"server"`
+	Transport    string      `json:"transport"`
+	Subs         int         `json:"subs"`
+	Rate         int         `json:"publish_rate"`
+	Seconds      float64     `json:"seconds"`
+	Published    int64       `json:"published"`
+	Delivered    int64       `json:"delivered"`
+	EventsPerSec float64     `json:"delivered_per_second"`
+	Ratio        float64     `json:"delivered_ratio"` // delivered / (published × subs)
+	ServerCores  float64     `json:"server_cores"`    // CPU the server used, in cores (-1: unknown)
+	ClientCores  float64     `json:"client_cores"`
+	Machine      MachineLoad `json:"machine"`
 }
 
 // CapacityRun is inter-token delay against concurrent generations.
@@ -88,6 +89,7 @@ type CapacityPoint struct {
 	Tokens      int64       `json:"tokens_per_second"`
 	ServerCores float64     `json:"server_cores"`
 	ClientCores float64     `json:"client_cores"`
+	Machine     MachineLoad `json:"machine"`
 	Stats       ServerStats `json:"stats"`
 }
 
@@ -190,11 +192,11 @@ func (r *runner) fanout(ctx context.Context, tr string, baseline bool) error {
 	if err := g.mark(ctx); err != nil {
 		return err
 	}
-	start, pub0, cpu0 := time.Now(), pub.count(), srv.cpu()
+	start, pub0, cpu0, m0 := time.Now(), pub.count(), srv.cpu(), machineCPU()
 	if err := sleep(ctx, r.cfg.FanoutTime); err != nil {
 		return err
 	}
-	cpu1, pub1 := srv.cpu(), pub.count()
+	cpu1, pub1, m1 := srv.cpu(), pub.count(), machineCPU()
 	rep, err := g.stop(ctx, time.Minute)
 	secs := time.Since(start).Seconds()
 	if err != nil {
@@ -202,15 +204,15 @@ func (r *runner) fanout(ctx context.Context, tr string, baseline bool) error {
 	}
 	run := FanoutRun{Server: serverName(baseline), Transport: tr, Subs: open, Rate: r.cfg.FanoutRate, Seconds: secs,
 		Published: pub1 - pub0, Delivered: rep.Events, EventsPerSec: float64(rep.Events) / secs,
-		ServerCores: -1, ClientCores: rep.CPU / secs}
+		ServerCores: -1, ClientCores: rep.CPU / secs, Machine: machineLoad(m0, m1, secs)}
 	if exp := float64(run.Published) * float64(open); exp > 0 {
 		run.Ratio = float64(rep.Events) / exp
 	}
 	if cpu0 >= 0 && cpu1 >= 0 {
 		run.ServerCores = (cpu1 - cpu0) / secs
 	}
-	r.printf("  %d subscribers, %d published: %.0f events/s delivered (%.1f%% of published × subscribers); server %.2f cores, clients %.2f cores\n",
-		open, run.Published, run.EventsPerSec, 100*run.Ratio, run.ServerCores, run.ClientCores)
+	r.printf("  %d subscribers, %d published: %.0f events/s delivered (%.1f%% of published × subscribers); server %.2f cores, clients %.2f cores, machine %.2f busy (%.2f kernel)\n",
+		open, run.Published, run.EventsPerSec, 100*run.Ratio, run.ServerCores, run.ClientCores, run.Machine.Busy, run.Machine.Kernel)
 	r.res.Fanout = append(r.res.Fanout, run)
 	return nil
 }
@@ -226,8 +228,8 @@ func (r *runner) capacity(ctx context.Context, tr string) error {
 		}
 		run.Points = append(run.Points, p)
 		within := p.ITL.N > 0 && p.ITL.P99 <= ms(r.cfg.CapacityBound) && p.Failed == 0
-		r.printf("  %5d generations: ITL p50 %.1f p90 %.1f p99 %.1f ms, %d tokens/s; server %.2f cores, clients %.2f cores%s\n",
-			n, p.ITL.P50, p.ITL.P90, p.ITL.P99, p.Tokens, p.ServerCores, p.ClientCores, map[bool]string{true: "", false: "  (over the bound)"}[within])
+		r.printf("  %5d generations: ITL p50 %.1f p90 %.1f p99 %.1f ms, %d tokens/s; server %.2f cores, clients %.2f cores, machine %.2f busy (%.2f kernel)%s\n",
+			n, p.ITL.P50, p.ITL.P90, p.ITL.P99, p.Tokens, p.ServerCores, p.ClientCores, p.Machine.Busy, p.Machine.Kernel, map[bool]string{true: "", false: "  (over the bound)"}[within])
 		// Every step runs, past the bound too, to draw the curve; Max is
 		// the largest within it before the first over it.
 		if !within {
@@ -261,11 +263,11 @@ func (r *runner) capacityStep(ctx context.Context, tr string, n int) (CapacityPo
 	if err := g.mark(ctx); err != nil {
 		return p, err
 	}
-	start, cpu0 := time.Now(), srv.cpu()
+	start, cpu0, m0 := time.Now(), srv.cpu(), machineCPU()
 	if err := sleep(ctx, r.cfg.CapacityWindow); err != nil {
 		return p, err
 	}
-	cpu1 := srv.cpu()
+	cpu1, m1 := srv.cpu(), machineCPU()
 	st, _ := srv.stats(ctx)
 	rep, err := g.stop(ctx, time.Minute)
 	secs := time.Since(start).Seconds()
@@ -275,6 +277,7 @@ func (r *runner) capacityStep(ctx context.Context, tr string, n int) (CapacityPo
 	p.Failed, p.ITL, p.Stats = rep.Failed, rep.ITL.Summary(), st
 	p.Tokens = int64(float64(rep.ITL.N) / secs)
 	p.ClientCores = rep.CPU / secs
+	p.Machine = machineLoad(m0, m1, time.Since(start).Seconds())
 	if cpu0 >= 0 && cpu1 >= 0 {
 		p.ServerCores = (cpu1 - cpu0) / secs
 	}
