@@ -70,7 +70,8 @@ type Log interface {
 	//
 	// An ID that this log never issued is EINVALID. When after is older than
 	// the oldest event still kept (only a ring log trims), Read starts at the
-	// oldest kept event.
+	// oldest kept event, after an event named "sluice.gap" that says how
+	// many were missed and carries the ID of the last of them.
 	Read(ctx context.Context, after string, buf []Event) ([]Event, error)
 
 	// Last returns the ID of the newest event ("" when the log is empty) and

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/sluice-dev/sluice/api"
@@ -140,3 +141,20 @@ func TestPublishErrors(t *testing.T) {
 }
 
 func apiTopicLen(n int) api.Config { return api.Config{TopicMaxLen: n} }
+
+func TestResumeFromTrimmedIDSaysWhatWasMissed(t *testing.T) {
+	e := newEnv(t, envOptions{cfg: apiTopicLen(3), demo: fast.demo})
+	first := publish(t, e, "small", map[string]any{"data": "0"})
+	for i := 1; i < 6; i++ {
+		publish(t, e, "small", map[string]any{"data": fmt.Sprint(i)})
+	}
+	resp, rd := subscribe(t, e, "/v1/topics/small/events", "Last-Event-ID", first)
+	defer resp.Body.Close()
+	gap := next(t, rd)
+	if gap.Name != "sluice.gap" || !strings.Contains(gap.Data, `"missed":2`) {
+		t.Fatalf("first event %+v, want a sluice.gap of 2", gap)
+	}
+	if ev := next(t, rd); ev.Data != "3" {
+		t.Fatalf("after the gap: %+v", ev)
+	}
+}

@@ -91,10 +91,15 @@ func (l *Log) Read(ctx context.Context, after string, buf []sluice.Event) ([]slu
 		}
 		start := seq + 1
 		if start < l.first {
+			if after != "" && cap(buf) > 1 {
+				// The reader's place was trimmed away: say so in-band, under
+				// the ID of the last event it missed, then go on.
+				buf = append(buf, gapEvent(l.first-1, l.first-start))
+			}
 			start = l.first
 		}
 		if start < l.next {
-			n := min(int(l.next-start), cap(buf))
+			n := min(int(l.next-start), cap(buf)-len(buf))
 			i := int(start - l.first)
 			buf = append(buf, l.events[i:i+n]...)
 			l.mu.Unlock()
@@ -152,4 +157,15 @@ func badID(id string) error {
 	}
 	return &sluice.Error{Code: sluice.EINVALID, Param: "last_event_id", Kind: "invalid_event_id",
 		Message: "Event ID " + strconv.Quote(id) + " was not issued by this stream."}
+}
+
+// GapEvent is the name of the event a ring log hands a reader whose place
+// was trimmed away before it read on: its data says how many events it
+// missed, and its ID resumes after them.
+const GapEvent = "sluice.gap"
+
+func gapEvent(lastMissed, missed uint64) sluice.Event {
+	n := strconv.FormatUint(missed, 10)
+	return sluice.Event{ID: strconv.FormatUint(lastMissed, 10), Name: GapEvent,
+		Data: []byte(`{"missed":` + n + `,"message":"` + n + ` events were dropped from this topic before you read them."}`)}
 }

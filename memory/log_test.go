@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -248,5 +249,30 @@ func TestManyReadersSeeEveryEvent(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+func TestRingReaderIsToldWhatItMissed(t *testing.T) {
+	s := New(Options{})
+	defer s.Close()
+	l, _ := s.Create(context.Background(), "t", sluice.LogOptions{MaxLen: 3, Ring: true})
+	ids := appendN(t, l, 6) // e3, e4, e5 are kept
+	evs, err := l.Read(context.Background(), ids[0], make([]sluice.Event, 0, 8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 4 || evs[0].Name != GapEvent || evs[0].ID != ids[2] || !strings.Contains(string(evs[0].Data), `"missed":2`) {
+		t.Fatalf("got %+v, want a gap of 2 under the ID of e2, then e3..e5", evs)
+	}
+	if string(evs[1].Data) != "e3" || evs[3].ID != ids[5] {
+		t.Fatalf("after the gap: %+v", evs[1:])
+	}
+	// Resuming from the gap's ID goes on without another gap; a reader
+	// from the start is not told of a gap.
+	for _, after := range []string{evs[0].ID, ""} {
+		evs, _ := l.Read(context.Background(), after, make([]sluice.Event, 0, 8))
+		if len(evs) != 3 || string(evs[0].Data) != "e3" {
+			t.Fatalf("after %q: %+v", after, evs)
+		}
 	}
 }
