@@ -248,10 +248,12 @@ func (c *conn) chatStart(req *request) {
 	c.follow(s, g.Log, "")
 }
 
-func (c *conn) streamAttach(req *request) {
+// openGeneration returns the log of the stream a request names, if this
+// connection's key may use it; otherwise it has answered with an error.
+func (c *conn) openGeneration(req *request) (sluice.Log, bool) {
 	if req.Stream == "" {
 		c.reply(errorReply(req, invalid("stream", "missing_required_parameter", "Missing required parameter: 'stream'.")))
-		return
+		return nil, false
 	}
 	l, err := c.h.opts.Store.Open(c.ctx, gen.LogName(req.Stream), false, sluice.LogOptions{})
 	if err == nil {
@@ -259,6 +261,14 @@ func (c *conn) streamAttach(req *request) {
 	}
 	if err != nil {
 		c.reply(errorReply(req, err))
+		return nil, false
+	}
+	return l, true
+}
+
+func (c *conn) streamAttach(req *request) {
+	l, ok := c.openGeneration(req)
+	if !ok {
 		return
 	}
 	c.subscribe(req, "stream", req.Stream, l, req.LastEventID)
@@ -315,16 +325,8 @@ func (c *conn) subscribe(req *request, field, name string, l sluice.Log, after s
 }
 
 func (c *conn) streamCancel(req *request) {
-	if req.Stream == "" {
-		c.reply(errorReply(req, invalid("stream", "missing_required_parameter", "Missing required parameter: 'stream'.")))
-		return
-	}
-	l, err := c.h.opts.Store.Open(c.ctx, gen.LogName(req.Stream), false, sluice.LogOptions{})
-	if err == nil {
-		err = api.MayUse(c.who, l)
-	}
-	if err != nil {
-		c.reply(errorReply(req, err))
+	l, ok := c.openGeneration(req)
+	if !ok {
 		return
 	}
 	c.h.opts.Runner.Cancel(req.Stream)

@@ -1,0 +1,539 @@
+// The browser UI, driven in real headless Chromium (Debian's chromium, via
+// playwright-core) against the real sluice binary. Each test proves one
+// promise of the chat page or the /live page; the answer texts they compare
+// come from the server's own log (GET /v1/streams/{id}), never from the UI.
+//
+// Connections are cut for real: pages that must lose their connection load
+// through a TCP proxy in this file, which resets every socket on cut().
+//
+// UPDATE_SCREENSHOTS=1 also writes the screenshots in docs/.
+
+import { after, afterEach, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { chromium } from 'playwright-core';
+import { repoRoot, startSluice } from './server.js';
+import { openSSE, textOf } from './sse.js';
+
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const TPS = 60;
+const T = { timeout: 45_000 };
+
+let sluice;
+let browser;
+let shots; // where screenshots go
+/** What a test opened (contexts, proxies, servers): closed after it, pass or fail. */
+let cleanups = [];
+afterEach(async () => {
+  const todo = cleanups.reverse();
+  cleanups = [];
+  for (const fn of todo) await fn().catch(() => {});
+});
+
+before(async () => {
+  [sluice, browser] = await Promise.all([
+    startSluice({ args: ['--demo-tps', String(TPS), '--demo-ttft', '150ms', '--retry', '300ms', '--log-level', 'warn'] }),
+    chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    }),
+  ]);
+  shots = process.env.UPDATE_SCREENSHOTS ? path.join(repoRoot, 'docs') : await mkdtemp(path.join(os.tmpdir(), 'sluice-ui-'));
+}, { timeout: 60_000 });
+
+after(async () => {
+  await browser?.close();
+  await sluice?.stop();
+}, { timeout: 30_000 });
+
+// ------------------------------------------------------------ helpers
+
+/**
+ * A TCP proxy to sluice. cut() resets every connection through it, as a
+ * network failure would, mid-response; later connections go through.
+ */
+async function startProxy(target) {
+  const { hostname, port } = new URL(target);
+  const pairs = new Set();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(port), hostname);
+    const pair = { client, upstream };
+    pairs.add(pair);
+    const drop = () => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', drop).on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    if (paused) upstream.pause();
+  });
+  let paused = false;
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const proxy = {
+    url: `http://127.0.0.1:${server.address().port}`,
+    cut() {
+      const n = pairs.size;
+      for (const { client, upstream } of pairs) {
+        client.resetAndDestroy();
+        upstream.destroy();
+      }
+      pairs.clear();
+      return n;
+    },
+    /** Holds every response where it is, without closing anything. */
+    pause() {
+      paused = true;
+      for (const { upstream } of pairs) upstream.pause();
+    },
+    resume() {
+      paused = false;
+      for (const { upstream } of pairs) upstream.resume();
+    },
+    close: () => new Promise((resolve) => {
+      for (const { client, upstream } of pairs) {
+        client.destroy();
+        upstream.destroy();
+      }
+      server.close(resolve);
+    }),
+  };
+  cleanups.push(proxy.close);
+  return proxy;
+}
+
+/** A fresh browser context (empty localStorage) with one page, errors collected. */
+async function openPage(url, { viewport = { width: 1200, height: 800 }, colorScheme = 'light', path: p = '/' } = {}) {
+  const context = await browser.newContext({ viewport, colorScheme });
+  cleanups.push(() => context.close());
+  const page = await context.newPage();
+  page.errors = [];
+  page.dialogs = [];
+  page.on('pageerror', (err) => page.errors.push(err.message));
+  page.on('console', (m) => m.type() === 'error' && page.errors.push(m.text()));
+  page.on('dialog', (d) => {
+    page.dialogs.push(d.message());
+    d.dismiss().catch(() => {});
+  });
+  page.requests = [];
+  page.on('request', (r) => page.requests.push({ method: r.method(), url: r.url(), headers: r.headers() }));
+  await page.goto(url + p);
+  if (p === '/') await page.waitForSelector('#app[data-ready]');
+  return page;
+}
+
+/** Types text into the message box and presses Enter. */
+async function send(page, text) {
+  await page.locator('#input').fill(text);
+  await page.locator('#input').press('Enter');
+}
+
+const lastAnswer = '.msg.assistant:last-child';
+
+/** The last answer: its status, stream ID and rendered text. */
+function answer(page) {
+  return page.evaluate((sel) => {
+    const li = document.querySelector(sel);
+    return li && { status: li.dataset.status, net: li.dataset.net, id: li.dataset.streamId, text: li.querySelector('.md').innerText };
+  }, lastAnswer);
+}
+
+/** The Markdown source of the last answer, as the page saved it. */
+function savedAnswer(page) {
+  return page.evaluate(() => {
+    const id = location.hash.replace('#/c/', '');
+    const c = JSON.parse(localStorage.getItem('sluice:v1:c:' + id));
+    return c.messages.at(-1);
+  });
+}
+
+async function waitStatus(page, status, timeout = 30_000) {
+  await page.waitForSelector(`${lastAnswer}[data-status="${status}"]`, { timeout });
+}
+
+async function waitText(page, minChars) {
+  await page.waitForFunction(([sel, n]) => (document.querySelector(sel + ' .md')?.innerText.length ?? 0) >= n, [lastAnswer, minChars]);
+}
+
+/** The whole log of stream id, read from the start by a separate client. */
+async function serverStream(id) {
+  const r = await openSSE(`${sluice.url}/v1/streams/${id}`);
+  assert.equal(r.status, 200, `GET /v1/streams/${id}`);
+  const events = await r.readToEnd();
+  const last = events.at(-1)?.data;
+  return { events, last, text: textOf(last === '[DONE]' ? events : events.slice(0, -1)) };
+}
+
+/** What the renderer makes of text: the page's own markdown.js, in a detached box. */
+function rendered(page, text) {
+  return page.evaluate(async (t) => {
+    const { render } = await import('/assets/js/markdown.js');
+    const box = document.createElement('div');
+    box.className = 'md';
+    document.querySelector('.messages').append(box);
+    render(box, t);
+    const out = box.innerText;
+    box.remove();
+    return out;
+  }, text);
+}
+
+/** Asserts that the UI ended with exactly the server's answer, source and rendering. */
+async function assertSameAnswer(page, id) {
+  const server = await serverStream(id);
+  assert.equal(server.last, '[DONE]', 'the stream ended normally');
+  const saved = await savedAnswer(page);
+  assert.equal(saved.content, server.text, 'the answer kept by the page is the answer in the server log');
+  assert.equal((await answer(page)).text, await rendered(page, server.text), 'the page shows the whole answer, nothing lost or doubled');
+  return server;
+}
+
+// ------------------------------------------------------------ chat
+
+test('an answer streams in: text grows over many observations, Markdown renders, Stop shows while generating', T, async () => {
+  const page = await openPage(sluice.url);
+  // Shift+Enter is a new line, Enter sends.
+  await page.locator('#input').fill('Explain how the stream');
+  await page.locator('#input').press('Shift+Enter');
+  await page.locator('#input').pressSequentially('keeps going.');
+  assert.equal(await page.locator('#input').inputValue(), 'Explain how the stream\nkeeps going.');
+  // Record what the page shows at every change, from inside the page, so
+  // that a slow machine cannot make the test miss a state.
+  await page.evaluate(() => {
+    window.seen = { lengths: [], waiting: false, stop: false };
+    new MutationObserver(() => {
+      const li = document.querySelector('.msg.assistant:last-child');
+      if (!li) return;
+      if (li.classList.contains('waiting')) window.seen.waiting = true;
+      if (li.dataset.status === 'streaming') {
+        if (!document.getElementById('stop').hidden) window.seen.stop = true;
+        const n = li.querySelector('.md').innerText.length;
+        if (n > 0 && window.seen.lengths.at(-1) !== n) window.seen.lengths.push(n);
+      }
+    }).observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true });
+  });
+  await page.locator('#input').press('Enter');
+  await waitStatus(page, 'done');
+  const seen = await page.evaluate(() => window.seen);
+  const growing = seen.lengths;
+  assert.ok(growing.length >= 8, `the answer grew over only ${growing.length} observations: ${growing}`);
+  for (let i = 1; i < growing.length; i++) assert.ok(growing[i] >= growing[i - 1], `the text shrank: ${growing}`);
+  assert.ok(growing[0] < growing.at(-1) / 4, `the first text shown was already ${growing[0]} of ${growing.at(-1)} characters`);
+  assert.ok(seen.stop, 'the Stop button showed while the answer streamed');
+  assert.ok(seen.waiting, 'a thinking indicator showed before the first token');
+  assert.equal((await answer(page)).status, 'done');
+  assert.ok(await page.locator('#send').isVisible(), 'Send is back after the answer');
+  assert.equal(await page.locator('.msg.user .bubble').innerText(), 'Explain how the stream\nkeeps going.');
+
+  // The demo answer has every kind of Markdown a chat must render.
+  const md = page.locator(`${lastAnswer} .md`);
+  for (const sel of ['p', 'strong', 'em', ':not(pre) > code', 'a[href^="https://"]', '.code-block pre code', ':is(ul, ol) > li']) {
+    assert.ok(await md.locator(sel).count() > 0, `no ${sel} in the answer`);
+  }
+  assert.equal(await md.locator('a').first().getAttribute('rel'), 'noopener noreferrer nofollow');
+  await assertSameAnswer(page, (await answer(page)).id);
+  assert.deepEqual(page.errors, []);
+});
+
+test('Stop cancels the generation on the server and keeps what arrived', T, async () => {
+  const page = await openPage(sluice.url);
+  await send(page, 'Please give me a long answer');
+  await waitText(page, 150);
+  const { id } = await answer(page);
+  await page.locator('#stop').click();
+  await waitStatus(page, 'stopped');
+  assert.ok(page.requests.some((r) => r.method === 'POST' && r.url.endsWith(`/v1/streams/${id}/cancel`)), 'POST /v1/streams/{id}/cancel was sent');
+  assert.match(await page.locator(`${lastAnswer} .msg-status`).innerText(), /Stopped/);
+
+  // The server's log of the generation ends with the cancelled error, and
+  // what the page kept is exactly what the server generated.
+  const server = await serverStream(id);
+  assert.equal(JSON.parse(server.last).error.code, 'cancelled', server.last);
+  const saved = await savedAnswer(page);
+  assert.equal(saved.content, server.text);
+  assert.ok(server.text.length < 4000, `a long answer was not cut short (${server.text.length} chars)`);
+  const shown = (await answer(page)).text;
+  await page.waitForTimeout(400);
+  assert.equal((await answer(page)).text, shown, 'no text arrived after Stop');
+  assert.ok(await page.locator(`${lastAnswer} [data-action="regenerate"]`).isVisible(), 'the stopped answer can be regenerated');
+  assert.deepEqual(page.errors, []);
+});
+
+test('a connection cut mid-answer reconnects with Last-Event-ID and ends with the identical text', T, async () => {
+  const proxy = await startProxy(sluice.url);
+  const page = await openPage(proxy.url);
+  // Record the states the answer goes through.
+  await page.evaluate(() => {
+    window.netStates = [];
+    new MutationObserver(() => {
+      const n = document.querySelector('.msg.assistant:last-child')?.dataset.net;
+      if (n && window.netStates.at(-1) !== n) window.netStates.push(n);
+    }).observe(document.getElementById('messages'), { attributes: true, subtree: true, attributeFilter: ['data-net'] });
+  });
+  // The first reconnect attempt fails too, so that backoff is exercised.
+  let resumes = 0;
+  await page.route('**/v1/streams/*', (route) => (++resumes === 1 ? route.abort('connectionreset') : route.continue()));
+
+  await send(page, 'What happens when my network drops?');
+  await waitText(page, 200);
+  const before = (await answer(page)).text.length;
+  assert.ok(proxy.cut() > 0, 'no connection to cut');
+  await waitStatus(page, 'done');
+
+  const { id } = await answer(page);
+  const resumed = page.requests.filter((r) => r.method === 'GET' && r.url.endsWith(`/v1/streams/${id}`));
+  assert.ok(resumed.length >= 2, `expected a failed and a successful resume, got ${resumed.length}`);
+  const lastId = resumed.at(-1).headers['last-event-id'];
+  assert.match(lastId ?? '', /\S/, 'the resume sent Last-Event-ID');
+  const server = await assertSameAnswer(page, id);
+  assert.ok(before < server.text.length, 'the cut came before the end');
+  // Resumed after the last event seen before the cut: not from the start.
+  assert.ok(server.events.findIndex((e) => e.id === lastId) > 0, `Last-Event-ID ${lastId} is an event of the stream`);
+  const states = await page.evaluate(() => window.netStates);
+  assert.ok(states.includes('reconnecting') && states.includes('resumed'), `the page showed ${states}`);
+});
+
+test('a reload mid-answer reattaches to the running generation and shows the whole answer', T, async () => {
+  const page = await openPage(sluice.url);
+  await send(page, 'Tell me about reloading pages');
+  await waitText(page, 150);
+  const { id } = await answer(page);
+  const partial = (await answer(page)).text.length;
+  await page.reload();
+  await page.waitForSelector('#app[data-ready]');
+  // The same conversation is shown, and its answer goes on.
+  assert.equal((await answer(page)).id, id);
+  await waitStatus(page, 'done');
+  const attach = page.requests.filter((r) => r.method === 'GET' && r.url.endsWith(`/v1/streams/${id}`));
+  assert.equal(attach.length, 1, 'one reattach after the reload');
+  assert.match(attach[0].headers['last-event-id'] ?? '', /\S/, 'it resumed after the saved event, not from the start');
+  const server = await assertSameAnswer(page, id);
+  assert.ok(partial < server.text.length);
+  assert.equal(await page.locator('.conv-link[aria-current="page"]').count(), 1, 'the chat is listed and current');
+  assert.deepEqual(page.errors, []);
+});
+
+test('model text with <script>, <img onerror> and javascript: links stays inert', T, async () => {
+  const page = await openPage(sluice.url);
+  await page.evaluate(() => {
+    window.pwned = 0;
+  });
+  // The demo model quotes the start of the message, so these come back in
+  // the model's own answer; "short" keeps the answers short.
+  const payloads = [
+    '<img src=x onerror=window.pwned++> short',
+    '<script>window.pwned++</script> short',
+    '[click me](javascript:window.pwned++) short',
+    '<svg/onload=window.pwned++> short',
+  ];
+  for (const p of payloads) {
+    await send(page, p);
+    await waitStatus(page, 'done');
+    const quoted = p.replace(' short', '');
+    assert.ok((await answer(page)).text.includes(quoted), `the answer shows ${quoted} as text: ${(await answer(page)).text}`);
+    assert.ok(await page.locator('.msg.user .bubble', { hasText: quoted }).count() === 1, 'the message shows as typed');
+  }
+  const dom = await page.evaluate(() => {
+    const m = document.getElementById('messages');
+    return {
+      img: m.querySelectorAll('img').length,
+      script: m.querySelectorAll('script').length,
+      svgOutsideButtons: [...m.querySelectorAll('svg')].filter((s) => !s.closest('button, .avatar')).length,
+      hrefs: [...m.querySelectorAll('a')].map((a) => a.getAttribute('href')),
+      onAttrs: [...m.querySelectorAll('*')].flatMap((e) => [...e.attributes].map((a) => a.name)).filter((n) => n.startsWith('on')),
+    };
+  });
+  assert.deepEqual(dom, { img: 0, script: 0, svgOutsideButtons: 0, hrefs: [], onAttrs: [] });
+
+  // The renderer itself, fed payloads whole and token by token (streaming).
+  const result = await page.evaluate(async () => {
+    const { render } = await import('/assets/js/markdown.js');
+    const payloads = [
+      '<script>window.pwned++</script>',
+      '<img src=x onerror="window.pwned++">',
+      '<iframe src="javascript:window.pwned++"></iframe>',
+      '<a href="javascript:window.pwned++">a</a>',
+      '[a](javascript:window.pwned++) [b](JaVaScRiPt:window.pwned++) [c]( javascript:window.pwned++ )',
+      '[d](java\tscript:window.pwned++) [e](data:text/html,<script>1</script>) [f](vbscript:msgbox(1))',
+      '<javascript:window.pwned++> ![g](javascript:window.pwned++) ![h](https://example.com/x.png)',
+      '[i](https://example.com/ok) <mailto:someone@example.com> https://example.com/bare',
+      '```html\n<img src=x onerror=window.pwned++>\n```',
+      '**<img src=x onerror=window.pwned++>** `<script>window.pwned++</script>`',
+    ];
+    const box = document.createElement('div');
+    document.body.append(box);
+    const out = { img: 0, script: 0, iframe: 0, hrefs: new Set(), on: 0, text: '' };
+    const check = () => {
+      out.img += box.querySelectorAll('img').length;
+      out.script += box.querySelectorAll('script').length;
+      out.iframe += box.querySelectorAll('iframe').length;
+      for (const a of box.querySelectorAll('a')) out.hrefs.add(a.getAttribute('href'));
+      for (const e of box.querySelectorAll('*')) for (const a of e.attributes) if (a.name.startsWith('on')) out.on++;
+    };
+    for (const p of payloads) {
+      for (let i = 1; i <= p.length; i += 3) {
+        render(box, p.slice(0, i), { streaming: true });
+        check();
+      }
+      render(box, p);
+      check();
+      out.text += box.innerText + '\n';
+    }
+    await new Promise((r) => setTimeout(r, 200)); // time for an onerror to fire
+    box.remove();
+    return { ...out, hrefs: [...out.hrefs] };
+  });
+  assert.equal(result.img + result.script + result.iframe + result.on, 0, JSON.stringify(result));
+  for (const h of result.hrefs) assert.match(h, /^(https:|mailto:)/, `a link to ${h}`);
+  assert.ok(result.hrefs.includes('https://example.com/ok') && result.hrefs.includes('mailto:someone@example.com'));
+  assert.match(result.text, /<script>window\.pwned\+\+<\/script>/, 'HTML shows as text');
+  assert.match(result.text, /\[a\]\(javascript:window\.pwned\+\+\)/, 'a javascript: link shows as its source text');
+  assert.equal(await page.evaluate(() => window.pwned), 0, 'no payload ran');
+  assert.deepEqual(page.dialogs, []);
+});
+
+test('conversations: multi-turn history, sidebar switch and delete, regenerate, model list', T, async () => {
+  const page = await openPage(sluice.url);
+  assert.deepEqual(await page.locator('#model option').allInnerTexts(), ['demo']);
+  const bodies = [];
+  page.on('request', (r) => r.url().endsWith('/v1/chat/completions') && bodies.push(JSON.parse(r.postData())));
+
+  await send(page, 'First question, short');
+  await waitStatus(page, 'done');
+  await send(page, 'Second question, short');
+  await waitStatus(page, 'done');
+  assert.deepEqual(bodies[1].messages.map((m) => m.role), ['user', 'assistant', 'user'], 'the history goes with each request');
+  assert.equal(bodies[1].model, 'demo');
+  const first = page.url();
+
+  // Regenerate: the last answer again, with another seed.
+  const before = (await answer(page)).text;
+  await page.locator(`${lastAnswer} [data-action="regenerate"]`).click();
+  await waitStatus(page, 'done');
+  assert.equal(bodies.length, 3);
+  assert.deepEqual(bodies[2].messages, bodies[1].messages);
+  assert.equal(typeof bodies[2].seed, 'number');
+  assert.equal(await page.locator('.msg').count(), 4, 'the regenerated answer replaced the old one');
+  assert.ok((await answer(page)).text.length > 0 && before.length > 0);
+
+  // A second conversation, then back to the first from the sidebar.
+  await page.keyboard.press('Control+Shift+O');
+  await page.waitForSelector('#empty:not([hidden])');
+  await send(page, 'Another chat, short');
+  await waitStatus(page, 'done');
+  assert.equal(await page.locator('.conv-link').count(), 2);
+  await page.locator('.conv-link', { hasText: 'First question' }).click();
+  await page.waitForFunction((u) => location.href === u, first);
+  assert.equal(await page.locator('.msg').count(), 4);
+
+  // Delete it: gone from the list and from storage, and Undo brings it back.
+  await page.locator('.conv-item.active .conv-delete').click();
+  assert.equal(await page.locator('.conv-link').count(), 1);
+  assert.equal(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('sluice:v1:c:')).length), 1);
+  await page.locator('#toast .toast-action').click();
+  assert.equal(await page.locator('.conv-link').count(), 2);
+  assert.deepEqual(page.errors, []);
+});
+
+test('on a server with API keys, the page asks for a key once and sends it with every request', T, async () => {
+  const key = 'ui-test-key-0123456789';
+  const keyed = await startSluice({ args: ['--api-keys', key, '--demo-tps', '0', '--log-level', 'warn'] });
+  try {
+    const context = await browser.newContext();
+    cleanups.push(() => context.close());
+    const page = await context.newPage();
+    await page.goto(keyed.url + '/');
+    await page.locator('#key-dialog[open]').waitFor();
+    await page.locator('#key-input').fill(key);
+    await page.locator('#key-input').press('Enter');
+    await page.waitForSelector('#app[data-ready]');
+    const auth = [];
+    page.on('request', (r) => r.url().includes('/v1/') && auth.push(r.headers().authorization));
+    await send(page, 'hello there, short');
+    await waitStatus(page, 'done');
+    assert.ok(auth.length > 0 && auth.every((a) => a === `Bearer ${key}`), `Authorization headers: ${auth}`);
+  } finally {
+    await keyed.stop();
+  }
+});
+
+test('screenshots of the chat mid-answer, light, dark and phone width', { timeout: 60_000 }, async () => {
+  for (const [name, opts] of [
+    ['chat.png', { viewport: { width: 1280, height: 800 } }],
+    ['chat-dark.png', { viewport: { width: 1280, height: 800 }, colorScheme: 'dark' }],
+    ['chat-phone.png', { viewport: { width: 390, height: 844 } }],
+  ]) {
+    const proxy = await startProxy(sluice.url);
+    const page = await openPage(proxy.url, opts);
+    await send(page, 'Hi! Say something short');
+    await waitStatus(page, 'done');
+    await send(page, 'How does Sluice resume a dropped stream?');
+    // Mid-answer: hold the stream once its code block has begun.
+    await page.waitForFunction((sel) => /\n.*\n/.test(document.querySelector(sel)?.innerText ?? ''), `${lastAnswer} .md .code-block code`);
+    proxy.pause();
+    await page.waitForTimeout(300);
+    assert.equal((await answer(page)).status, 'streaming', `${name} is mid-answer`);
+    await page.screenshot({ path: path.join(shots, name) });
+    proxy.resume();
+    await waitStatus(page, 'done');
+    // No horizontal scrolling at any width.
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= innerWidth), `${name}: the page scrolls sideways`);
+    }
+});
+
+// ------------------------------------------------------------ /live
+
+test('/live delivers a message posted with curl to two open pages, and one posted from a page', T, async () => {
+  const proxy = await startProxy(sluice.url);
+  const a = await openPage(proxy.url, { path: '/live' });
+  const b = await openPage(proxy.url, { path: '/live' });
+  for (const p of [a, b]) await p.waitForSelector('#state[data-state="open"]');
+
+  const text = `hello from curl ${Date.now()} <b>not bold</b>`;
+  await promisify(execFile)('curl', ['-sS', '--fail', '-H', 'Content-Type: application/json',
+    '-d', JSON.stringify({ message: text }), `${sluice.url}/send-message`]);
+  for (const p of [a, b]) {
+    await p.locator('#feed .text', { hasText: text }).waitFor();
+    assert.equal(await p.locator('#feed b').count(), 0, 'messages show as text');
+  }
+
+  await a.locator('#message').fill('hello from page A');
+  await a.locator('#message').press('Enter');
+  await b.locator('#feed .text', { hasText: 'hello from page A' }).waitFor();
+  await a.locator('#feed li.mine .text', { hasText: 'hello from page A' }).waitFor();
+
+  // EventSource reconnects by itself after a cut, with Last-Event-ID, and
+  // gets what was posted while it was away.
+  proxy.cut();
+  const missed = `posted during the cut ${Date.now()}`;
+  await fetch(`${sluice.url}/send-message`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ message: missed }) });
+  for (const p of [a, b]) {
+    await p.locator('#feed .text', { hasText: missed }).waitFor({ timeout: 10_000 });
+    assert.equal(await p.locator('#feed .text', { hasText: missed }).count(), 1, 'delivered once');
+  }
+  if (process.env.UPDATE_SCREENSHOTS) await a.screenshot({ path: path.join(shots, 'live.png') });
+  assert.deepEqual([...a.errors, ...b.errors].filter((e) => !/ERR_CONNECTION|net::/.test(e)), []);
+});
+
+test('the UI routes leave the API alone: unknown paths get JSON 404s, pages carry a CSP', T, async () => {
+  for (const p of ['/nope', '/v1/nope', '/live/x']) {
+    const res = await fetch(sluice.url + p);
+    assert.equal(res.status, 404, p);
+    assert.match(res.headers.get('content-type'), /application\/json/, p);
+  }
+  const page = await fetch(sluice.url + '/');
+  assert.equal(page.status, 200);
+  assert.match(page.headers.get('content-security-policy'), /script-src 'self'/);
+  const js = await fetch(sluice.url + '/assets/js/sse-client.js');
+  assert.match(js.headers.get('content-type'), /javascript/);
+  const etag = js.headers.get('etag');
+  assert.equal((await fetch(sluice.url + '/assets/js/sse-client.js', { headers: { 'If-None-Match': etag } })).status, 304);
+});
