@@ -43,6 +43,13 @@ func (res *Result) Chart(path string) error {
 			left.refs = append(left.refs, ref{y: r.BoundMS, label: fmt.Sprintf("bound %.0f ms", r.BoundMS)})
 		}
 	}
+	if len(res.Floor) > 0 {
+		var pts [][2]float64
+		for _, p := range res.Floor {
+			pts = append(pts, [2]float64{float64(p.Goroutines), p.Lateness.P99 + 1000/max(res.DemoTPS, 1)})
+		}
+		left.series = append(left.series, series{name: "machine floor p99: timers alone, no I/O", col: colorOf("baseline", ""), dashed: true, pts: pts})
+	}
 	right := panel{title: "Server memory per idle connection (RSS growth / connections)",
 		xlabel: "idle connections", ylabel: "KB per connection",
 		refs: []ref{{y: 10, label: "target 10 KB"}}}

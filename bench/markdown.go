@@ -122,4 +122,14 @@ func (res *Result) Markdown(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 	}
+	if len(res.Floor) > 0 {
+		fmt.Fprintln(w, "**The machine's floor**: goroutines of one process sleeping to deadlines at the demo pace, no I/O, no server: how late they wake, ms")
+		fmt.Fprintln(w)
+		row("goroutines", "lateness p50", "p99", "max")
+		row("---:", "---:", "---:", "---:")
+		for _, p := range res.Floor {
+			row(itoa(p.Goroutines), f2(p.Lateness.P50), f1(p.Lateness.P99), f1(p.Lateness.Max))
+		}
+		fmt.Fprintln(w)
+	}
 }

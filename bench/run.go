@@ -23,7 +23,7 @@ type Config struct {
 	DemoTPS  float64
 
 	Transports []string // "sse", "ws"
-	Scenarios  []string // "idle", "ttft", "fanout", "capacity"
+	Scenarios  []string // "idle", "ttft", "fanout", "capacity", "floor"
 	Baseline   bool     // also measure the naive net/http server (idle, fanout)
 
 	IdleSteps      []int         // idle subscribers, cumulatively, for memory per connection
@@ -56,7 +56,7 @@ func (c *Config) Defaults() {
 		c.Transports = []string{"sse", "ws"}
 	}
 	if len(c.Scenarios) == 0 {
-		c.Scenarios = []string{"idle", "ttft", "fanout", "capacity"}
+		c.Scenarios = []string{"idle", "ttft", "fanout", "capacity", "floor"}
 	}
 	if c.Gens <= 0 {
 		c.Gens = 100
@@ -111,6 +111,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r := &runner{cfg: cfg, deadline: dl, res: newResult(cfg)}
 	var errs []error
 	for _, sc := range cfg.Scenarios {
+		if sc == "floor" {
+			r.printf("== floor: the machine's timer lateness, no I/O\n")
+			if err := r.floor(ctx); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
 		for _, tr := range cfg.Transports {
 			if err := r.scenario(ctx, sc, tr, false); err != nil {
 				errs = append(errs, fmt.Errorf("%s over %s: %w", sc, tr, err))

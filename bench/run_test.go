@@ -112,7 +112,7 @@ func TestTinyRunMeasuresEveryScenario(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Idle) != 2 || len(res.TTFT) != 2 || len(res.Fanout) != 2 || len(res.Capacity) != 2 {
+	if len(res.Idle) != 2 || len(res.TTFT) != 2 || len(res.Fanout) != 2 || len(res.Capacity) != 2 || len(res.Floor) != 2 {
 		t.Fatalf("runs: %d idle, %d ttft, %d fanout, %d capacity", len(res.Idle), len(res.TTFT), len(res.Fanout), len(res.Capacity))
 	}
 	for _, r := range res.Idle {

@@ -22,6 +22,7 @@ type Result struct {
 	TTFT     []TTFTRun     `json:"ttft,omitempty"`
 	Fanout   []FanoutRun   `json:"fanout,omitempty"`
 	Capacity []CapacityRun `json:"capacity,omitempty"`
+	Floor    []FloorPoint  `json:"floor,omitempty"`
 }
 
 // IdleRun is server memory against idle topic subscribers.

@@ -36,7 +36,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.DemoTTFT, "demo-ttft", 300*time.Millisecond, "started servers: the demo model's time to first token")
 	fs.Float64Var(&cfg.DemoTPS, "demo-tps", 50, "started servers: the demo model's tokens per second")
 	fs.StringVar(&transports, "transports", "sse,ws", "transports to measure: sse, ws")
-	fs.StringVar(&scenarios, "scenarios", "idle,ttft,fanout,capacity", "what to measure: idle, ttft, fanout, capacity")
+	fs.StringVar(&scenarios, "scenarios", "idle,ttft,fanout,capacity,floor", "what to measure: idle, ttft, fanout, capacity, floor (timer lateness with no I/O)")
 	fs.BoolVar(&cfg.Baseline, "baseline", true, "also measure the naive net/http SSE server (idle, fanout)")
 	fs.StringVar(&idle, "idle", "1000,5000,10000,15000", "idle subscribers to hold, step by step, for memory per connection")
 	fs.IntVar(&cfg.Gens, "gens", 100, "concurrent generations for the latency (ttft) measurement")
@@ -66,7 +66,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	for _, s := range cfg.Scenarios {
-		if !strings.Contains(",idle,ttft,fanout,capacity,", ","+s+",") {
+		if !strings.Contains(",idle,ttft,fanout,capacity,floor,", ","+s+",") {
 			errs = append(errs, fmt.Errorf("--scenarios: unknown %q", s))
 		}
 	}

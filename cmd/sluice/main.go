@@ -23,6 +23,7 @@ import (
 	"github.com/sluice-dev/sluice/demo"
 	"github.com/sluice-dev/sluice/gen"
 	"github.com/sluice-dev/sluice/memory"
+	"github.com/sluice-dev/sluice/web"
 	"github.com/sluice-dev/sluice/ws"
 )
 
@@ -111,6 +112,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr st
 		Heartbeat: cfg.Heartbeat, WriteTimeout: cfg.WriteTimeout, MaxMessageBytes: cfg.MaxBodyBytes + 64<<10, Stop: ctx, Logger: log})
 	srv.Handle("GET /ws", wsh)
 	defer wsh.Wait() // Shutdown does not wait for hijacked connections
+
+	for _, p := range web.Patterns { // the browser UI: /, /live, /assets/
+		srv.Handle(p, web.Handler())
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
