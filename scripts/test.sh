@@ -32,10 +32,13 @@ go vet ./...
 say "go test -race"
 go test -race -count=1 ./...
 
-say "fuzzing briefly (committed corpora in */testdata/fuzz)"
+# A count, not a duration: with -fuzztime=<duration>, Go 1.26's fuzzing
+# coordinator can fail a target with "context deadline exceeded" at the
+# deadline although it found nothing (golang/go#75804, fixed in Go 1.27).
+say "fuzzing briefly (seed corpora in the tests and */testdata/fuzz)"
 go list -f '{{.Dir}} {{.ImportPath}}' ./... | while read -r dir pkg; do
   for f in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //'); do
-    go test -run='^$' -fuzz="^$f\$" -fuzztime="${FUZZTIME:-10s}" "$pkg"
+    go test -run='^$' -fuzz="^$f\$" -fuzztime="${FUZZTIME:-20000x}" "$pkg"
   done
 done
 
