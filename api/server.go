@@ -120,7 +120,41 @@ func (s *Server) HandleAPI(pattern string, h http.Handler) {
 	})
 }
 
-type callerKey struct{}
+// HandleStream is HandleAPI for a route whose responses are long-lived
+// streams (the WebSocket endpoint): each also takes a place in the stream
+// limits (Limits.StreamsPerAddr, MaxStreams), which the handler must give
+// back by calling StreamDone(ctx) once the stream has ended, however it
+// ends.
+func (s *Server) HandleStream(pattern string, h http.Handler) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		who, ok := s.enter(w, r, false)
+		if !ok {
+			return
+		}
+		release, err := s.guard.openStream(clientAddr(r))
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		ctx := context.WithValue(r.Context(), callerKey{}, who)
+		h.ServeHTTP(w, r.WithContext(context.WithValue(ctx, doneKey{}, release)))
+	})
+}
+
+type (
+	callerKey struct{}
+	doneKey   struct{}
+)
+
+// StreamDone returns the function that gives back the place a request
+// routed by HandleStream holds in the stream limits; elsewhere it returns a
+// function that does nothing. Calling it more than once is harmless.
+func StreamDone(ctx context.Context) func() {
+	if f, ok := ctx.Value(doneKey{}).(func()); ok {
+		return f
+	}
+	return func() {}
+}
 
 // Caller returns the name of the API key that a request routed by
 // HandleAPI presented ("" when the server has no keys). Streams started for

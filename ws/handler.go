@@ -149,7 +149,9 @@ func (h *Handler) leave() {
 // ServeHTTP upgrades the request to a WebSocket and serves it until it
 // closes.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	done := api.StreamDone(r.Context()) // the place the connection holds in the stream limits
 	if h.opts.Stop.Err() != nil || !h.enter() {
+		done()
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Retry-After", "1")
 		w.WriteHeader(http.StatusServiceUnavailable)
@@ -163,6 +165,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		CompressionMode: websocket.CompressionDisabled,
 	})
 	if err != nil {
+		done()
 		h.leave()
 		h.log.Debug("ws: upgrade refused", "remote", r.RemoteAddr, "err", err)
 		return // Accept has answered
@@ -174,6 +177,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// the handler's goroutine goes with them.
 	h.conns.Add(1)
 	go func() {
+		defer done()
 		defer h.leave()
 		defer h.conns.Add(-1)
 		newConn(h, wc, api.Caller(r.Context())).serve()

@@ -35,10 +35,10 @@ func TestKeysGuardWebSocketStreams(t *testing.T) {
 	var models api.Models
 	dm := demo.New(demo.Options{TokensPerSecond: 200})
 	models.Add(dm.Info(), dm)
-	a := api.New(api.Config{Keys: keys}, store, runner, &models, log)
+	a := api.New(api.Config{Keys: keys, Limits: api.Limits{StreamsPerAddr: 2}}, store, runner, &models, log)
 	stopCtx, stop := context.WithCancel(context.Background())
 	h := ws.NewHandler(ws.Options{Store: store, Runner: runner, Models: &models, Logger: log, Stop: stopCtx})
-	a.HandleAPI("GET /ws", h)
+	a.HandleStream("GET /ws", h)
 	srv := httptest.NewServer(a)
 	defer func() {
 		stop()
@@ -98,5 +98,24 @@ func TestKeysGuardWebSocketStreams(t *testing.T) {
 	}
 	if evs := annC.untilEnd(id); evs[len(evs)-1].Data != "[DONE]" {
 		t.Fatalf("ann's stream ended with %q", evs[len(evs)-1].Data)
+	}
+
+	// WebSocket connections count against the streams per address: two
+	// are open, a third is refused, and closing one frees its place.
+	if _, resp, err := dial(ann); err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("a third connection from one address: %v (%v)", resp, err)
+	}
+	bobC.c.Close(websocket.StatusNormalClosure, "")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, _, err := dial(ann)
+		if err == nil {
+			c.c.CloseNow()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the closed connection's place was not given back: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -110,8 +110,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr st
 	// WebSocket beside SSE, over the same logs; it drains when ctx ends.
 	wsh := ws.NewHandler(ws.Options{Store: store, Runner: runner, Models: &models, TopicMaxLen: cfg.TopicMaxLen,
 		Heartbeat: cfg.Heartbeat, WriteTimeout: cfg.WriteTimeout, MaxMessageBytes: cfg.MaxBodyBytes + 64<<10, Stop: ctx, Logger: log})
-	srv.HandleAPI("GET /ws", wsh) // keys and rate limits as for SSE
-	defer wsh.Wait() // Shutdown does not wait for hijacked connections
+	srv.HandleStream("GET /ws", wsh) // keys, rate and stream limits as for SSE
+	defer wsh.Wait()                 // Shutdown does not wait for hijacked connections
 
 	for _, p := range web.Patterns { // the browser UI: /, /live, /assets/
 		srv.Handle(p, web.Handler())
