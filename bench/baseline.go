@@ -25,6 +25,11 @@ import (
 // GET /v1/topics/{name}/events (one topic for all names), POST
 // /v1/topics/{name}/events and GET /debug/stats.
 type Baseline struct {
+	// TTFT and TPS pace the chat completions it streams: a goroutine per
+	// request, a timer per token, a write and a flush per token.
+	TTFT time.Duration
+	TPS  float64
+
 	mu      sync.RWMutex
 	subs    map[chan []byte]struct{}
 	nextID  int64
@@ -39,6 +44,8 @@ func (b *Baseline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Method == "GET" && r.URL.Path == "/debug/stats":
 		b.stats(w, r)
+	case r.Method == "POST" && r.URL.Path == "/v1/chat/completions":
+		b.chat(w, r)
 	case r.Method == "GET":
 		b.subscribe(w, r)
 	case r.Method == "POST":
@@ -77,6 +84,46 @@ func (b *Baseline) subscribe(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// chat streams a paced answer of 2,000 tokens when the request mentions
+// "long", else 250, in chat.completion.chunk events ending in [DONE].
+func (b *Baseline) chat(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	n := 250
+	if bytes.Contains(body, []byte("long")) {
+		n = 2000
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	flusher := w.(http.Flusher)
+	const chunk = `{"id":"chatcmpl-baseline","object":"chat.completion.chunk","model":"demo","choices":[{"index":0,"delta":{"content":" token"},"finish_reason":null}]}`
+	fmt.Fprint(w, `id: 0`+"\n"+`data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}`+"\n\n")
+	flusher.Flush()
+	interval := time.Duration(0)
+	if b.TPS > 0 {
+		interval = time.Duration(float64(time.Second) / b.TPS)
+	}
+	start := time.Now()
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for i := range n {
+		due := start.Add(b.TTFT + time.Duration(i)*interval)
+		if d := time.Until(due); d > 0 {
+			t.Reset(d)
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if _, err := fmt.Fprintf(w, "id: %d\ndata: %s\n\n", i+1, chunk); err != nil {
+			return
+		}
+		flusher.Flush()
+	}
+	fmt.Fprintf(w, "id: %d\ndata: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\nid: %d\ndata: [DONE]\n\n", n+1, n+2)
+	flusher.Flush()
 }
 
 func (b *Baseline) publish(w http.ResponseWriter, r *http.Request) {
@@ -143,7 +190,7 @@ func selfRSS() uint64 {
 
 // ServeBaseline runs the baseline server on addr (a loopback address) until
 // ctx is done.
-func ServeBaseline(ctx context.Context, addr string) error {
+func ServeBaseline(ctx context.Context, addr string, ttft time.Duration, tps float64) error {
 	if err := CheckLoopback("http://" + addr); err != nil {
 		return err
 	}
@@ -152,7 +199,9 @@ func ServeBaseline(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: NewBaseline(), ReadHeaderTimeout: 10 * time.Second}
+	b := NewBaseline()
+	b.TTFT, b.TPS = ttft, tps
+	hs := &http.Server{Handler: b, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		hs.Close()

@@ -36,9 +36,13 @@ func (res *Result) Chart(path string) error {
 			p50 = append(p50, [2]float64{float64(p.Gens), p.ITL.P50})
 			p99 = append(p99, [2]float64{float64(p.Gens), p.ITL.P99})
 		}
+		name := "Sluice " + upper(r.Transport)
+		if r.Server == "baseline" {
+			name = "plain net/http SSE"
+		}
 		left.series = append(left.series,
-			series{name: "Sluice " + upper(r.Transport) + " p99", col: colorOf("sluice", r.Transport), pts: p99},
-			series{name: "Sluice " + upper(r.Transport) + " p50", col: colorOf("sluice", r.Transport), dashed: true, pts: p50})
+			series{name: name + " p99", col: colorOf(r.Server, r.Transport), pts: p99},
+			series{name: name + " p50", col: colorOf(r.Server, r.Transport), dashed: true, pts: p50})
 		if len(left.refs) == 0 {
 			left.refs = append(left.refs, ref{y: r.BoundMS, label: fmt.Sprintf("bound %.0f ms", r.BoundMS)})
 		}
@@ -48,7 +52,7 @@ func (res *Result) Chart(path string) error {
 		for _, p := range res.Floor {
 			pts = append(pts, [2]float64{float64(p.Goroutines), p.Lateness.P99 + 1000/max(res.DemoTPS, 1)})
 		}
-		left.series = append(left.series, series{name: "machine floor p99: timers alone, no I/O", col: colorOf("baseline", ""), dashed: true, pts: pts})
+		left.series = append(left.series, series{name: "machine floor p99: timers alone, no I/O", col: color.RGBA{60, 160, 60, 255}, dashed: true, pts: pts})
 	}
 	right := panel{title: "Server memory per idle connection (RSS growth / connections)",
 		xlabel: "idle connections", ylabel: "KB per connection",

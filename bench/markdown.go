@@ -108,17 +108,17 @@ func (res *Result) Markdown(w io.Writer) {
 	}
 	if len(res.Capacity) > 0 {
 		fmt.Fprintf(w, "**Concurrent generations at %.0f tokens/s each**: inter-token delay, ms\n\n", res.DemoTPS)
-		row("transport", "generations", "tokens/s delivered", "ITL p50", "ITL p90", "ITL p99", "server cores", "client cores", "machine busy (kernel)", "server RSS")
-		row("---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:")
+		row("server", "transport", "generations", "tokens/s delivered", "ITL p50", "ITL p90", "ITL p99", "server cores", "client cores", "machine busy (kernel)", "server RSS")
+		row("---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:")
 		for _, r := range res.Capacity {
 			for _, p := range r.Points {
-				row(upper(r.Transport), itoa(p.Gens), itoa(int(p.Tokens)), f1(p.ITL.P50), f1(p.ITL.P90), f1(p.ITL.P99),
+				row(r.Server, upper(r.Transport), itoa(p.Gens), itoa(int(p.Tokens)), f1(p.ITL.P50), f1(p.ITL.P90), f1(p.ITL.P99),
 					f2(p.ServerCores), f2(p.ClientCores), fmt.Sprintf("%.2f (%.2f)", p.Machine.Busy, p.Machine.Kernel), fmt.Sprintf("%.0f MB", mb(p.Stats.RSSBytes)))
 			}
 		}
 		fmt.Fprintln(w)
 		for _, r := range res.Capacity {
-			fmt.Fprintf(w, "- %s: at most **%d** generations with p99 inter-token delay ≤ %.0f ms.\n", upper(r.Transport), r.Max, r.BoundMS)
+			fmt.Fprintf(w, "- %s %s: at most **%d** generations with p99 inter-token delay ≤ %.0f ms.\n", r.Server, upper(r.Transport), r.Max, r.BoundMS)
 		}
 		fmt.Fprintln(w)
 	}

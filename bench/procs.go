@@ -121,7 +121,8 @@ func (r *runner) startServer(ctx context.Context, baseline bool) (*server, error
 	ln.Close()
 	var args []string
 	if baseline {
-		args = []string{"bench-baseline", "--addr", host}
+		args = []string{"bench-baseline", "--addr", host, "--demo-ttft", r.cfg.DemoTTFT.String(),
+			"--demo-tps", strconv.FormatFloat(r.cfg.DemoTPS, 'f', -1, 64)}
 	} else {
 		args = append([]string{"serve", "--addr", host, "--log-level", "warn",
 			"--demo-ttft", r.cfg.DemoTTFT.String(), "--demo-tps", strconv.FormatFloat(r.cfg.DemoTPS, 'f', -1, 64),

@@ -55,15 +55,15 @@ func (res *Result) PrintTable(w io.Writer) {
 	}
 	if len(res.Capacity) > 0 {
 		fmt.Fprintln(w, "\nConcurrent generations at a pace: inter-token delay, ms")
-		line("transport", "gens", "tokens/s", "ITL p50", "p90", "p99", "server cores", "client cores", "RSS MB")
+		line("server", "transport", "gens", "tokens/s", "ITL p50", "p90", "p99", "server cores", "client cores", "RSS MB")
 		for _, r := range res.Capacity {
 			for _, p := range r.Points {
-				line(r.Transport, itoa(p.Gens), itoa(int(p.Tokens)), f1(p.ITL.P50), f1(p.ITL.P90), f1(p.ITL.P99), f2(p.ServerCores), f2(p.ClientCores), f0(mb(p.Stats.RSSBytes)))
+				line(r.Server, r.Transport, itoa(p.Gens), itoa(int(p.Tokens)), f1(p.ITL.P50), f1(p.ITL.P90), f1(p.ITL.P99), f2(p.ServerCores), f2(p.ClientCores), f0(mb(p.Stats.RSSBytes)))
 			}
 		}
 		tw.Flush()
 		for _, r := range res.Capacity {
-			fmt.Fprintf(w, "%s: at most %d generations at %.0f tokens/s with p99 inter-token delay ≤ %.0f ms\n", r.Transport, r.Max, r.TPS, r.BoundMS)
+			fmt.Fprintf(w, "%s %s: at most %d generations at %.0f tokens/s with p99 inter-token delay ≤ %.0f ms\n", r.Server, r.Transport, r.Max, r.TPS, r.BoundMS)
 		}
 	}
 }

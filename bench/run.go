@@ -124,7 +124,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				r.printf("  failed: %v\n", err)
 			}
 		}
-		if cfg.Baseline && cfg.URL == "" && (sc == "idle" || sc == "fanout") {
+		if cfg.Baseline && cfg.URL == "" && (sc == "idle" || sc == "fanout" || sc == "capacity") {
 			if err := r.scenario(ctx, sc, "sse", true); err != nil {
 				errs = append(errs, fmt.Errorf("%s on the baseline: %w", sc, err))
 				r.printf("  failed: %v\n", err)
@@ -156,7 +156,7 @@ func (r *runner) scenario(ctx context.Context, sc, tr string, baseline bool) err
 	case "fanout":
 		return r.fanout(ctx, tr, baseline)
 	case "capacity":
-		return r.capacity(ctx, tr)
+		return r.capacity(ctx, tr, baseline)
 	}
 	return fmt.Errorf("unknown scenario %q", sc)
 }

@@ -75,6 +75,7 @@ type FanoutRun struct {
 
 // CapacityRun is inter-token delay against concurrent generations.
 type CapacityRun struct {
+	Server    string          `json:"server"`
 	Transport string          `json:"transport"`
 	BoundMS   float64         `json:"bound_ms"`
 	TPS       float64         `json:"tps"`
@@ -197,7 +198,7 @@ func (r *runner) fanout(ctx context.Context, tr string, baseline bool) error {
 	if err := sleep(ctx, r.cfg.FanoutTime); err != nil {
 		return err
 	}
-	cpu1, pub1, m1 := srv.cpu(), pub.count(), machineCPU()
+	cpu1, pub1, m1, window := srv.cpu(), pub.count(), machineCPU(), time.Since(start).Seconds()
 	rep, err := g.stop(ctx, time.Minute)
 	secs := time.Since(start).Seconds()
 	if err != nil {
@@ -205,12 +206,12 @@ func (r *runner) fanout(ctx context.Context, tr string, baseline bool) error {
 	}
 	run := FanoutRun{Server: serverName(baseline), Transport: tr, Subs: open, Rate: r.cfg.FanoutRate, Seconds: secs,
 		Published: pub1 - pub0, Delivered: rep.Events, EventsPerSec: float64(rep.Events) / secs,
-		ServerCores: -1, ClientCores: rep.CPU / secs, Machine: machineLoad(m0, m1, secs)}
+		ServerCores: -1, ClientCores: rep.CPU / secs, Machine: machineLoad(m0, m1, window)}
 	if exp := float64(run.Published) * float64(open); exp > 0 {
 		run.Ratio = float64(rep.Events) / exp
 	}
 	if cpu0 >= 0 && cpu1 >= 0 {
-		run.ServerCores = (cpu1 - cpu0) / secs
+		run.ServerCores = (cpu1 - cpu0) / window
 	}
 	r.printf("  %d subscribers, %d published: %.0f events/s delivered (%.1f%% of published × subscribers); server %.2f cores, clients %.2f cores, machine %.2f busy (%.2f kernel)\n",
 		open, run.Published, run.EventsPerSec, 100*run.Ratio, run.ServerCores, run.ClientCores, run.Machine.Busy, run.Machine.Kernel)
@@ -218,12 +219,12 @@ func (r *runner) fanout(ctx context.Context, tr string, baseline bool) error {
 	return nil
 }
 
-func (r *runner) capacity(ctx context.Context, tr string) error {
-	run := CapacityRun{Transport: tr, BoundMS: ms(r.cfg.CapacityBound), TPS: r.cfg.DemoTPS}
+func (r *runner) capacity(ctx context.Context, tr string, baseline bool) error {
+	run := CapacityRun{Server: serverName(baseline), Transport: tr, BoundMS: ms(r.cfg.CapacityBound), TPS: r.cfg.DemoTPS}
 	defer func() { r.res.Capacity = append(r.res.Capacity, run) }()
 	over := false
 	for _, n := range r.cfg.CapacitySteps {
-		p, err := r.capacityStep(ctx, tr, n)
+		p, err := r.capacityStep(ctx, tr, n, baseline)
 		if err != nil {
 			return err
 		}
@@ -242,9 +243,9 @@ func (r *runner) capacity(ctx context.Context, tr string) error {
 	return nil
 }
 
-func (r *runner) capacityStep(ctx context.Context, tr string, n int) (CapacityPoint, error) {
+func (r *runner) capacityStep(ctx context.Context, tr string, n int, baseline bool) (CapacityPoint, error) {
 	p := CapacityPoint{Gens: n, ServerCores: -1}
-	srv, err := r.startServer(ctx, false)
+	srv, err := r.startServer(ctx, baseline)
 	if err != nil {
 		return p, err
 	}
@@ -268,7 +269,7 @@ func (r *runner) capacityStep(ctx context.Context, tr string, n int) (CapacityPo
 	if err := sleep(ctx, r.cfg.CapacityWindow); err != nil {
 		return p, err
 	}
-	cpu1, m1 := srv.cpu(), machineCPU()
+	cpu1, m1, window := srv.cpu(), machineCPU(), time.Since(start).Seconds()
 	st, _ := srv.stats(ctx)
 	rep, err := g.stop(ctx, time.Minute)
 	secs := time.Since(start).Seconds()
@@ -278,9 +279,9 @@ func (r *runner) capacityStep(ctx context.Context, tr string, n int) (CapacityPo
 	p.Failed, p.ITL, p.Stats = rep.Failed, rep.ITL.Summary(), st
 	p.Tokens = int64(float64(rep.ITL.N) / secs)
 	p.ClientCores = rep.CPU / secs
-	p.Machine = machineLoad(m0, m1, time.Since(start).Seconds())
+	p.Machine = machineLoad(m0, m1, window)
 	if cpu0 >= 0 && cpu1 >= 0 {
-		p.ServerCores = (cpu1 - cpu0) / secs
+		p.ServerCores = (cpu1 - cpu0) / window
 	}
 	if rep.Failed > 0 {
 		r.printf("  %d failed: %s\n", rep.Failed, rep.Err)

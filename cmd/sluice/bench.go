@@ -37,7 +37,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Float64Var(&cfg.DemoTPS, "demo-tps", 50, "started servers: the demo model's tokens per second")
 	fs.StringVar(&transports, "transports", "sse,ws", "transports to measure: sse, ws")
 	fs.StringVar(&scenarios, "scenarios", "idle,ttft,fanout,capacity,floor", "what to measure: idle, ttft, fanout, capacity, floor (timer lateness with no I/O)")
-	fs.BoolVar(&cfg.Baseline, "baseline", true, "also measure the naive net/http SSE server (idle, fanout)")
+	fs.BoolVar(&cfg.Baseline, "baseline", true, "also measure the naive net/http SSE server (idle, fanout, capacity)")
 	fs.StringVar(&idle, "idle", "1000,5000,10000,15000", "idle subscribers to hold, step by step, for memory per connection")
 	fs.IntVar(&cfg.Gens, "gens", 100, "concurrent generations for the latency (ttft) measurement")
 	fs.IntVar(&cfg.FanoutSubs, "fanout-subs", 10000, "subscribers of the fan-out topic")
@@ -147,8 +147,10 @@ func runBenchBaseline(ctx context.Context, args []string, stderr io.Writer) erro
 	fs := flag.NewFlagSet("sluice bench-baseline", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:8081", "loopback address to listen on")
+	ttft := fs.Duration("demo-ttft", 300*time.Millisecond, "time to the first token of its chat completions")
+	tps := fs.Float64("demo-tps", 50, "tokens per second of its chat completions")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	return bench.ServeBaseline(ctx, *addr)
+	return bench.ServeBaseline(ctx, *addr, *ttft, *tps)
 }
