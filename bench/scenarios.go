@@ -221,26 +221,51 @@ func (r *runner) fanout(ctx context.Context, tr string, baseline bool) error {
 
 func (r *runner) capacity(ctx context.Context, tr string, baseline bool) error {
 	run := CapacityRun{Server: serverName(baseline), Transport: tr, BoundMS: ms(r.cfg.CapacityBound), TPS: r.cfg.DemoTPS}
-	defer func() { r.res.Capacity = append(r.res.Capacity, run) }()
-	over := false
+	defer func() {
+		run.finish()
+		r.res.Capacity = append(r.res.Capacity, run)
+	}()
 	for _, n := range r.cfg.CapacitySteps {
 		p, err := r.capacityStep(ctx, tr, n, baseline)
 		if err != nil {
 			return err
 		}
 		run.Points = append(run.Points, p)
-		within := p.ITL.N > 0 && p.ITL.P99 <= ms(r.cfg.CapacityBound) && p.Failed == 0
+		within := run.within(p)
 		r.printf("  %5d generations: ITL p50 %.1f p90 %.1f p99 %.1f ms, %d tokens/s; server %.2f cores, clients %.2f cores, machine %.2f busy (%.2f kernel)%s\n",
 			n, p.ITL.P50, p.ITL.P90, p.ITL.P99, p.Tokens, p.ServerCores, p.ClientCores, p.Machine.Busy, p.Machine.Kernel, map[bool]string{true: "", false: "  (over the bound)"}[within])
-		// Every step runs, past the bound too, to draw the curve; Max is
-		// the largest within it before the first over it.
-		if !within {
-			over = true
-		} else if !over {
-			run.Max = n
-		}
+		// Every step runs, past the bound too, to draw the curve.
 	}
 	return nil
+}
+
+// within reports whether a step kept the pace: p99 inter-token delay within
+// the bound, no failure, and at least 95 % of the tokens due delivered (a
+// server that falls behind and sends tokens in bursts can show small
+// delays between the tokens it does deliver).
+func (run *CapacityRun) within(p CapacityPoint) bool {
+	due := float64(p.Gens) * run.TPS
+	return p.ITL.N > 0 && p.ITL.P99 <= run.BoundMS && p.Failed == 0 && (run.TPS <= 0 || float64(p.Tokens) >= 0.95*due)
+}
+
+// finish sets Max: the largest step within the bound before the first
+// step over it.
+func (run *CapacityRun) finish() {
+	run.Max = 0
+	for _, p := range run.Points {
+		if !run.within(p) {
+			break
+		}
+		run.Max = p.Gens
+	}
+}
+
+// Finish recomputes what is derived from the points, for a result read
+// back from JSON.
+func (res *Result) Finish() {
+	for i := range res.Capacity {
+		res.Capacity[i].finish()
+	}
 }
 
 func (r *runner) capacityStep(ctx context.Context, tr string, n int, baseline bool) (CapacityPoint, error) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,7 +29,7 @@ Flags:
 // runBench is `sluice bench`.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg bench.Config
-	var transports, scenarios, idle, capSteps, jsonOut, chartOut, mdOut string
+	var transports, scenarios, idle, capSteps, jsonOut, chartOut, mdOut, from string
 	fs := flag.NewFlagSet("sluice bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, benchUsage); fs.PrintDefaults() }
@@ -51,6 +52,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&jsonOut, "json", "", "write the result as JSON to this file")
 	fs.StringVar(&chartOut, "chart", "", "draw latency and memory against connections into this PNG file")
 	fs.StringVar(&mdOut, "markdown", "", "write the result as Markdown tables (those of docs/benchmarks.md) to this file")
+	fs.StringVar(&from, "from", "", "measure nothing: read a --json result back and print, draw and write it again")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -97,7 +99,21 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg.Exe, cfg.WorkerCommand, cfg.Out = exe, []string{exe, "bench-worker"}, stdout
 
-	res, runErr := bench.Run(ctx, cfg)
+	var res *bench.Result
+	var runErr error
+	if from != "" {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			return err
+		}
+		res = new(bench.Result)
+		if err := json.Unmarshal(b, res); err != nil {
+			return fmt.Errorf("--from: %w", err)
+		}
+		res.Finish()
+	} else {
+		res, runErr = bench.Run(ctx, cfg)
+	}
 	if res != nil {
 		res.PrintTable(stdout)
 		if jsonOut != "" {
