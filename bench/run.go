@@ -302,7 +302,8 @@ func startPublisher(host, topic string, rate int) *publisher {
 		start := time.Now()
 		t := time.NewTicker(tick)
 		defer t.Stop()
-		for i := 0; ; i++ {
+		// Bounded: two hours of ticks, more than --duration allows.
+		for range int(2 * time.Hour / tick) {
 			select {
 			case <-p.stop:
 				return

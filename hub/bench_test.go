@@ -89,8 +89,10 @@ func benchFanOut(b *testing.B, subs int) {
 			}
 		}()
 	}
-	for h.Len() < subs {
-		time.Sleep(time.Millisecond)
+	for start := time.Now(); h.Len() < subs; time.Sleep(time.Millisecond) {
+		if time.Since(start) > 30*time.Second {
+			b.Fatalf("%d of %d subscribers attached after 30s", h.Len(), subs)
+		}
 	}
 
 	b.ReportAllocs()
@@ -102,8 +104,10 @@ func benchFanOut(b *testing.B, subs int) {
 		}
 		sent++
 		// Keep at most 256 events in flight, so the ring never laps a reader.
-		for int64(sent-256)*int64(subs) > delivered.Load() {
-			time.Sleep(50 * time.Microsecond)
+		for wait := time.Now(); int64(sent-256)*int64(subs) > delivered.Load(); time.Sleep(50 * time.Microsecond) {
+			if time.Since(wait) > 30*time.Second {
+				b.Fatalf("deliveries stalled at %d of %d", delivered.Load(), int64(sent)*int64(subs))
+			}
 		}
 	}
 	deadline := time.Now().Add(30 * time.Second)
