@@ -470,10 +470,15 @@ func (c *conn) follow(s *sub, l sluice.Log, after string) {
 
 func (c *conn) read(ctx context.Context, s *sub, l sluice.Log, after string) {
 	defer c.release(s)
-	events := make([]sluice.Event, 0, readBatch)
+	// A small batch while the subscription is idle, the full one once a
+	// read fills it: an idle subscriber then holds 0.5 KB here, not 4.
+	events := make([]sluice.Event, 0, 8)
 	for {
 		var err error
 		events, err = l.Read(ctx, after, events)
+		if len(events) == cap(events) && cap(events) < readBatch {
+			events = append(make([]sluice.Event, 0, readBatch), events...)
+		}
 		for i := range events {
 			ev := &events[i]
 			frame := appendEvent(make([]byte, 0, eventSize(s.name, ev)), s.field, s.name, ev)
