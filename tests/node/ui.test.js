@@ -537,3 +537,35 @@ test('the UI routes leave the API alone: unknown paths get JSON 404s, pages carr
   const etag = js.headers.get('etag');
   assert.equal((await fetch(sluice.url + '/assets/js/sse-client.js', { headers: { 'If-None-Match': etag } })).status, 304);
 });
+
+test('the browser enforces the CSP: inline script and other origins are blocked', T, async () => {
+  const page = await openPage(sluice.url);
+  const result = await page.evaluate(async () => {
+    const violations = [];
+    document.addEventListener('securitypolicyviolation', (e) => violations.push(e.violatedDirective));
+    window.__ran = false;
+    const s = document.createElement('script');
+    s.textContent = 'window.__ran = true';
+    document.body.append(s);
+    const img = document.createElement('img');
+    img.src = 'https://example.invalid/pixel.png';
+    document.body.append(img);
+    let fetched = 'no';
+    try {
+      await fetch('https://example.invalid/x');
+      fetched = 'yes';
+    } catch {
+      fetched = 'blocked';
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    return { ran: window.__ran, violations, fetched };
+  });
+  assert.equal(result.ran, false, 'an inline script ran');
+  assert.equal(result.fetched, 'blocked');
+  for (const d of ['script-src', 'img-src', 'connect-src']) {
+    assert.ok(result.violations.some((v) => v.startsWith(d)), `no ${d} violation in ${result.violations}`);
+  }
+  // The page itself made no request to another origin.
+  const own = new URL(sluice.url).origin;
+  assert.deepEqual(page.requests.filter((r) => !r.url.startsWith(own) && !r.url.startsWith('https://example.invalid')), []);
+});
