@@ -34,7 +34,12 @@ type Options struct {
 	// them, while bounding what a client that stops reading can pin in the
 	// kernel (left to itself, Linux lets it grow to megabytes).
 	SendBuffer int
-	Logger     *slog.Logger
+	// MaxLag is how many events a connection that could not take a write
+	// at once may be sent while it catches up; one that has not caught up
+	// by then gets a last "sluice.resume" event and is closed, and resumes
+	// with Last-Event-ID. 4096 when zero.
+	MaxLag int
+	Logger *slog.Logger
 }
 
 // Hub owns the connections handed to it with Attach. It is safe for
@@ -68,6 +73,9 @@ func New(opts Options) *Hub {
 	}
 	if opts.SendBuffer <= 0 {
 		opts.SendBuffer = 64 << 10
+	}
+	if opts.MaxLag <= 0 {
+		opts.MaxLag = 4096
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

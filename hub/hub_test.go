@@ -307,3 +307,51 @@ func TestEndedLogIsReplayedThenClosed(t *testing.T) {
 		}
 	}
 }
+
+// TestLaggingReaderIsToldToResume feeds a topic faster than one client
+// reads: once it cannot take a write at once and then trails by more than
+// MaxLag events, it gets a last sluice.resume event, and resuming from its
+// last event ID gives it the rest.
+func TestLaggingReaderIsToldToResume(t *testing.T) {
+	r := newRig(t, hub.Options{MaxLag: 20, SendBuffer: 4096})
+	l := r.log(t, "topic/lag")
+	conn, rd, _ := r.dial(t, "/topic/lag?topic")
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.SetReadBuffer(4096)
+	}
+	payload := strings.Repeat("z", 1000)
+	var ids []string
+	for range 400 {
+		ids = append(ids, appendData(t, l, payload, sluice.EndNone))
+	}
+	var last sse.Event
+	var got []sse.Event
+	for {
+		ev, err := rd.Next()
+		if err != nil {
+			break
+		}
+		time.Sleep(time.Millisecond) // a reader slower than the writer
+		got = append(got, ev)
+		last = ev
+	}
+	if last.Name != "sluice.resume" || !strings.Contains(last.Data, "slow_reader") {
+		t.Fatalf("last event %+v after %d, want sluice.resume", last, len(got))
+	}
+	resumeFrom := got[len(got)-2].ID
+	if last.ID != resumeFrom {
+		t.Fatalf("the resume event changed the last event ID to %q", last.ID)
+	}
+	if r.gone.Load() != 0 {
+		t.Fatal("a reader told to resume was treated as gone")
+	}
+	_, rest, _ := r.dial(t, "/topic/lag?topic&after="+resumeFrom)
+	n := len(got) - 1
+	for n < len(ids) {
+		ev, err := rest.Next()
+		if err != nil || ev.ID != ids[n] {
+			t.Fatalf("resumed event %d: %+v %v, want id %s", n, ev, err, ids[n])
+		}
+		n++
+	}
+}

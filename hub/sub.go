@@ -25,6 +25,11 @@ var (
 	// drainComment ends a stream at shutdown; the client reconnects (to
 	// another node) after its retry delay.
 	drainComment = sse.AppendComment(nil, "server shutting down; reconnect")
+	// resumeEvent is the last event of a connection that fell too far
+	// behind. It has no ID, so the client's Last-Event-ID stays that of the
+	// last event it got, which is where it resumes.
+	resumeEvent = sse.AppendEvent(nil, "", "sluice.resume",
+		[]byte(`{"reason":"slow_reader","message":"This connection fell too far behind the stream; reconnect with Last-Event-ID to resume."}`))
 	// polled is a done context: Log.Read with it returns what is there.
 	polled = func() context.Context {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -48,6 +53,7 @@ type sub struct {
 	lastWrite atomic.Int64
 	closed    atomic.Bool
 	ended     bool          // the log's last event was written; under wmu
+	lagBudget int           // events a slow connection may still take while catching up; 0: no limit; under wmu
 	watchKey  atomic.Uint64 // the connection's key in hub.hang, or 0
 }
 
@@ -91,6 +97,7 @@ func (s *sub) deliver(frame []byte, id string, ended bool) {
 	}
 	s.pending = append(s.pending[:0], frame[n:]...)
 	s.ended = ended
+	s.lagBudget = s.hub.opts.MaxLag // it must catch up within this many events
 	s.wmu.Unlock()
 	s.feed.leave(s)
 	s.hub.wg.Add(1)
@@ -129,6 +136,7 @@ func (s *sub) catchUp() {
 		}
 		joined, head, _ := s.feed.join(s)
 		if joined {
+			s.lagBudget = 0
 			s.wmu.Unlock()
 			return
 		}
@@ -161,6 +169,16 @@ func (s *sub) catchUp() {
 			}
 		}
 		err = s.writeBlocking(buf)
+		if err == nil && s.lagBudget > 0 && !s.ended {
+			if s.lagBudget -= len(events); s.lagBudget <= 0 {
+				// It takes data more slowly than the log grows: rather than
+				// trail further and further, it is told to come back.
+				_ = s.writeBlocking(resumeEvent)
+				s.wmu.Unlock()
+				s.close() // not gone: it is to come back, so nothing is cancelled
+				return
+			}
+		}
 		s.wmu.Unlock()
 		if err != nil {
 			s.gone()
