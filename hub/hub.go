@@ -146,7 +146,7 @@ func (h *Hub) Attach(w http.ResponseWriter, l sluice.Log, after string, opts Att
 	h.mu.Lock()
 	if h.draining && opts.Topic {
 		h.mu.Unlock()
-		s.closeWith(drainComment)
+		s.closeWith(h.drainFrame())
 		return nil
 	}
 	f := h.feeds[l.Name()]
@@ -195,7 +195,7 @@ func (h *Hub) Drain() {
 	}
 	h.mu.Unlock()
 	for _, s := range topics {
-		s.closeWith(drainComment)
+		s.closeWith(h.drainFrame())
 	}
 }
 
@@ -225,7 +225,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	}
 	h.mu.Unlock()
 	for _, s := range rest {
-		s.closeWith(drainComment)
+		s.closeWith(h.drainFrame())
 	}
 	close(h.stop)
 	if h.hang != nil {

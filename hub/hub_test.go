@@ -272,6 +272,7 @@ func TestDrainEndsTopicsButNotGenerations(t *testing.T) {
 	if _, err := topic.Next(); err != io.EOF {
 		t.Fatalf("topic reader after drain: %v, want EOF", err)
 	}
+
 	appendData(t, l, "still", sluice.EndNone)
 	appendData(t, l, "[DONE]", sluice.EndDone)
 	if evs := readN(t, gen, 2); evs[0].Data != "still" || evs[1].Data != "[DONE]" {
@@ -353,5 +354,19 @@ func TestLaggingReaderIsToldToResume(t *testing.T) {
 			t.Fatalf("resumed event %d: %+v %v, want id %s", n, ev, err, ids[n])
 		}
 		n++
+	}
+}
+
+func TestDrainSendsARetryDelay(t *testing.T) {
+	r := newRig(t, hub.Options{Retry: time.Second})
+	_, _, resp := r.dial(t, "/topic/t?topic")
+	br := bufio.NewReader(resp.Body)
+	br.ReadString('\n') // the first retry: line
+	br.ReadString('\n')
+	r.hub.Drain()
+	rest, _ := io.ReadAll(br)
+	var ms int
+	if _, err := fmt.Sscanf(string(rest), "retry: %d\n\n: server shutting down; reconnect\n\n", &ms); err != nil || ms < 1000 || ms > 1500 {
+		t.Fatalf("after drain: %q, want a jittered retry: then the reason", rest)
 	}
 }

@@ -22,7 +22,8 @@ const fastWrite = 5 * time.Millisecond
 
 var (
 	pingComment = sse.AppendComment(nil, "ping")
-	// drainComment ends a stream at shutdown; the client reconnects (to
+	// drainComment ends a stream at shutdown, after a retry: line (see
+	// drainFrame); the client reconnects (to
 	// another node) after its retry delay.
 	drainComment = sse.AppendComment(nil, "server shutting down; reconnect")
 	// resumeEvent is the last event of a connection that fell too far
@@ -205,6 +206,13 @@ func (s *sub) ping() {
 		return
 	}
 	s.touch()
+}
+
+// drainFrame is what a connection gets when the server shuts down: a
+// fresh, jittered retry: delay, so that the clients of a node that goes away
+// come back spread out rather than all at once, and a comment saying why.
+func (h *Hub) drainFrame() []byte {
+	return append(sse.AppendRetry(nil, jitter(h.opts.Retry)), drainComment...)
 }
 
 // gone handles a client that left (or stopped reading) before the end.
