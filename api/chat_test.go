@@ -216,7 +216,7 @@ func TestUnknownRouteIsAnErrorObject(t *testing.T) {
 }
 
 func TestTooManyGenerationsIs503WithRetryAfter(t *testing.T) {
-	step := &stepModel{tokens: []string{"a"}, step: make(chan struct{})}
+	step := &stepModel{Tokens: []string{"a"}, Step: make(chan struct{})}
 	e := newEnv(t, envOptions{maxGenerations: 1, models: map[string]sluice.Model{"step": step}})
 	first := e.post(t, "/v1/chat/completions", chatBody("x", "model", "step"))
 	defer first.Body.Close()
@@ -227,7 +227,7 @@ func TestTooManyGenerationsIs503WithRetryAfter(t *testing.T) {
 	if eb := decode[errorBody](t, resp); *eb.Error.Code != "too_many_generations" {
 		t.Fatalf("code %q", *eb.Error.Code)
 	}
-	close(step.step)
+	close(step.Step)
 	if _, last := content(t, events(t, first, -1)); last != "[DONE]" {
 		t.Fatalf("the running generation ended with %q", last)
 	}

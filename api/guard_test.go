@@ -43,7 +43,7 @@ func wantStatus(t *testing.T, resp *http.Response, status int, code string) {
 }
 
 func TestKeysGuardTheAPI(t *testing.T) {
-	step := &stepModel{tokens: []string{"a"}, step: make(chan struct{})}
+	step := &stepModel{Tokens: []string{"a"}, Step: make(chan struct{})}
 	e := keyedEnv(t, envOptions{models: map[string]sluice.Model{"step": step}})
 
 	resp := e.post(t, "/v1/chat/completions", chatBody("x"))
@@ -70,14 +70,14 @@ func TestKeysGuardTheAPI(t *testing.T) {
 	if attached.StatusCode != 200 {
 		t.Fatalf("the owner attaching: %s", attached.Status)
 	}
-	close(step.step)
+	close(step.Step)
 	for _, r := range []*http.Response{resp, attached} {
 		if text, last := content(t, events(t, r, -1)); text != "a" || last != "[DONE]" {
 			t.Fatalf("the owner's stream: %q %q", text, last)
 		}
 	}
 	// The stream was not cancelled by the other key.
-	if step.stoppedBy() != nil {
+	if step.StoppedBy() != nil {
 		t.Fatal("bob's cancel stopped ann's generation")
 	}
 }
@@ -111,7 +111,7 @@ func TestRateLimitAnswers429WithRetryAfter(t *testing.T) {
 }
 
 func TestGenerationsPerKey(t *testing.T) {
-	step := &stepModel{tokens: []string{"a"}, step: make(chan struct{})}
+	step := &stepModel{Tokens: []string{"a"}, Step: make(chan struct{})}
 	e := keyedEnv(t, envOptions{maxPerKey: 1, models: map[string]sluice.Model{"step": step}})
 	first := e.post(t, "/v1/chat/completions", chatBody("x", "model", "step"), bearer(keyAnn)...)
 	resp := e.post(t, "/v1/chat/completions", chatBody("x", "model", "step"), bearer(keyAnn)...)
@@ -123,7 +123,7 @@ func TestGenerationsPerKey(t *testing.T) {
 	if other.StatusCode != 200 {
 		t.Fatalf("another key: %s", other.Status)
 	}
-	close(step.step)
+	close(step.Step)
 	events(t, first, -1)
 	events(t, other, -1)
 }

@@ -14,7 +14,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	"github.com/sluice-dev/sluice/api"
 	"github.com/sluice-dev/sluice/demo"
 	"github.com/sluice-dev/sluice/gen"
+	"github.com/sluice-dev/sluice/internal/testenv"
 	"github.com/sluice-dev/sluice/memory"
 	"github.com/sluice-dev/sluice/sse"
 )
@@ -157,17 +157,7 @@ func (e *env) get(t *testing.T, path string, header ...string) *http.Response {
 	return resp
 }
 
-func chatBody(content string, extra ...any) map[string]any {
-	b := map[string]any{
-		"model":    "demo",
-		"stream":   true,
-		"messages": []map[string]any{{"role": "user", "content": content}},
-	}
-	for i := 0; i+1 < len(extra); i += 2 {
-		b[extra[i].(string)] = extra[i+1]
-	}
-	return b
-}
+var chatBody = testenv.ChatBody
 
 // events reads every SSE event of resp until the stream ends or max events
 // have come (max < 0: no limit). It closes resp when the stream has ended.
@@ -193,27 +183,11 @@ func events(t *testing.T, resp *http.Response, max int) []sse.Event {
 // data of the last event.
 func content(t *testing.T, evs []sse.Event) (text, last string) {
 	t.Helper()
-	var sb strings.Builder
-	for _, ev := range evs {
-		last = ev.Data
-		if ev.Data == "[DONE]" || strings.HasPrefix(ev.Data, `{"error"`) {
-			continue
-		}
-		var ch struct {
-			Choices []struct {
-				Delta struct {
-					Content string `json:"content"`
-				} `json:"delta"`
-			} `json:"choices"`
-		}
-		if err := json.Unmarshal([]byte(ev.Data), &ch); err != nil {
-			t.Fatalf("event %q is not a chunk: %v", ev.Data, err)
-		}
-		for _, c := range ch.Choices {
-			sb.WriteString(c.Delta.Content)
-		}
+	datas := make([]string, len(evs))
+	for i, ev := range evs {
+		datas[i] = ev.Data
 	}
-	return sb.String(), last
+	return testenv.ChatText(t, datas)
 }
 
 func decode[T any](t *testing.T, resp *http.Response) T {
@@ -235,48 +209,8 @@ type errorBody struct {
 	} `json:"error"`
 }
 
-// stepModel is a test model that emits the given tokens one by one, each
-// after a receive from step (when step is set), then fails with fail.
-type stepModel struct {
-	tokens []string
-	step   chan struct{}
-	fail   error
-
-	mu      sync.Mutex
-	stopped error // what ctx said when the model was stopped
-}
-
-func (m *stepModel) Stream(ctx context.Context, req *sluice.ChatRequest, emit func(sluice.Delta) error) (sluice.Usage, error) {
-	if err := emit(sluice.Delta{Role: "assistant"}); err != nil {
-		return sluice.Usage{}, err
-	}
-	for i, tok := range m.tokens {
-		if m.step != nil {
-			select {
-			case <-m.step:
-			case <-ctx.Done():
-				m.mu.Lock()
-				m.stopped = ctx.Err()
-				m.mu.Unlock()
-				return sluice.Usage{CompletionTokens: i}, ctx.Err()
-			}
-		}
-		if err := emit(sluice.Delta{Content: tok}); err != nil {
-			return sluice.Usage{}, err
-		}
-	}
-	if m.fail != nil {
-		return sluice.Usage{CompletionTokens: len(m.tokens)}, m.fail
-	}
-	return sluice.Usage{PromptTokens: 1, CompletionTokens: len(m.tokens)}, emit(sluice.Delta{FinishReason: "stop"})
-}
-
-// stepped returns a stepModel's stopped error.
-func (m *stepModel) stoppedBy() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.stopped
-}
+// stepModel is the scripted model of internal/testenv.
+type stepModel = testenv.StepModel
 
 // readLine reads one raw line of an SSE body, for byte-level checks.
 func readLine(t *testing.T, br *bufio.Reader) string {

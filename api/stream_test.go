@@ -85,7 +85,7 @@ func startStream(t *testing.T, e *env, prompt string) string {
 }
 
 func TestManyReadersFollowOneGeneration(t *testing.T) {
-	step := &stepModel{tokens: strings.Split("one two three four five", " "), step: make(chan struct{})}
+	step := &stepModel{Tokens: strings.Split("one two three four five", " "), Step: make(chan struct{})}
 	e := newEnv(t, envOptions{models: map[string]sluice.Model{"step": step}})
 	first := e.post(t, "/v1/chat/completions", chatBody("x", "model", "step"))
 	id := first.Header.Get("Sluice-Stream-ID")
@@ -109,7 +109,7 @@ func TestManyReadersFollowOneGeneration(t *testing.T) {
 		defer wg.Done()
 		texts[readers], _ = content(t, events(t, first, -1))
 	}()
-	close(step.step)
+	close(step.Step)
 	wg.Wait()
 	for i, text := range texts {
 		if text != "onetwothreefourfive" {
@@ -165,12 +165,12 @@ func TestExpiredStreamIs404(t *testing.T) {
 }
 
 func TestCancelEndsEveryReader(t *testing.T) {
-	step := &stepModel{tokens: []string{"a", "b", "c"}, step: make(chan struct{})}
+	step := &stepModel{Tokens: []string{"a", "b", "c"}, Step: make(chan struct{})}
 	e := newEnv(t, envOptions{models: map[string]sluice.Model{"step": step}})
 	first := e.post(t, "/v1/chat/completions", chatBody("x", "model", "step"))
 	id := first.Header.Get("Sluice-Stream-ID")
 	second := e.get(t, "/v1/streams/"+id)
-	step.step <- struct{}{} // one token, then cancel
+	step.Step <- struct{}{} // one token, then cancel
 
 	resp := e.post(t, "/v1/streams/"+id+"/cancel", "")
 	st := decode[struct{ ID, Status string }](t, resp)
@@ -183,7 +183,7 @@ func TestCancelEndsEveryReader(t *testing.T) {
 			t.Errorf("reader got %q and ended with %q", text, last)
 		}
 	}
-	if step.stoppedBy() == nil {
+	if step.StoppedBy() == nil {
 		t.Error("the model was not stopped")
 	}
 	// Cancelling again is harmless; an unknown stream is 404.
@@ -196,12 +196,12 @@ func TestCancelEndsEveryReader(t *testing.T) {
 }
 
 func TestGenerationOutlivesItsFirstReader(t *testing.T) {
-	step := &stepModel{tokens: []string{"a", "b"}, step: make(chan struct{})}
+	step := &stepModel{Tokens: []string{"a", "b"}, Step: make(chan struct{})}
 	e := newEnv(t, envOptions{models: map[string]sluice.Model{"step": step}})
 	resp := e.post(t, "/v1/chat/completions", chatBody("x", "model", "step"))
 	id := resp.Header.Get("Sluice-Stream-ID")
 	resp.Body.Close()
-	close(step.step)
+	close(step.Step)
 	text, last := content(t, events(t, e.get(t, "/v1/streams/"+id), -1))
 	if text != "ab" || last != "[DONE]" {
 		t.Fatalf("after the first reader left: %q, %q", text, last)
@@ -209,7 +209,7 @@ func TestGenerationOutlivesItsFirstReader(t *testing.T) {
 }
 
 func TestCancelOnDisconnectStopsTheModel(t *testing.T) {
-	step := &stepModel{tokens: []string{"a", "b"}, step: make(chan struct{})}
+	step := &stepModel{Tokens: []string{"a", "b"}, Step: make(chan struct{})}
 	e := newEnv(t, envOptions{models: map[string]sluice.Model{"step": step}})
 	resp := e.post(t, "/v1/chat/completions", chatBody("x", "model", "step"), "Sluice-Cancel-On-Disconnect", "true")
 	id := resp.Header.Get("Sluice-Stream-ID")
@@ -219,13 +219,13 @@ func TestCancelOnDisconnectStopsTheModel(t *testing.T) {
 	if !strings.Contains(last, `"cancelled"`) {
 		t.Fatalf("stream ended with %q, want a cancellation", last)
 	}
-	if step.stoppedBy() == nil {
+	if step.StoppedBy() == nil {
 		t.Fatal("the model was not stopped")
 	}
 }
 
 func TestModelErrorEndsWithErrorEvent(t *testing.T) {
-	failing := &stepModel{tokens: []string{"par", "tial"}, fail: &sluice.Error{Code: sluice.EUPSTREAM, Kind: "upstream_reset", Message: "The model connection was reset."}}
+	failing := &stepModel{Tokens: []string{"par", "tial"}, Fail: &sluice.Error{Code: sluice.EUPSTREAM, Kind: "upstream_reset", Message: "The model connection was reset."}}
 	e := newEnv(t, envOptions{models: map[string]sluice.Model{"bad": failing}})
 	text, last := content(t, events(t, e.post(t, "/v1/chat/completions", chatBody("x", "model", "bad")), -1))
 	if text != "partial" || !strings.HasPrefix(last, `{"error":{"message":"The model connection was reset."`) {
@@ -243,7 +243,7 @@ func TestModelErrorEndsWithErrorEvent(t *testing.T) {
 // TestWireFraming checks the bytes: retry once, then id and data lines,
 // heartbeats while the model thinks.
 func TestWireFraming(t *testing.T) {
-	step := &stepModel{tokens: []string{"line1\nline2"}, step: make(chan struct{})}
+	step := &stepModel{Tokens: []string{"line1\nline2"}, Step: make(chan struct{})}
 	e := newEnv(t, envOptions{cfg: apiHeartbeat(200 * time.Millisecond), models: map[string]sluice.Model{"step": step}})
 	resp := e.post(t, "/v1/chat/completions", chatBody("x", "model", "step"))
 	defer resp.Body.Close()
@@ -261,7 +261,7 @@ func TestWireFraming(t *testing.T) {
 	if l := readLine(t, br); l != ": ping\n" {
 		t.Fatalf("line %q, want a heartbeat", l)
 	}
-	close(step.step)
+	close(step.Step)
 	var rest strings.Builder
 	for {
 		l, err := br.ReadString('\n')

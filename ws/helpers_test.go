@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/sluice-dev/sluice/api"
 	"github.com/sluice-dev/sluice/demo"
 	"github.com/sluice-dev/sluice/gen"
+	"github.com/sluice-dev/sluice/internal/testenv"
 	"github.com/sluice-dev/sluice/memory"
 	"github.com/sluice-dev/sluice/sse"
 	"github.com/sluice-dev/sluice/ws"
@@ -211,45 +211,11 @@ func (c *client) untilEnd(stream string) []frame {
 	}
 }
 
-func chatBody(content string, extra ...any) map[string]any {
-	b := map[string]any{
-		"model":    "demo",
-		"stream":   true,
-		"messages": []map[string]any{{"role": "user", "content": content}},
-	}
-	for i := 0; i+1 < len(extra); i += 2 {
-		b[extra[i].(string)] = extra[i+1]
-	}
-	return b
-}
+var chatBody = testenv.ChatBody
 
 // text joins the delta contents of chunk data strings, and reports the last
 // data.
-func text(t *testing.T, datas []string) (string, string) {
-	t.Helper()
-	var sb strings.Builder
-	last := ""
-	for _, d := range datas {
-		last = d
-		if d == "[DONE]" || strings.HasPrefix(d, `{"error"`) {
-			continue
-		}
-		var ch struct {
-			Choices []struct {
-				Delta struct {
-					Content string `json:"content"`
-				} `json:"delta"`
-			} `json:"choices"`
-		}
-		if err := json.Unmarshal([]byte(d), &ch); err != nil {
-			t.Fatalf("data %q is not a chunk: %v", d, err)
-		}
-		for _, c := range ch.Choices {
-			sb.WriteString(c.Delta.Content)
-		}
-	}
-	return sb.String(), last
-}
+var text = testenv.ChatText
 
 func datas(fs []frame) []string {
 	out := make([]string, len(fs))
@@ -282,40 +248,8 @@ func (e *env) sseChat(t *testing.T, body any) []sse.Event {
 	}
 }
 
-// stepModel emits its tokens one by one, each after a receive from step.
-type stepModel struct {
-	tokens []string
-	step   chan struct{}
-
-	mu      sync.Mutex
-	stopped error
-}
-
-func (m *stepModel) Stream(ctx context.Context, req *sluice.ChatRequest, emit func(sluice.Delta) error) (sluice.Usage, error) {
-	if err := emit(sluice.Delta{Role: "assistant"}); err != nil {
-		return sluice.Usage{}, err
-	}
-	for i, tok := range m.tokens {
-		select {
-		case <-m.step:
-		case <-ctx.Done():
-			m.mu.Lock()
-			m.stopped = ctx.Err()
-			m.mu.Unlock()
-			return sluice.Usage{CompletionTokens: i}, ctx.Err()
-		}
-		if err := emit(sluice.Delta{Content: tok}); err != nil {
-			return sluice.Usage{}, err
-		}
-	}
-	return sluice.Usage{CompletionTokens: len(m.tokens)}, emit(sluice.Delta{FinishReason: "stop"})
-}
-
-func (m *stepModel) stoppedBy() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.stopped
-}
+// stepModel is the scripted model of internal/testenv.
+type stepModel = testenv.StepModel
 
 // eventually polls cond until it holds or 10 s pass.
 func eventually(t *testing.T, what string, cond func() bool) {

@@ -165,12 +165,12 @@ func TestTopicFansOutAndReplaysToLateJoiners(t *testing.T) {
 }
 
 func TestCancelStopsTheGenerationForEveryReader(t *testing.T) {
-	step := &stepModel{tokens: strings.Fields("one two three four"), step: make(chan struct{})}
+	step := &stepModel{Tokens: strings.Fields("one two three four"), Step: make(chan struct{})}
 	e := newEnv(t, envOptions{models: map[string]sluice.Model{"step": step}})
 	reader := e.dial(t)
 	reader.send(map[string]any{"type": "chat.start", "body": chatBody("x", "model", "step")})
 	id := reader.expect("started").Stream
-	step.step <- struct{}{}
+	step.Step <- struct{}{}
 	reader.next() // role
 	reader.next() // "one"
 
@@ -183,8 +183,8 @@ func TestCancelStopsTheGenerationForEveryReader(t *testing.T) {
 	if last.End != "cancelled" || !strings.Contains(last.Data, `"code":"cancelled"`) {
 		t.Fatalf("last frame %+v, want the cancellation error event", last)
 	}
-	if !errors.Is(step.stoppedBy(), context.Canceled) {
-		t.Fatalf("model stopped by %v", step.stoppedBy())
+	if !errors.Is(step.StoppedBy(), context.Canceled) {
+		t.Fatalf("model stopped by %v", step.StoppedBy())
 	}
 	// Cancelling an ended stream reports how it ended.
 	other.send(map[string]any{"type": "stream.cancel", "stream": id})
@@ -194,14 +194,14 @@ func TestCancelStopsTheGenerationForEveryReader(t *testing.T) {
 }
 
 func TestClosingTheConnectionCancelsWhenAsked(t *testing.T) {
-	step := &stepModel{tokens: strings.Fields("one two"), step: make(chan struct{})}
+	step := &stepModel{Tokens: strings.Fields("one two"), Step: make(chan struct{})}
 	e := newEnv(t, envOptions{models: map[string]sluice.Model{"step": step}})
 	c := e.dial(t)
 	c.send(map[string]any{"type": "chat.start", "cancel_on_close": true, "body": chatBody("x", "model", "step")})
 	id := c.expect("started").Stream
 	c.next() // role
 	c.c.Close(websocket.StatusNormalClosure, "bye")
-	eventually(t, "the generation to stop", func() bool { return step.stoppedBy() != nil })
+	eventually(t, "the generation to stop", func() bool { return step.StoppedBy() != nil })
 
 	c2 := e.dial(t)
 	c2.send(map[string]any{"type": "stream.attach", "stream": id})
@@ -346,7 +346,7 @@ func TestSlowReaderIsCutOff(t *testing.T) {
 }
 
 func TestShutdownEndsTopicsAndClosesWith1001(t *testing.T) {
-	step := &stepModel{tokens: strings.Fields("one"), step: make(chan struct{})}
+	step := &stepModel{Tokens: strings.Fields("one"), Step: make(chan struct{})}
 	e := newEnv(t, envOptions{models: map[string]sluice.Model{"step": step}})
 	c := e.dial(t)
 	c.send(map[string]any{"type": "topic.subscribe", "topic": "room"})
@@ -364,7 +364,7 @@ func TestShutdownEndsTopicsAndClosesWith1001(t *testing.T) {
 	if f := c.expect("error"); *f.Error.Code != "server_shutting_down" {
 		t.Fatalf("subscribe while draining: %+v", f.Error)
 	}
-	step.step <- struct{}{}
+	step.Step <- struct{}{}
 	fs := c.untilEnd(id)
 	if fs[len(fs)-1].Data != "[DONE]" {
 		t.Fatalf("generation ended with %q", fs[len(fs)-1].Data)
