@@ -175,12 +175,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// returns: net/http then lets go of the request and response it keeps
 	// for a handler (a few kilobytes per connection), and the deep stack of
 	// the handler's goroutine goes with them.
+	// Nothing of r goes into the goroutine, so that the request is freed.
+	who := api.Caller(r.Context())
 	h.conns.Add(1)
 	go func() {
 		defer done()
 		defer h.leave()
 		defer h.conns.Add(-1)
-		newConn(h, wc, api.Caller(r.Context())).serve()
+		newConn(h, wc, who).serve()
 	}()
 }
 
