@@ -2,16 +2,13 @@ package api_test
 
 import (
 	"bufio"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -22,9 +19,7 @@ import (
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/api"
 	"github.com/sluice-dev/sluice/demo"
-	"github.com/sluice-dev/sluice/gen"
 	"github.com/sluice-dev/sluice/internal/testenv"
-	"github.com/sluice-dev/sluice/memory"
 	"github.com/sluice-dev/sluice/sse"
 )
 
@@ -45,10 +40,7 @@ func TestMain(m *testing.M) {
 type env struct {
 	URL    string
 	client *http.Client
-	srv    *httptest.Server
 	api    *api.Server
-	runner *gen.Runner
-	store  *memory.Store
 }
 
 type envOptions struct {
@@ -63,50 +55,9 @@ type envOptions struct {
 
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	store := memory.New(memory.Options{Retention: o.retention})
-	runner := gen.NewRunner(gen.Options{Store: store, MaxConcurrent: o.maxGenerations, MaxPerOwner: o.maxPerKey, Logger: log})
-	var models api.Models
-	dm := demo.New(o.demo)
-	models.Add(dm.Info(), dm)
-	for name, m := range o.models {
-		models.Add(sluice.ModelInfo{ID: name, OwnedBy: "test"}, m)
-	}
-	a := api.New(o.cfg, store, runner, &models, log)
-	srv := httptest.NewUnstartedServer(a)
-	if o.http2 {
-		srv.EnableHTTP2 = true
-		srv.StartTLS()
-	} else {
-		srv.Start()
-	}
-	e := &env{URL: srv.URL, client: srv.Client(), srv: srv, api: a, runner: runner, store: store}
-	t.Cleanup(func() {
-		a.Drain()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := runner.Shutdown(ctx); err != nil {
-			t.Errorf("runner shutdown: %v", err)
-		}
-		if err := a.Shutdown(ctx); err != nil {
-			t.Errorf("api shutdown: %v", err)
-		}
-		srv.CloseClientConnections()
-		srv.Close()
-		e.client.CloseIdleConnections()
-		store.Close()
-	})
-	return e
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
+	s := testenv.NewServer(t, testenv.Options{API: o.cfg, Demo: o.demo, Models: o.models, Retention: o.retention,
+		MaxGenerations: o.maxGenerations, MaxPerKey: o.maxPerKey, HTTP2: o.http2})
+	return &env{URL: s.URL, client: s.Client, api: s.API}
 }
 
 // post sends a JSON body and returns the response, closed when the test

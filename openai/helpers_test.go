@@ -1,12 +1,10 @@
 package openai_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,9 +18,8 @@ import (
 
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/api"
-	"github.com/sluice-dev/sluice/demo"
 	"github.com/sluice-dev/sluice/gen"
-	"github.com/sluice-dev/sluice/memory"
+	"github.com/sluice-dev/sluice/internal/testenv"
 	"github.com/sluice-dev/sluice/openai"
 	"github.com/sluice-dev/sluice/sse"
 )
@@ -51,42 +48,8 @@ type node struct {
 
 func newNode(t *testing.T, cfg api.Config, models map[string]sluice.Model) *node {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	store := memory.New(memory.Options{})
-	runner := gen.NewRunner(gen.Options{Store: store, Logger: log})
-	var table api.Models
-	dm := demo.New(demo.Options{})
-	table.Add(dm.Info(), dm)
-	for name, m := range models {
-		table.Add(sluice.ModelInfo{ID: name, OwnedBy: "test"}, m)
-	}
-	a := api.New(cfg, store, runner, &table, log)
-	srv := httptest.NewServer(a)
-	t.Cleanup(func() {
-		a.Drain()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := runner.Shutdown(ctx); err != nil {
-			t.Errorf("runner shutdown: %v", err)
-		}
-		if err := a.Shutdown(ctx); err != nil {
-			t.Errorf("api shutdown: %v", err)
-		}
-		srv.CloseClientConnections()
-		srv.Close()
-		store.Close()
-	})
-	return &node{URL: srv.URL, runner: runner}
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
+	s := testenv.NewServer(t, testenv.Options{API: cfg, Models: models})
+	return &node{URL: s.URL, runner: s.Runner}
 }
 
 // upstream returns an Upstream for the server at url, closed at the end

@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -18,9 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sluice-dev/sluice"
-	"github.com/sluice-dev/sluice/api"
 	"github.com/sluice-dev/sluice/demo"
-	"github.com/sluice-dev/sluice/gen"
 	"github.com/sluice-dev/sluice/internal/testenv"
 	"github.com/sluice-dev/sluice/memory"
 	"github.com/sluice-dev/sluice/sse"
@@ -61,43 +57,22 @@ var fast = envOptions{demo: demo.Options{TimeToFirstToken: -1, TokensPerSecond: 
 
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store := memory.New(memory.Options{})
-	runner := gen.NewRunner(gen.Options{Store: store, Logger: log})
-	var models api.Models
-	dm := demo.New(o.demo)
-	models.Add(dm.Info(), dm)
-	for name, m := range o.models {
-		models.Add(sluice.ModelInfo{ID: name, OwnedBy: "test"}, m)
-	}
-	a := api.New(api.Config{}, store, runner, &models, log)
-	stopCtx, stop := context.WithCancel(context.Background())
-	opts := o.ws
-	opts.Store, opts.Runner, opts.Models, opts.Logger, opts.Stop = store, runner, &models, log, stopCtx
-	h := ws.NewHandler(opts)
-	a.Handle("GET /ws", h)
-	srv := httptest.NewServer(a)
-	e := &env{URL: srv.URL, WSURL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws", ws: h, store: store, stop: stop}
+	// Cleanups run last first: the handler is waited for after the server
+	// (registered next) has ended its generations and connections.
+	var h *ws.Handler
 	t.Cleanup(func() {
-		stop()
-		a.Drain()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := runner.Shutdown(ctx); err != nil {
-			t.Errorf("runner shutdown: %v", err)
+		if h != nil {
+			h.Wait()
 		}
-		// The API server stops its own goroutines with Shutdown, where it has one.
-		if sh, ok := any(a).(interface{ Shutdown(context.Context) error }); ok {
-			if err := sh.Shutdown(ctx); err != nil {
-				t.Errorf("api shutdown: %v", err)
-			}
-		}
-		srv.CloseClientConnections()
-		srv.Close()
-		h.Wait()
-		store.Close()
 	})
-	return e
+	s := testenv.NewServer(t, testenv.Options{Demo: o.demo, Models: o.models})
+	stopCtx, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
+	opts := o.ws
+	opts.Store, opts.Runner, opts.Models, opts.Logger, opts.Stop = s.Store, s.Runner, s.Models, testenv.Logger(t), stopCtx
+	h = ws.NewHandler(opts)
+	s.API.Handle("GET /ws", h)
+	return &env{URL: s.URL, WSURL: "ws" + strings.TrimPrefix(s.URL, "http") + "/ws", ws: h, store: s.Store, stop: stop}
 }
 
 // frame is any server frame.

@@ -1,0 +1,96 @@
+package testenv
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/api"
+	"github.com/sluice-dev/sluice/demo"
+	"github.com/sluice-dev/sluice/gen"
+	"github.com/sluice-dev/sluice/memory"
+)
+
+// Options describe a Server. The zero value is a server with the fastest
+// demo model and default limits.
+type Options struct {
+	API            api.Config
+	Demo           demo.Options
+	Models         map[string]sluice.Model // more models, by name, besides the demo
+	Retention      time.Duration
+	MaxGenerations int
+	MaxPerKey      int
+	HTTP2          bool // serve HTTP/2 over TLS, where connections cannot be hijacked
+}
+
+// Server is a Sluice API server wired like `sluice serve`, on a loopback
+// port. It is shut down, in order, when the test ends.
+type Server struct {
+	URL    string
+	Client *http.Client // a client for it (it trusts the TLS certificate)
+	API    *api.Server
+	Models *api.Models
+	Runner *gen.Runner
+	Store  *memory.Store
+	Srv    *httptest.Server
+}
+
+// NewServer starts a Server. With -v its logs go to the test's log.
+func NewServer(t *testing.T, o Options) *Server {
+	t.Helper()
+	log := Logger(t)
+	store := memory.New(memory.Options{Retention: o.Retention})
+	runner := gen.NewRunner(gen.Options{Store: store, MaxConcurrent: o.MaxGenerations, MaxPerOwner: o.MaxPerKey, Logger: log})
+	var models api.Models
+	dm := demo.New(o.Demo)
+	models.Add(dm.Info(), dm)
+	for name, m := range o.Models {
+		models.Add(sluice.ModelInfo{ID: name, OwnedBy: "test"}, m)
+	}
+	a := api.New(o.API, store, runner, &models, log)
+	srv := httptest.NewUnstartedServer(a)
+	if o.HTTP2 {
+		srv.EnableHTTP2 = true
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	s := &Server{URL: srv.URL, Client: srv.Client(), API: a, Models: &models, Runner: runner, Store: store, Srv: srv}
+	t.Cleanup(func() {
+		a.Drain()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := runner.Shutdown(ctx); err != nil {
+			t.Errorf("runner shutdown: %v", err)
+		}
+		if err := a.Shutdown(ctx); err != nil {
+			t.Errorf("api shutdown: %v", err)
+		}
+		srv.CloseClientConnections()
+		srv.Close()
+		s.Client.CloseIdleConnections()
+		store.Close()
+	})
+	return s
+}
+
+// Logger discards logs, or with -v writes them to the test's log.
+func Logger(t *testing.T) *slog.Logger {
+	if !testing.Verbose() {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
