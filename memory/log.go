@@ -24,7 +24,8 @@ type Log struct {
 	first  uint64         // sequence of events[0]
 	next   uint64         // sequence the next append gets
 	end    sluice.End
-	wake   chan struct{} // closed and replaced on every append
+	wake   chan struct{} // closed and replaced by an append that has readers to wake
+	waited bool          // a reader is waiting on wake
 	expiry *time.Timer
 }
 
@@ -64,12 +65,18 @@ func (l *Log) Append(_ context.Context, ev sluice.Event) (string, error) {
 	ev.ID = strconv.FormatUint(seq, 10)
 	l.events = append(l.events, ev)
 	l.end = ev.End
-	wake := l.wake
-	l.wake = make(chan struct{})
+	// A channel is made only when someone waits on the old one: a log with
+	// no idle reader (the pump is busy writing) appends without allocating it.
+	var wake chan struct{}
+	if l.waited {
+		wake, l.wake, l.waited = l.wake, make(chan struct{}), false
+	}
 	onEnd := l.onEnd
 	l.mu.Unlock()
 
-	close(wake)
+	if wake != nil {
+		close(wake)
+	}
 	if ev.End != sluice.EndNone && onEnd != nil {
 		onEnd()
 	}
@@ -110,6 +117,7 @@ func (l *Log) Read(ctx context.Context, after string, buf []sluice.Event) ([]slu
 			return buf, io.EOF
 		}
 		wake := l.wake
+		l.waited = true
 		l.mu.Unlock()
 
 		select {
