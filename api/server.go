@@ -112,32 +112,31 @@ func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, 
 // HandleAPI adds a route that, like the API's own, needs an API key when
 // the server has keys and counts against the caller's rate limit. The
 // handler finds the key's name with Caller.
-func (s *Server) HandleAPI(pattern string, h http.Handler) {
-	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		if who, ok := s.enter(w, r, false); ok {
-			h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, who)))
-		}
-	})
-}
+func (s *Server) HandleAPI(pattern string, h http.Handler) { s.handleKeyed(pattern, h, false) }
 
 // HandleStream is HandleAPI for a route whose responses are long-lived
 // streams (the WebSocket endpoint): each also takes a place in the stream
 // limits (Limits.StreamsPerAddr, MaxStreams), which the handler must give
 // back by calling StreamDone(ctx) once the stream has ended, however it
 // ends.
-func (s *Server) HandleStream(pattern string, h http.Handler) {
+func (s *Server) HandleStream(pattern string, h http.Handler) { s.handleKeyed(pattern, h, true) }
+
+func (s *Server) handleKeyed(pattern string, h http.Handler, stream bool) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		who, ok := s.enter(w, r, false)
 		if !ok {
 			return
 		}
-		release, err := s.guard.openStream(clientAddr(r))
-		if err != nil {
-			writeError(w, r, s.log, err)
-			return
-		}
 		ctx := context.WithValue(r.Context(), callerKey{}, who)
-		h.ServeHTTP(w, r.WithContext(context.WithValue(ctx, doneKey{}, release)))
+		if stream {
+			release, err := s.guard.openStream(clientAddr(r))
+			if err != nil {
+				writeError(w, r, s.log, err)
+				return
+			}
+			ctx = context.WithValue(ctx, doneKey{}, release)
+		}
+		h.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
