@@ -61,22 +61,32 @@ func openSSE(d *net.Dialer, host, method, path string, header map[string]string,
 }
 
 func finishSSE(c net.Conn, req []byte) (*stream, error) {
+	br, resp, err := handshake(c, req, http.StatusOK)
+	if err != nil {
+		return nil, err
+	}
+	return &stream{conn: c, br: br, body: resp.Body}, nil
+}
+
+// handshake sends req on c and reads the response head; a status other
+// than want closes c and is an error that quotes the start of the body.
+func handshake(c net.Conn, req []byte, want int) (*bufio.Reader, *http.Response, error) {
 	if _, err := c.Write(req); err != nil {
 		c.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	br := bufio.NewReaderSize(c, 4096)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		c.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode != want {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		c.Close()
-		return nil, fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(msg))
+		return nil, nil, fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(msg))
 	}
-	return &stream{conn: c, br: br, body: resp.Body}, nil
+	return br, resp, nil
 }
 
 // openWS dials and upgrades to a WebSocket.
@@ -89,19 +99,9 @@ func openWS(d *net.Dialer, host string) (*stream, error) {
 	// skips checking Sec-WebSocket-Accept.
 	req := "GET /ws HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: c2x1aWNlLWJlbmNoLWtleQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	if _, err := c.Write([]byte(req)); err != nil {
-		c.Close()
-		return nil, err
-	}
-	br := bufio.NewReaderSize(c, 4096)
-	resp, err := http.ReadResponse(br, nil)
+	br, _, err := handshake(c, []byte(req), http.StatusSwitchingProtocols)
 	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		c.Close()
-		return nil, fmt.Errorf("upgrade: %s", resp.Status)
+		return nil, fmt.Errorf("upgrade: %w", err)
 	}
 	return &stream{conn: c, br: br}, nil
 }
