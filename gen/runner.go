@@ -221,8 +221,10 @@ func (r *Runner) run(ctx context.Context, g *Generation, req *sluice.ChatRequest
 	// The log is written with a context that outlives cancellation, so the
 	// ending event is always stored.
 	wctx := context.WithoutCancel(ctx)
+	var buf []byte // each chunk is encoded here; the log keeps a copy
 	usage, err := m.Stream(ctx, req, func(d sluice.Delta) error {
-		_, err := g.Log.Append(wctx, sluice.Event{Data: chunks.Delta(d)})
+		buf = chunks.AppendDelta(buf[:0], d)
+		_, err := g.Log.Append(wctx, sluice.Event{Data: buf})
 		return err
 	})
 	if err != nil && ctx.Err() != nil {

@@ -47,13 +47,14 @@ func (f *feed) pump() {
 	defer f.hub.wg.Done()
 	events := make([]sluice.Event, 0, batch)
 	frame := make([]byte, 0, 4096)
+	rd := newReader(f.log)
 	var subs []*sub
 	for {
 		f.mu.Lock()
 		head := f.head
 		f.mu.Unlock()
 		var err error
-		events, err = f.log.Read(f.ctx, head, events)
+		events, err = rd.read(f.ctx, head, events)
 		if n := len(events); n > 0 {
 			frame = frame[:0]
 			for i := range events {
@@ -112,4 +113,33 @@ func (f *feed) leave(s *sub) {
 			return
 		}
 	}
+}
+
+// scratchReader is a log that can hand back events in the reader's own
+// scratch space rather than new memory (memory.Log does): the hub is done
+// with every batch it reads once it has encoded it.
+type scratchReader interface {
+	ReadScratch(ctx context.Context, after string, buf []sluice.Event, scratch []byte) ([]sluice.Event, []byte, error)
+}
+
+// reader reads a log into its scratch space when the log allows it. The
+// events of a read are valid until the next.
+type reader struct {
+	log     sluice.Log
+	sr      scratchReader // nil: the log reads into memory of its own
+	scratch []byte
+}
+
+func newReader(l sluice.Log) *reader {
+	sr, _ := l.(scratchReader)
+	return &reader{log: l, sr: sr}
+}
+
+func (r *reader) read(ctx context.Context, after string, buf []sluice.Event) ([]sluice.Event, error) {
+	if r.sr == nil {
+		return r.log.Read(ctx, after, buf)
+	}
+	var err error
+	buf, r.scratch, err = r.sr.ReadScratch(ctx, after, buf, r.scratch)
+	return buf, err
 }

@@ -114,6 +114,7 @@ func (s *sub) deliver(frame []byte, id string, ended bool) {
 // that attached s, or in one of its own after a slow write.
 func (s *sub) catchUp() {
 	events := make([]sluice.Event, 0, batch)
+	rd := newReader(s.feed.log)
 	var buf []byte
 	for {
 		s.wmu.Lock()
@@ -144,7 +145,7 @@ func (s *sub) catchUp() {
 		// Read what is there after the cursor, but never past the head:
 		// from the head on, the pump delivers.
 		var err error
-		events, err = s.feed.log.Read(polled, s.cursor, events)
+		events, err = rd.read(polled, s.cursor, events)
 		if len(events) == 0 {
 			s.wmu.Unlock()
 			if err == nil || errors.Is(err, context.Canceled) {

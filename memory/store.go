@@ -14,27 +14,48 @@ import (
 
 // Default limits, used where Options leaves a field zero.
 const (
-	DefaultMaxLen    = 65536
-	DefaultRetention = 10 * time.Minute
+	DefaultMaxLen        = 65536
+	DefaultRetention     = 10 * time.Minute
+	DefaultRetainedBytes = 512 << 20
 )
 
 // Options configure a Store. The zero value is ready to use.
 type Options struct {
 	// Retention is how long an ended log stays readable.
 	Retention time.Duration
+	// RetainedBytes bounds the memory that ended logs hold while they wait
+	// out their retention: past it, the logs that ended first are forgotten
+	// early. Zero means DefaultRetainedBytes; a negative value, no bound.
+	// A busy node ends logs faster than any fixed retention time can keep
+	// them (5,000 generations at once end about 50 MB of logs a second).
+	RetainedBytes int64
 	// MaxLen is the default bound on a log's length.
 	MaxLen int
 }
 
 // Store is an in-memory sluice.Store. It is safe for concurrent use. Close
-// stops its expiry timers.
+// stops its expiry timer.
 type Store struct {
 	retention time.Duration
+	maxBytes  int64 // < 0: no bound
 	maxLen    int
 
 	mu     sync.Mutex
 	logs   map[string]*Log
 	closed bool
+	// ended holds the ended logs still kept, in the order they ended, which
+	// is also the order they expire in: one timer, for the first, serves all.
+	ended      []endedLog
+	endedBytes int64
+	expiry     *time.Timer // armed while ended is not empty
+	evicted    int64       // logs forgotten early for the byte bound
+}
+
+// endedLog is a log waiting out its retention.
+type endedLog struct {
+	l    *Log
+	at   time.Time // when it expires
+	size int64
 }
 
 var _ sluice.Store = (*Store)(nil)
@@ -47,7 +68,10 @@ func New(opts Options) *Store {
 	if opts.MaxLen <= 0 {
 		opts.MaxLen = DefaultMaxLen
 	}
-	return &Store{retention: opts.Retention, maxLen: opts.MaxLen, logs: make(map[string]*Log)}
+	if opts.RetainedBytes == 0 {
+		opts.RetainedBytes = DefaultRetainedBytes
+	}
+	return &Store{retention: opts.Retention, maxBytes: opts.RetainedBytes, maxLen: opts.MaxLen, logs: make(map[string]*Log)}
 }
 
 // Retention reports how long an ended log is kept.
@@ -83,14 +107,24 @@ func (s *Store) Len() int {
 	return len(s.logs)
 }
 
-// Close forgets every log and stops expiry timers. Readers of logs still in
-// use keep working; the store only stops handing them out.
+// Retained reports the ended logs kept and the bytes they hold, and how
+// many ended logs were forgotten before their retention time was up to keep
+// within Options.RetainedBytes.
+func (s *Store) Retained() (logs int, bytes int64, evicted int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.ended), s.endedBytes, s.evicted
+}
+
+// Close forgets every log and stops the expiry timer. Readers of logs still
+// in use keep working; the store only stops handing them out.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for name, l := range s.logs {
-		l.stopExpiry()
-		delete(s.logs, name)
+	clear(s.logs)
+	s.ended, s.endedBytes = nil, 0
+	if s.expiry != nil {
+		s.expiry.Stop()
 	}
 	s.closed = true
 	return nil
@@ -101,23 +135,55 @@ func (s *Store) createLocked(name string, opts sluice.LogOptions) *Log {
 		opts.MaxLen = s.maxLen
 	}
 	l := newLog(name, opts)
-	l.onEnd = func() { s.expireAfter(l) }
+	l.onEnd = func(size int64) { s.logEnded(l, size) }
 	if !s.closed {
 		s.logs[name] = l
 	}
 	return l
 }
 
-// expireAfter forgets l once the retention time has passed since it ended.
-func (s *Store) expireAfter(l *Log) {
-	t := time.AfterFunc(s.retention, func() {
-		s.mu.Lock()
-		if s.logs[l.name] == l {
-			delete(s.logs, l.name)
-		}
-		s.mu.Unlock()
-	})
-	l.mu.Lock()
-	l.expiry = t
-	l.mu.Unlock()
+// logEnded queues l to be forgotten once the retention time has passed, or
+// sooner when the ended logs hold more than the byte bound.
+func (s *Store) logEnded(l *Log, size int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.logs[l.name] != l {
+		return
+	}
+	s.ended = append(s.ended, endedLog{l: l, at: time.Now().Add(s.retention), size: size})
+	s.endedBytes += size
+	for s.maxBytes >= 0 && s.endedBytes > s.maxBytes && len(s.ended) > 1 {
+		s.forgetFirstLocked()
+		s.evicted++
+	}
+	if s.expiry == nil {
+		s.expiry = time.AfterFunc(s.retention, s.expire)
+	} else if len(s.ended) == 1 {
+		s.expiry.Reset(s.retention)
+	}
+}
+
+// expire forgets the ended logs whose time is up, and sets the timer for
+// the next one.
+func (s *Store) expire() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	for len(s.ended) > 0 && !s.ended[0].at.After(now) {
+		s.forgetFirstLocked()
+	}
+	if len(s.ended) > 0 && !s.closed {
+		s.expiry.Reset(s.ended[0].at.Sub(now))
+	}
+}
+
+// forgetFirstLocked forgets the log that ended first.
+func (s *Store) forgetFirstLocked() {
+	e := s.ended[0]
+	s.ended[0] = endedLog{}
+	s.ended = s.ended[1:]
+	s.endedBytes -= e.size
+	if s.logs[e.l.name] == e.l {
+		delete(s.logs, e.l.name)
+	}
 }

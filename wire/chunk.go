@@ -26,37 +26,37 @@ func NewChunks(id, model string, created int64, includeUsage bool) *Chunks {
 	return &Chunks{prefix: p, includeUsage: includeUsage}
 }
 
-// Delta returns the chunk that carries d. The result is freshly allocated,
-// to be stored in a log and shared by readers.
+// Delta returns the chunk that carries d, freshly allocated.
 func (c *Chunks) Delta(d sluice.Delta) []byte {
-	b := make([]byte, 0, len(c.prefix)+len(d.Content)+96)
+	return c.AppendDelta(make([]byte, 0, len(c.prefix)+len(d.Content)+96), d)
+}
+
+// AppendDelta appends the chunk that carries d to b: a generation encodes
+// every token into one buffer, which the log copies.
+func (c *Chunks) AppendDelta(b []byte, d sluice.Delta) []byte {
 	b = append(b, c.prefix...)
 	b = append(b, `[{"index":0,"delta":{`...)
-	n := 0
-	field := func(name string) {
-		if n > 0 {
+	sep := false
+	field := func(b []byte, name string) []byte {
+		if sep {
 			b = append(b, ',')
 		}
-		n++
+		sep = true
 		b = append(b, '"')
 		b = append(b, name...)
-		b = append(b, '"', ':')
+		return append(b, '"', ':')
 	}
 	if d.Role != "" {
-		field("role")
-		b = AppendString(b, d.Role)
+		b = AppendString(field(b, "role"), d.Role)
 	}
 	if d.Content != "" || d.Role != "" {
-		field("content")
-		b = AppendString(b, d.Content)
+		b = AppendString(field(b, "content"), d.Content)
 	}
 	if d.ReasoningContent != "" {
-		field("reasoning_content")
-		b = AppendString(b, d.ReasoningContent)
+		b = AppendString(field(b, "reasoning_content"), d.ReasoningContent)
 	}
 	if len(d.ToolCalls) > 0 {
-		field("tool_calls")
-		b = append(b, d.ToolCalls...)
+		b = append(field(b, "tool_calls"), d.ToolCalls...)
 	}
 	b = append(b, `},"logprobs":null,"finish_reason":`...)
 	if d.FinishReason != "" {
