@@ -18,6 +18,17 @@ type Stats struct {
 	HeapBytes   uint64 `json:"heap_bytes"` // live heap objects
 	GoSysBytes  uint64 `json:"go_sys_bytes"`
 	RSSBytes    uint64 `json:"rss_bytes"` // resident set size, from /proc (0 elsewhere)
+	// Ended streams kept for resuming, the bytes they hold, and how many
+	// were forgotten early to stay within --retention-bytes (stores that
+	// count these: the memory store).
+	RetainedStreams int   `json:"retained_streams"`
+	RetainedBytes   int64 `json:"retained_bytes"`
+	EvictedStreams  int64 `json:"evicted_streams"`
+}
+
+// retainer is a store that reports what its ended logs hold.
+type retainer interface {
+	Retained() (logs int, bytes int64, evicted int64)
 }
 
 var statSamples = []metrics.Sample{
@@ -35,14 +46,18 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 	samples := make([]metrics.Sample, len(statSamples))
 	copy(samples, statSamples)
 	metrics.Read(samples)
-	writeJSON(w, http.StatusOK, Stats{
+	st := Stats{
 		Streams:     s.streams.Load() + int64(s.hub.Len()),
 		Generations: s.runner.Running(),
 		Goroutines:  runtime.NumGoroutine(),
 		HeapBytes:   samples[0].Value.Uint64(),
 		GoSysBytes:  samples[1].Value.Uint64(),
 		RSSBytes:    rss(),
-	})
+	}
+	if r, ok := s.store.(retainer); ok {
+		st.RetainedStreams, st.RetainedBytes, st.EvictedStreams = r.Retained()
+	}
+	writeJSON(w, http.StatusOK, st)
 }
 
 // rss reads the resident set size from /proc/self/status.

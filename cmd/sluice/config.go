@@ -7,8 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluice-dev/sluice/memory"
 )
 
 // Config is everything `sluice serve` can be told, from flags and SLUICE_*
@@ -21,6 +24,7 @@ type Config struct {
 	Retry          time.Duration
 	WriteTimeout   time.Duration
 	Retention      time.Duration
+	RetentionBytes byteSize
 	ShutdownGrace  time.Duration
 	MaxBodyBytes   int64
 	MaxGenerations int
@@ -32,6 +36,7 @@ type Config struct {
 	ConfigFile     string      // the TOML file of upstreams and models (configfile.go)
 	UpstreamURL    string      // the simple case: one upstream (models.go)
 	UpstreamModels string      // its models, comma-separated
+	PprofAddr      string      // serve net/http/pprof here, loopback only (pprof.go)
 
 	// Upstreams is what ConfigFile or UpstreamURL describe, validated.
 	Upstreams upstreamConfig
@@ -56,6 +61,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.DurationVar(&c.Retry, "retry", 3*time.Second, "reconnect delay suggested to SSE clients (retry:)")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 30*time.Second, "drop a reader whose write takes longer than this")
 	fs.DurationVar(&c.Retention, "retention", 10*time.Minute, "how long a finished stream stays resumable")
+	c.RetentionBytes = memory.DefaultRetainedBytes
+	fs.Var(&c.RetentionBytes, "retention-bytes", "most memory finished streams may hold while resumable; past it the oldest go first (e.g. 512MiB, 2GiB)")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 30*time.Second, "on SIGTERM, how long running generations may go on")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 4<<20, "largest request body accepted")
 	fs.IntVar(&c.MaxGenerations, "max-generations", 1000, "generations running at once; more are refused with 503")
@@ -66,6 +73,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	c.Guard.flags(fs)
 	fs.StringVar(&c.ConfigFile, "config", "", "TOML file of OpenAI-compatible upstreams and the models they serve")
 	fs.StringVar(&c.UpstreamURL, "upstream-url", "", "one OpenAI-compatible upstream, e.g. http://localhost:11434/v1 (its key: OPENAI_API_KEY)")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060")
 	fs.StringVar(&c.UpstreamModels, "upstream-models", "", "the upstream's models to offer, comma-separated: name or name=upstream-name")
 
 	var errs []error
@@ -101,6 +109,9 @@ func (c Config) validate() error {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		bad("addr", "%q is not host:port", c.Addr)
 	}
+	if c.PprofAddr != "" && !loopbackAddr(c.PprofAddr) {
+		bad("pprof-addr", "%q is not a loopback host:port; the profiler exposes the process", c.PprofAddr)
+	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("log-format", "%q is neither text nor json", c.LogFormat)
 	}
@@ -124,7 +135,7 @@ func (c Config) validate() error {
 	for _, n := range []struct {
 		name string
 		v    int64
-	}{{"max-body-bytes", c.MaxBodyBytes}, {"max-generations", int64(c.MaxGenerations)},
+	}{{"retention-bytes", int64(c.RetentionBytes)}, {"max-body-bytes", c.MaxBodyBytes}, {"max-generations", int64(c.MaxGenerations)},
 		{"max-log-len", int64(c.MaxLogLen)}, {"topic-max-len", int64(c.TopicMaxLen)}} {
 		if n.v < 1 {
 			bad(n.name, "must be at least 1, got %d", n.v)
@@ -139,4 +150,39 @@ func (c Config) logger(w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// byteSize is a flag of a number of bytes, plain or with a binary unit:
+// 4096, 64KiB, 512MiB, 2GiB (K, M and G mean the same).
+type byteSize int64
+
+var byteUnits = []struct {
+	suffix string
+	n      int64
+}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1}}
+
+func (b *byteSize) Set(s string) error {
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range byteUnits {
+		if v, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, mult = strings.TrimSpace(v), u.n
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return fmt.Errorf("%q is not a size such as 4096, 64KiB, 512MiB or 2GiB", s)
+	}
+	*b = byteSize(n * mult)
+	return nil
+}
+
+func (b *byteSize) String() string {
+	v := int64(*b)
+	for _, u := range []int{2, 1, 0} { // GiB, MiB, KiB: the largest that divides
+		if unit := byteUnits[u]; v >= unit.n && v%unit.n == 0 {
+			return strconv.FormatInt(v/unit.n, 10) + unit.suffix
+		}
+	}
+	return strconv.FormatInt(v, 10)
 }

@@ -20,7 +20,7 @@ func TestConfigDefaultsWorkWithNothingSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Addr != "127.0.0.1:8080" || c.Heartbeat != 15*time.Second || c.Retention != 10*time.Minute {
+	if c.Addr != "127.0.0.1:8080" || c.Heartbeat != 15*time.Second || c.Retention != 10*time.Minute || c.RetentionBytes != 512<<20 {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -48,11 +48,31 @@ func TestConfigErrorsNameTheFlag(t *testing.T) {
 		{nil, []string{"SLUICE_RETENTION", "forever"}, "SLUICE_RETENTION"},
 		{[]string{"--demo-tps", "-1"}, nil, "--demo-tps"},
 		{[]string{"extra"}, nil, "unexpected argument"},
+		{[]string{"--retention-bytes", "lots"}, nil, "retention-bytes"},
+		{[]string{"--retention-bytes", "0"}, nil, "--retention-bytes"},
+		{nil, []string{"SLUICE_RETENTION_BYTES", "-5MiB"}, "SLUICE_RETENTION_BYTES"},
+		{[]string{"--pprof-addr", "0.0.0.0:6060"}, nil, "--pprof-addr"},
 	}
 	for _, tt := range tests {
 		_, err := parseConfig(tt.args, env(tt.env...), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("args %v env %v: err %v, want it to name %q", tt.args, tt.env, err, tt.want)
+		}
+	}
+}
+
+func TestSizesTakeBinaryUnits(t *testing.T) {
+	for in, want := range map[string]int64{
+		"4096": 4096, "64KiB": 64 << 10, "64K": 64 << 10, "512MiB": 512 << 20, "2GiB": 2 << 30, "3 G": 3 << 30, "10B": 10,
+	} {
+		c, err := parseConfig([]string{"--retention-bytes", in}, env(), io.Discard)
+		if err != nil || int64(c.RetentionBytes) != want {
+			t.Errorf("--retention-bytes %s: %d, %v; want %d", in, c.RetentionBytes, err, want)
+		}
+	}
+	for v, want := range map[byteSize]string{512 << 20: "512MiB", 2 << 30: "2GiB", 1536 << 20: "1536MiB", 1000: "1000", 4096: "4KiB"} {
+		if got := v.String(); got != want {
+			t.Errorf("%d prints as %q, want %q", int64(v), got, want)
 		}
 	}
 }

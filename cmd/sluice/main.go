@@ -88,7 +88,7 @@ func isFlag(s string) bool { return len(s) > 0 && s[0] == '-' && s != "-h" && s 
 // rest with an error event, and returns once every stream has ended.
 // ready, if set, is told the address the server listens on.
 func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr string)) error {
-	store := memory.New(memory.Options{Retention: cfg.Retention, MaxLen: cfg.MaxLogLen})
+	store := memory.New(memory.Options{Retention: cfg.Retention, RetainedBytes: int64(cfg.RetentionBytes), MaxLen: cfg.MaxLogLen})
 	defer store.Close()
 	runner := gen.NewRunner(gen.Options{Store: store, MaxConcurrent: cfg.MaxGenerations, MaxPerOwner: cfg.Guard.GenerationsPerKey, Logger: log})
 
@@ -117,6 +117,13 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr st
 		srv.Handle(p, web.Handler())
 	}
 
+	if cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(cfg.PprofAddr, log)
+		if err != nil {
+			return fmt.Errorf("--pprof-addr: %w", err)
+		}
+		defer stopPprof()
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("--addr: %w", err)
