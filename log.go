@@ -67,7 +67,8 @@ type Log interface {
 	// at most cap(buf). When there are none yet it waits until there are or
 	// ctx is done, and then returns ctx's error; so with ctx already done,
 	// Read only polls. Once the ending event has been read, Read returns it
-	// no more and reports io.EOF.
+	// no more and reports io.EOF. With a buffer of no capacity, Read only
+	// waits: it returns no events and no error once there are some to read.
 	//
 	// An ID that this log never issued is EINVALID. When after is older than
 	// the oldest event still kept (only a ring log trims), Read starts at the

@@ -108,13 +108,14 @@ func (m *Model) Stream(ctx context.Context, req *sluice.ChatRequest, emit func(s
 	if req.MaxTokens > 0 && (limit == 0 || req.MaxTokens < limit) {
 		limit = req.MaxTokens
 	}
-	text := reply(req)
-
 	var w waiter
 	defer w.stop()
+	// The role chunk goes out first, before the reply is composed, as a
+	// real model's does before it thinks.
 	if err := emit(sluice.Delta{Role: "assistant"}); err != nil {
 		return u, err
 	}
+	text := reply(req)
 	finish := "stop"
 	for i := 0; len(text) > 0; i++ {
 		if limit > 0 && i == limit {

@@ -5,27 +5,54 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/sse"
 )
 
-// batch is the most events one pump round or catch-up step carries.
+// batch is the most events one delivery round or catch-up step carries.
 const batch = 64
 
-// feed is one log and the connections reading it. Its pump is the only
-// reader of new events for connections that are up to date ("current"):
-// it encodes each batch once and writes the same bytes to all of them.
+// inlineSubs is the most up-to-date connections that the appending
+// goroutine writes to itself; a feed with more hands delivery to its pump.
+const inlineSubs = 4
+
+// notifier is a log that calls fn in the appending goroutine after every
+// append (memory.Log does).
+type notifier interface {
+	Notify(fn func()) (stop func())
+}
+
+// feed is one log and the connections reading it. One delivery at a time
+// reads the new events for connections that are up to date ("current"),
+// encodes each batch once and writes the same bytes to all of them.
+//
+// With a log that notifies, the appending goroutine delivers itself when
+// the feed has a few current connections (a generation and its reader):
+// each token is written to the socket without waking another goroutine.
+// A feed with more (a topic and its subscribers) hands delivery to its
+// pump, started on first need, so that the publisher does not wait on
+// thousands of writes and events that arrive meanwhile share one write.
+// With any other log the pump waits on the log itself.
 type feed struct {
 	hub    *Hub
 	log    sluice.Log
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	// kicks counts appends not yet looked at; whoever moves it from 0 to
+	// 1 delivers (or hands delivery to the pump) until it can put it back
+	// to 0 with nothing new.
+	kicks      atomic.Int32
+	wake       chan struct{} // hands delivery to the pump; buffered
+	stopNotify func()
+
 	mu      sync.Mutex
-	head    string // ID of the newest event the pump has delivered
-	ended   bool   // the pump has delivered the log's last event
+	head    string // ID of the newest event delivered
+	ended   bool   // the log's last event has been delivered
 	current []*sub // connections whose cursor is head
+	pumping bool   // the pump goroutine has been started
 
 	refs int // connections attached, current or catching up; under hub.mu
 }
@@ -33,57 +60,148 @@ type feed struct {
 func newFeed(h *Hub, l sluice.Log) *feed {
 	f := &feed{hub: h, log: l}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
-	// The pump starts from the log's newest event: whoever attaches catches
-	// up to it by itself.
-	f.head, _, _ = l.Last(f.ctx)
-	h.wg.Add(1)
-	go f.pump()
+	n, ok := l.(notifier)
+	if ok {
+		f.wake = make(chan struct{}, 1)
+		f.stopNotify = n.Notify(f.kick)
+	}
+	// Delivery starts from the log's newest event: whoever attaches
+	// catches up to it by itself. (Listening first: nothing appended in
+	// between is missed.)
+	head, _, _ := l.Last(f.ctx)
+	f.mu.Lock()
+	f.head = head
+	f.mu.Unlock()
+	if !ok {
+		f.pumping = true
+		h.wg.Add(1)
+		go f.pump()
+	}
 	return f
 }
 
-func (f *feed) stop() { f.cancel() }
+func (f *feed) stop() {
+	f.cancel()
+	if f.stopNotify != nil {
+		f.stopNotify()
+	}
+}
 
+// kick is called after every append to a notifying log.
+func (f *feed) kick() {
+	if f.kicks.Add(1) != 1 || f.ctx.Err() != nil {
+		return // a delivery under way will look again
+	}
+	f.mu.Lock()
+	inline := len(f.current) <= inlineSubs
+	if !inline && !f.pumping {
+		f.pumping = true
+		f.hub.wg.Add(1)
+		go f.pump()
+	}
+	f.mu.Unlock()
+	if inline {
+		f.deliverKicked(true)
+		return
+	}
+	f.wake <- struct{}{} // the pump delivers; it has room for one
+}
+
+// deliverKicked delivers until no append has come in since it last looked.
+func (f *feed) deliverKicked(inline bool) {
+	for {
+		n := f.kicks.Load()
+		if f.deliver(inline) {
+			f.kicks.Store(0) // the log has ended: nothing more to deliver
+			return
+		}
+		if f.kicks.CompareAndSwap(n, 0) {
+			return
+		}
+	}
+}
+
+// pump delivers in a goroutine of its own: when a notifying feed hands it
+// delivery, or, for a log that does not notify, whenever the log grows.
 func (f *feed) pump() {
 	defer f.hub.wg.Done()
-	events := make([]sluice.Event, 0, batch)
-	frame := make([]byte, 0, 4096)
-	rd := newReader(f.log)
-	var subs []*sub
 	for {
+		if f.wake != nil {
+			select {
+			case <-f.wake:
+				f.deliverKicked(false)
+				continue
+			case <-f.ctx.Done():
+				return
+			}
+		}
 		f.mu.Lock()
 		head := f.head
 		f.mu.Unlock()
-		var err error
-		events, err = rd.read(f.ctx, head, events)
-		if n := len(events); n > 0 {
-			frame = frame[:0]
-			for i := range events {
-				ev := &events[i]
-				frame = sse.AppendEvent(frame, ev.ID, ev.Name, ev.Data)
+		// Wait with no buffer, then read into buffers from a pool: a
+		// thousand idle pumps hold none.
+		if _, err := f.log.Read(f.ctx, head, nil); err != nil {
+			if errors.Is(err, io.EOF) {
+				f.mu.Lock()
+				f.ended = true
+				f.mu.Unlock()
 			}
-			last := events[n-1]
-			f.mu.Lock()
-			f.head = last.ID
-			f.ended = last.End != sluice.EndNone
-			subs = append(subs[:0], f.current...)
-			if f.ended {
-				f.current = nil
-			}
-			f.mu.Unlock()
-			for _, s := range subs {
-				s.deliver(frame, last.ID, f.ended)
-			}
-			clear(subs) // let departed connections be collected
+			return // ended, or stopped: no connection is left
 		}
-		switch {
-		case err == nil:
-		case errors.Is(err, io.EOF):
-			f.mu.Lock()
-			f.ended = true
-			f.mu.Unlock()
+		if f.deliver(false) {
 			return
-		default: // stopped: no connection is left
-			return
+		}
+	}
+}
+
+// deliver reads what the log has after the head, encodes it and writes it
+// to every current connection, batch by batch, and reports whether the
+// log's last event has been delivered. Inline, a write the client does not
+// take at once leaves that connection to catch up on its own; otherwise it
+// may take fastWrite. Buffers come from a pool: the one that delivers
+// takes buffers another has just used, still in the processor's cache.
+func (f *feed) deliver(inline bool) (ended bool) {
+	b := batchPool.Get().(*batchBuf)
+	defer b.put()
+	var subs []*sub
+	for {
+		f.mu.Lock()
+		head, ended := f.head, f.ended
+		f.mu.Unlock()
+		if ended {
+			return true
+		}
+		var err error
+		b.events, b.scratch, err = b.read(f.log, head)
+		n := len(b.events)
+		if n == 0 {
+			if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, io.EOF) {
+				f.hub.log.Error("hub: reading a log", "log", f.log.Name(), "err", err)
+			}
+			return errors.Is(err, io.EOF)
+		}
+		frame := b.frame[:0]
+		for i := range b.events {
+			ev := &b.events[i]
+			frame = sse.AppendEvent(frame, ev.ID, ev.Name, ev.Data)
+		}
+		b.frame = frame
+		last := b.events[n-1]
+		f.mu.Lock()
+		f.head = last.ID
+		f.ended = last.End != sluice.EndNone
+		ended = f.ended
+		subs = append(subs[:0], f.current...)
+		if ended {
+			f.current = nil
+		}
+		f.mu.Unlock()
+		for _, s := range subs {
+			s.deliver(frame, last.ID, ended, inline)
+		}
+		clear(subs) // let departed connections be collected
+		if ended || n < cap(b.events) {
+			return ended
 		}
 	}
 }
@@ -122,24 +240,33 @@ type scratchReader interface {
 	ReadScratch(ctx context.Context, after string, buf []sluice.Event, scratch []byte) ([]sluice.Event, []byte, error)
 }
 
-// reader reads a log into its scratch space when the log allows it. The
-// events of a read are valid until the next.
-type reader struct {
-	log     sluice.Log
-	sr      scratchReader // nil: the log reads into memory of its own
-	scratch []byte
+// batchBuf is what one round of reading and encoding a batch needs.
+type batchBuf struct {
+	events  []sluice.Event
+	scratch []byte // where the log puts events back together
+	frame   []byte // the batch, encoded
 }
 
-func newReader(l sluice.Log) *reader {
-	sr, _ := l.(scratchReader)
-	return &reader{log: l, sr: sr}
-}
+var batchPool = sync.Pool{New: func() any {
+	return &batchBuf{events: make([]sluice.Event, 0, batch), frame: make([]byte, 0, 4096)}
+}}
 
-func (r *reader) read(ctx context.Context, after string, buf []sluice.Event) ([]sluice.Event, error) {
-	if r.sr == nil {
-		return r.log.Read(ctx, after, buf)
+// read polls l for the events after after, into b's buffers.
+func (b *batchBuf) read(l sluice.Log, after string) ([]sluice.Event, []byte, error) {
+	if sr, ok := l.(scratchReader); ok {
+		return sr.ReadScratch(polled, after, b.events, b.scratch)
 	}
-	var err error
-	buf, r.scratch, err = r.sr.ReadScratch(ctx, after, buf, r.scratch)
-	return buf, err
+	evs, err := l.Read(polled, after, b.events)
+	return evs, b.scratch, err
+}
+
+// put returns b to the pool, unless a batch grew it past what is worth
+// keeping.
+func (b *batchBuf) put() {
+	if cap(b.frame) > 256<<10 || cap(b.scratch) > 256<<10 {
+		return
+	}
+	clear(b.events[:cap(b.events)]) // no event data kept alive from the pool
+	b.events = b.events[:0]
+	batchPool.Put(b)
 }

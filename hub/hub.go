@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/sluice-dev/sluice"
@@ -137,6 +138,10 @@ func (h *Hub) Attach(w http.ResponseWriter, l sluice.Log, after string, opts Att
 	}
 	head := responseHead(w.Header(), jitter(h.opts.Retry))
 	s := &sub{hub: h, conn: conn, topic: opts.Topic, onGone: opts.OnGone, onClose: opts.OnClose, cursor: after}
+	s.catching.Store(true) // by this goroutine, below
+	if sc, ok := conn.(syscall.Conn); ok {
+		s.raw, _ = sc.SyscallConn()
+	}
 	s.touch()
 	if err := s.writeBlocking(head); err != nil {
 		s.finish(nil, true) // the client left already; nothing to report to it

@@ -32,6 +32,27 @@ type rig struct {
 	hub   *hub.Hub
 	store *memory.Store
 	gone  atomic.Int64 // OnGone calls
+	// waiting hides the memory log's Notify from the hub, whose pump then
+	// waits on the log itself, as it does for a store that cannot notify.
+	waiting bool
+}
+
+// waitingLog is a log without Notify.
+type waitingLog struct{ sluice.Log }
+
+func (r *rig) open(ctx context.Context, name string) (sluice.Log, error) {
+	l, err := r.store.Open(ctx, name, true, sluice.LogOptions{MaxLen: 100000})
+	if err == nil && r.waiting {
+		l = waitingLog{l}
+	}
+	return l, err
+}
+
+// bothWays runs test with a hub delivering as appends notify it, and
+// with one whose pump waits on the log.
+func bothWays(t *testing.T, test func(t *testing.T, waiting bool)) {
+	t.Run("notified", func(t *testing.T) { test(t, false) })
+	t.Run("waiting", func(t *testing.T) { test(t, true) })
 }
 
 func newRig(t *testing.T, opts hub.Options) *rig {
@@ -39,7 +60,7 @@ func newRig(t *testing.T, opts hub.Options) *rig {
 	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	r := &rig{hub: hub.New(opts), store: memory.New(memory.Options{})}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		l, err := r.store.Open(req.Context(), strings.TrimPrefix(req.URL.Path, "/"), true, sluice.LogOptions{MaxLen: 100000})
+		l, err := r.open(req.Context(), strings.TrimPrefix(req.URL.Path, "/"))
 		if err != nil {
 			http.Error(w, err.Error(), 500)
 			return
@@ -67,7 +88,7 @@ func newRig(t *testing.T, opts hub.Options) *rig {
 
 func (r *rig) log(t *testing.T, name string) sluice.Log {
 	t.Helper()
-	l, err := r.store.Open(context.Background(), name, true, sluice.LogOptions{MaxLen: 100000})
+	l, err := r.open(context.Background(), name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,8 +162,11 @@ func TestResponseHeadAndRetry(t *testing.T) {
 // TestEveryReaderGetsEveryEventOnce attaches readers at random points of a
 // log being written and checks each sees exactly the events after its
 // starting point, in order, then the end.
-func TestEveryReaderGetsEveryEventOnce(t *testing.T) {
+func TestEveryReaderGetsEveryEventOnce(t *testing.T) { bothWays(t, everyReaderGetsEveryEventOnce) }
+
+func everyReaderGetsEveryEventOnce(t *testing.T, waiting bool) {
 	r := newRig(t, hub.Options{})
+	r.waiting = waiting
 	l := r.log(t, "gen/a")
 	const total, readers = 400, 40
 	ids := make([]string, 0, total)
@@ -187,8 +211,11 @@ func TestEveryReaderGetsEveryEventOnce(t *testing.T) {
 // TestSlowReaderDoesNotHoldUpOthers fills one client's socket by never
 // reading, while others read everything promptly; the hub's memory for the
 // slow one stays at one pending batch.
-func TestSlowReaderDoesNotHoldUpOthers(t *testing.T) {
+func TestSlowReaderDoesNotHoldUpOthers(t *testing.T) { bothWays(t, slowReaderDoesNotHoldUpOthers) }
+
+func slowReaderDoesNotHoldUpOthers(t *testing.T, waiting bool) {
 	r := newRig(t, hub.Options{WriteTimeout: 500 * time.Millisecond})
+	r.waiting = waiting
 	l := r.log(t, "topic/slow")
 	slow, _, _ := r.dial(t, "/topic/slow?topic")
 	_ = slow // never read: its socket buffers fill

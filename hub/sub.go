@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/sluice-dev/sluice"
@@ -44,6 +45,7 @@ type sub struct {
 	hub     *Hub
 	feed    *feed
 	conn    net.Conn
+	raw     syscall.RawConn // conn's socket, for writes that must not wait; nil if it has none
 	topic   bool
 	onGone  func()
 	onClose func()
@@ -55,6 +57,7 @@ type sub struct {
 	closed    atomic.Bool
 	ended     bool          // the log's last event was written; under wmu
 	lagBudget int           // events a slow connection may still take while catching up; 0: no limit; under wmu
+	catching  atomic.Bool   // a catch-up goroutine owns it, not the feed's deliveries
 	watchKey  atomic.Uint64 // the connection's key in hub.hang, or 0
 }
 
@@ -70,17 +73,28 @@ func (s *sub) writeBlocking(b []byte) error {
 	return err
 }
 
-// deliver is the pump's write of a batch ending at id to a current
-// connection. A write the client does not take within fastWrite moves s off
+// deliver writes a batch ending at id to a current connection. A write the
+// client does not take at once (inline) or within fastWrite moves s off
 // the feed's current list; it finishes and catches up on its own.
-func (s *sub) deliver(frame []byte, id string, ended bool) {
-	s.wmu.Lock()
-	if s.closed.Load() {
+func (s *sub) deliver(frame []byte, id string, ended, inline bool) {
+	if !s.wmu.TryLock() {
+		if s.catching.Load() {
+			return // it left the current ones a moment ago; its catch-up reads on
+		}
+		s.wmu.Lock() // a heartbeat, which does not wait on the socket
+	}
+	if s.closed.Load() || s.catching.Load() {
 		s.wmu.Unlock()
 		return
 	}
-	_ = s.conn.SetWriteDeadline(time.Now().Add(fastWrite))
-	n, err := s.conn.Write(frame)
+	var n int
+	var err error
+	if inline {
+		n, err = s.writeNow(frame)
+	} else {
+		_ = s.conn.SetWriteDeadline(time.Now().Add(fastWrite))
+		n, err = s.conn.Write(frame)
+	}
 	s.cursor = id
 	if err == nil {
 		s.touch()
@@ -91,7 +105,7 @@ func (s *sub) deliver(frame []byte, id string, ended bool) {
 		}
 		return
 	}
-	if !errors.Is(err, os.ErrDeadlineExceeded) {
+	if !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, errWouldBlock) {
 		s.wmu.Unlock()
 		s.gone()
 		return
@@ -99,6 +113,7 @@ func (s *sub) deliver(frame []byte, id string, ended bool) {
 	s.pending = append(s.pending[:0], frame[n:]...)
 	s.ended = ended
 	s.lagBudget = s.hub.opts.MaxLag // it must catch up within this many events
+	s.catching.Store(true)
 	s.wmu.Unlock()
 	s.feed.leave(s)
 	s.hub.wg.Add(1)
@@ -113,9 +128,12 @@ func (s *sub) deliver(frame []byte, id string, ended bool) {
 // hands s back to the feed's pump. It runs in the goroutine of the handler
 // that attached s, or in one of its own after a slow write.
 func (s *sub) catchUp() {
-	events := make([]sluice.Event, 0, batch)
-	rd := newReader(s.feed.log)
-	var buf []byte
+	b := batchPool.Get().(*batchBuf)
+	events, buf := b.events, b.frame
+	defer func() {
+		b.frame = buf // grown, perhaps
+		b.put()
+	}()
 	for {
 		s.wmu.Lock()
 		if s.closed.Load() {
@@ -139,13 +157,15 @@ func (s *sub) catchUp() {
 		joined, head, _ := s.feed.join(s)
 		if joined {
 			s.lagBudget = 0
+			s.catching.Store(false)
 			s.wmu.Unlock()
 			return
 		}
 		// Read what is there after the cursor, but never past the head:
 		// from the head on, the pump delivers.
 		var err error
-		events, err = rd.read(polled, s.cursor, events)
+		b.events = events
+		events, b.scratch, err = b.read(s.feed.log, s.cursor)
 		if len(events) == 0 {
 			s.wmu.Unlock()
 			if err == nil || errors.Is(err, context.Canceled) {
@@ -199,14 +219,18 @@ func (s *sub) ping() {
 		s.wmu.Unlock()
 		return
 	}
-	_ = s.conn.SetWriteDeadline(time.Now().Add(s.hub.opts.WriteTimeout))
-	_, err := s.conn.Write(pingComment)
+	// Without waiting: a delivery may be waiting for the lock. A socket
+	// with no room for a ping has a client that stopped reading; once it
+	// has taken nothing for the write timeout, it is dropped.
+	_, err := s.writeNow(pingComment)
 	s.wmu.Unlock()
-	if err != nil {
+	switch {
+	case err == nil:
+		s.touch()
+	case !errors.Is(err, errWouldBlock),
+		time.Since(time.Unix(0, s.lastWrite.Load())) > s.hub.opts.WriteTimeout:
 		s.gone()
-		return
 	}
-	s.touch()
 }
 
 // drainFrame is what a connection gets when the server shuts down: a

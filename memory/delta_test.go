@@ -119,3 +119,23 @@ func FuzzLogKeepsEveryEventAsWritten(f *testing.F) {
 		}
 	})
 }
+
+func TestReadWithNoBufferOnlyWaits(t *testing.T) {
+	ctx := context.Background()
+	l := newLog("gen/wait", sluice.LogOptions{MaxLen: 10})
+	done := make(chan error, 1)
+	go func() {
+		evs, err := l.Read(ctx, "", nil)
+		if len(evs) != 0 {
+			err = fmt.Errorf("%d events read into no buffer", len(evs))
+		}
+		done <- err
+	}()
+	l.Append(ctx, sluice.Event{Data: []byte("a")})
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if evs, err := l.Read(ctx, "", make([]sluice.Event, 0, 4)); err != nil || len(evs) != 1 {
+		t.Fatalf("the event is still there to read: %d, %v", len(evs), err)
+	}
+}

@@ -49,6 +49,8 @@ type Log struct {
 	end      sluice.End
 	wake     chan struct{} // closed and replaced by an append that has readers to wake
 	waited   bool          // a reader is waiting on wake
+	notify   []listener    // replaced, never changed in place: Append calls a copy
+	nextID   int
 }
 
 // rec is where one event's data is, and its name and end. The data is
@@ -134,7 +136,7 @@ func (l *Log) Append(_ context.Context, ev sluice.Event) (string, error) {
 	if l.waited {
 		wake, l.wake, l.waited = l.wake, make(chan struct{}), false
 	}
-	onEnd := l.onEnd
+	onEnd, notify := l.onEnd, l.notify
 	var size int64
 	if ev.End != sluice.EndNone {
 		size = l.size()
@@ -144,10 +146,42 @@ func (l *Log) Append(_ context.Context, ev sluice.Event) (string, error) {
 	if wake != nil {
 		close(wake)
 	}
+	for _, n := range notify {
+		n.fn()
+	}
 	if ev.End != sluice.EndNone && onEnd != nil {
 		onEnd(size)
 	}
 	return eventID(seq), nil
+}
+
+// listener is a function Notify registered.
+type listener struct {
+	id int
+	fn func()
+}
+
+// Notify has fn called after every append, in the appending goroutine,
+// until stop is called (fn may still be running, or about to run, when stop
+// returns). fn must not block: the hub uses it to write new events to
+// connections at once, without waking a goroutine of its own.
+func (l *Log) Notify(fn func()) (stop func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.nextID++
+	id := l.nextID
+	l.notify = append(l.notify[:len(l.notify):len(l.notify)], listener{id, fn})
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		kept := make([]listener, 0, len(l.notify))
+		for _, n := range l.notify {
+			if n.id != id {
+				kept = append(kept, n)
+			}
+		}
+		l.notify = kept
+	}
 }
 
 // store copies what data does not share with the base into the last
