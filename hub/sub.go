@@ -101,13 +101,13 @@ func (s *sub) deliver(frame []byte, id string, ended, inline bool) {
 		s.ended = ended
 		s.wmu.Unlock()
 		if ended {
-			s.close()
+			s.finishFrom(inline, false)
 		}
 		return
 	}
 	if !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, errWouldBlock) {
 		s.wmu.Unlock()
-		s.gone()
+		s.finishFrom(inline, true)
 		return
 	}
 	s.pending = append(s.pending[:0], frame[n:]...)
@@ -238,6 +238,23 @@ func (s *sub) ping() {
 // come back spread out rather than all at once, and a comment saying why.
 func (h *Hub) drainFrame() []byte {
 	return append(sse.AppendRetry(nil, jitter(h.opts.Retry)), drainComment...)
+}
+
+// finishFrom closes the connection after a delivery. Inline, the
+// delivering goroutine is the log's writer (a generation), and the
+// connection's callbacks may wait for that very writer (a client that left
+// cancels its generation, and Cancel waits for it to end): they run in a
+// goroutine of their own.
+func (s *sub) finishFrom(inline, gone bool) {
+	if !inline {
+		s.finish(nil, gone)
+		return
+	}
+	s.hub.wg.Add(1)
+	go func() {
+		defer s.hub.wg.Done()
+		s.finish(nil, gone)
+	}()
 }
 
 // gone handles a client that left (or stopped reading) before the end.
