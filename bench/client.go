@@ -17,7 +17,9 @@ import (
 // of their own: no http.Transport (two goroutines and buffers per
 // connection) and no WebSocket library. Each connection is one net.Conn,
 // one bufio.Reader and, while it reads, one goroutine, so that thousands of
-// them cost the client little of the two cores it shares with the server.
+// them cost the client little of the two cores it shares with the server;
+// on Linux the SSE generations, the most of them, are read by one event
+// loop per worker instead (gens_linux.go).
 
 // dialer returns a dialer bound to the source address src (127.0.0.x), so
 // that connections spread over several source addresses and no address
@@ -36,6 +38,7 @@ type stream struct {
 	conn net.Conn
 	br   *bufio.Reader
 	body io.Reader // SSE: the (de-chunked) body
+	resp *http.Response
 }
 
 func (s *stream) Close() error { return s.conn.Close() }
@@ -65,7 +68,7 @@ func finishSSE(c net.Conn, req []byte) (*stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &stream{conn: c, br: br, body: resp.Body}, nil
+	return &stream{conn: c, br: br, body: resp.Body, resp: resp}, nil
 }
 
 // handshake sends req on c and reads the response head; a status other

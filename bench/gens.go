@@ -21,14 +21,7 @@ func (w *worker) generate(d *net.Dialer, delay time.Duration) {
 		return
 	}
 	local := Report{Connect: &Hist{}, Overhead: &Hist{}, TTFT: &Hist{}, Cold: &Hist{}, ITL: &Hist{}}
-	defer func() {
-		w.mu.Lock()
-		for _, p := range [][2]*Hist{{w.hists.Connect, local.Connect}, {w.hists.Overhead, local.Overhead},
-			{w.hists.TTFT, local.TTFT}, {w.hists.Cold, local.Cold}, {w.hists.ITL, local.ITL}} {
-			p[0].Merge(p[1])
-		}
-		w.mu.Unlock()
-	}()
+	defer w.merge(&local)
 	// Bounded: at most this many generations per connection slot, and the
 	// worker's deadline.
 	for range 10000 {
@@ -40,6 +33,16 @@ func (w *worker) generate(d *net.Dialer, delay time.Duration) {
 		if w.job.Once || w.ctx.Err() != nil {
 			return
 		}
+	}
+}
+
+// merge adds the histograms of h to the worker's.
+func (w *worker) merge(h *Report) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, p := range [][2]*Hist{{w.hists.Connect, h.Connect}, {w.hists.Overhead, h.Overhead},
+		{w.hists.TTFT, h.TTFT}, {w.hists.Cold, h.Cold}, {w.hists.ITL, h.ITL}} {
+		p[0].Merge(p[1])
 	}
 }
 
@@ -80,7 +83,8 @@ func (t *timing) event(now time.Time, finish bool) {
 var errNoEnd = errors.New("the stream ended without [DONE]")
 
 // generation runs one chat completion, on a new connection, to its end or
-// until the worker stops.
+// until the worker stops. Over SSE, readSSE reads the stream and closes
+// the connection.
 func (w *worker) generation(d *net.Dialer, h *Report) error {
 	body, _ := json.Marshal(map[string]any{
 		"model": "demo", "stream": true,
@@ -97,7 +101,6 @@ func (w *worker) generation(d *net.Dialer, h *Report) error {
 	if !w.track(c) {
 		return nil
 	}
-	defer w.untrack(c)
 	if t.record() {
 		h.Connect.Add(time.Since(t.dialed))
 	}
@@ -107,43 +110,10 @@ func (w *worker) generation(d *net.Dialer, h *Report) error {
 	t.sent = time.Now()
 	s, err := finishSSE(c, req)
 	if err != nil {
+		w.untrack(c)
 		return err
 	}
-	buf := make([]byte, 8<<10)
-	store := make([]byte, 0, 8<<10)
-	pending := store
-	for {
-		n, err := s.body.Read(buf)
-		now := time.Now()
-		pending = append(pending, buf[:n]...)
-		for {
-			i := bytes.Index(pending, []byte("\n\n"))
-			if i < 0 {
-				break
-			}
-			ev := pending[:i]
-			pending = pending[i+2:]
-			j := bytes.Index(ev, []byte("data: "))
-			if j < 0 || (j > 0 && ev[j-1] != '\n') {
-				continue // a comment or the retry line
-			}
-			data := ev[j+len("data: "):]
-			if bytes.HasPrefix(data, []byte("[DONE]")) || bytes.HasPrefix(data, []byte(`{"error"`)) {
-				w.gens.Add(1)
-				return nil
-			}
-			t.event(now, bytes.Contains(data, []byte(`"finish_reason":"`)))
-		}
-		if len(pending) == 0 {
-			pending = store[:0] // reuse; a buffer a long event grew goes
-		}
-		if err != nil {
-			if w.ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("%w: %v", errNoEnd, err)
-		}
-	}
+	return w.readSSE(s, t)
 }
 
 func (w *worker) generationWS(d *net.Dialer, body []byte, t *timing) error {

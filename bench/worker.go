@@ -133,7 +133,8 @@ type worker struct {
 	deadline *time.Timer
 	ctx      context.Context
 	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	wg       sync.WaitGroup // the goroutines of connections and generations
+	loopWG   sync.WaitGroup // the SSE event loop, which outlives them
 
 	recording atomic.Bool
 	events    atomic.Int64
@@ -146,6 +147,8 @@ type worker struct {
 	failed   int
 	firstErr string
 	hists    Report // histograms merged from finished connections
+
+	loop *sseLoop // Linux: reads the SSE generations
 }
 
 func newWorker(j Job) *worker {
@@ -184,6 +187,12 @@ func (w *worker) open() Report {
 	j := w.job
 	d := dialer(j.Src)
 	if j.Kind == "gens" {
+		if j.Transport != "ws" {
+			if err := w.startReader(); err != nil {
+				w.fail(err)
+				return Report{Ev: "ready", Failed: 1, Err: err.Error()}
+			}
+		}
 		for i := range j.N {
 			w.wg.Add(1)
 			go w.generate(d, time.Duration(int64(j.Ramp)*int64(i)/int64(max(j.N, 1))))
@@ -317,6 +326,7 @@ func (w *worker) stop() Report {
 	}
 	w.mu.Unlock()
 	w.wg.Wait()
+	w.loopWG.Wait()
 	w.deadline.Stop()
 	w.mu.Lock()
 	defer w.mu.Unlock()
