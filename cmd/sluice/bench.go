@@ -60,8 +60,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	var errs []error
-	cfg.Transports = split(transports)
-	cfg.Scenarios = split(scenarios)
+	cfg.Transports = splitList(transports)
+	cfg.Scenarios = splitList(scenarios)
 	for _, t := range cfg.Transports {
 		if t != "sse" && t != "ws" {
 			errs = append(errs, fmt.Errorf("--transports: %q is neither sse nor ws", t))
@@ -135,19 +135,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return runErr
 }
 
-func split(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
 func ints(s string) ([]int, error) {
 	var out []int
-	for _, f := range split(s) {
+	for _, f := range splitList(s) {
 		n, err := strconv.Atoi(f)
 		if err != nil || n < 1 {
 			return nil, fmt.Errorf("%q is not a positive number", f)

@@ -84,13 +84,3 @@ func (g *guardConfig) apply(c *api.Config) {
 		StreamsPerAddr: g.StreamsPerAddr, MaxStreams: g.MaxStreams,
 	}
 }
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
