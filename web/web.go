@@ -133,10 +133,6 @@ func contentType(name string) string {
 		return "text/css; charset=utf-8"
 	case ".svg":
 		return "image/svg+xml"
-	case ".png":
-		return "image/png"
-	case ".json", ".webmanifest":
-		return "application/json"
 	}
 	if t := mime.TypeByExtension(path.Ext(name)); t != "" {
 		return t

@@ -14,7 +14,7 @@ import { Store, titleOf } from './store.js';
 const SVG = 'http://www.w3.org/2000/svg';
 const $ = (id) => document.getElementById(id);
 const ui = {
-  app: $('app'), sidebar: $('sidebar'), scrim: $('scrim'), menu: $('menu'), sidebarClose: $('sidebar-close'),
+  app: $('app'), scrim: $('scrim'), menu: $('menu'), sidebarClose: $('sidebar-close'),
   newChat: $('new-chat'), newChatTop: $('new-chat-top'), list: $('conversations'), noChats: $('no-chats'),
   main: $('main'), model: $('model'), net: $('net'), scroller: $('scroller'), empty: $('empty'),
   messages: $('messages'), jump: $('jump'), composer: $('composer'), input: $('input'), send: $('send'),

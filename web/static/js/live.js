@@ -3,6 +3,8 @@
 // reconnects by itself and sends Last-Event-ID so that nothing posted while
 // it was away is missed, and posts with POST /send-message.
 
+import { Store } from './store.js';
+
 const $ = (id) => document.getElementById(id);
 const feed = $('feed');
 const state = $('state');
@@ -14,13 +16,7 @@ const empty = $('empty');
 const sendError = $('send-error');
 
 /** The API key the chat page keeps, for servers that need one. */
-const key = (() => {
-  try {
-    return JSON.parse(localStorage.getItem('sluice:v1:key') || '""');
-  } catch {
-    return '';
-  }
-})();
+const key = new Store().apiKey;
 const auth = key ? { Authorization: `Bearer ${key}` } : {};
 
 /** The most messages kept on the page. */

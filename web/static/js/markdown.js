@@ -622,14 +622,12 @@ function highlight(code, lang) {
   return out;
 }
 
+// The page's own copy icon, from the sprite in index.html.
 const copyIcon = {
   tag: 'svg',
   ns: SVG,
-  attrs: { viewBox: '0 0 24 24', width: '14', height: '14', fill: 'none', stroke: 'currentColor', 'stroke-width': '2', 'stroke-linecap': 'round', 'stroke-linejoin': 'round', 'aria-hidden': 'true' },
-  children: [
-    { tag: 'rect', ns: SVG, attrs: { x: '9', y: '9', width: '13', height: '13', rx: '2' }, children: [] },
-    { tag: 'path', ns: SVG, attrs: { d: 'M5 15H4a2 2 0 0 1-2-2V4a2 2 0 0 1 2-2h9a2 2 0 0 1 2 2v1' }, children: [] },
-  ],
+  attrs: { 'aria-hidden': 'true' },
+  children: [{ tag: 'use', ns: SVG, attrs: { href: '#i-copy' }, children: [] }],
 };
 
 function codeBlock(b) {
@@ -645,7 +643,7 @@ function codeBlock(b) {
 
 // ---------------------------------------------------------------- vnodes
 
-function toVNode(b, tight = false) {
+function toVNode(b) {
   switch (b.type) {
     case 'para':
       return h('p', null, inline(b.text, b.streaming));

@@ -95,12 +95,6 @@ export function createParser({ onEvent, onRetry, onComment } = {}) {
       }
       buf = buf.slice(start);
     },
-    /** Forgets a half-read event, for a new connection. */
-    reset() {
-      buf = '';
-      data = '';
-      event = '';
-    },
   };
 }
 
@@ -187,7 +181,7 @@ export function backoff(attempt, { initialDelay, maxDelay }, random = Math.rando
  *   onOpen(stream)            the stream ID is known
  *   onDelta(text, chunk, stream)   new answer text (chunk is the parsed JSON)
  *   onChunk(chunk, stream)    every chat.completion.chunk, with or without text
- *   onState(state, info)      'connecting' | 'open' | 'reconnecting' {attempt, delay, reason}
+ *   onState(state, info)      'open' | 'reconnecting' {attempt, delay, reason}
  *                             | 'resumed' {lastEventId} | 'closed'
  * done resolves (never rejects) to {status, text, error?, finishReason?}
  * where status is 'done', 'cancelled', 'error', 'expired' (the server no
@@ -199,7 +193,6 @@ export class ChatStream {
   #opts;
   #retry;
   #abort = new AbortController();
-  #conn = null; // AbortController of the current connection
   #stopping = false;
   #serverRetry = null;
   #resolve;
@@ -244,7 +237,6 @@ export class ChatStream {
   }
 
   #state(state, info = {}) {
-    this.state = state;
     this.#opts.onState?.(state, info);
   }
 
@@ -293,7 +285,6 @@ export class ChatStream {
     const signal = this.#abort.signal;
     while (!this.#finished) {
       const conn = new AbortController();
-      this.#conn = conn;
       const onAbort = () => conn.abort();
       signal.addEventListener('abort', onAbort, { once: true });
       let progressed = false;

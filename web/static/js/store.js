@@ -44,6 +44,14 @@ export class Store {
     }
   }
 
+  #remove(key) {
+    try {
+      this.storage.removeItem(key);
+    } catch {
+      // unavailable storage holds nothing to remove
+    }
+  }
+
   /** Writes key; returns false when storage is full or unavailable. */
   #write(key, value) {
     try {
@@ -81,11 +89,7 @@ export class Store {
   }
 
   remove(id) {
-    try {
-      this.storage.removeItem(PREFIX + 'c:' + id);
-    } catch {
-      // nothing to do
-    }
+    this.#remove(PREFIX + 'c:' + id);
     this.#write(INDEX, this.list().filter((e) => e.id !== id));
   }
 
@@ -104,13 +108,7 @@ export class Store {
 
   set apiKey(key) {
     if (key) this.#write(KEY, key);
-    else {
-      try {
-        this.storage.removeItem(KEY);
-      } catch {
-        // nothing to do
-      }
-    }
+    else this.#remove(KEY);
   }
 
   get sidebarCollapsed() {
