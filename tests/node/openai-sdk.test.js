@@ -1,14 +1,18 @@
 // Sluice through the official `openai` npm package: what a team pointing
 // its existing OpenAI code at Sluice would check first.
 
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { startSluice } from './server.js';
+import { useSluice } from './server.js';
+import { postJSON } from './sse.js';
 
 const T = { timeout: 30_000 };
 const STREAM_ID = /^[0-9a-f]{32}$/;
 const messages = [{ role: 'user', content: 'Tell me about streaming answers over server-sent events.' }];
+
+/** An SDK client for sluice. No retries: a failure must show as it happened, not be papered over. */
+const sdk = (sluice) => new OpenAI({ baseURL: sluice.url + '/v1', apiKey: 'unused', maxRetries: 0 });
 
 /** Collects an SDK stream: every chunk, and the joined delta content. */
 async function collect(stream) {
@@ -22,15 +26,9 @@ async function collect(stream) {
 }
 
 describe('openai SDK against a fast demo model', () => {
-  let sluice;
+  const sluice = useSluice(['--demo-tps', '0', '--demo-ttft', '0s']);
   let client;
-
-  before(async () => {
-    sluice = await startSluice({ args: ['--demo-tps', '0', '--demo-ttft', '0s', '--log-level', 'warn'] });
-    // No retries: a failure must show as it happened, not be papered over.
-    client = new OpenAI({ baseURL: sluice.url + '/v1', apiKey: 'unused', maxRetries: 0 });
-  }, { timeout: 60_000 });
-  after(() => sluice?.stop(), { timeout: 30_000 });
+  before(() => (client = sdk(sluice)));
 
   test('models.list() includes demo', T, async () => {
     const ids = [];
@@ -190,11 +188,7 @@ describe('openai SDK against a fast demo model', () => {
       { body: '{"model": "demo", "messages": [', status: 400 },
     ];
     for (const { body, status } of cases) {
-      const res = await fetch(`${sluice.url}/v1/chat/completions`, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
-        body: typeof body === 'string' ? body : JSON.stringify(body),
-      });
+      const res = await postJSON(`${sluice.url}/v1/chat/completions`, body);
       const text = await res.text();
       assert.equal(res.status, status, text);
       assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
@@ -208,14 +202,9 @@ describe('openai SDK against a fast demo model', () => {
 });
 
 describe('openai SDK against a paced demo model', () => {
-  let sluice;
+  const sluice = useSluice(['--demo-tps', '100', '--demo-ttft', '0s']);
   let client;
-
-  before(async () => {
-    sluice = await startSluice({ args: ['--demo-tps', '100', '--demo-ttft', '0s', '--log-level', 'warn'] });
-    client = new OpenAI({ baseURL: sluice.url + '/v1', apiKey: 'unused', maxRetries: 0 });
-  }, { timeout: 60_000 });
-  after(() => sluice?.stop(), { timeout: 30_000 });
+  before(() => (client = sdk(sluice)));
 
   test('a cancelled generation makes the SDK throw, never end quietly', T, async () => {
     const { data: stream, response } = await client.chat.completions

@@ -3,33 +3,20 @@
 // mid-answer, and reconnect to GET /v1/streams/{id} with Last-Event-ID. The
 // answer must come out whole: nothing lost, nothing twice.
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startSluice } from './server.js';
-import { describe as show, idsOf, openSSE, postChat, textOf } from './sse.js';
+import { useSluice } from './server.js';
+import { assertSSEHeaders, describe as show, idsOf, openSSE, postChat, textOf } from './sse.js';
 
 const TPS = 200;
 const T = { timeout: 30_000 };
 const messages = [{ role: 'user', content: 'Explain how a chat answer survives a dropped connection.' }];
 
-let sluice;
 let reference; // an uninterrupted POST read of the same prompt
-
-before(async () => {
-  sluice = await startSluice({ args: ['--demo-tps', String(TPS), '--demo-ttft', '0s', '--log-level', 'warn'] });
-  reference = await postChat(sluice.url, messages);
+const sluice = useSluice(['--demo-tps', String(TPS), '--demo-ttft', '0s'], async ({ url }) => {
+  reference = await postChat(url, messages);
   await reference.readToEnd();
-}, { timeout: 60_000 });
-after(() => sluice?.stop(), { timeout: 30_000 });
-
-/** Asserts what every SSE response of Sluice must have. */
-function assertSSEHeaders(reader, what) {
-  assert.equal(reader.status, 200, `${what}: ${show(reader)}`);
-  const h = reader.headers;
-  assert.match(h.get('content-type') ?? '', /^text\/event-stream\b/, `${what}: Content-Type`);
-  assert.match(h.get('cache-control') ?? '', /\bno-cache\b/, `${what}: Cache-Control`);
-  assert.equal(h.get('x-accel-buffering'), 'no', `${what}: X-Accel-Buffering`);
-}
+});
 
 /**
  * Asserts on the raw bytes, not through the parser: every complete event
@@ -54,14 +41,14 @@ function assertWire(reader, what) {
 /** Reads the whole stream id from the start, after it has ended. */
 async function fullRead(id) {
   const r = await openSSE(`${sluice.url}/v1/streams/${id}`);
-  assertSSEHeaders(r, 'full read');
+  await assertSSEHeaders(r, 'full read');
   await r.readToEnd();
   assertWire(r, 'full read');
   assert.equal(r.events.at(-1)?.data, '[DONE]', `full read does not end with [DONE]: ${show(r)}`);
   return r.events;
 }
 
-/** Resumes stream id after lastId and reads it to its end. */
+/** Opens stream id after lastId, by header or by ?last_event_id=. */
 async function resume(id, lastId, { query = false } = {}) {
   const url = `${sluice.url}/v1/streams/${id}` + (query && lastId ? `?last_event_id=${encodeURIComponent(lastId)}` : '');
   const headers = !query && lastId ? { 'Last-Event-ID': lastId } : {};
@@ -70,7 +57,7 @@ async function resume(id, lastId, { query = false } = {}) {
 
 test('an uninterrupted stream: SSE headers, retry once, an id on every event, [DONE] last', T, async () => {
   const r = reference;
-  assertSSEHeaders(r, 'POST');
+  await assertSSEHeaders(r, 'POST');
   assert.match(r.headers.get('sluice-stream-id') ?? '', /^[0-9a-f]{32}$/);
   assert.ok(r.ended);
   assertWire(r, 'POST');
@@ -136,7 +123,7 @@ for (const { name, plan } of cuts) {
   test(`resume after a cut ${name} gives the whole answer, no id lost or repeated`, T, async () => {
     const n = reference.events.length;
     let r = await postChat(sluice.url, messages);
-    assertSSEHeaders(r, 'POST');
+    await assertSSEHeaders(r, 'POST');
     const id = r.headers.get('sluice-stream-id');
     assert.match(id ?? '', /^[0-9a-f]{32}$/);
 
@@ -146,17 +133,12 @@ for (const { name, plan } of cuts) {
     for (const [i, step] of plan.entries()) {
       if (i > 0) {
         r = await resume(id, lastId, { query });
-        assertSSEHeaders(r, `resume ${i}`);
+        await assertSSEHeaders(r, `resume ${i}`);
       }
       let got;
       if (step.events !== undefined) {
         const k = step.events < 0 ? n + step.events : step.events < 1 ? Math.floor(n * step.events) : step.events;
-        got = [];
-        while (got.length < k) {
-          const e = await r.next();
-          assert.ok(e, `stream ended after ${got.length} of ${k} events: ${show(r)}`);
-          got.push(e);
-        }
+        got = await r.take(k);
         r.abort();
       } else {
         got = (await r.cutAtByte(cutByte(step.byte))).slice();
@@ -171,7 +153,7 @@ for (const { name, plan } of cuts) {
     }
 
     r = await resume(id, lastId, { query });
-    assertSSEHeaders(r, 'last resume');
+    await assertSSEHeaders(r, 'last resume');
     const rest = await r.readToEnd();
     assertWire(r, 'last resume');
     assert.equal(rest.at(-1)?.data, '[DONE]', `the resumed stream does not end with [DONE]: ${show(r)}`);
@@ -214,7 +196,7 @@ test('a second reader attached mid-answer gets the same events as the first', T,
   const e1 = await first.next(); // the answer has started
   assert.ok(e1);
   const second = await openSSE(`${sluice.url}/v1/streams/${id}`);
-  assertSSEHeaders(second, 'second reader');
+  await assertSSEHeaders(second, 'second reader');
   const [a, b] = await Promise.all([first.readToEnd(), second.readToEnd()]);
   assert.deepEqual(idsOf(b), idsOf(a));
   assert.equal(textOf(b), textOf(a));

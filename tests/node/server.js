@@ -1,13 +1,16 @@
 // Starts the real sluice binary for a test file and stops it again.
 //
-//   const sluice = await startSluice({ args: ['--demo-tps', '0'] });
-//   ... fetch(sluice.url + '/v1/models') ...
-//   await sluice.stop(); // SIGTERM, then asserts a clean exit (code 0)
+//   const sluice = useSluice(['--demo-tps', '0']); // started before the tests, stopped after
+//   test('…', () => fetch(sluice.url + '/v1/models'));
+//
+//   const other = await startSluice({ args: ['--api-keys', key] }); // inside one test
+//   await other.stop(); // SIGTERM, then asserts a clean exit (code 0)
 //
 // The binary is built once per process from the repository this file lives
 // in (go build ./cmd/sluice), unless SLUICE_BIN names one already built.
 
 import { spawn, execFile } from 'node:child_process';
+import { after, before } from 'node:test';
 import { mkdtemp } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import net from 'node:net';
@@ -65,7 +68,7 @@ export function freePort() {
 
 /**
  * Starts sluice on a free loopback port and waits until GET /healthz
- * answers 200.
+ * answers 200. It logs at warn level unless args say otherwise.
  *
  * @param {object} [opts]
  * @param {string[]} [opts.args] extra flags, e.g. ['--demo-tps', '200']
@@ -91,7 +94,7 @@ export async function startSluice({ args = [], env = {} } = {}) {
 
 async function launch(bin, port, args, env) {
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(bin, ['serve', '--addr', `127.0.0.1:${port}`, ...args], {
+  const child = spawn(bin, ['serve', '--addr', `127.0.0.1:${port}`, '--log-level', 'warn', ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -148,6 +151,24 @@ async function launch(bin, port, args, env) {
     return stopped;
   };
   return { url, stop, logs };
+}
+
+/**
+ * Starts sluice with these flags before the tests of the enclosing file or
+ * describe(), and stops it after them (a failed stop fails the run). Returns
+ * the object that startSluice gives, filled in once the before hook ran.
+ * setup(sluice), if given, runs in the same hook once sluice is up: Node 20
+ * runs a file's top-level before hooks concurrently, so another hook could
+ * not count on sluice being there.
+ */
+export function useSluice(args = [], setup = async () => {}) {
+  const sluice = {};
+  before(async () => {
+    Object.assign(sluice, await startSluice({ args }));
+    await setup(sluice);
+  }, { timeout: 60_000 });
+  after(() => sluice.stop?.(), { timeout: 30_000 });
+  return sluice;
 }
 
 /** Polls GET /healthz until it answers 200; fails at once if sluice exits. */

@@ -3,6 +3,7 @@
 // byte chunk, to eventsource-parser (an independent WHATWG parser), and the
 // client remembers what it has seen so it can resume after a cut.
 
+import assert from 'node:assert/strict';
 import { createParser } from 'eventsource-parser';
 
 /** An SSE response being read. Make one with openSSE. */
@@ -80,6 +81,17 @@ export class SSEReader {
     return this.events[this.cursor++];
   }
 
+  /** Returns the next n events, failing with what came if the body ends first. */
+  async take(n) {
+    const got = [];
+    while (got.length < n) {
+      const e = await this.next();
+      assert.ok(e, `the stream ended after ${got.length} of ${n} events: ${describe(this)}`);
+      got.push(e);
+    }
+    return got;
+  }
+
   /** Reads until the body ends; returns every event. */
   async readToEnd() {
     while (await this.pump());
@@ -118,6 +130,28 @@ export async function openSSE(url, init = {}) {
     signal: controller.signal,
   });
   return new SSEReader(response, controller);
+}
+
+/**
+ * Asserts what every SSE response of Sluice has: status 200, the type, no
+ * caching, no proxy buffering. Another status fails with the body it came with.
+ */
+export async function assertSSEHeaders(reader, what) {
+  if (reader.status !== 200) await reader.readToEnd();
+  assert.equal(reader.status, 200, `${what}: ${describe(reader)}`);
+  const h = reader.headers;
+  assert.match(h.get('content-type') ?? '', /^text\/event-stream\b/, `${what}: Content-Type`);
+  assert.match(h.get('cache-control') ?? '', /\bno-cache\b/, `${what}: Cache-Control`);
+  assert.equal(h.get('x-accel-buffering'), 'no', `${what}: X-Accel-Buffering`);
+}
+
+/** POSTs body as JSON (a string is sent as it is, to send malformed JSON). */
+export function postJSON(url, body) {
+  return fetch(url, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
 }
 
 /** Starts a streaming chat completion with a raw POST, like a browser app. */

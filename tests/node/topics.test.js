@@ -1,38 +1,26 @@
 // Topics: the broadcast hub of the seeds. Subscribers read with fetch and a
 // WHATWG parser, because Node 20 has no EventSource of its own.
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startSluice } from './server.js';
-import { describe as show, openSSE } from './sse.js';
+import { useSluice } from './server.js';
+import { assertSSEHeaders, describe as show, openSSE, postJSON } from './sse.js';
 
 const HEARTBEAT_MS = 300;
 const T = { timeout: 20_000 };
 
-let sluice;
+const sluice = useSluice(['--heartbeat', `${HEARTBEAT_MS}ms`]);
 
-before(async () => {
-  sluice = await startSluice({ args: ['--heartbeat', `${HEARTBEAT_MS}ms`, '--log-level', 'warn'] });
-}, { timeout: 60_000 });
-after(() => sluice?.stop(), { timeout: 30_000 });
-
-/** Subscribes; returns once the response headers (and retry:) arrived. */
+/** Subscribes; returns once the response headers arrived. */
 async function subscribe(path, headers = {}) {
   const r = await openSSE(sluice.url + path, { headers });
-  assert.equal(r.status, 200, `GET ${path}: ${r.status} ${r.status === 200 ? '' : await r.response.text()}`);
-  assert.match(r.headers.get('content-type') ?? '', /^text\/event-stream\b/);
-  assert.match(r.headers.get('cache-control') ?? '', /\bno-cache\b/);
-  assert.equal(r.headers.get('x-accel-buffering'), 'no');
+  await assertSSEHeaders(r, `GET ${path}`);
   return r;
 }
 
 /** Publishes body on a topic and returns the answer, checked. */
 async function publish(topic, body) {
-  const res = await fetch(`${sluice.url}/v1/topics/${topic}/events`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify(body),
-  });
+  const res = await postJSON(`${sluice.url}/v1/topics/${topic}/events`, body);
   const text = await res.text();
   assert.equal(res.status, 201, `publish ${JSON.stringify(body)}: ${text}`);
   const json = JSON.parse(text);
@@ -41,17 +29,6 @@ async function publish(topic, body) {
   assert.equal(typeof json.id, 'string');
   assert.ok(json.id.length > 0);
   return json;
-}
-
-/** Reads n events, failing clearly if the stream ends first. */
-async function take(reader, n) {
-  const got = [];
-  while (got.length < n) {
-    const e = await reader.next();
-    assert.ok(e, `the stream ended after ${got.length} of ${n} events: ${show(reader)}`);
-    got.push(e);
-  }
-  return got;
 }
 
 test('Node 20 has no built-in EventSource, so these tests subscribe with fetch', {
@@ -75,7 +52,7 @@ test('two subscribers get every published message, in order, with its id', T, as
   assert.equal(new Set(ids).size, ids.length, `repeated ids: ${ids}`);
 
   for (const [who, r] of [['first', a], ['second', b]]) {
-    const got = await take(r, 3);
+    const got = await r.take(3);
     assert.deepEqual(got.map((e) => e.id), ids, `${who} subscriber: ids`);
     assert.deepEqual(got.map((e) => e.data), ['hello, room', 'two\nlines', '{"n":3,"ok":true}'], `${who} subscriber: data`);
     assert.deepEqual(got.map((e) => e.event), [undefined, undefined, 'note'], `${who} subscriber: event names`);
@@ -93,11 +70,11 @@ test('a subscriber only gets what is published after it subscribed, unless it as
   const replay = await subscribe('/v1/topics/history/events?from=start');
   const fresh = await publish('history', { data: 'new' });
 
-  const [first] = await take(live, 1);
+  const [first] = await live.take(1);
   assert.equal(first.id, fresh.id, 'a live subscriber got an event from before it subscribed');
   assert.equal(first.data, 'new');
 
-  const all = await take(replay, 3);
+  const all = await replay.take(3);
   assert.deepEqual(all.map((e) => e.id), [...old, fresh].map((p) => p.id));
   assert.deepEqual(all.map((e) => e.data), ['old 1', 'old 2', 'new']);
   live.abort();
@@ -107,19 +84,19 @@ test('a subscriber only gets what is published after it subscribed, unless it as
 test('a late joiner with Last-Event-ID replays what it missed, then gets live events', T, async () => {
   const r = await subscribe('/v1/topics/room/events');
   const beforeCut = await publish('room', { data: 'before the cut' });
-  const [seen] = await take(r, 1);
+  const [seen] = await r.take(1);
   assert.equal(seen.id, beforeCut.id);
   r.abort(); // the connection drops
 
   const missed = [await publish('room', { data: 'missed 1' }), await publish('room', { data: 'missed 2' })];
 
   const back = await subscribe('/v1/topics/room/events', { 'Last-Event-ID': seen.id });
-  const replayed = await take(back, 2);
+  const replayed = await back.take(2);
   assert.deepEqual(replayed.map((e) => e.id), missed.map((p) => p.id));
   assert.deepEqual(replayed.map((e) => e.data), ['missed 1', 'missed 2']);
 
   const liveAgain = await publish('room', { data: 'live again' });
-  const [next] = await take(back, 1);
+  const [next] = await back.take(1);
   assert.equal(next.id, liveAgain.id);
   assert.equal(next.data, 'live again');
   back.abort();
@@ -128,20 +105,16 @@ test('a late joiner with Last-Event-ID replays what it missed, then gets live ev
 test("the seeds' demo: GET /events and POST /send-message {message: 'hi'} delivers data: hi", T, async () => {
   const events = await subscribe('/events');
   const sameTopic = await subscribe('/v1/topics/default/events');
-  const res = await fetch(sluice.url + '/send-message', {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ message: 'hi' }),
-  });
+  const res = await postJSON(sluice.url + '/send-message', { message: 'hi' });
   const body = await res.text();
   assert.ok(res.ok, `POST /send-message: ${res.status} ${body}`);
 
-  const [e] = await take(events, 1);
+  const [e] = await events.take(1);
   assert.equal(e.data, 'hi');
   assert.ok(e.id, 'the event has no id');
   assert.match(events.raw, /(^|\n)data: hi\n\n/, `raw body:\n${events.raw}`);
 
-  const [same] = await take(sameTopic, 1);
+  const [same] = await sameTopic.take(1);
   assert.deepEqual(same, e, '/events is the topic "default"');
   events.abort();
   sameTopic.abort();
@@ -166,11 +139,7 @@ test('bad publishes are refused with 400 and an OpenAI-style error', T, async ()
     { path: '/send-message', body: { text: 'not message' }, param: 'message' },
   ];
   for (const { path, body, param } of cases) {
-    const res = await fetch(sluice.url + path, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: typeof body === 'string' ? body : JSON.stringify(body),
-    });
+    const res = await postJSON(sluice.url + path, body);
     const text = await res.text();
     assert.equal(res.status, 400, `POST ${path} ${JSON.stringify(body)}: ${text}`);
     const err = JSON.parse(text).error;

@@ -11,20 +11,20 @@
 import { after, afterEach, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
-import { repoRoot, startSluice } from './server.js';
-import { openSSE, textOf } from './sse.js';
+import { repoRoot, startSluice, useSluice } from './server.js';
+import { openSSE, postJSON, textOf } from './sse.js';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const TPS = 60;
 const T = { timeout: 45_000 };
 
-let sluice;
+const sluice = useSluice(['--demo-tps', String(TPS), '--demo-ttft', '150ms', '--retry', '300ms']);
 let browser;
 let shots; // where screenshots go
 /** What a test opened (contexts, proxies, servers): closed after it, pass or fail. */
@@ -36,20 +36,17 @@ afterEach(async () => {
 });
 
 before(async () => {
-  [sluice, browser] = await Promise.all([
-    startSluice({ args: ['--demo-tps', String(TPS), '--demo-ttft', '150ms', '--retry', '300ms', '--log-level', 'warn'] }),
-    chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    }),
-  ]);
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
   shots = process.env.UPDATE_SCREENSHOTS ? path.join(repoRoot, 'docs') : await mkdtemp(path.join(os.tmpdir(), 'sluice-ui-'));
 }, { timeout: 60_000 });
 
 after(async () => {
   await browser?.close();
-  await sluice?.stop();
+  if (shots && !process.env.UPDATE_SCREENSHOTS) await rm(shots, { recursive: true, force: true });
 }, { timeout: 30_000 });
 
 // ------------------------------------------------------------ helpers
@@ -445,7 +442,7 @@ test('conversations: multi-turn history, sidebar switch and delete, regenerate, 
 
 test('on a server with API keys, the page asks for a key once and sends it with every request', T, async () => {
   const key = 'ui-test-key-0123456789';
-  const keyed = await startSluice({ args: ['--api-keys', key, '--demo-tps', '0', '--log-level', 'warn'] });
+  const keyed = await startSluice({ args: ['--api-keys', key, '--demo-tps', '0'] });
   try {
     const context = await browser.newContext();
     cleanups.push(() => context.close());
@@ -486,7 +483,7 @@ test('screenshots of the chat mid-answer, light, dark and phone width', { timeou
     await waitStatus(page, 'done');
     // No horizontal scrolling at any width.
     assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= innerWidth), `${name}: the page scrolls sideways`);
-    }
+  }
 });
 
 // ------------------------------------------------------------ /live
@@ -514,7 +511,7 @@ test('/live delivers a message posted with curl to two open pages, and one poste
   // gets what was posted while it was away.
   proxy.cut();
   const missed = `posted during the cut ${Date.now()}`;
-  await fetch(`${sluice.url}/send-message`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ message: missed }) });
+  assert.equal((await postJSON(`${sluice.url}/send-message`, { message: missed })).status, 201, 'POST /send-message');
   for (const p of [a, b]) {
     await p.locator('#feed .text', { hasText: missed }).waitFor({ timeout: 10_000 });
     assert.equal(await p.locator('#feed .text', { hasText: missed }).count(), 1, 'delivered once');
