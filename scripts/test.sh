@@ -11,6 +11,7 @@ say() { printf '\n== %s\n' "$*"; }
 install_debian() {
   local missing=()
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v curl >/dev/null 2>&1 || missing+=(curl) # ui.test.js posts to /live with it
   command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
   [ ${#missing[@]} -eq 0 ] && return
   say "installing Debian packages: ${missing[*]}"
@@ -43,4 +44,8 @@ go list -f '{{.Dir}} {{.ImportPath}}' ./... | while read -r dir pkg; do
 done
 
 say "node tests (official SDKs, headless Chromium)"
-(cd tests/node && npm test)
+# One build for every test file, instead of one in each file's process.
+bin_dir=$(mktemp -d)
+trap 'rm -rf "$bin_dir"' EXIT
+go build -o "$bin_dir/sluice" ./cmd/sluice
+(cd tests/node && SLUICE_BIN="$bin_dir/sluice" npm test)
