@@ -46,8 +46,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	}
 	var release func()
 	if req.Stream {
-		if release, err = s.guard.openStream(clientAddr(r)); err != nil {
-			writeError(w, r, s.log, err)
+		if release, ok = s.openStream(w, r); !ok {
 			return
 		}
 	} else {
@@ -119,7 +118,7 @@ func (s *Server) openGeneration(w http.ResponseWriter, r *http.Request) (sluice.
 	}
 	l, err := s.store.Open(r.Context(), gen.LogName(r.PathValue("id")), false, sluice.LogOptions{})
 	if err == nil {
-		err = mayUse(who, l)
+		err = MayUse(who, l)
 	}
 	if err != nil {
 		writeError(w, r, s.log, err)
@@ -134,12 +133,8 @@ func (s *Server) handleAttach(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	after := lastEventID(r)
-	if !s.startStream(w, r, l, after) {
-		return
-	}
-	release, err := s.guard.openStream(clientAddr(r))
-	if err != nil {
-		writeError(w, r, s.log, err)
+	release, ok := s.startStream(w, r, l, after)
+	if !ok {
 		return
 	}
 	w.Header().Set(HeaderStreamID, r.PathValue("id"))

@@ -68,7 +68,7 @@ func rss() uint64 {
 	}
 	for _, line := range bytes.Split(b, []byte("\n")) {
 		if v, ok := bytes.CutPrefix(line, []byte("VmRSS:")); ok {
-			kb, _ := strconv.ParseUint(string(bytes.Fields(v)[0]), 10, 64)
+			kb, _ := strconv.ParseUint(string(bytes.TrimSuffix(bytes.TrimSpace(v), []byte(" kB"))), 10, 64)
 			return kb << 10
 		}
 	}

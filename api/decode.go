@@ -152,5 +152,3 @@ func compact(b []byte) ([]byte, error) {
 	err := json.Compact(&out, b)
 	return out.Bytes(), err
 }
-
-func asError(err error, target **sluice.Error) bool { return errors.As(err, target) }

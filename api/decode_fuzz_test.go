@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"testing"
 
 	"github.com/sluice-dev/sluice"
@@ -24,7 +25,7 @@ func FuzzDecodeChat(f *testing.F) {
 		req, err := DecodeChat(body)
 		if err != nil {
 			var e *sluice.Error
-			if !asError(err, &e) || e.Message == "" || e.Code != sluice.EINVALID {
+			if !errors.As(err, &e) || e.Message == "" || e.Code != sluice.EINVALID {
 				t.Fatalf("DecodeChat(%q): error %v is not a clear invalid-request error", body, err)
 			}
 			return

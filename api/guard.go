@@ -141,7 +141,7 @@ func clientAddr(r *http.Request) string {
 // jitter spreads d by up to half again, so that clients told to come back
 // do not all come back at once.
 func jitter(d time.Duration) time.Duration {
-	return d + time.Duration(randFloat()*float64(d)/2)
+	return d + time.Duration(rand.Float64()*float64(d)/2)
 }
 
 func retryAfterSeconds(d time.Duration) string {
@@ -206,5 +206,3 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
-
-func randFloat() float64 { return rand.Float64() }

@@ -117,8 +117,9 @@ func (s *Server) caller(r *http.Request, optional bool) (string, error) {
 	return id, nil
 }
 
-// mayUse checks that who may read or stop log l.
-func mayUse(who string, l sluice.Log) error {
+// MayUse reports, as an error, whether the caller who may read or stop
+// log l.
+func MayUse(who string, l sluice.Log) error {
 	if owner := l.Owner(); owner != "" && owner != who {
 		return errNotYours
 	}

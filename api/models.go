@@ -33,14 +33,19 @@ func (t *Models) Add(info sluice.ModelInfo, m sluice.Model) {
 
 // Lookup returns the model called name, or a model_not_found error.
 func (t *Models) Lookup(name string) (sluice.Model, error) {
+	e, err := t.entry(name)
+	return e.model, err
+}
+
+func (t *Models) entry(name string) (modelEntry, error) {
 	t.mu.RLock()
 	e, ok := t.byName[name]
 	t.mu.RUnlock()
 	if !ok {
-		return nil, &sluice.Error{Code: sluice.ENOTFOUND, Param: "model", Kind: "model_not_found",
+		return e, &sluice.Error{Code: sluice.ENOTFOUND, Param: "model", Kind: "model_not_found",
 			Message: "The model '" + name + "' does not exist. GET /v1/models lists the models this server offers."}
 	}
-	return e.model, nil
+	return e, nil
 }
 
 // List returns the models' descriptions, sorted by name.
@@ -66,13 +71,10 @@ func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) {
 	if _, ok := s.enter(w, r, false); !ok {
 		return
 	}
-	name := r.PathValue("model")
-	for _, m := range s.models.List() {
-		if m.ID == name {
-			writeJSON(w, http.StatusOK, wire.Models([]sluice.ModelInfo{m}).Data[0])
-			return
-		}
+	e, err := s.models.entry(r.PathValue("model"))
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
 	}
-	_, err := s.models.Lookup(name)
-	writeError(w, r, s.log, err)
+	writeJSON(w, http.StatusOK, wire.Models([]sluice.ModelInfo{e.info}).Data[0])
 }

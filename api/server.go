@@ -129,9 +129,8 @@ func (s *Server) handleKeyed(pattern string, h http.Handler, stream bool) {
 		}
 		ctx := context.WithValue(r.Context(), callerKey{}, who)
 		if stream {
-			release, err := s.guard.openStream(clientAddr(r))
-			if err != nil {
-				writeError(w, r, s.log, err)
+			release, ok := s.openStream(w, r)
+			if !ok {
 				return
 			}
 			ctx = context.WithValue(ctx, doneKey{}, release)
@@ -163,10 +162,6 @@ func Caller(ctx context.Context) string {
 	who, _ := ctx.Value(callerKey{}).(string)
 	return who
 }
-
-// MayUse reports, as an error, whether the caller who may read or stop
-// log l.
-func MayUse(who string, l sluice.Log) error { return mayUse(who, l) }
 
 // ServeHTTP dispatches to the routes; unknown routes get an OpenAI-style 404.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -34,20 +34,33 @@ type streamOptions struct {
 }
 
 // startStream checks that a reader may start after the given ID, so that a
-// bad ID is still answered with a proper error status. It reports false
-// (with 204 written) when the log has ended and the reader has read it all:
-// EventSource then stops reconnecting.
-func (s *Server) startStream(w http.ResponseWriter, r *http.Request, l sluice.Log, after string) bool {
+// bad ID is still answered with a proper error status, then takes the
+// stream's place in the limits (see openStream). It reports false, having
+// answered, when the reader may not start; with 204 when the log has ended
+// and the reader has read it all: EventSource then stops reconnecting.
+func (s *Server) startStream(w http.ResponseWriter, r *http.Request, l sluice.Log, after string) (release func(), ok bool) {
 	_, err := l.Read(polled, after, make([]sluice.Event, 0, 1))
 	switch {
 	case errors.Is(err, io.EOF):
 		w.WriteHeader(http.StatusNoContent)
-		return false
+		return nil, false
 	case err != nil && !errors.Is(err, context.Canceled):
 		writeError(w, r, s.log, err)
-		return false
+		return nil, false
 	}
-	return true
+	return s.openStream(w, r)
+}
+
+// openStream takes a place for r's stream in the stream limits, or answers
+// with the refusal and reports false. release must be called, once, when
+// the stream ends.
+func (s *Server) openStream(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
+	release, err := s.guard.openStream(clientAddr(r))
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return nil, false
+	}
+	return release, true
 }
 
 // stream renders log l onto w as Server-Sent Events, from just after the ID

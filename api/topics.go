@@ -32,10 +32,11 @@ func topicOf(r *http.Request) string {
 // ?last_event_id=) when given, from the oldest kept event with
 // ?from=start, else only what is published from now on.
 func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.enter(w, r, s.publicTopic(topicOf(r))); !ok {
+	topic := topicOf(r)
+	if _, ok := s.enter(w, r, s.publicTopic(topic)); !ok {
 		return
 	}
-	l, err := s.openTopic(r, topicOf(r))
+	l, err := s.openTopic(r, topic)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
@@ -47,12 +48,8 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if !s.startStream(w, r, l, after) {
-		return
-	}
-	release, err := s.guard.openStream(clientAddr(r))
-	if err != nil {
-		writeError(w, r, s.log, err)
+	release, ok := s.startStream(w, r, l, after)
+	if !ok {
 		return
 	}
 	s.stream(w, r, l, after, streamOptions{stop: s.drainCtx, release: release})
