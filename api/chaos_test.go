@@ -26,7 +26,7 @@ import (
 // the uninterrupted one, event for event and byte for byte.
 func TestChaosEveryTranscriptSurvivesDrops(t *testing.T) {
 	const clients = 300
-	e := newEnv(t, envOptions{demo: demo.Options{TokensPerSecond: 400}, maxGenerations: clients})
+	e := newEnv(t, envOptions{Demo: demo.Options{TokensPerSecond: 400}, MaxGenerations: clients})
 	rng := rand.New(rand.NewPCG(1, 2))
 	seeds := make([]uint64, clients)
 	for i := range seeds {
@@ -78,7 +78,7 @@ func readCut(resp *http.Response, cut int64) (evs []sseEvent, ended bool, err er
 			return evs, false, err
 		}
 		evs = append(evs, sseEvent{ev.ID, ev.Data})
-		if ev.Data == "[DONE]" || len(ev.Data) > 9 && ev.Data[:9] == `{"error":` {
+		if ev.Data == "[DONE]" || strings.HasPrefix(ev.Data, `{"error":`) {
 			return evs, true, nil
 		}
 	}
@@ -86,7 +86,7 @@ func readCut(resp *http.Response, cut int64) (evs []sseEvent, ended bool, err er
 
 func chaosClient(e *env, i int, rng *rand.Rand) (drops, events int, err error) {
 	do := func(req *http.Request) (*http.Response, error) {
-		resp, err := e.client.Do(req)
+		resp, err := e.Client.Do(req)
 		if err == nil && resp.StatusCode != 200 {
 			resp.Body.Close()
 			return nil, fmt.Errorf("%s %s: %s", req.Method, req.URL.Path, resp.Status)
@@ -156,7 +156,7 @@ func TestSlowReadersDoNotHoldUpOthers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("moves about 200 MB over loopback")
 	}
-	e := newEnv(t, envOptions{demo: fast.demo, cfg: api.Config{WriteTimeout: time.Second, TopicMaxLen: 1000}})
+	e := newEnv(t, envOptions{API: api.Config{WriteTimeout: time.Second, TopicMaxLen: 1000}})
 	const normal, slow, events, size = 200, 20, 400, 2048
 	payload := make([]byte, size)
 	for i := range payload {
@@ -216,7 +216,7 @@ func TestSlowReadersDoNotHoldUpOthers(t *testing.T) {
 
 	start := time.Now()
 	for range events {
-		resp := e.post(t, "/v1/topics/firehose/events", body)
+		resp := e.Post(t, "/v1/topics/firehose/events", body)
 		if resp.StatusCode != http.StatusCreated {
 			t.Fatalf("publish: %s", resp.Status)
 		}
@@ -278,7 +278,7 @@ func waitForStreams(t *testing.T, e *env, n int64) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		st := decode[api.Stats](t, e.get(t, "/debug/stats"))
+		st := decode[api.Stats](t, e.Get(t, "/debug/stats"))
 		if st.Streams == n {
 			return
 		}

@@ -8,15 +8,11 @@ import (
 
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/api"
-	"github.com/sluice-dev/sluice/demo"
 )
 
-// fast is a demo pace with no waiting, for tests that check content.
-var fast = envOptions{demo: demo.Options{TimeToFirstToken: -1, TokensPerSecond: 0}}
-
 func TestChatStreamIsOpenAICompatible(t *testing.T) {
-	e := newEnv(t, fast)
-	resp := e.post(t, "/v1/chat/completions", chatBody("Hello there", "stream_options", map[string]any{"include_usage": true}))
+	e := newEnv(t, envOptions{})
+	resp := e.Post(t, "/v1/chat/completions", chatBody("Hello there", "stream_options", map[string]any{"include_usage": true}))
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %s", resp.Status)
 	}
@@ -105,10 +101,10 @@ func TestChatStreamIsOpenAICompatible(t *testing.T) {
 }
 
 func TestChatWithoutStreamAnswersOneCompletion(t *testing.T) {
-	e := newEnv(t, fast)
-	streamed, _ := content(t, events(t, e.post(t, "/v1/chat/completions", chatBody("same prompt")), -1))
+	e := newEnv(t, envOptions{})
+	streamed, _ := content(t, events(t, e.Post(t, "/v1/chat/completions", chatBody("same prompt")), -1))
 
-	resp := e.post(t, "/v1/chat/completions", chatBody("same prompt", "stream", false))
+	resp := e.Post(t, "/v1/chat/completions", chatBody("same prompt", "stream", false))
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
 		t.Fatalf("status %s, content type %q", resp.Status, resp.Header.Get("Content-Type"))
 	}
@@ -138,26 +134,29 @@ func TestChatWithoutStreamAnswersOneCompletion(t *testing.T) {
 }
 
 func TestModelsListsTheDemo(t *testing.T) {
-	e := newEnv(t, fast)
+	e := newEnv(t, envOptions{})
 	l := decode[struct {
 		Object string `json:"object"`
 		Data   []struct {
 			ID, Object, OwnedBy, Description string
 		} `json:"data"`
-	}](t, e.get(t, "/v1/models"))
+	}](t, e.Get(t, "/v1/models"))
 	if l.Object != "list" || len(l.Data) != 1 || l.Data[0].ID != "demo" || l.Data[0].Object != "model" {
 		t.Fatalf("models %+v", l)
 	}
 	if !strings.Contains(strings.ToLower(l.Data[0].Description), "demo") {
 		t.Errorf("the description %q does not say it is a demo", l.Data[0].Description)
 	}
-	if resp := e.get(t, "/v1/models/nope"); resp.StatusCode != http.StatusNotFound {
+	if m := decode[struct{ ID, Object string }](t, e.Get(t, "/v1/models/demo")); m.ID != "demo" || m.Object != "model" {
+		t.Errorf("GET /v1/models/demo: %+v", m)
+	}
+	if resp := e.Get(t, "/v1/models/nope"); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("unknown model: %s", resp.Status)
 	}
 }
 
 func TestBadRequestsGetClearErrors(t *testing.T) {
-	e := newEnv(t, envOptions{cfg: apiCfg(1024), demo: fast.demo})
+	e := newEnv(t, envOptions{API: api.Config{MaxBodyBytes: 1024}})
 	tests := []struct {
 		name      string
 		body      any
@@ -182,7 +181,7 @@ func TestBadRequestsGetClearErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp := e.post(t, "/v1/chat/completions", tt.body)
+			resp := e.Post(t, "/v1/chat/completions", tt.body)
 			if resp.StatusCode != tt.status {
 				t.Errorf("status %d, want %d", resp.StatusCode, tt.status)
 			}
@@ -199,14 +198,14 @@ func TestBadRequestsGetClearErrors(t *testing.T) {
 		})
 	}
 	// Nothing above disturbed the server: a good request still streams.
-	if _, last := content(t, events(t, e.post(t, "/v1/chat/completions", chatBody("short")), -1)); last != "[DONE]" {
+	if _, last := content(t, events(t, e.Post(t, "/v1/chat/completions", chatBody("short")), -1)); last != "[DONE]" {
 		t.Fatalf("a good request after the bad ones ended with %q", last)
 	}
 }
 
 func TestUnknownRouteIsAnErrorObject(t *testing.T) {
-	e := newEnv(t, fast)
-	resp := e.get(t, "/v2/nothing")
+	e := newEnv(t, envOptions{})
+	resp := e.Get(t, "/v2/nothing")
 	if resp.StatusCode != 404 {
 		t.Fatalf("status %s", resp.Status)
 	}
@@ -217,10 +216,10 @@ func TestUnknownRouteIsAnErrorObject(t *testing.T) {
 
 func TestTooManyGenerationsIs503WithRetryAfter(t *testing.T) {
 	step := &stepModel{Tokens: []string{"a"}, Step: make(chan struct{})}
-	e := newEnv(t, envOptions{maxGenerations: 1, models: map[string]sluice.Model{"step": step}})
-	first := e.post(t, "/v1/chat/completions", chatBody("x", "model", "step"))
+	e := newEnv(t, envOptions{MaxGenerations: 1, Models: map[string]sluice.Model{"step": step}})
+	first := e.Post(t, "/v1/chat/completions", chatBody("x", "model", "step"))
 	defer first.Body.Close()
-	resp := e.post(t, "/v1/chat/completions", chatBody("x", "model", "step"))
+	resp := e.Post(t, "/v1/chat/completions", chatBody("x", "model", "step"))
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("status %s, Retry-After %q", resp.Status, resp.Header.Get("Retry-After"))
 	}
@@ -232,5 +231,3 @@ func TestTooManyGenerationsIs503WithRetryAfter(t *testing.T) {
 		t.Fatalf("the running generation ended with %q", last)
 	}
 }
-
-func apiCfg(maxBody int64) api.Config { return api.Config{MaxBodyBytes: maxBody} }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/api"
+	"github.com/sluice-dev/sluice/internal/testenv"
 )
 
 const (
@@ -21,8 +22,8 @@ func keyedEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.cfg.Keys = keys
-	o.cfg.PublicTopics = []string{"lobby"}
+	o.API.Keys = keys
+	o.API.PublicTopics = []string{"lobby"}
 	return newEnv(t, o)
 }
 
@@ -44,29 +45,29 @@ func wantStatus(t *testing.T, resp *http.Response, status int, code string) {
 
 func TestKeysGuardTheAPI(t *testing.T) {
 	step := &stepModel{Tokens: []string{"a"}, Step: make(chan struct{})}
-	e := keyedEnv(t, envOptions{models: map[string]sluice.Model{"step": step}})
+	e := keyedEnv(t, envOptions{Models: map[string]sluice.Model{"step": step}})
 
-	resp := e.post(t, "/v1/chat/completions", chatBody("x"))
+	resp := e.Post(t, "/v1/chat/completions", chatBody("x"))
 	if resp.Header.Get("WWW-Authenticate") == "" {
 		t.Error("401 without WWW-Authenticate")
 	}
 	wantStatus(t, resp, 401, "missing_api_key")
-	wantStatus(t, e.post(t, "/v1/chat/completions", chatBody("x"), bearer("sk-wrong-0123456789")...), 401, "invalid_api_key")
-	wantStatus(t, e.post(t, "/v1/chat/completions", chatBody("x"), "Authorization", "Basic "+keyAnn), 401, "invalid_api_key")
-	wantStatus(t, e.get(t, "/v1/models"), 401, "missing_api_key")
-	wantStatus(t, e.get(t, "/v1/models", bearer(keyBob)...), 200, "") // a key stored as its hash works
-	wantStatus(t, e.get(t, "/healthz"), 200, "")
+	wantStatus(t, e.Post(t, "/v1/chat/completions", chatBody("x"), bearer("sk-wrong-0123456789")...), 401, "invalid_api_key")
+	wantStatus(t, e.Post(t, "/v1/chat/completions", chatBody("x"), "Authorization", "Basic "+keyAnn), 401, "invalid_api_key")
+	wantStatus(t, e.Get(t, "/v1/models"), 401, "missing_api_key")
+	wantStatus(t, e.Get(t, "/v1/models", bearer(keyBob)...), 200, "") // a key stored as its hash works
+	wantStatus(t, e.Get(t, "/healthz"), 200, "")
 
 	// A stream belongs to the key that started it.
-	resp = e.post(t, "/v1/chat/completions", chatBody("x", "model", "step"), bearer(keyAnn)...)
+	resp = e.Post(t, "/v1/chat/completions", chatBody("x", "model", "step"), bearer(keyAnn)...)
 	if resp.StatusCode != 200 {
 		t.Fatalf("with a key: %s", resp.Status)
 	}
 	id := resp.Header.Get("Sluice-Stream-ID")
-	wantStatus(t, e.get(t, "/v1/streams/"+id), 401, "missing_api_key")
-	wantStatus(t, e.get(t, "/v1/streams/"+id, bearer(keyBob)...), 403, "stream_of_another_key")
-	wantStatus(t, e.post(t, "/v1/streams/"+id+"/cancel", "", bearer(keyBob)...), 403, "stream_of_another_key")
-	attached := e.get(t, "/v1/streams/"+id, bearer(keyAnn)...)
+	wantStatus(t, e.Get(t, "/v1/streams/"+id), 401, "missing_api_key")
+	wantStatus(t, e.Get(t, "/v1/streams/"+id, bearer(keyBob)...), 403, "stream_of_another_key")
+	wantStatus(t, e.Post(t, "/v1/streams/"+id+"/cancel", "", bearer(keyBob)...), 403, "stream_of_another_key")
+	attached := e.Get(t, "/v1/streams/"+id, bearer(keyAnn)...)
 	if attached.StatusCode != 200 {
 		t.Fatalf("the owner attaching: %s", attached.Status)
 	}
@@ -83,43 +84,43 @@ func TestKeysGuardTheAPI(t *testing.T) {
 }
 
 func TestTopicsReadPublicPublishWithKey(t *testing.T) {
-	e := keyedEnv(t, fast)
-	wantStatus(t, e.get(t, "/v1/topics/secret/events"), 401, "missing_api_key")
-	wantStatus(t, e.post(t, "/v1/topics/lobby/events", `{"data":"x"}`), 401, "missing_api_key")
-	wantStatus(t, e.post(t, "/send-message", `{"message":"x"}`), 401, "missing_api_key")
+	e := keyedEnv(t, envOptions{})
+	wantStatus(t, e.Get(t, "/v1/topics/secret/events"), 401, "missing_api_key")
+	wantStatus(t, e.Post(t, "/v1/topics/lobby/events", `{"data":"x"}`), 401, "missing_api_key")
+	wantStatus(t, e.Post(t, "/send-message", `{"message":"x"}`), 401, "missing_api_key")
 	sub, rd := subscribe(t, e, "/v1/topics/lobby/events") // public: no key needed
 	defer sub.Body.Close()
-	wantStatus(t, e.post(t, "/v1/topics/lobby/events", `{"data":"hello"}`, bearer(keyAnn)...), 201, "")
+	wantStatus(t, e.Post(t, "/v1/topics/lobby/events", `{"data":"hello"}`, bearer(keyAnn)...), 201, "")
 	if ev := next(t, rd); ev.Data != "hello" {
 		t.Fatalf("got %+v", ev)
 	}
 }
 
 func TestRateLimitAnswers429WithRetryAfter(t *testing.T) {
-	e := keyedEnv(t, envOptions{demo: fast.demo, cfg: api.Config{Limits: api.Limits{RequestsPerMinute: 3}}})
+	e := keyedEnv(t, envOptions{API: api.Config{Limits: api.Limits{RequestsPerMinute: 3}}})
 	for range 3 {
-		wantStatus(t, e.get(t, "/v1/models", bearer(keyAnn)...), 200, "")
+		wantStatus(t, e.Get(t, "/v1/models", bearer(keyAnn)...), 200, "")
 	}
-	resp := e.get(t, "/v1/models", bearer(keyAnn)...)
+	resp := e.Get(t, "/v1/models", bearer(keyAnn)...)
 	ra, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
 	if ra < 1 || ra > 21 {
 		t.Errorf("Retry-After %q, want about 20 seconds", resp.Header.Get("Retry-After"))
 	}
 	wantStatus(t, resp, 429, "rate_limit_exceeded")
 	// Another key has its own budget.
-	wantStatus(t, e.get(t, "/v1/models", bearer(keyBob)...), 200, "")
+	wantStatus(t, e.Get(t, "/v1/models", bearer(keyBob)...), 200, "")
 }
 
 func TestGenerationsPerKey(t *testing.T) {
 	step := &stepModel{Tokens: []string{"a"}, Step: make(chan struct{})}
-	e := keyedEnv(t, envOptions{maxPerKey: 1, models: map[string]sluice.Model{"step": step}})
-	first := e.post(t, "/v1/chat/completions", chatBody("x", "model", "step"), bearer(keyAnn)...)
-	resp := e.post(t, "/v1/chat/completions", chatBody("x", "model", "step"), bearer(keyAnn)...)
+	e := keyedEnv(t, envOptions{MaxPerKey: 1, Models: map[string]sluice.Model{"step": step}})
+	first := e.Post(t, "/v1/chat/completions", chatBody("x", "model", "step"), bearer(keyAnn)...)
+	resp := e.Post(t, "/v1/chat/completions", chatBody("x", "model", "step"), bearer(keyAnn)...)
 	if resp.Header.Get("Retry-After") == "" {
 		t.Error("429 without Retry-After")
 	}
 	wantStatus(t, resp, 429, "too_many_generations_for_key")
-	other := e.post(t, "/v1/chat/completions", chatBody("x", "model", "step"), bearer(keyBob)...)
+	other := e.Post(t, "/v1/chat/completions", chatBody("x", "model", "step"), bearer(keyBob)...)
 	if other.StatusCode != 200 {
 		t.Fatalf("another key: %s", other.Status)
 	}
@@ -129,37 +130,37 @@ func TestGenerationsPerKey(t *testing.T) {
 }
 
 func TestPromptLimits(t *testing.T) {
-	e := newEnv(t, envOptions{demo: fast.demo, cfg: api.Config{Limits: api.Limits{MaxMessages: 2, MaxPromptBytes: 100}}})
+	e := newEnv(t, envOptions{API: api.Config{Limits: api.Limits{MaxMessages: 2, MaxPromptBytes: 100}}})
 	three := []any{
 		map[string]any{"role": "user", "content": "a"}, map[string]any{"role": "assistant", "content": "b"},
 		map[string]any{"role": "user", "content": "c"},
 	}
-	wantStatus(t, e.post(t, "/v1/chat/completions", chatBody("x", "messages", three)), 400, "too_many_messages")
-	wantStatus(t, e.post(t, "/v1/chat/completions", chatBody(strings.Repeat("y", 200))), 400, "prompt_too_large")
+	wantStatus(t, e.Post(t, "/v1/chat/completions", chatBody("x", "messages", three)), 400, "too_many_messages")
+	wantStatus(t, e.Post(t, "/v1/chat/completions", chatBody(strings.Repeat("y", 200))), 400, "prompt_too_large")
 }
 
 func TestStreamLimits(t *testing.T) {
-	e := newEnv(t, envOptions{demo: fast.demo, cfg: api.Config{Limits: api.Limits{StreamsPerAddr: 2, MaxStreams: 3}}})
+	e := newEnv(t, envOptions{API: api.Config{Limits: api.Limits{StreamsPerAddr: 2, MaxStreams: 3}}})
 	a, _ := subscribe(t, e, "/events")
 	subscribe(t, e, "/events")
-	resp := e.get(t, "/events")
+	resp := e.Get(t, "/events")
 	if resp.Header.Get("Retry-After") == "" {
 		t.Error("429 without Retry-After")
 	}
 	wantStatus(t, resp, 429, "too_many_streams")
 	// A closed stream gives its place back.
 	a.Body.Close()
-	waitFor(t, func() bool {
-		r := e.get(t, "/events")
+	testenv.Eventually(t, "the closed stream's place", func() bool {
+		r := e.Get(t, "/events")
 		r.Body.Close()
 		return r.StatusCode == 200
 	})
 }
 
 func TestNodeStreamLimitIs503(t *testing.T) {
-	e := newEnv(t, envOptions{demo: fast.demo, cfg: api.Config{Limits: api.Limits{MaxStreams: 1}}})
+	e := newEnv(t, envOptions{API: api.Config{Limits: api.Limits{MaxStreams: 1}}})
 	subscribe(t, e, "/events")
-	resp := e.post(t, "/v1/chat/completions", chatBody("x"))
+	resp := e.Post(t, "/v1/chat/completions", chatBody("x"))
 	if resp.Header.Get("Retry-After") == "" {
 		t.Error("503 without Retry-After")
 	}
@@ -167,13 +168,13 @@ func TestNodeStreamLimitIs503(t *testing.T) {
 }
 
 func TestCORS(t *testing.T) {
-	e := newEnv(t, envOptions{demo: fast.demo, cfg: api.Config{CORSOrigins: []string{"https://app.example"}}})
+	e := newEnv(t, envOptions{API: api.Config{CORSOrigins: []string{"https://app.example"}}})
 	pre := func(origin string) *http.Response {
 		req, _ := http.NewRequest(http.MethodOptions, e.URL+"/v1/chat/completions", nil)
 		req.Header.Set("Origin", origin)
 		req.Header.Set("Access-Control-Request-Method", "POST")
 		req.Header.Set("Access-Control-Request-Headers", "authorization, content-type")
-		resp, err := e.client.Do(req)
+		resp, err := e.Client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -189,13 +190,13 @@ func TestCORS(t *testing.T) {
 	if bad := pre("https://evil.example"); bad.StatusCode != 403 || bad.Header.Get("Access-Control-Allow-Origin") != "" {
 		t.Fatalf("refused preflight: %d %v", bad.StatusCode, bad.Header)
 	}
-	resp := e.post(t, "/v1/chat/completions", chatBody("short"), "Origin", "https://app.example")
+	resp := e.Post(t, "/v1/chat/completions", chatBody("short"), "Origin", "https://app.example")
 	if resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example" ||
 		!strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "Sluice-Stream-ID") {
 		t.Fatalf("a cross-origin stream lacks CORS headers: %v", resp.Header)
 	}
 	events(t, resp, -1)
-	resp = e.post(t, "/v1/chat/completions", chatBody("short"), "Origin", "https://evil.example")
+	resp = e.Post(t, "/v1/chat/completions", chatBody("short"), "Origin", "https://evil.example")
 	if resp.Header.Get("Access-Control-Allow-Origin") != "" {
 		t.Fatal("a refused origin got CORS headers")
 	}
@@ -203,9 +204,9 @@ func TestCORS(t *testing.T) {
 }
 
 func TestSecurityHeaders(t *testing.T) {
-	e := newEnv(t, fast)
+	e := newEnv(t, envOptions{})
 	for _, path := range []string{"/healthz", "/nope"} {
-		resp := e.get(t, path)
+		resp := e.Get(t, path)
 		csp := resp.Header.Get("Content-Security-Policy")
 		if !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") ||
 			resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("Referrer-Policy") == "" {
@@ -215,8 +216,8 @@ func TestSecurityHeaders(t *testing.T) {
 }
 
 func TestHandleAPINeedsAKey(t *testing.T) {
-	e := keyedEnv(t, fast)
-	e.api.HandleAPI("GET /extra", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }))
-	wantStatus(t, e.get(t, "/extra"), 401, "missing_api_key")
-	wantStatus(t, e.get(t, "/extra", bearer(keyAnn)...), 204, "")
+	e := keyedEnv(t, envOptions{})
+	e.API.HandleAPI("GET /extra", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }))
+	wantStatus(t, e.Get(t, "/extra"), 401, "missing_api_key")
+	wantStatus(t, e.Get(t, "/extra", bearer(keyAnn)...), 204, "")
 }

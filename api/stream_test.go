@@ -11,6 +11,7 @@ import (
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/api"
 	"github.com/sluice-dev/sluice/demo"
+	"github.com/sluice-dev/sluice/internal/testenv"
 	"github.com/sluice-dev/sluice/sse"
 )
 
@@ -18,12 +19,12 @@ import (
 // connection, resumes with Last-Event-ID and checks that the joined text is
 // the uninterrupted one, with no event lost or repeated.
 func TestResumeJoinsToTheUninterruptedText(t *testing.T) {
-	e := newEnv(t, envOptions{demo: demo.Options{TokensPerSecond: 2000}})
-	whole := events(t, e.get(t, "/v1/streams/"+startStream(t, e, "resume me")), -1)
+	e := newEnv(t, envOptions{Demo: demo.Options{TokensPerSecond: 2000}})
+	whole := events(t, e.Get(t, "/v1/streams/"+startStream(t, e, "resume me")), -1)
 	wantText, _ := content(t, whole)
 
 	for _, cut := range []int{1, 2, 7, len(whole) / 2, len(whole) - 2, len(whole) - 1} {
-		resp := e.post(t, "/v1/chat/completions", chatBody("resume me"))
+		resp := e.Post(t, "/v1/chat/completions", chatBody("resume me"))
 		id := resp.Header.Get("Sluice-Stream-ID")
 		part := events(t, resp, cut)
 		resp.Body.Close() // the client drops the connection mid-answer
@@ -32,9 +33,9 @@ func TestResumeJoinsToTheUninterruptedText(t *testing.T) {
 		for _, how := range []string{"header", "query"} {
 			var rest *http.Response
 			if how == "header" {
-				rest = e.get(t, "/v1/streams/"+id, "Last-Event-ID", lastID)
+				rest = e.Get(t, "/v1/streams/"+id, "Last-Event-ID", lastID)
 			} else {
-				rest = e.get(t, "/v1/streams/"+id+"?last_event_id="+lastID)
+				rest = e.Get(t, "/v1/streams/"+id+"?last_event_id="+lastID)
 			}
 			if rest.StatusCode != http.StatusOK {
 				t.Fatalf("cut %d: resume by %s: %s", cut, how, rest.Status)
@@ -59,16 +60,16 @@ func TestResumeJoinsToTheUninterruptedText(t *testing.T) {
 // TestStreamsOverHTTP2 covers the path where the hub cannot take the
 // connection over: the handler serves the stream itself.
 func TestStreamsOverHTTP2(t *testing.T) {
-	e := newEnv(t, envOptions{http2: true, demo: demo.Options{TokensPerSecond: 2000}})
-	resp := e.post(t, "/v1/chat/completions", chatBody("over h2"))
+	e := newEnv(t, envOptions{HTTP2: true, Demo: demo.Options{TokensPerSecond: 2000}})
+	resp := e.Post(t, "/v1/chat/completions", chatBody("over h2"))
 	if resp.ProtoMajor != 2 {
 		t.Fatalf("protocol %s, want HTTP/2", resp.Proto)
 	}
 	id := resp.Header.Get("Sluice-Stream-ID")
 	part := events(t, resp, 5)
 	resp.Body.Close()
-	rest := events(t, e.get(t, "/v1/streams/"+id, "Last-Event-ID", part[4].ID), -1)
-	whole := events(t, e.get(t, "/v1/streams/"+id), -1)
+	rest := events(t, e.Get(t, "/v1/streams/"+id, "Last-Event-ID", part[4].ID), -1)
+	whole := events(t, e.Get(t, "/v1/streams/"+id), -1)
 	joined, last := content(t, append(part, rest...))
 	want, _ := content(t, whole)
 	if joined != want || last != "[DONE]" {
@@ -78,7 +79,7 @@ func TestStreamsOverHTTP2(t *testing.T) {
 
 func startStream(t *testing.T, e *env, prompt string) string {
 	t.Helper()
-	resp := e.post(t, "/v1/chat/completions", chatBody(prompt))
+	resp := e.Post(t, "/v1/chat/completions", chatBody(prompt))
 	id := resp.Header.Get("Sluice-Stream-ID")
 	resp.Body.Close()
 	return id
@@ -86,15 +87,15 @@ func startStream(t *testing.T, e *env, prompt string) string {
 
 func TestManyReadersFollowOneGeneration(t *testing.T) {
 	step := &stepModel{Tokens: strings.Split("one two three four five", " "), Step: make(chan struct{})}
-	e := newEnv(t, envOptions{models: map[string]sluice.Model{"step": step}})
-	first := e.post(t, "/v1/chat/completions", chatBody("x", "model", "step"))
+	e := newEnv(t, envOptions{Models: map[string]sluice.Model{"step": step}})
+	first := e.Post(t, "/v1/chat/completions", chatBody("x", "model", "step"))
 	id := first.Header.Get("Sluice-Stream-ID")
 
 	const readers = 5
 	texts := make([]string, readers+1)
 	var wg sync.WaitGroup
 	for i := range readers {
-		resp := e.get(t, "/v1/streams/"+id)
+		resp := e.Get(t, "/v1/streams/"+id)
 		if resp.Header.Get("Sluice-Stream-ID") != id {
 			t.Fatalf("attach answered stream %q", resp.Header.Get("Sluice-Stream-ID"))
 		}
@@ -119,9 +120,9 @@ func TestManyReadersFollowOneGeneration(t *testing.T) {
 }
 
 func TestAttachErrors(t *testing.T) {
-	e := newEnv(t, fast)
+	e := newEnv(t, envOptions{})
 	id := startStream(t, e, "short")
-	whole := events(t, e.get(t, "/v1/streams/"+id), -1)
+	whole := events(t, e.Get(t, "/v1/streams/"+id), -1)
 	lastID := whole[len(whole)-1].ID
 
 	tests := []struct {
@@ -137,7 +138,7 @@ func TestAttachErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp := e.get(t, tt.path, tt.header...)
+			resp := e.Get(t, tt.path, tt.header...)
 			defer resp.Body.Close()
 			if resp.StatusCode != tt.status {
 				t.Fatalf("status %d, want %d", resp.StatusCode, tt.status)
@@ -152,27 +153,24 @@ func TestAttachErrors(t *testing.T) {
 }
 
 func TestExpiredStreamIs404(t *testing.T) {
-	e := newEnv(t, envOptions{demo: fast.demo, retention: 10 * time.Millisecond})
+	e := newEnv(t, envOptions{Retention: 10 * time.Millisecond})
 	id := startStream(t, e, "short")
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		resp := e.get(t, "/v1/streams/"+id)
+	testenv.Eventually(t, "the stream to be forgotten after its retention", func() bool {
+		resp := e.Get(t, "/v1/streams/"+id)
 		resp.Body.Close()
-		if resp.StatusCode == http.StatusNotFound {
-			return
-		}
-	}
-	t.Fatal("the stream was still there long after its retention")
+		return resp.StatusCode == http.StatusNotFound
+	})
 }
 
 func TestCancelEndsEveryReader(t *testing.T) {
 	step := &stepModel{Tokens: []string{"a", "b", "c"}, Step: make(chan struct{})}
-	e := newEnv(t, envOptions{models: map[string]sluice.Model{"step": step}})
-	first := e.post(t, "/v1/chat/completions", chatBody("x", "model", "step"))
+	e := newEnv(t, envOptions{Models: map[string]sluice.Model{"step": step}})
+	first := e.Post(t, "/v1/chat/completions", chatBody("x", "model", "step"))
 	id := first.Header.Get("Sluice-Stream-ID")
-	second := e.get(t, "/v1/streams/"+id)
+	second := e.Get(t, "/v1/streams/"+id)
 	step.Step <- struct{}{} // one token, then cancel
 
-	resp := e.post(t, "/v1/streams/"+id+"/cancel", "")
+	resp := e.Post(t, "/v1/streams/"+id+"/cancel", "")
 	st := decode[struct{ ID, Status string }](t, resp)
 	if resp.StatusCode != 200 || st.Status != "cancelled" {
 		t.Fatalf("cancel: %s %+v", resp.Status, st)
@@ -187,22 +185,22 @@ func TestCancelEndsEveryReader(t *testing.T) {
 		t.Error("the model was not stopped")
 	}
 	// Cancelling again is harmless; an unknown stream is 404.
-	if resp := e.post(t, "/v1/streams/"+id+"/cancel", ""); resp.StatusCode != 200 {
+	if resp := e.Post(t, "/v1/streams/"+id+"/cancel", ""); resp.StatusCode != 200 {
 		t.Errorf("second cancel: %s", resp.Status)
 	}
-	if resp := e.post(t, "/v1/streams/nope/cancel", ""); resp.StatusCode != 404 {
+	if resp := e.Post(t, "/v1/streams/nope/cancel", ""); resp.StatusCode != 404 {
 		t.Errorf("cancel of unknown stream: %s", resp.Status)
 	}
 }
 
 func TestGenerationOutlivesItsFirstReader(t *testing.T) {
 	step := &stepModel{Tokens: []string{"a", "b"}, Step: make(chan struct{})}
-	e := newEnv(t, envOptions{models: map[string]sluice.Model{"step": step}})
-	resp := e.post(t, "/v1/chat/completions", chatBody("x", "model", "step"))
+	e := newEnv(t, envOptions{Models: map[string]sluice.Model{"step": step}})
+	resp := e.Post(t, "/v1/chat/completions", chatBody("x", "model", "step"))
 	id := resp.Header.Get("Sluice-Stream-ID")
 	resp.Body.Close()
 	close(step.Step)
-	text, last := content(t, events(t, e.get(t, "/v1/streams/"+id), -1))
+	text, last := content(t, events(t, e.Get(t, "/v1/streams/"+id), -1))
 	if text != "ab" || last != "[DONE]" {
 		t.Fatalf("after the first reader left: %q, %q", text, last)
 	}
@@ -210,12 +208,12 @@ func TestGenerationOutlivesItsFirstReader(t *testing.T) {
 
 func TestCancelOnDisconnectStopsTheModel(t *testing.T) {
 	step := &stepModel{Tokens: []string{"a", "b"}, Step: make(chan struct{})}
-	e := newEnv(t, envOptions{models: map[string]sluice.Model{"step": step}})
-	resp := e.post(t, "/v1/chat/completions", chatBody("x", "model", "step"), "Sluice-Cancel-On-Disconnect", "true")
+	e := newEnv(t, envOptions{Models: map[string]sluice.Model{"step": step}})
+	resp := e.Post(t, "/v1/chat/completions", chatBody("x", "model", "step"), "Sluice-Cancel-On-Disconnect", "true")
 	id := resp.Header.Get("Sluice-Stream-ID")
 	events(t, resp, 1)
 	resp.Body.Close()
-	_, last := content(t, events(t, e.get(t, "/v1/streams/"+id), -1))
+	_, last := content(t, events(t, e.Get(t, "/v1/streams/"+id), -1))
 	if !strings.Contains(last, `"cancelled"`) {
 		t.Fatalf("stream ended with %q, want a cancellation", last)
 	}
@@ -226,12 +224,12 @@ func TestCancelOnDisconnectStopsTheModel(t *testing.T) {
 
 func TestModelErrorEndsWithErrorEvent(t *testing.T) {
 	failing := &stepModel{Tokens: []string{"par", "tial"}, Fail: &sluice.Error{Code: sluice.EUPSTREAM, Kind: "upstream_reset", Message: "The model connection was reset."}}
-	e := newEnv(t, envOptions{models: map[string]sluice.Model{"bad": failing}})
-	text, last := content(t, events(t, e.post(t, "/v1/chat/completions", chatBody("x", "model", "bad")), -1))
+	e := newEnv(t, envOptions{Models: map[string]sluice.Model{"bad": failing}})
+	text, last := content(t, events(t, e.Post(t, "/v1/chat/completions", chatBody("x", "model", "bad")), -1))
 	if text != "partial" || !strings.HasPrefix(last, `{"error":{"message":"The model connection was reset."`) {
 		t.Fatalf("got %q, last %q", text, last)
 	}
-	resp := e.post(t, "/v1/chat/completions", chatBody("x", "model", "bad", "stream", false))
+	resp := e.Post(t, "/v1/chat/completions", chatBody("x", "model", "bad", "stream", false))
 	if resp.StatusCode != http.StatusBadGateway {
 		t.Fatalf("non-streamed failure: %s", resp.Status)
 	}
@@ -244,8 +242,8 @@ func TestModelErrorEndsWithErrorEvent(t *testing.T) {
 // heartbeats while the model thinks.
 func TestWireFraming(t *testing.T) {
 	step := &stepModel{Tokens: []string{"line1\nline2"}, Step: make(chan struct{})}
-	e := newEnv(t, envOptions{cfg: apiHeartbeat(200 * time.Millisecond), models: map[string]sluice.Model{"step": step}})
-	resp := e.post(t, "/v1/chat/completions", chatBody("x", "model", "step"))
+	e := newEnv(t, envOptions{API: api.Config{Heartbeat: 200 * time.Millisecond}, Models: map[string]sluice.Model{"step": step}})
+	resp := e.Post(t, "/v1/chat/completions", chatBody("x", "model", "step"))
 	defer resp.Body.Close()
 	br := bufio.NewReader(resp.Body)
 	if l := readLine(t, br); !strings.HasPrefix(l, "retry: ") {
@@ -277,5 +275,3 @@ func TestWireFraming(t *testing.T) {
 		t.Fatalf("stream does not end with [DONE]: %q", rest.String())
 	}
 }
-
-func apiHeartbeat(d time.Duration) api.Config { return api.Config{Heartbeat: d} }

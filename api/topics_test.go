@@ -13,18 +13,18 @@ import (
 
 func publish(t *testing.T, e *env, topic string, body any) string {
 	t.Helper()
-	resp := e.post(t, "/v1/topics/"+topic+"/events", body)
+	resp := e.Post(t, "/v1/topics/"+topic+"/events", body)
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("publish: %s", resp.Status)
 	}
 	return decode[struct{ ID string }](t, resp).ID
 }
 
-// subscribe opens a subscription and waits until it is live: the retry
-// line has come, so the server has taken its starting point.
+// subscribe opens a subscription and waits until it is live: its headers
+// have come, and the server takes its starting point before sending them.
 func subscribe(t *testing.T, e *env, path string, header ...string) (*http.Response, *sse.Reader) {
 	t.Helper()
-	resp := e.get(t, path, header...)
+	resp := e.Get(t, path, header...)
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("subscribe %s: %s %q", path, resp.Status, resp.Header.Get("Content-Type"))
 	}
@@ -41,7 +41,7 @@ func next(t *testing.T, rd *sse.Reader) sse.Event {
 }
 
 func TestTopicFansOutAndReplaysToLateJoiners(t *testing.T) {
-	e := newEnv(t, fast)
+	e := newEnv(t, envOptions{})
 	before := publish(t, e, "room", map[string]any{"data": "history"})
 
 	a, ra := subscribe(t, e, "/v1/topics/room/events")
@@ -85,7 +85,7 @@ func TestTopicFansOutAndReplaysToLateJoiners(t *testing.T) {
 }
 
 func TestTopicKeepsOnlyItsBound(t *testing.T) {
-	e := newEnv(t, envOptions{cfg: apiTopicLen(3), demo: fast.demo})
+	e := newEnv(t, envOptions{API: api.Config{TopicMaxLen: 3}})
 	for i := range 5 {
 		publish(t, e, "small", map[string]any{"data": fmt.Sprint(i)})
 	}
@@ -97,12 +97,12 @@ func TestTopicKeepsOnlyItsBound(t *testing.T) {
 }
 
 func TestSeedBroadcastDemo(t *testing.T) {
-	e := newEnv(t, fast)
+	e := newEnv(t, envOptions{})
 	a, ra := subscribe(t, e, "/events")
 	defer a.Body.Close()
 	b, rb := subscribe(t, e, "/v1/topics/default/events")
 	defer b.Body.Close()
-	resp := e.post(t, "/send-message", map[string]string{"message": "hi all"})
+	resp := e.Post(t, "/send-message", map[string]string{"message": "hi all"})
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("send-message: %s", resp.Status)
 	}
@@ -115,7 +115,7 @@ func TestSeedBroadcastDemo(t *testing.T) {
 }
 
 func TestPublishErrors(t *testing.T) {
-	e := newEnv(t, fast)
+	e := newEnv(t, envOptions{})
 	tests := []struct {
 		path, body string
 		status     int
@@ -128,7 +128,7 @@ func TestPublishErrors(t *testing.T) {
 		{"/send-message", `{"message": 3}`, 400},
 	}
 	for _, tt := range tests {
-		resp := e.post(t, tt.path, tt.body)
+		resp := e.Post(t, tt.path, tt.body)
 		if resp.StatusCode != tt.status {
 			t.Errorf("POST %s %s: %s, want %d", tt.path, tt.body, resp.Status, tt.status)
 		}
@@ -140,10 +140,8 @@ func TestPublishErrors(t *testing.T) {
 	}
 }
 
-func apiTopicLen(n int) api.Config { return api.Config{TopicMaxLen: n} }
-
 func TestResumeFromTrimmedIDSaysWhatWasMissed(t *testing.T) {
-	e := newEnv(t, envOptions{cfg: apiTopicLen(3), demo: fast.demo})
+	e := newEnv(t, envOptions{API: api.Config{TopicMaxLen: 3}})
 	first := publish(t, e, "small", map[string]any{"data": "0"})
 	for i := 1; i < 6; i++ {
 		publish(t, e, "small", map[string]any{"data": fmt.Sprint(i)})

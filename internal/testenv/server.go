@@ -1,7 +1,9 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -78,6 +80,54 @@ func NewServer(t *testing.T, o Options) *Server {
 		store.Close()
 	})
 	return s
+}
+
+// Post sends body to the server's path, as JSON (a string as it is), with
+// header's name, value pairs. See Do.
+func (s *Server) Post(t *testing.T, path string, body any, header ...string) *http.Response {
+	t.Helper()
+	return Do(t, s.Client, http.MethodPost, s.URL+path, body, header...)
+}
+
+// Get asks the server for path, with header's name, value pairs. See Do.
+func (s *Server) Get(t *testing.T, path string, header ...string) *http.Response {
+	t.Helper()
+	return Do(t, s.Client, http.MethodGet, s.URL+path, nil, header...)
+}
+
+// Do sends a request with c and returns the response, closed when the test
+// ends. A non-nil body goes as JSON with Content-Type: application/json (a
+// string body as it is); header holds name, value pairs.
+func Do(t *testing.T, c *http.Client, method, url string, body any, header ...string) *http.Response {
+	t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = strings.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, url, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
 }
 
 // Logger discards logs, or with -v writes them to the test's log.

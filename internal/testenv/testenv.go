@@ -1,16 +1,22 @@
 // Package testenv holds what the tests of several packages share: a
-// scripted model and helpers that build chat requests and read chat
-// streams back. It is for tests only.
+// Sluice server wired like `sluice serve`, a scripted model and helpers
+// that send requests, build chat requests and read chat streams back. It is
+// for tests only.
 package testenv
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/sse"
 )
 
 // ChatBody is a streaming chat completion request to the demo model with
@@ -54,6 +60,49 @@ func ChatText(t *testing.T, datas []string) (text, last string) {
 		}
 	}
 	return sb.String(), last
+}
+
+// EventsText is ChatText over the data of SSE events.
+func EventsText(t *testing.T, evs []sse.Event) (text, last string) {
+	t.Helper()
+	datas := make([]string, len(evs))
+	for i, ev := range evs {
+		datas[i] = ev.Data
+	}
+	return ChatText(t, datas)
+}
+
+// Events reads the SSE events of resp until the stream ends or max events
+// have come (max < 0: no limit). It closes resp when the stream has ended.
+func Events(t *testing.T, resp *http.Response, max int) []sse.Event {
+	t.Helper()
+	var out []sse.Event
+	rd := sse.NewReader(resp.Body)
+	for max < 0 || len(out) < max {
+		ev, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			resp.Body.Close()
+			return out
+		}
+		if err != nil {
+			t.Fatalf("reading the stream: %v", err)
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+// Eventually polls cond until it holds, or fails the test after 10 s: for
+// states that send no signal to wait for.
+func Eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // StepModel is a sluice.Model that emits the role, then its Tokens one by
