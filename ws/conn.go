@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strconv"
 	"sync"
 	"time"
 
@@ -217,7 +218,7 @@ func (c *conn) handle(msg []byte) {
 }
 
 func (c *conn) chatStart(req *request) {
-	if len(bytes.TrimSpace(req.Body)) == 0 || string(req.Body) == "null" {
+	if len(req.Body) == 0 || string(req.Body) == "null" {
 		c.reply(errorReply(req, invalid("body", "missing_required_parameter", "Missing required parameter: 'body' (a chat completion request).")))
 		return
 	}
@@ -314,13 +315,7 @@ func (c *conn) subscribe(req *request, field, name string, l sluice.Log, after s
 		c.reply(errorReply(req, err))
 		return
 	}
-	r := reply{Type: "subscribed", ID: req.ID}
-	if field == "stream" {
-		r.Stream = name
-	} else {
-		r.Topic = name
-	}
-	c.reply(r.encode())
+	c.reply(reply{Type: "subscribed", ID: req.ID, Stream: streamOf(s), Topic: topicOf(s)}.encode())
 	c.follow(s, l, after)
 }
 
@@ -405,7 +400,7 @@ func (c *conn) reserve(field, name string, cancelOnClose bool) (*sub, error) {
 	}
 	if len(c.subs) >= c.h.opts.MaxSubscriptions {
 		return nil, &sluice.Error{Code: sluice.ERATELIMIT, Kind: "too_many_subscriptions",
-			Message: "This connection already has " + itoa(len(c.subs)) + " subscriptions, its most; unsubscribe or open another connection."}
+			Message: "This connection already has " + strconv.Itoa(len(c.subs)) + " subscriptions, its most; unsubscribe or open another connection."}
 	}
 	s := &sub{field: field, name: name, cancelOnClose: cancelOnClose}
 	if name != "" {
@@ -416,7 +411,7 @@ func (c *conn) reserve(field, name string, cancelOnClose bool) (*sub, error) {
 		}
 	} else {
 		c.pending++
-		s.key = "pending:" + itoa(c.pending)
+		s.key = "pending:" + strconv.Itoa(c.pending)
 	}
 	c.subs[s.key] = s
 	c.h.subs.Add(1)

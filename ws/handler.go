@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -188,5 +187,3 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 var errDraining = &sluice.Error{Code: sluice.EUNAVAILABLE, Kind: "server_shutting_down",
 	Message: "The server is shutting down; reconnect."}
-
-func itoa(n int) string { return strconv.Itoa(n) }

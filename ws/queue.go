@@ -110,11 +110,7 @@ func (q *sendQueue) take(into [][]byte) ([][]byte, *closeRequest) {
 func (q *sendQueue) release(n int) {
 	q.mu.Lock()
 	q.bytes -= n
-	if q.waiting {
-		close(q.room)
-		q.room = make(chan struct{})
-		q.waiting = false
-	}
+	q.wakeProducers()
 	q.mu.Unlock()
 }
 
@@ -131,11 +127,7 @@ func (q *sendQueue) requestClose(code websocket.StatusCode, reason string, now b
 			q.frames = q.frames[:0]
 		}
 	}
-	if q.waiting {
-		close(q.room)
-		q.room = make(chan struct{})
-		q.waiting = false
-	}
+	q.wakeProducers()
 	q.mu.Unlock()
 	q.signal()
 }
@@ -144,12 +136,17 @@ func (q *sendQueue) requestClose(code websocket.StatusCode, reason string, now b
 func (q *sendQueue) stop() {
 	q.mu.Lock()
 	q.stopped = true
+	q.wakeProducers()
+	q.mu.Unlock()
+}
+
+// wakeProducers lets pushes waiting for room look again. q.mu is held.
+func (q *sendQueue) wakeProducers() {
 	if q.waiting {
 		close(q.room)
 		q.room = make(chan struct{})
 		q.waiting = false
 	}
-	q.mu.Unlock()
 }
 
 func sumLen(frames [][]byte) int {
