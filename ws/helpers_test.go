@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/api"
 	"github.com/sluice-dev/sluice/demo"
 	"github.com/sluice-dev/sluice/internal/testenv"
 	"github.com/sluice-dev/sluice/memory"
@@ -46,6 +47,7 @@ type env struct {
 }
 
 type envOptions struct {
+	api    api.Config
 	ws     ws.Options
 	demo   demo.Options
 	models map[string]sluice.Model
@@ -65,13 +67,13 @@ func newEnv(t *testing.T, o envOptions) *env {
 			h.Wait()
 		}
 	})
-	s := testenv.NewServer(t, testenv.Options{Demo: o.demo, Models: o.models})
+	s := testenv.NewServer(t, testenv.Options{API: o.api, Demo: o.demo, Models: o.models})
 	stopCtx, stop := context.WithCancel(context.Background())
 	t.Cleanup(stop)
 	opts := o.ws
 	opts.Store, opts.Runner, opts.Models, opts.Logger, opts.Stop = s.Store, s.Runner, s.Models, testenv.Logger(t), stopCtx
 	h = ws.NewHandler(opts)
-	s.API.Handle("GET /ws", h)
+	s.API.HandleStream("GET /ws", h) // as cmd/sluice routes it: keys, rate and stream limits as for SSE
 	return &env{URL: s.URL, WSURL: "ws" + strings.TrimPrefix(s.URL, "http") + "/ws", ws: h, store: s.Store, stop: stop}
 }
 

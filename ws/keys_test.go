@@ -2,11 +2,7 @@ package ws_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,9 +10,6 @@ import (
 
 	"github.com/sluice-dev/sluice/api"
 	"github.com/sluice-dev/sluice/demo"
-	"github.com/sluice-dev/sluice/gen"
-	"github.com/sluice-dev/sluice/memory"
-	"github.com/sluice-dev/sluice/ws"
 )
 
 // TestKeysGuardWebSocketStreams wires /ws as cmd/sluice does, with keys:
@@ -28,28 +21,7 @@ func TestKeysGuardWebSocketStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store := memory.New(memory.Options{})
-	defer store.Close()
-	runner := gen.NewRunner(gen.Options{Store: store, Logger: log})
-	var models api.Models
-	dm := demo.New(demo.Options{TokensPerSecond: 200})
-	models.Add(dm.Info(), dm)
-	a := api.New(api.Config{Keys: keys, Limits: api.Limits{StreamsPerAddr: 2}}, store, runner, &models, log)
-	stopCtx, stop := context.WithCancel(context.Background())
-	h := ws.NewHandler(ws.Options{Store: store, Runner: runner, Models: &models, Logger: log, Stop: stopCtx})
-	a.HandleStream("GET /ws", h)
-	srv := httptest.NewServer(a)
-	defer func() {
-		stop()
-		h.Wait()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		runner.Shutdown(ctx)
-		a.Shutdown(ctx)
-		srv.Close()
-	}()
-	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"
+	e := newEnv(t, envOptions{api: api.Config{Keys: keys, Limits: api.Limits{StreamsPerAddr: 2}}, demo: demo.Options{TokensPerSecond: 200}})
 	dial := func(key string) (*client, *http.Response, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -57,7 +29,7 @@ func TestKeysGuardWebSocketStreams(t *testing.T) {
 		if key != "" {
 			hdr.Set("Authorization", "Bearer "+key)
 		}
-		c, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: hdr})
+		c, resp, err := websocket.Dial(ctx, e.WSURL, &websocket.DialOptions{HTTPHeader: hdr})
 		if err != nil {
 			return nil, resp, err
 		}
@@ -86,7 +58,7 @@ func TestKeysGuardWebSocketStreams(t *testing.T) {
 		}
 	}
 	// Over SSE too, the stream is ann's alone.
-	req, _ := http.NewRequest("GET", srv.URL+"/v1/streams/"+id, nil)
+	req, _ := http.NewRequest("GET", e.URL+"/v1/streams/"+id, nil)
 	req.Header.Set("Authorization", "Bearer "+bob)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -106,16 +78,12 @@ func TestKeysGuardWebSocketStreams(t *testing.T) {
 		t.Fatalf("a third connection from one address: %v (%v)", resp, err)
 	}
 	bobC.c.Close(websocket.StatusNormalClosure, "")
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	eventually(t, "the closed connection's place to be given back", func() bool {
 		c, _, err := dial(ann)
-		if err == nil {
-			c.c.CloseNow()
-			break
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the closed connection's place was not given back: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		c.c.CloseNow()
+		return true
+	})
 }

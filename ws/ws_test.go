@@ -400,3 +400,13 @@ func TestHeartbeatKeepsAnIdleConnection(t *testing.T) {
 		t.Fatalf("got %+v", f)
 	}
 }
+
+// TestUnansweredPingsCloseTheConnection is the other side of the heartbeat:
+// a client that answers no ping (it never reads) is closed once a ping has
+// gone unanswered for the write timeout.
+func TestUnansweredPingsCloseTheConnection(t *testing.T) {
+	e := newEnv(t, envOptions{ws: ws.Options{Heartbeat: 10 * time.Millisecond, WriteTimeout: 200 * time.Millisecond}})
+	e.dial(t) // and never read
+	eventually(t, "the connection to be served", func() bool { return e.ws.Stats().Connections == 1 })
+	eventually(t, "the connection to be closed", func() bool { return e.ws.Stats().Connections == 0 })
+}
