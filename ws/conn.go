@@ -20,6 +20,16 @@ import (
 // readBatch is the most events one Log.Read returns to a subscription.
 const readBatch = 64
 
+// maxScratch is the most scratch space a subscription keeps between reads:
+// room for a few chat chunks, not for the batches of a reader catching up.
+const maxScratch = 1 << 10
+
+// scratchReader is a log that can put the events it returns back together
+// in the reader's scratch space rather than in new memory (memory.Log can).
+type scratchReader interface {
+	ReadScratch(ctx context.Context, after string, buf []sluice.Event, scratch []byte) ([]sluice.Event, []byte, error)
+}
+
 // conn is one WebSocket connection. Its goroutines: the handler's, which
 // reads client messages and carries them out; one writer, which alone
 // writes to the socket; and one per subscription, which reads a log into
@@ -468,9 +478,22 @@ func (c *conn) read(ctx context.Context, s *sub, l sluice.Log, after string) {
 	// A small batch while the subscription is idle, the full one once a
 	// read fills it: an idle subscriber then holds 0.5 KB here, not 4.
 	events := make([]sluice.Event, 0, 8)
+	// Every event is copied into its frame before the next read, so a log
+	// that can (memory.Log) puts events back together in scratch, kept from
+	// read to read while small: a subscription that keeps up with a live
+	// log then reads without allocating.
+	sr, _ := l.(scratchReader)
+	var scratch []byte
 	for {
 		var err error
-		events, err = l.Read(ctx, after, events)
+		if sr != nil {
+			events, scratch, err = sr.ReadScratch(ctx, after, events, scratch)
+			if cap(scratch) > maxScratch {
+				scratch = nil
+			}
+		} else {
+			events, err = l.Read(ctx, after, events)
+		}
 		if len(events) == cap(events) && cap(events) < readBatch {
 			events = append(make([]sluice.Event, 0, readBatch), events...)
 		}
