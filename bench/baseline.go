@@ -21,9 +21,9 @@ import (
 // a handler goroutine with a channel; a publish sends to every channel, and
 // each handler writes and flushes every event on its own. It keeps nothing
 // for replay and drops an event for a subscriber whose channel is full.
-// It serves the routes the bench uses: GET /events and
-// GET /v1/topics/{name}/events (one topic for all names), POST
-// /v1/topics/{name}/events and GET /debug/stats.
+// It serves the routes the bench uses: GET /v1/topics/{name}/events (any
+// GET: one topic for all names), POST /v1/topics/{name}/events, POST
+// /v1/chat/completions and GET /debug/stats.
 type Baseline struct {
 	// TTFT and TPS pace the chat completions it streams: a goroutine per
 	// request, a timer per token, a write and a flush per token.

@@ -36,10 +36,7 @@ func (res *Result) Chart(path string) error {
 			p50 = append(p50, [2]float64{float64(p.Gens), p.ITL.P50})
 			p99 = append(p99, [2]float64{float64(p.Gens), p.ITL.P99})
 		}
-		name := "Sluice " + upper(r.Transport)
-		if r.Server == "baseline" {
-			name = "plain net/http SSE"
-		}
+		name := seriesName(r.Server, r.Transport)
 		left.series = append(left.series,
 			series{name: name + " p99", col: colorOf(r.Server, r.Transport), pts: p99},
 			series{name: name + " p50", col: colorOf(r.Server, r.Transport), dashed: true, pts: p50})
@@ -62,11 +59,7 @@ func (res *Result) Chart(path string) error {
 		for _, p := range r.Points {
 			pts = append(pts, [2]float64{float64(p.Conns), p.RSSPerConn / 1024})
 		}
-		name := "Sluice " + upper(r.Transport)
-		if r.Server == "baseline" {
-			name = "plain net/http SSE"
-		}
-		right.series = append(right.series, series{name: name, col: colorOf(r.Server, r.Transport), pts: pts})
+		right.series = append(right.series, series{name: seriesName(r.Server, r.Transport), col: colorOf(r.Server, r.Transport), pts: pts})
 	}
 	left.draw(img, image.Rect(0, 0, w/2, h))
 	right.draw(img, image.Rect(w/2, 0, w, h))
@@ -106,6 +99,13 @@ var (
 	grid  = color.RGBA{225, 225, 225, 255}
 	red   = color.RGBA{200, 40, 40, 255}
 )
+
+func seriesName(server, transport string) string {
+	if server == "baseline" {
+		return "plain net/http SSE"
+	}
+	return "Sluice " + upper(transport)
+}
 
 func colorOf(server, transport string) color.RGBA {
 	switch {

@@ -32,35 +32,24 @@ func dialer(src string) *net.Dialer {
 	return d
 }
 
-// stream is one open response body: SSE after the headers, or WebSocket
-// frames after the upgrade.
+// stream is one open response: SSE after the head, whose resp.Body is the
+// (de-chunked) body, or WebSocket frames after the upgrade.
 type stream struct {
 	conn net.Conn
 	br   *bufio.Reader
-	body io.Reader // SSE: the (de-chunked) body
-	resp *http.Response
+	resp *http.Response // SSE
 }
 
 func (s *stream) Close() error { return s.conn.Close() }
 
-// openSSE sends a request and reads the response headers; a status other
-// than 200 is an error.
-func openSSE(d *net.Dialer, host, method, path string, header map[string]string, body []byte) (*stream, error) {
+// openSSE sends GET path and reads the response head; a status other than
+// 200 is an error.
+func openSSE(d *net.Dialer, host, path string) (*stream, error) {
 	c, err := d.Dial("tcp", host)
 	if err != nil {
 		return nil, err
 	}
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n", method, path, host)
-	for k, v := range header {
-		fmt.Fprintf(&b, "%s: %s\r\n", k, v)
-	}
-	if body != nil {
-		fmt.Fprintf(&b, "Content-Type: application/json\r\nContent-Length: %d\r\n", len(body))
-	}
-	b.WriteString("\r\n")
-	b.Write(body)
-	return finishSSE(c, b.Bytes())
+	return finishSSE(c, []byte("GET "+path+" HTTP/1.1\r\nHost: "+host+"\r\nAccept: text/event-stream\r\n\r\n"))
 }
 
 func finishSSE(c net.Conn, req []byte) (*stream, error) {
@@ -68,7 +57,7 @@ func finishSSE(c net.Conn, req []byte) (*stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &stream{conn: c, br: br, body: resp.Body, resp: resp}, nil
+	return &stream{conn: c, br: br, resp: resp}, nil
 }
 
 // handshake sends req on c and reads the response head; a status other

@@ -20,7 +20,7 @@ func (w *worker) generate(d *net.Dialer, delay time.Duration) {
 		t.Stop()
 		return
 	}
-	local := Report{Connect: &Hist{}, Overhead: &Hist{}, TTFT: &Hist{}, Cold: &Hist{}, ITL: &Hist{}}
+	local := newReport()
 	defer w.merge(&local)
 	// Bounded: at most this many generations per connection slot, and the
 	// worker's deadline.
@@ -33,16 +33,6 @@ func (w *worker) generate(d *net.Dialer, delay time.Duration) {
 		if w.job.Once || w.ctx.Err() != nil {
 			return
 		}
-	}
-}
-
-// merge adds the histograms of h to the worker's.
-func (w *worker) merge(h *Report) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, p := range [][2]*Hist{{w.hists.Connect, h.Connect}, {w.hists.Overhead, h.Overhead},
-		{w.hists.TTFT, h.TTFT}, {w.hists.Cold, h.Cold}, {w.hists.ITL, h.ITL}} {
-		p[0].Merge(p[1])
 	}
 }
 
@@ -157,11 +147,4 @@ func (w *worker) generationWS(d *net.Dialer, body []byte, t *timing) error {
 		}
 		t.event(now, bytes.Contains(f, []byte(`finish_reason\":\"`)))
 	}
-}
-
-func (w *worker) untrack(c net.Conn) {
-	w.mu.Lock()
-	delete(w.conns, c)
-	w.mu.Unlock()
-	c.Close()
 }

@@ -72,8 +72,7 @@ func (w *worker) startReader() error {
 		unix.Close(epfd)
 		return fmt.Errorf("epoll_ctl: %w", err)
 	}
-	w.loop = &sseLoop{w: w, epfd: epfd, wake: wake, conns: make(map[int32]*sseConn),
-		hists: Report{Connect: &Hist{}, Overhead: &Hist{}, TTFT: &Hist{}, Cold: &Hist{}, ITL: &Hist{}}}
+	w.loop = &sseLoop{w: w, epfd: epfd, wake: wake, conns: make(map[int32]*sseConn), hists: newReport()}
 	w.loopWG.Add(1)
 	go w.loop.run()
 	return nil

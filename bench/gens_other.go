@@ -23,7 +23,7 @@ func (w *worker) readSSE(s *stream, t *timing) error {
 	var events sseEvents
 	buf := make([]byte, 8<<10)
 	for {
-		n, err := s.body.Read(buf)
+		n, err := s.resp.Body.Read(buf)
 		if events.feed(buf[:n], time.Now(), t) {
 			w.gens.Add(1)
 			return nil

@@ -6,7 +6,7 @@ import (
 )
 
 // Hist is a histogram of durations in microseconds, exact below 256 µs and
-// within 0.4 % above (128 buckets per doubling: ±1.2 ms at 300 ms), small
+// within 0.4 % above (128 buckets per doubling: ±1 ms at 300 ms), small
 // enough to send between processes and to merge. The zero value is empty.
 type Hist struct {
 	Counts map[int]uint64 `json:"counts,omitempty"` // bucket index → count

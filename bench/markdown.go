@@ -63,7 +63,7 @@ func (res *Result) Markdown(w io.Writer) {
 		if !ok {
 			return "–"
 		}
-		return fmt.Sprintf("%.0f MB (%.1f KB × 10,000; measured at %d)", p.RSSPerConn*10000/1e6, p.RSSPerConn/1024, p.Conns)
+		return fmt.Sprintf("%.0f MB (%.1f KB × 10,000; measured at %d)", p.RSSPerConn*10000/(1<<20), p.RSSPerConn/1024, p.Conns)
 	}
 	row("memory for 10,000 connections", "~2 GB", "~5 GB", perTen("sluice/sse"), perTen("sluice/ws"), perTen("baseline/sse"))
 	row("after a dropped connection", "reconnects by itself", "by hand",

@@ -23,11 +23,10 @@ type workerProc struct {
 	cmd     *exec.Cmd
 	in      io.WriteCloser
 	reports chan Report
-	done    chan error
 }
 
 // startWorker starts a worker process and gives it job.
-func (r *runner) startWorker(ctx context.Context, job Job) (*workerProc, error) {
+func (r *runner) startWorker(job Job) (*workerProc, error) {
 	args := r.cfg.WorkerCommand
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), r.cfg.WorkerEnv...)
@@ -43,7 +42,7 @@ func (r *runner) startWorker(ctx context.Context, job Job) (*workerProc, error) 
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting a worker: %w", err)
 	}
-	p := &workerProc{cmd: cmd, in: in, reports: make(chan Report, 4), done: make(chan error, 1)}
+	p := &workerProc{cmd: cmd, in: in, reports: make(chan Report, 4)}
 	go func() { // ends when the worker's stdout closes
 		defer close(p.reports)
 		sc := bufio.NewScanner(out)
@@ -89,12 +88,17 @@ func (p *workerProc) recv(ctx context.Context, timeout time.Duration) (Report, e
 // kill ends the worker: stdin closed, then SIGKILL if it lingers.
 func (p *workerProc) kill() {
 	p.in.Close()
+	waitOrKill(p.cmd)
+}
+
+// waitOrKill waits for cmd to exit, and kills it if it has not within 10 s.
+func waitOrKill(cmd *exec.Cmd) {
 	exited := make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(exited) }()
+	go func() { _ = cmd.Wait(); close(exited) }()
 	select {
 	case <-exited:
 	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
+		_ = cmd.Process.Kill()
 		<-exited
 	}
 }
@@ -156,14 +160,7 @@ func (s *server) stop() {
 		return
 	}
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	exited := make(chan struct{})
-	go func() { _ = s.cmd.Wait(); close(exited) }()
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-exited
-	}
+	waitOrKill(s.cmd)
 	http.DefaultClient.CloseIdleConnections()
 }
 

@@ -186,7 +186,7 @@ func (r *runner) spawn(ctx context.Context, job Job, n int, g *group) (opened, f
 			j.N++
 		}
 		j.Src = r.nextSrc()
-		p, err := r.startWorker(ctx, j)
+		p, err := r.startWorker(j)
 		if err != nil {
 			return opened, failed, err
 		}
@@ -228,7 +228,8 @@ func (g *group) mark(ctx context.Context) error {
 
 // stop ends every worker and merges their reports.
 func (g *group) stop(ctx context.Context, wait time.Duration) (Report, error) {
-	total := Report{Connect: &Hist{}, Overhead: &Hist{}, TTFT: &Hist{}, Cold: &Hist{}, ITL: &Hist{}}
+	total := newReport()
+	reports := 0
 	var errs []error
 	for _, p := range g.procs {
 		if err := p.send(command{Cmd: "stop"}); err != nil {
@@ -249,10 +250,12 @@ func (g *group) stop(ctx context.Context, wait time.Duration) (Report, error) {
 		total.Events += rep.Events
 		total.Gens += rep.Gens
 		total.CPU += rep.CPU
-		for _, h := range [][2]*Hist{{total.Connect, rep.Connect}, {total.Overhead, rep.Overhead},
-			{total.TTFT, rep.TTFT}, {total.Cold, rep.Cold}, {total.ITL, rep.ITL}} {
-			h[0].Merge(h[1])
-		}
+		total.Seconds += rep.Seconds
+		reports++
+		total.mergeHists(&rep)
+	}
+	if reports > 0 {
+		total.Seconds /= float64(reports) // the workers counted side by side
 	}
 	g.kill()
 	return total, errors.Join(errs...)

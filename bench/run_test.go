@@ -2,11 +2,10 @@ package bench_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"image/png"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,11 +15,9 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/sluice-dev/sluice/api"
 	"github.com/sluice-dev/sluice/bench"
 	"github.com/sluice-dev/sluice/demo"
-	"github.com/sluice-dev/sluice/gen"
-	"github.com/sluice-dev/sluice/memory"
+	"github.com/sluice-dev/sluice/internal/testenv"
 	"github.com/sluice-dev/sluice/ws"
 )
 
@@ -47,13 +44,7 @@ func TestMain(m *testing.M) {
 // loopbackServer serves h on 127.0.0.1 until the test ends.
 func loopbackServer(t *testing.T, h http.Handler) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(h)
-	srv.Listener = ln
-	srv.Start()
+	srv := httptest.NewServer(h) // on 127.0.0.1
 	t.Cleanup(func() { srv.CloseClientConnections(); srv.Close() })
 	return srv.URL
 }
@@ -62,30 +53,20 @@ func loopbackServer(t *testing.T, h http.Handler) string {
 // demo model.
 func sluiceServer(t *testing.T) string {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store := memory.New(memory.Options{})
-	runner := gen.NewRunner(gen.Options{Store: store, Logger: log})
-	var models api.Models
-	dm := demo.New(demo.Options{TokensPerSecond: 2000})
-	models.Add(dm.Info(), dm)
-	a := api.New(api.Config{}, store, runner, &models, log)
-	stop, cancel := context.WithCancel(context.Background())
-	h := ws.NewHandler(ws.Options{Store: store, Runner: runner, Models: &models, Stop: stop, Logger: log})
-	a.Handle("GET /ws", h)
-	url := loopbackServer(t, a)
+	// Cleanups run last first: the handler is waited for after the server
+	// (registered next) has ended its generations and connections.
+	var h *ws.Handler
 	t.Cleanup(func() {
-		cancel()
-		a.Drain()
-		ctx, c := context.WithTimeout(context.Background(), 5*time.Second)
-		defer c()
-		_ = runner.Shutdown(ctx)
-		if sh, ok := any(a).(interface{ Shutdown(context.Context) error }); ok {
-			_ = sh.Shutdown(ctx)
+		if h != nil {
+			h.Wait()
 		}
-		h.Wait()
-		store.Close()
 	})
-	return url
+	s := testenv.NewServer(t, testenv.Options{Demo: demo.Options{TokensPerSecond: 2000}})
+	stop, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	h = ws.NewHandler(ws.Options{Store: s.Store, Runner: s.Runner, Models: s.Models, Stop: stop, Logger: testenv.Logger(t)})
+	s.API.Handle("GET /ws", h)
+	return s.URL
 }
 
 func config(t *testing.T, url string) bench.Config {
@@ -126,12 +107,12 @@ func TestTinyRunMeasuresEveryScenario(t *testing.T) {
 		}
 	}
 	for _, r := range res.Fanout {
-		if r.Subs != 5 || r.Published == 0 || r.Delivered == 0 {
+		if r.Subs != 5 || r.Published == 0 || r.Delivered == 0 || r.EventsPerSec <= 0 || r.Ratio <= 0 {
 			t.Errorf("fanout %s: %+v", r.Transport, r)
 		}
 	}
 	for _, r := range res.Capacity {
-		if len(r.Points) != 2 || r.Points[0].ITL.N == 0 {
+		if len(r.Points) != 2 || r.Points[0].ITL.N == 0 || r.Points[0].Tokens <= 0 || r.Points[0].ClientCores <= 0 {
 			t.Errorf("capacity %s: %+v", r.Transport, r)
 		}
 	}
@@ -185,6 +166,49 @@ func TestRefusesTargetsOffLoopback(t *testing.T) {
 	for _, u := range []string{"http://127.0.0.1:8080", "http://127.0.0.9:1", "http://[::1]:80", "http://localhost:8080"} {
 		if err := bench.CheckLoopback(u); err != nil {
 			t.Errorf("%s: %v", u, err)
+		}
+	}
+}
+
+// TestWorkerReportsTheWindowItCounted: a worker's rates are its counts over
+// the time from its mark to its stop, not over the time it takes to close
+// its connections and exit.
+func TestWorkerReportsTheWindowItCounted(t *testing.T) {
+	for _, marked := range []bool{false, true} {
+		inR, inW := io.Pipe()
+		outR, outW := io.Pipe()
+		done := make(chan error, 1)
+		go func() { done <- bench.RunWorker(context.Background(), inR, outW); outW.Close() }()
+		dec := json.NewDecoder(outR)
+		send := func(cmd string, job *bench.Job) bench.Report {
+			t.Helper()
+			b, _ := json.Marshal(map[string]any{"cmd": cmd, "job": job})
+			if _, err := inW.Write(append(b, '\n')); err != nil {
+				t.Fatal(err)
+			}
+			var r bench.Report
+			if err := dec.Decode(&r); err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		send("job", &bench.Job{Kind: "idle", Deadline: time.Now().Add(time.Minute)})
+		const window = 200 * time.Millisecond
+		var counted time.Duration
+		if marked {
+			send("mark", nil)
+			start := time.Now()
+			time.Sleep(window) // the window itself: nothing to await
+			counted = time.Since(start)
+		}
+		r := send("stop", nil)
+		inW.Close()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		secs := time.Duration(r.Seconds * float64(time.Second))
+		if marked && (secs < window || secs > counted+100*time.Millisecond) || !marked && secs != 0 {
+			t.Errorf("marked %v: counted for %v, want about %v", marked, secs, counted)
 		}
 	}
 }

@@ -63,11 +63,11 @@ type FanoutRun struct {
 	Transport    string      `json:"transport"`
 	Subs         int         `json:"subs"`
 	Rate         int         `json:"publish_rate"`
-	Seconds      float64     `json:"seconds"`
+	Seconds      float64     `json:"seconds"` // the window Published was counted in
 	Published    int64       `json:"published"`
-	Delivered    int64       `json:"delivered"`
+	Delivered    int64       `json:"delivered"` // counted by the workers, mark → stop
 	EventsPerSec float64     `json:"delivered_per_second"`
-	Ratio        float64     `json:"delivered_ratio"` // delivered / (published × subs)
+	Ratio        float64     `json:"delivered_ratio"` // delivered / (published × subs), each per second of its window
 	ServerCores  float64     `json:"server_cores"`    // CPU the server used, in cores (-1: unknown)
 	ClientCores  float64     `json:"client_cores"`
 	Machine      MachineLoad `json:"machine"`
@@ -120,7 +120,7 @@ func (r *runner) idle(ctx context.Context, tr string, baseline bool) error {
 		if err != nil {
 			return err
 		}
-		open, failed = open+o-f, failed+f
+		open, failed = open+o, failed+f // o counts the connections opened, f those that failed
 		// Let the server settle: accept backlogs drain, buffers shrink.
 		if err := sleep(ctx, r.cfg.Warmup/2); err != nil {
 			return err
@@ -194,24 +194,23 @@ func (r *runner) fanout(ctx context.Context, tr string, baseline bool) error {
 	if err := g.mark(ctx); err != nil {
 		return err
 	}
-	start, pub0, cpu0, m0 := time.Now(), pub.count(), srv.cpu(), machineCPU()
+	pub0, cw := pub.count(), startCPUWindow(srv)
 	if err := sleep(ctx, r.cfg.FanoutTime); err != nil {
 		return err
 	}
-	cpu1, pub1, m1, window := srv.cpu(), pub.count(), machineCPU(), time.Since(start).Seconds()
+	window, serverCores, machine := cw.end(srv)
+	pub1 := pub.count()
 	rep, err := g.stop(ctx, time.Minute)
-	secs := time.Since(start).Seconds()
 	if err != nil {
 		return err
 	}
-	run := FanoutRun{Server: serverName(baseline), Transport: tr, Subs: open, Rate: r.cfg.FanoutRate, Seconds: secs,
-		Published: pub1 - pub0, Delivered: rep.Events, EventsPerSec: float64(rep.Events) / secs,
-		ServerCores: -1, ClientCores: rep.CPU / secs, Machine: machineLoad(m0, m1, window)}
-	if exp := float64(run.Published) * float64(open); exp > 0 {
-		run.Ratio = float64(rep.Events) / exp
-	}
-	if cpu0 >= 0 && cpu1 >= 0 {
-		run.ServerCores = (cpu1 - cpu0) / window
+	// The workers count from their mark to their stop, a little longer
+	// than the window: rates each over its own window.
+	run := FanoutRun{Server: serverName(baseline), Transport: tr, Subs: open, Rate: r.cfg.FanoutRate, Seconds: window,
+		Published: pub1 - pub0, Delivered: rep.Events, EventsPerSec: perSecond(float64(rep.Events), rep.Seconds),
+		ServerCores: serverCores, ClientCores: perSecond(rep.CPU, rep.Seconds), Machine: machine}
+	if exp := perSecond(float64(run.Published), window) * float64(open); exp > 0 {
+		run.Ratio = run.EventsPerSec / exp
 	}
 	r.printf("  %d subscribers, %d published: %.0f events/s delivered (%.1f%% of published × subscribers); server %.2f cores, clients %.2f cores, machine %.2f busy (%.2f kernel)\n",
 		open, run.Published, run.EventsPerSec, 100*run.Ratio, run.ServerCores, run.ClientCores, run.Machine.Busy, run.Machine.Kernel)
@@ -290,28 +289,57 @@ func (r *runner) capacityStep(ctx context.Context, tr string, n int, baseline bo
 	if err := g.mark(ctx); err != nil {
 		return p, err
 	}
-	start, cpu0, m0 := time.Now(), srv.cpu(), machineCPU()
+	cw := startCPUWindow(srv)
 	if err := sleep(ctx, r.cfg.CapacityWindow); err != nil {
 		return p, err
 	}
-	cpu1, m1, window := srv.cpu(), machineCPU(), time.Since(start).Seconds()
+	_, p.ServerCores, p.Machine = cw.end(srv)
 	st, _ := srv.stats(ctx)
 	rep, err := g.stop(ctx, time.Minute)
-	secs := time.Since(start).Seconds()
 	if err != nil {
 		return p, err
 	}
+	// Tokens and client CPU over the workers' own window, mark → stop,
+	// which the stats call above is inside of.
 	p.Failed, p.ITL, p.Stats = rep.Failed, rep.ITL.Summary(), st
-	p.Tokens = int64(float64(rep.ITL.N) / secs)
-	p.ClientCores = rep.CPU / secs
-	p.Machine = machineLoad(m0, m1, window)
-	if cpu0 >= 0 && cpu1 >= 0 {
-		p.ServerCores = (cpu1 - cpu0) / window
-	}
+	p.Tokens = int64(perSecond(float64(rep.ITL.N), rep.Seconds))
+	p.ClientCores = perSecond(rep.CPU, rep.Seconds)
 	if rep.Failed > 0 {
 		r.printf("  %d failed: %s\n", rep.Failed, rep.Err)
 	}
 	return p, nil
+}
+
+// cpuWindow is the server's and the machine's CPU time at the start of a
+// measuring window.
+type cpuWindow struct {
+	start   time.Time
+	server  float64 // -1: unknown
+	machine cpuTimes
+}
+
+func startCPUWindow(srv *server) cpuWindow {
+	return cpuWindow{start: time.Now(), server: srv.cpu(), machine: machineCPU()}
+}
+
+// end returns the window's length in seconds, the cores the server used
+// over it (-1: unknown) and the machine's load.
+func (w cpuWindow) end(srv *server) (secs, serverCores float64, machine MachineLoad) {
+	cpu, m := srv.cpu(), machineCPU()
+	secs = time.Since(w.start).Seconds()
+	serverCores = -1
+	if w.server >= 0 && cpu >= 0 {
+		serverCores = (cpu - w.server) / secs
+	}
+	return secs, serverCores, machineLoad(w.machine, m, secs)
+}
+
+// perSecond is v over secs, or 0 when nothing was timed.
+func perSecond(v, secs float64) float64 {
+	if secs <= 0 {
+		return 0
+	}
+	return v / secs
 }
 
 func serverName(baseline bool) string {

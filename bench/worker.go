@@ -28,7 +28,6 @@ type Job struct {
 	Src       string `json:"src"`       // source address, 127.0.0.x
 	N         int    `json:"n"`         // connections
 	Topic     string `json:"topic"`     // idle, fanout
-	Path      string `json:"path"`      // SSE subscription path (idle, fanout); default /v1/topics/<topic>/events
 	Prompt    string `json:"prompt"`    // gens
 	// Once: each connection runs one generation, and the worker reports
 	// when all are done; otherwise generations follow one another until stop.
@@ -52,6 +51,11 @@ type Report struct {
 	Err    string `json:"err,omitempty"` // the first failure
 	Events int64  `json:"events"`        // events received while marked
 	Gens   int64  `json:"gens"`          // generations completed
+	// Seconds is how long the worker counted, mark → stop (0: never
+	// marked): the window of Events, CPU and the histograms (but for Once
+	// jobs, which time every generation). A sum of reports holds the
+	// workers' mean.
+	Seconds float64 `json:"seconds"`
 	// Gens: connect (TCP, plus the upgrade for WebSocket), overhead (request
 	// sent → the model's first event, the role chunk), TTFT (request sent →
 	// first content token), cold TTFT (dial → first content token),
@@ -62,6 +66,19 @@ type Report struct {
 	Cold     *Hist   `json:"cold,omitempty"`
 	ITL      *Hist   `json:"itl,omitempty"`
 	CPU      float64 `json:"cpu_seconds"` // this process's CPU time while marked
+}
+
+// newReport returns a Report with empty histograms.
+func newReport() Report {
+	return Report{Connect: &Hist{}, Overhead: &Hist{}, TTFT: &Hist{}, Cold: &Hist{}, ITL: &Hist{}}
+}
+
+// mergeHists adds the histograms of o to r's.
+func (r *Report) mergeHists(o *Report) {
+	for _, p := range [][2]*Hist{{r.Connect, o.Connect}, {r.Overhead, o.Overhead},
+		{r.TTFT, o.TTFT}, {r.Cold, o.Cold}, {r.ITL, o.ITL}} {
+		p[0].Merge(p[1])
+	}
 }
 
 // RunWorker is the body of `sluice bench-worker`.
@@ -140,6 +157,7 @@ type worker struct {
 	events    atomic.Int64
 	gens      atomic.Int64
 	cpuMark   float64
+	markedAt  time.Time
 
 	mu       sync.Mutex
 	conns    map[net.Conn]struct{}
@@ -155,7 +173,7 @@ func newWorker(j Job) *worker {
 	w := &worker{job: j, conns: make(map[net.Conn]struct{})}
 	w.ctx, w.cancel = context.WithDeadline(context.Background(), j.Deadline)
 	w.deadline = time.NewTimer(time.Until(j.Deadline))
-	w.hists = Report{Connect: &Hist{}, Overhead: &Hist{}, TTFT: &Hist{}, Cold: &Hist{}, ITL: &Hist{}}
+	w.hists = newReport()
 	return w
 }
 
@@ -178,6 +196,21 @@ func (w *worker) track(c net.Conn) bool {
 	w.conns[c] = struct{}{}
 	w.opened++
 	return true
+}
+
+// untrack closes c and forgets it.
+func (w *worker) untrack(c net.Conn) {
+	w.mu.Lock()
+	delete(w.conns, c)
+	w.mu.Unlock()
+	c.Close()
+}
+
+// merge adds the histograms of h to the worker's.
+func (w *worker) merge(h *Report) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.hists.mergeHists(h)
 }
 
 // open opens the job's connections, at most 256 dials at a time, and
@@ -252,11 +285,7 @@ func (w *worker) subscribe(d *net.Dialer) (*stream, error) {
 		}
 		return s, nil
 	}
-	path := j.Path
-	if path == "" {
-		path = "/v1/topics/" + j.Topic + "/events"
-	}
-	return openSSE(d, j.Host, "GET", path, nil, nil)
+	return openSSE(d, j.Host, "/v1/topics/"+j.Topic+"/events")
 }
 
 // count counts the events of one subscription while the worker is marked.
@@ -280,7 +309,7 @@ func (w *worker) count(s *stream) {
 	c := newCounter("\n\nid: ")
 	buf := make([]byte, 16<<10)
 	for {
-		n, err := s.body.Read(buf)
+		n, err := s.resp.Body.Read(buf)
 		before := c.n
 		c.feed(buf[:n])
 		if w.recording.Load() {
@@ -296,7 +325,7 @@ func (w *worker) count(s *stream) {
 }
 
 func (w *worker) mark() {
-	w.cpuMark = cpuSeconds()
+	w.cpuMark, w.markedAt = cpuSeconds(), time.Now()
 	w.events.Store(0)
 	w.recording.Store(true)
 }
@@ -304,10 +333,6 @@ func (w *worker) mark() {
 // stop ends the job: with Once generations it first waits for them to
 // finish (until the deadline); then it closes every connection and reports.
 func (w *worker) stop() Report {
-	cpu := cpuSeconds() - w.cpuMark
-	if !w.recording.Load() {
-		cpu = 0
-	}
 	if w.job.Kind == "gens" && w.job.Once {
 		done := make(chan struct{})
 		go func() { w.wg.Wait(); close(done) }()
@@ -315,9 +340,15 @@ func (w *worker) stop() Report {
 		case <-done:
 		case <-w.ctx.Done():
 		}
-		cpu = cpuSeconds() - w.cpuMark
 	}
-	w.recording.Store(false)
+	// Counting ends here. Once jobs report their CPU even unmarked: since
+	// the process started.
+	cpu, secs := cpuSeconds()-w.cpuMark, 0.0
+	if w.recording.Swap(false) {
+		secs = time.Since(w.markedAt).Seconds()
+	} else if !w.job.Once {
+		cpu = 0
+	}
 	events := w.events.Load()
 	w.cancel()
 	w.mu.Lock()
@@ -332,6 +363,6 @@ func (w *worker) stop() Report {
 	defer w.mu.Unlock()
 	r := w.hists
 	r.Ev, r.Opened, r.Failed, r.Err = "result", w.opened, w.failed, w.firstErr
-	r.Events, r.Gens, r.CPU = events, w.gens.Load(), cpu
+	r.Events, r.Gens, r.CPU, r.Seconds = events, w.gens.Load(), cpu, secs
 	return r
 }
