@@ -406,7 +406,8 @@ func TestHeartbeatKeepsAnIdleConnection(t *testing.T) {
 // gone unanswered for the write timeout.
 func TestUnansweredPingsCloseTheConnection(t *testing.T) {
 	e := newEnv(t, envOptions{ws: ws.Options{Heartbeat: 10 * time.Millisecond, WriteTimeout: 200 * time.Millisecond}})
-	e.dial(t) // and never read
-	eventually(t, "the connection to be served", func() bool { return e.ws.Stats().Connections == 1 })
+	c := e.dial(t)
+	c.send(map[string]any{"type": "topic.subscribe", "topic": "quiet"})
+	c.expect("subscribed") // the connection is served (and counted); from now on the client reads nothing
 	eventually(t, "the connection to be closed", func() bool { return e.ws.Stats().Connections == 0 })
 }
