@@ -18,7 +18,6 @@ import (
 
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/api"
-	"github.com/sluice-dev/sluice/gen"
 	"github.com/sluice-dev/sluice/internal/testenv"
 	"github.com/sluice-dev/sluice/openai"
 	"github.com/sluice-dev/sluice/sse"
@@ -39,17 +38,11 @@ func TestMain(m *testing.M) {
 // client is the test's HTTP client, for Sluice's clients.
 var client = &http.Client{Transport: &http.Transport{}}
 
-// node is a real Sluice API server on a loopback port, as cmd/sluice
-// assembles it, with the demo model and the given models.
-type node struct {
-	URL    string
-	runner *gen.Runner
-}
-
-func newNode(t *testing.T, cfg api.Config, models map[string]sluice.Model) *node {
+// newNode starts a real Sluice API server on a loopback port, as
+// cmd/sluice assembles it, with the demo model and the given models.
+func newNode(t *testing.T, cfg api.Config, models map[string]sluice.Model) *testenv.Server {
 	t.Helper()
-	s := testenv.NewServer(t, testenv.Options{API: cfg, Models: models})
-	return &node{URL: s.URL, runner: s.Runner}
+	return testenv.NewServer(t, testenv.Options{API: cfg, Models: models})
 }
 
 // upstream returns an Upstream for the server at url, closed at the end
@@ -73,13 +66,13 @@ func upstream(t *testing.T, url string, o openai.UpstreamOptions) *openai.Upstre
 
 // front is a Sluice node whose model "up" is the upstream u, asked for the
 // model "up-model".
-func front(t *testing.T, u *openai.Upstream) *node {
+func front(t *testing.T, u *openai.Upstream) *testenv.Server {
 	t.Helper()
 	return newNode(t, api.Config{}, map[string]sluice.Model{"up": openai.New(openai.Options{Upstream: u, Model: "up-model"})})
 }
 
-// post sends body as JSON and returns the response, closed at the end of
-// the test.
+// post sends body (a string as it is, anything else as JSON) and returns
+// the response, closed at the end of the test.
 func post(t *testing.T, url string, body any, header ...string) *http.Response {
 	t.Helper()
 	b, ok := body.(string)
@@ -90,25 +83,19 @@ func post(t *testing.T, url string, body any, header ...string) *http.Response {
 		}
 		b = string(j)
 	}
-	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { resp.Body.Close() })
-	return resp
+	return do(t, http.MethodPost, url, strings.NewReader(b), append([]string{"Content-Type", "application/json"}, header...)...)
 }
 
 func get(t *testing.T, url string, header ...string) *http.Response {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
+	return do(t, http.MethodGet, url, nil, header...)
+}
+
+// do sends a request with the given headers (name, value pairs) and returns
+// the response, closed at the end of the test.
+func do(t *testing.T, method, url string, body io.Reader, header ...string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,17 +110,10 @@ func get(t *testing.T, url string, header ...string) *http.Response {
 	return resp
 }
 
-// chat is a streaming request for model with one user message.
+// chat is a streaming request for model with one user message; extra holds
+// more fields as name, value pairs.
 func chat(model, prompt string, extra ...any) map[string]any {
-	b := map[string]any{
-		"model":    model,
-		"stream":   true,
-		"messages": []map[string]any{{"role": "user", "content": prompt}},
-	}
-	for i := 0; i+1 < len(extra); i += 2 {
-		b[extra[i].(string)] = extra[i+1]
-	}
-	return b
+	return testenv.ChatBody(prompt, append([]any{"model", model}, extra...)...)
 }
 
 // stream is an SSE response being read.
@@ -240,26 +220,12 @@ func equal(t *testing.T, got, want []string) {
 // text joins the content of chunk events.
 func text(t *testing.T, evs []sse.Event) string {
 	t.Helper()
-	var sb strings.Builder
-	for _, ev := range evs {
-		if ev.Data == "[DONE]" || strings.HasPrefix(ev.Data, `{"error"`) {
-			continue
-		}
-		var ch struct {
-			Choices []struct {
-				Delta struct {
-					Content string `json:"content"`
-				} `json:"delta"`
-			} `json:"choices"`
-		}
-		if err := json.Unmarshal([]byte(ev.Data), &ch); err != nil {
-			t.Fatalf("event %.200q is not a chunk: %v", ev.Data, err)
-		}
-		for _, c := range ch.Choices {
-			sb.WriteString(c.Delta.Content)
-		}
+	datas := make([]string, len(evs))
+	for i, ev := range evs {
+		datas[i] = ev.Data
 	}
-	return sb.String()
+	s, _ := testenv.ChatText(t, datas)
+	return s
 }
 
 // fake is an upstream under the test's control: each request to

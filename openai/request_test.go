@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/openai"
@@ -103,7 +104,7 @@ func TestStreamReturnsEmitsError(t *testing.T) {
 	if !errors.Is(err, full) {
 		t.Fatalf("Stream returned %v, want emit's error", err)
 	}
-	<-gone
+	within(t, gone, 5*time.Second, "closing the upstream request")
 }
 
 func TestNewUpstreamRefusesBadOptions(t *testing.T) {

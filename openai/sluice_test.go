@@ -83,7 +83,7 @@ func TestSluiceBehindSluiceAnswersNonStreamingRequests(t *testing.T) {
 			FinishReason string `json:"finish_reason"`
 		} `json:"choices"`
 	}
-	get := func(url, model string) completion {
+	complete := func(url, model string) completion {
 		t.Helper()
 		resp := post(t, url+"/v1/chat/completions", chat(model, "short answer please", "stream", false, "max_tokens", 5))
 		if resp.StatusCode != http.StatusOK {
@@ -95,7 +95,7 @@ func TestSluiceBehindSluiceAnswersNonStreamingRequests(t *testing.T) {
 		}
 		return c
 	}
-	direct, relayed := get(up.URL, "demo"), get(relay.URL, "relay")
+	direct, relayed := complete(up.URL, "demo"), complete(relay.URL, "relay")
 	if relayed.Model != "relay" || len(relayed.Choices) != 1 || len(direct.Choices) != 1 {
 		t.Fatalf("relayed completion %+v", relayed)
 	}
