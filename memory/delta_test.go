@@ -79,7 +79,8 @@ func TestCommonPrefixAndSuffix(t *testing.T) {
 // FuzzLogKeepsEveryEventAsWritten splits the input into events at each 0
 // byte, with a base of its own, appends them to a log (which stores most
 // as differences from its first event) and reads them back, in batches of
-// several sizes: every event comes back byte for byte.
+// several sizes, with Read and with ReadScratch reusing its scratch space:
+// every event comes back byte for byte.
 func FuzzLogKeepsEveryEventAsWritten(f *testing.F) {
 	f.Add([]byte(`{"delta":{"role":"assistant","content":""},"finish_reason":null}`), []byte("{\"delta\":{\"content\":\"a\"},\"finish_reason\":null}\x00{\"delta\":{\"content\":\"\"},\"finish_reason\":\"stop\"}\x00[DONE]"), uint8(3))
 	f.Add([]byte("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), []byte("aaaa\x00aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\x00\x00aaaaaaaaaaaaaaaaaaaabaaaaaaaaaaaaaaaaaaa"), uint8(1))
@@ -94,27 +95,40 @@ func FuzzLogKeepsEveryEventAsWritten(f *testing.F) {
 			}
 		}
 		l.Append(ctx, sluice.Event{End: sluice.EndDone})
-		buf := make([]sluice.Event, 0, int(batch%7)+1)
-		var got [][]byte
-		after := ""
-		for {
-			evs, err := l.Read(ctx, after, buf)
-			for _, e := range evs {
-				got = append(got, e.Data)
+		for _, reuse := range []bool{false, true} {
+			buf := make([]sluice.Event, 0, int(batch%7)+1)
+			var scratch []byte
+			var got [][]byte
+			after := ""
+			for {
+				var evs []sluice.Event
+				var err error
+				if reuse {
+					// The scratch space is used again by the next read: keep copies.
+					evs, scratch, err = l.ReadScratch(ctx, after, buf, scratch)
+					for _, e := range evs {
+						got = append(got, bytes.Clone(e.Data))
+					}
+				} else {
+					evs, err = l.Read(ctx, after, buf)
+					for _, e := range evs {
+						got = append(got, e.Data)
+					}
+				}
+				if len(evs) > 0 {
+					after = evs[len(evs)-1].ID
+				}
+				if err != nil {
+					break
+				}
 			}
-			if len(evs) > 0 {
-				after = evs[len(evs)-1].ID
+			if len(got) != len(want)+1 {
+				t.Fatalf("reuse %v: %d events back, want %d", reuse, len(got), len(want)+1)
 			}
-			if err != nil {
-				break
-			}
-		}
-		if len(got) != len(want)+1 {
-			t.Fatalf("%d events back, want %d", len(got), len(want)+1)
-		}
-		for i, d := range want {
-			if !bytes.Equal(got[i], d) {
-				t.Fatalf("event %d: got %q, want %q", i, got[i], d)
+			for i, d := range want {
+				if !bytes.Equal(got[i], d) {
+					t.Fatalf("reuse %v: event %d: got %q, want %q", reuse, i, got[i], d)
+				}
 			}
 		}
 	})
