@@ -163,7 +163,6 @@ func (f *feed) pump() {
 func (f *feed) deliver(inline bool) (ended bool) {
 	b := batchPool.Get().(*batchBuf)
 	defer b.put()
-	var subs []*sub
 	for {
 		f.mu.Lock()
 		head, ended := f.head, f.ended
@@ -171,8 +170,7 @@ func (f *feed) deliver(inline bool) (ended bool) {
 		if ended {
 			return true
 		}
-		var err error
-		b.events, b.scratch, err = b.read(f.log, head)
+		err := b.read(f.log, head)
 		n := len(b.events)
 		if n == 0 {
 			if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, io.EOF) {
@@ -180,26 +178,20 @@ func (f *feed) deliver(inline bool) (ended bool) {
 			}
 			return errors.Is(err, io.EOF)
 		}
-		frame := b.frame[:0]
-		for i := range b.events {
-			ev := &b.events[i]
-			frame = sse.AppendEvent(frame, ev.ID, ev.Name, ev.Data)
-		}
-		b.frame = frame
-		last := b.events[n-1]
+		last := b.encode("")
 		f.mu.Lock()
 		f.head = last.ID
 		f.ended = last.End != sluice.EndNone
 		ended = f.ended
-		subs = append(subs[:0], f.current...)
+		b.subs = append(b.subs[:0], f.current...)
 		if ended {
 			f.current = nil
 		}
 		f.mu.Unlock()
-		for _, s := range subs {
-			s.deliver(frame, last.ID, ended, inline)
+		for _, s := range b.subs {
+			s.deliver(b.frame, last.ID, ended, inline)
 		}
-		clear(subs) // let departed connections be collected
+		clear(b.subs) // let departed connections be collected
 		if ended || n < cap(b.events) {
 			return ended
 		}
@@ -208,14 +200,14 @@ func (f *feed) deliver(inline bool) (ended bool) {
 
 // join makes s current if its cursor is at the head, and reports the head
 // otherwise, which s must reach first. An ended feed takes no one.
-func (f *feed) join(s *sub) (joined bool, head string, ended bool) {
+func (f *feed) join(s *sub) (joined bool, head string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if s.cursor == f.head && !f.ended {
 		f.current = append(f.current, s)
-		return true, f.head, false
+		return true, f.head
 	}
-	return false, f.head, f.ended
+	return false, f.head
 }
 
 // leave takes s out of the current connections.
@@ -245,19 +237,35 @@ type batchBuf struct {
 	events  []sluice.Event
 	scratch []byte // where the log puts events back together
 	frame   []byte // the batch, encoded
+	subs    []*sub // the connections a delivery writes the frame to
 }
 
 var batchPool = sync.Pool{New: func() any {
 	return &batchBuf{events: make([]sluice.Event, 0, batch), frame: make([]byte, 0, 4096)}
 }}
 
-// read polls l for the events after after, into b's buffers.
-func (b *batchBuf) read(l sluice.Log, after string) ([]sluice.Event, []byte, error) {
+// read polls l for the events after after, into b.events.
+func (b *batchBuf) read(l sluice.Log, after string) (err error) {
 	if sr, ok := l.(scratchReader); ok {
-		return sr.ReadScratch(polled, after, b.events, b.scratch)
+		b.events, b.scratch, err = sr.ReadScratch(polled, after, b.events, b.scratch)
+		return err
 	}
-	evs, err := l.Read(polled, after, b.events)
-	return evs, b.scratch, err
+	b.events, err = l.Read(polled, after, b.events)
+	return err
+}
+
+// encode puts b.events into b.frame as SSE, up to and including the event
+// with ID upTo ("": all of them), and returns the last event encoded.
+func (b *batchBuf) encode(upTo string) sluice.Event {
+	b.frame = b.frame[:0]
+	for i := range b.events {
+		ev := &b.events[i]
+		b.frame = sse.AppendEvent(b.frame, ev.ID, ev.Name, ev.Data)
+		if upTo != "" && ev.ID == upTo {
+			return *ev
+		}
+	}
+	return b.events[len(b.events)-1]
 }
 
 // put returns b to the pool, unless a batch grew it past what is worth

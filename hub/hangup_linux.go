@@ -5,7 +5,6 @@ package hub
 import (
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -56,12 +55,7 @@ func getKey(ev *unix.EpollEvent) uint64      { return *(*uint64)(unsafe.Pointer(
 // watch registers s's connection. When it cannot, the connection is found
 // by writes alone.
 func (w *hangups) watch(s *sub) {
-	sc, ok := s.conn.(syscall.Conn)
-	if !ok {
-		return
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	if s.raw == nil {
 		return
 	}
 	key := w.serial.Add(1)
@@ -70,7 +64,7 @@ func (w *hangups) watch(s *sub) {
 	w.byKey[key] = s
 	w.mu.Unlock()
 	var cerr error
-	err = rc.Control(func(fd uintptr) {
+	err := s.raw.Control(func(fd uintptr) {
 		ev := unix.EpollEvent{Events: unix.EPOLLRDHUP}
 		setKey(&ev, key)
 		cerr = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
@@ -91,9 +85,7 @@ func (w *hangups) forget(s *sub) {
 	w.mu.Lock()
 	delete(w.byKey, key)
 	w.mu.Unlock()
-	if rc, err := s.conn.(syscall.Conn).SyscallConn(); err == nil {
-		_ = rc.Control(func(fd uintptr) { _ = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, int(fd), nil) })
-	}
+	_ = s.raw.Control(func(fd uintptr) { _ = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, int(fd), nil) })
 }
 
 // run hands every hung-up connection to gone, until stop.

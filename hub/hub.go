@@ -1,11 +1,13 @@
 // Package hub delivers logs to many Server-Sent Events connections without
 // a goroutine per connection. It takes over (hijacks) each connection once
-// its response headers are decided and keeps only a cursor for it. One
-// goroutine per log (a feed's pump) waits for new events, encodes each batch
-// once, and writes the same bytes to every connection that is up to date; a
-// connection that is behind, or too slow to take a write at once, catches up
-// in a goroutine of its own, reading the log itself, and then rejoins. The
-// log is the buffer: a slow connection costs at most one pending batch.
+// its response headers are decided and keeps only a cursor for it. Each
+// batch of new events is read and encoded once, and the same bytes are
+// written to every connection that is up to date: by the appending goroutine
+// itself when a few connections read the log (a generation and its reader),
+// or by the log's own goroutine (a feed's pump) when many do. A connection
+// that is behind, or too slow to take a write at once, catches up in a
+// goroutine of its own, reading the log itself, and then rejoins. The log is
+// the buffer: a slow connection costs at most one pending batch.
 //
 // In the flow request → model → log → reader → transport, the hub is the
 // reader for SSE; it imports the root package and the sse encoder only.

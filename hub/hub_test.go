@@ -32,6 +32,8 @@ type rig struct {
 	hub   *hub.Hub
 	store *memory.Store
 	gone  atomic.Int64 // OnGone calls
+	// onClose, when set, is every connection's OnClose.
+	onClose func()
 	// waiting hides the memory log's Notify from the hub, whose pump then
 	// waits on the log itself, as it does for a store that cannot notify.
 	waiting bool
@@ -67,7 +69,7 @@ func newRig(t *testing.T, opts hub.Options) *rig {
 		}
 		sse.SetHeaders(w.Header())
 		err = r.hub.Attach(w, l, req.URL.Query().Get("after"), hub.AttachOptions{
-			Topic: req.URL.Query().Has("topic"), OnGone: func() { r.gone.Add(1) }})
+			Topic: req.URL.Query().Has("topic"), OnGone: func() { r.gone.Add(1) }, OnClose: r.onClose})
 		if err != nil {
 			http.Error(w, err.Error(), 503)
 		}
@@ -333,6 +335,39 @@ func TestEndedLogIsReplayedThenClosed(t *testing.T) {
 		if strings.Join(got, " ") != want {
 			t.Fatalf("after %q: %v, want %s", after, got, want)
 		}
+	}
+}
+
+// TestCallbacksNeverRunInTheAppendingGoroutine ends a log whose reader is
+// up to date, so that the appending goroutine itself writes the end and
+// closes the connection. OnClose waits for that Append to return, as a
+// generation cancelled by its departing reader is waited for: run by the
+// appender, it would wait for itself.
+func TestCallbacksNeverRunInTheAppendingGoroutine(t *testing.T) {
+	r := newRig(t, hub.Options{})
+	appended, closed := make(chan struct{}), make(chan struct{})
+	r.onClose = func() { <-appended; close(closed) }
+	l := r.log(t, "gen/cb")
+	_, rd, _ := r.dial(t, "/gen/cb")
+	appendData(t, l, "a", sluice.EndNone)
+	readN(t, rd, 1) // up to date: the next event is written by Append
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.Append(context.Background(), sluice.Event{Data: []byte("[DONE]"), End: sluice.EndDone})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Append did not return: the connection's callbacks ran in its goroutine")
+	}
+	close(appended)
+	<-closed
+	if evs := readN(t, rd, 1); evs[0].Data != "[DONE]" {
+		t.Fatalf("last event %+v", evs[0])
 	}
 }
 

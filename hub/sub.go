@@ -53,6 +53,7 @@ type sub struct {
 	wmu       sync.Mutex // serialises writes and guards cursor and pending
 	cursor    string     // ID of the last event written
 	pending   []byte     // the rest of a write the client did not take at once
+	rw        rawWriter  // writeNow's state; under wmu
 	lastWrite atomic.Int64
 	closed    atomic.Bool
 	ended     bool          // the log's last event was written; under wmu
@@ -73,6 +74,16 @@ func (s *sub) writeBlocking(b []byte) error {
 	return err
 }
 
+// writeFast writes b, waiting at most fastWrite.
+func (s *sub) writeFast(b []byte) (int, error) {
+	_ = s.conn.SetWriteDeadline(time.Now().Add(fastWrite))
+	return s.conn.Write(b)
+}
+
+// errWouldBlock is a write the kernel could not take whole at once (see
+// writeNow).
+var errWouldBlock = errors.New("hub: the socket is full")
+
 // deliver writes a batch ending at id to a current connection. A write the
 // client does not take at once (inline) or within fastWrite moves s off
 // the feed's current list; it finishes and catches up on its own.
@@ -92,8 +103,7 @@ func (s *sub) deliver(frame []byte, id string, ended, inline bool) {
 	if inline {
 		n, err = s.writeNow(frame)
 	} else {
-		_ = s.conn.SetWriteDeadline(time.Now().Add(fastWrite))
-		n, err = s.conn.Write(frame)
+		n, err = s.writeFast(frame)
 	}
 	s.cursor = id
 	if err == nil {
@@ -125,15 +135,11 @@ func (s *sub) deliver(frame []byte, id string, ended, inline bool) {
 
 // catchUp writes what s has not taken yet (its pending bytes, then the log
 // from its cursor up to the feed's head) with the full write timeout, then
-// hands s back to the feed's pump. It runs in the goroutine of the handler
-// that attached s, or in one of its own after a slow write.
+// hands s back to the feed's deliveries. It runs in the goroutine of the
+// handler that attached s, or in one of its own after a slow write.
 func (s *sub) catchUp() {
 	b := batchPool.Get().(*batchBuf)
-	events, buf := b.events, b.frame
-	defer func() {
-		b.frame = buf // grown, perhaps
-		b.put()
-	}()
+	defer b.put()
 	for {
 		s.wmu.Lock()
 		if s.closed.Load() {
@@ -154,7 +160,7 @@ func (s *sub) catchUp() {
 			s.close()
 			return
 		}
-		joined, head, _ := s.feed.join(s)
+		joined, head := s.feed.join(s)
 		if joined {
 			s.lagBudget = 0
 			s.catching.Store(false)
@@ -162,11 +168,9 @@ func (s *sub) catchUp() {
 			return
 		}
 		// Read what is there after the cursor, but never past the head:
-		// from the head on, the pump delivers.
-		var err error
-		b.events = events
-		events, b.scratch, err = b.read(s.feed.log, s.cursor)
-		if len(events) == 0 {
+		// from the head on, the feed delivers.
+		err := b.read(s.feed.log, s.cursor)
+		if len(b.events) == 0 {
 			s.wmu.Unlock()
 			if err == nil || errors.Is(err, context.Canceled) {
 				// The head is a moment ahead of what this reader sees (or
@@ -180,19 +184,12 @@ func (s *sub) catchUp() {
 			s.gone()
 			return
 		}
-		buf = buf[:0]
-		for i := range events {
-			ev := &events[i]
-			buf = sse.AppendEvent(buf, ev.ID, ev.Name, ev.Data)
-			s.cursor = ev.ID
-			s.ended = ev.End != sluice.EndNone
-			if ev.ID == head {
-				break
-			}
-		}
-		err = s.writeBlocking(buf)
+		last := b.encode(head)
+		s.cursor = last.ID
+		s.ended = last.End != sluice.EndNone
+		err = s.writeBlocking(b.frame)
 		if err == nil && s.lagBudget > 0 && !s.ended {
-			if s.lagBudget -= len(events); s.lagBudget <= 0 {
+			if s.lagBudget -= len(b.events); s.lagBudget <= 0 {
 				// It takes data more slowly than the log grows: rather than
 				// trail further and further, it is told to come back.
 				_ = s.writeBlocking(resumeEvent)

@@ -2,46 +2,26 @@
 
 package hub
 
-import (
-	"errors"
-	"syscall"
-	"time"
-)
-
-// errWouldBlock is a write the kernel could not take whole at once.
-var errWouldBlock = errors.New("hub: the socket is full")
+import "syscall"
 
 // writeNow writes b without waiting: what the socket's send buffer cannot
 // take at once is left, and reported as errWouldBlock with the bytes that
 // were written. A connection that keeps up always has room (its buffer
 // holds seconds of tokens), so the writer never waits on a slow client.
+// A connection with no socket of its own (s.raw is nil) is written with
+// writeFast. Call it with s.wmu held.
 func (s *sub) writeNow(b []byte) (int, error) {
 	if s.raw == nil {
-		_ = s.conn.SetWriteDeadline(time.Now().Add(fastWrite))
-		return s.conn.Write(b)
+		return s.writeFast(b)
 	}
-	var n int
-	var werr error
-	err := s.raw.Write(func(fd uintptr) bool {
-		for n < len(b) {
-			m, err := syscall.Write(int(fd), b[n:])
-			if m > 0 {
-				n += m
-			}
-			switch {
-			case err == syscall.EINTR:
-				continue
-			case err == syscall.EAGAIN:
-				return true
-			case err != nil:
-				werr = err
-				return true
-			case m == 0:
-				return true
-			}
-		}
-		return true // done: never wait for the socket to drain
-	})
+	w := &s.rw
+	if w.fn == nil {
+		w.fn = w.write
+	}
+	w.b, w.n, w.err = b, 0, nil
+	err := s.raw.Write(w.fn)
+	n, werr := w.n, w.err
+	w.b, w.err = nil, nil // keep no frame alive
 	switch {
 	case err != nil:
 		return n, err
@@ -51,4 +31,36 @@ func (s *sub) writeNow(b []byte) (int, error) {
 		return n, errWouldBlock
 	}
 	return n, nil
+}
+
+// rawWriter is the state of writeNow's write, which the socket's Write
+// calls back: kept with the connection, and its callback made once, so
+// that writing a token allocates nothing.
+type rawWriter struct {
+	fn  func(fd uintptr) bool // write, bound to this rawWriter
+	b   []byte                // what to write
+	n   int                   // how much of b is written
+	err error                 // the write's error, if any
+}
+
+// write writes as much of w.b as the socket takes at once.
+func (w *rawWriter) write(fd uintptr) bool {
+	for w.n < len(w.b) {
+		m, err := syscall.Write(int(fd), w.b[w.n:])
+		if m > 0 {
+			w.n += m
+		}
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return true
+		case err != nil:
+			w.err = err
+			return true
+		case m == 0:
+			return true
+		}
+	}
+	return true // done: never wait for the socket to drain
 }
