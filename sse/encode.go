@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -57,22 +56,7 @@ func AppendEvent(dst []byte, id, name string, data []byte) []byte {
 	dst = slices.Grow(dst, len(id)+len(name)+len(data)+len("id: \nevent: \ndata: \n\n"))
 	dst = appendField(dst, "id: ", id, true)
 	dst = appendField(dst, "event: ", name, false)
-	for {
-		i := lineBreak(data)
-		dst = append(dst, "data: "...)
-		if i < 0 {
-			dst = append(dst, data...)
-			dst = append(dst, '\n')
-			break
-		}
-		dst = append(dst, data[:i]...)
-		dst = append(dst, '\n')
-		if data[i] == '\r' && i+1 < len(data) && data[i+1] == '\n' {
-			i++
-		}
-		data = data[i+1:]
-	}
-	return append(dst, '\n')
+	return appendLines(dst, "data: ", data)
 }
 
 // AppendComment appends a comment, which clients ignore, followed by a blank
@@ -80,9 +64,15 @@ func AppendEvent(dst []byte, id, name string, data []byte) []byte {
 // keeps proxies from closing an idle stream. Each line of a multi-line text
 // becomes its own comment line, so text can never start a field.
 func AppendComment(dst []byte, text string) []byte {
+	return appendLines(dst, ": ", []byte(text))
+}
+
+// appendLines appends prefix and each line of text, split at every line
+// break (\r\n, \r or \n), ending each with \n; then a blank line.
+func appendLines(dst []byte, prefix string, text []byte) []byte {
 	for {
-		i := strings.IndexAny(text, "\r\n")
-		dst = append(dst, ": "...)
+		i := lineBreak(text)
+		dst = append(dst, prefix...)
 		if i < 0 {
 			dst = append(dst, text...)
 			dst = append(dst, '\n')
