@@ -105,15 +105,11 @@ func NewID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Start begins answering req with m, under the model name the client asked
-// for. It returns at once; the answer is written into the generation's log.
-// It fails with EUNAVAILABLE when the runner is full or shutting down.
-func (r *Runner) Start(req *sluice.ChatRequest, m sluice.Model) (*Generation, error) {
-	return r.StartFor("", req, m)
-}
-
-// StartFor is Start for a generation that only owner may read and stop
-// (see sluice.LogOptions.Owner).
+// StartFor begins answering req with m, under the model name the client
+// asked for, as a generation that only owner may read and stop ("": anyone;
+// see sluice.LogOptions.Owner). It returns at once; the answer is written
+// into the generation's log. It fails with EUNAVAILABLE when the runner is
+// full or shutting down, and ERATELIMIT when owner runs as many as it may.
 func (r *Runner) StartFor(owner string, req *sluice.ChatRequest, m sluice.Model) (*Generation, error) {
 	select {
 	case r.slots <- struct{}{}:
@@ -121,7 +117,7 @@ func (r *Runner) StartFor(owner string, req *sluice.ChatRequest, m sluice.Model)
 		return nil, errBusy
 	}
 	r.mu.Lock()
-	err := error(nil)
+	var err error
 	switch {
 	case r.closing:
 		err = errShutdown
