@@ -25,12 +25,12 @@ import (
 //
 // Most of a log's events look alike: every chunk of a chat completion
 // repeats the same ~190 bytes of JSON around a token of a few. So a log
-// keeps its first event as a base, and stores of each event only what lies
-// between the start and the end it shares with the base: a chunk of 237
-// bytes costs 24 (its record and its token; TestATokenCostsTheBytesItDoesNotShare
-// holds it under 50). Reading such an event puts it back
-// together, in one allocation per Read; an event that shares little with
-// the base is stored whole and read without a copy.
+// keeps its first event of minShared bytes or more as a base, and stores of
+// each event only what lies between the start and the end it shares with
+// the base: a chunk of 237 bytes costs 24 (its record and its token;
+// TestATokenCostsTheBytesItDoesNotShare holds it under 50). Reading such an
+// event puts it back together, in one allocation per Read; an event that
+// shares little with the base is stored whole and read without a copy.
 type Log struct {
 	name  string
 	owner string
@@ -46,7 +46,7 @@ type Log struct {
 	blocks   [][]byte // blocks[i] is block number firstBlk+i; only the last has room
 	firstBlk uint32
 	names    []string // event names by index; names[0] is ""
-	base     []byte   // the first event's data, which the others share bytes with
+	base     []byte   // the first event's data of minShared bytes or more, which the others share bytes with
 	end      sluice.End
 	wake     chan struct{} // closed and replaced by an append that has readers to wake
 	waited   bool          // a reader is waiting on wake
