@@ -2,6 +2,7 @@ package sluice
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -104,4 +105,25 @@ type Store interface {
 	Open(ctx context.Context, name string, create bool, opts LogOptions) (Log, error)
 	// Retention reports how long an ended log is kept.
 	Retention() time.Duration
+}
+
+// Polled is a context that is already done: Log.Read with it returns what is
+// there without waiting.
+var Polled = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// CheckAfter reports whether a reader may start reading l after the event ID
+// after, without waiting: nil when it may, io.EOF when l has ended and after
+// is its last event (there is nothing left to read), or the error Read
+// gives for an ID that l never issued. Transports call it before answering,
+// so that a bad ID still gets a proper error status.
+func CheckAfter(l Log, after string) error {
+	_, err := l.Read(Polled, after, make([]Event, 0, 1))
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
 }

@@ -2,7 +2,6 @@ package api
 
 import (
 	"math"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/hub"
 )
 
 // Limits bound what one client and the whole node may use. Zero fields are
@@ -107,11 +107,11 @@ func (g *guard) openStream(addr string) (release func(), err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.limits.MaxStreams > 0 && g.streams >= g.limits.MaxStreams {
-		return nil, &sluice.Error{Code: sluice.EUNAVAILABLE, Kind: "server_full", RetryAfter: jitter(5 * time.Second),
+		return nil, &sluice.Error{Code: sluice.EUNAVAILABLE, Kind: "server_full", RetryAfter: hub.Jitter(5 * time.Second),
 			Message: "This server has as many open streams as it can take; try again shortly."}
 	}
 	if g.limits.StreamsPerAddr > 0 && g.perAddr[addr] >= g.limits.StreamsPerAddr {
-		return nil, &sluice.Error{Code: sluice.ERATELIMIT, Kind: "too_many_streams", RetryAfter: jitter(2 * time.Second),
+		return nil, &sluice.Error{Code: sluice.ERATELIMIT, Kind: "too_many_streams", RetryAfter: hub.Jitter(2 * time.Second),
 			Message: "Too many open streams from your address; close some first."}
 	}
 	g.streams++
@@ -136,12 +136,6 @@ func clientAddr(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
-}
-
-// jitter spreads d by up to half again, so that clients told to come back
-// do not all come back at once.
-func jitter(d time.Duration) time.Duration {
-	return d + time.Duration(rand.Float64()*float64(d)/2)
 }
 
 func retryAfterSeconds(d time.Duration) string {

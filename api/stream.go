@@ -16,13 +16,6 @@ import (
 // catches up in writes of this many events, each flushed once.
 const readBatch = 256
 
-// polled is a context that is already done, to make Log.Read poll.
-var polled = func() context.Context {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	return ctx
-}()
-
 // streamOptions say how one SSE response ends, beyond the end of its log.
 type streamOptions struct {
 	// stop, when done, ends the response (topics end at shutdown).
@@ -39,12 +32,11 @@ type streamOptions struct {
 // answered, when the reader may not start; with 204 when the log has ended
 // and the reader has read it all: EventSource then stops reconnecting.
 func (s *Server) startStream(w http.ResponseWriter, r *http.Request, l sluice.Log, after string) (release func(), ok bool) {
-	_, err := l.Read(polled, after, make([]sluice.Event, 0, 1))
-	switch {
+	switch err := sluice.CheckAfter(l, after); {
 	case errors.Is(err, io.EOF):
 		w.WriteHeader(http.StatusNoContent)
 		return nil, false
-	case err != nil && !errors.Is(err, context.Canceled):
+	case err != nil:
 		writeError(w, r, s.log, err)
 		return nil, false
 	}
@@ -91,7 +83,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, l sluice.Lo
 	rc := http.NewResponseController(w)
 	w.WriteHeader(http.StatusOK)
 
-	buf := sse.AppendRetry(make([]byte, 0, 4096), jitter(s.cfg.Retry))
+	buf := sse.AppendRetry(make([]byte, 0, 4096), hub.Jitter(s.cfg.Retry))
 	if err := s.flush(rc, w, buf); err != nil {
 		return
 	}
@@ -124,7 +116,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, l sluice.Lo
 			}
 			return
 		case ctx.Err() != nil: // opts.stop
-			buf = sse.AppendComment(buf, "server shutting down; reconnect")
+			buf = sse.AppendComment(buf, hub.DrainMessage)
 			_ = s.flush(rc, w, buf)
 			return
 		case errors.Is(err, context.DeadlineExceeded):

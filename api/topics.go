@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"regexp"
@@ -12,13 +13,45 @@ import (
 // name.
 var topicName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
-// openTopic returns the log behind a topic, creating it on first use.
-func (s *Server) openTopic(r *http.Request, name string) (sluice.Log, error) {
+// OpenTopic returns the log behind the named topic in store, a ring of
+// maxLen events, creating it on first use. A bad name is EINVALID against
+// param, the field the client named it in. Both transports reach topics
+// through it, so that they reach the same ones.
+func OpenTopic(ctx context.Context, store sluice.Store, name string, maxLen int, param string) (sluice.Log, error) {
+	if name == "" {
+		return nil, invalid(param, "missing_required_parameter", "Missing required parameter: '"+param+"'.")
+	}
 	if !topicName.MatchString(name) {
-		return nil, invalid("name", "invalid_topic",
+		return nil, invalid(param, "invalid_topic",
 			"A topic name is 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit.")
 	}
-	return s.store.Open(r.Context(), "topic/"+name, true, sluice.LogOptions{MaxLen: s.cfg.TopicMaxLen, Ring: true})
+	return store.Open(ctx, "topic/"+name, true, sluice.LogOptions{MaxLen: maxLen, Ring: true})
+}
+
+// openTopic is OpenTopic for a request naming the topic in its path.
+func (s *Server) openTopic(r *http.Request, name string) (sluice.Log, error) {
+	return OpenTopic(r.Context(), s.store, name, s.cfg.TopicMaxLen, "name")
+}
+
+// TopicEvent is the event that publishing data under the event name name
+// appends: a JSON string is sent as the text it holds, any other JSON value
+// as compact JSON. Missing or null data, and a name over 128 characters,
+// are EINVALID.
+func TopicEvent(name string, data json.RawMessage) (sluice.Event, error) {
+	if len(data) == 0 || string(data) == "null" {
+		return sluice.Event{}, invalid("data", "missing_required_parameter", "Missing required parameter: 'data'.")
+	}
+	if len(name) > 128 {
+		return sluice.Event{}, invalid("event", "invalid_value", "'event' must be at most 128 characters.")
+	}
+	out := []byte(data)
+	var str string
+	if json.Unmarshal(data, &str) == nil {
+		out = []byte(str)
+	} else if c, err := compact(data); err == nil {
+		out = c
+	}
+	return sluice.Event{Name: name, Data: out}, nil
 }
 
 func topicOf(r *http.Request) string {
@@ -81,18 +114,12 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
-	if len(b.Data) == 0 || string(b.Data) == "null" {
-		writeError(w, r, s.log, invalid("data", "missing_required_parameter", "Missing required parameter: 'data'."))
+	ev, err := TopicEvent(b.Event, b.Data)
+	if err != nil {
+		writeError(w, r, s.log, err)
 		return
 	}
-	data := []byte(b.Data)
-	var str string
-	if json.Unmarshal(b.Data, &str) == nil {
-		data = []byte(str)
-	} else if c, err := compact(b.Data); err == nil {
-		data = c
-	}
-	s.publish(w, r, topicOf(r), sluice.Event{Name: b.Event, Data: data})
+	s.publish(w, r, topicOf(r), ev)
 }
 
 // handleSendMessage is the seeds' POST /send-message: {"message": "..."}
@@ -116,10 +143,6 @@ func (s *Server) handleSendMessage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) publish(w http.ResponseWriter, r *http.Request, topic string, ev sluice.Event) {
-	if len(ev.Name) > 128 {
-		writeError(w, r, s.log, invalid("event", "invalid_value", "'event' must be at most 128 characters."))
-		return
-	}
 	l, err := s.openTopic(r, topic)
 	if err != nil {
 		writeError(w, r, s.log, err)

@@ -247,10 +247,10 @@ var batchPool = sync.Pool{New: func() any {
 // read polls l for the events after after, into b.events.
 func (b *batchBuf) read(l sluice.Log, after string) (err error) {
 	if sr, ok := l.(scratchReader); ok {
-		b.events, b.scratch, err = sr.ReadScratch(polled, after, b.events, b.scratch)
+		b.events, b.scratch, err = sr.ReadScratch(sluice.Polled, after, b.events, b.scratch)
 		return err
 	}
-	b.events, err = l.Read(polled, after, b.events)
+	b.events, err = l.Read(sluice.Polled, after, b.events)
 	return err
 }
 

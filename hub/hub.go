@@ -138,7 +138,7 @@ func (h *Hub) Attach(w http.ResponseWriter, l sluice.Log, after string, opts Att
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetWriteBuffer(h.opts.SendBuffer)
 	}
-	head := responseHead(w.Header(), jitter(h.opts.Retry))
+	head := responseHead(w.Header(), Jitter(h.opts.Retry))
 	s := &sub{hub: h, conn: conn, topic: opts.Topic, onGone: opts.OnGone, onClose: opts.OnClose, cursor: after}
 	s.catching.Store(true) // by this goroutine, below
 	if sc, ok := conn.(syscall.Conn); ok {
@@ -175,11 +175,16 @@ func (h *Hub) Attach(w http.ResponseWriter, l sluice.Log, after string, opts Att
 	return nil
 }
 
-// jitter spreads a reconnect delay by up to half again, so that clients
-// dropped together do not all come back at once.
-func jitter(d time.Duration) time.Duration {
+// Jitter spreads a reconnect delay by up to half again, so that clients
+// dropped together do not all come back at once. The API spreads its
+// Retry-After answers with it too.
+func Jitter(d time.Duration) time.Duration {
 	return d + time.Duration(rand.Int64N(int64(d)/2+1))
 }
+
+// DrainMessage is the comment that ends a stream at shutdown, before the
+// client reconnects (to another node).
+const DrainMessage = "server shutting down; reconnect"
 
 // Len reports how many connections the hub holds.
 func (h *Hub) Len() int {

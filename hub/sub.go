@@ -26,18 +26,12 @@ var (
 	// drainComment ends a stream at shutdown, after a retry: line (see
 	// drainFrame); the client reconnects (to
 	// another node) after its retry delay.
-	drainComment = sse.AppendComment(nil, "server shutting down; reconnect")
+	drainComment = sse.AppendComment(nil, DrainMessage)
 	// resumeEvent is the last event of a connection that fell too far
 	// behind. It has no ID, so the client's Last-Event-ID stays that of the
 	// last event it got, which is where it resumes.
 	resumeEvent = sse.AppendEvent(nil, "", "sluice.resume",
 		[]byte(`{"reason":"slow_reader","message":"This connection fell too far behind the stream; reconnect with Last-Event-ID to resume."}`))
-	// polled is a done context: Log.Read with it returns what is there.
-	polled = func() context.Context {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		return ctx
-	}()
 )
 
 // sub is one connection handed to the hub.
@@ -234,7 +228,7 @@ func (s *sub) ping() {
 // fresh, jittered retry: delay, so that the clients of a node that goes away
 // come back spread out rather than all at once, and a comment saying why.
 func (h *Hub) drainFrame() []byte {
-	return append(sse.AppendRetry(nil, jitter(h.opts.Retry)), drainComment...)
+	return append(sse.AppendRetry(nil, Jitter(h.opts.Retry)), drainComment...)
 }
 
 // finishFrom closes the connection after a delivery. Inline, the

@@ -1,7 +1,6 @@
 package ws
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -311,12 +310,11 @@ func (c *conn) topicSubscribe(req *request) {
 func (c *conn) subscribe(req *request, field, name string, l sluice.Log, after string) {
 	// Poll once, so that a bad ID is answered now, and a reader that has
 	// read a whole ended stream is told so (SSE answers 204).
-	_, err := l.Read(polled, after, make([]sluice.Event, 0, 1))
-	switch {
+	switch err := sluice.CheckAfter(l, after); {
 	case errors.Is(err, io.EOF):
 		c.reply(reply{Type: "unsubscribed", ID: req.ID, Stream: req.Stream, Topic: req.Topic, Reason: "ended"}.encode())
 		return
-	case err != nil && !errors.Is(err, context.Canceled):
+	case err != nil:
 		c.reply(errorReply(req, err))
 		return
 	}
@@ -344,12 +342,9 @@ func (c *conn) streamCancel(req *request) {
 }
 
 func (c *conn) topicPublish(req *request) {
-	if len(req.Data) == 0 || string(req.Data) == "null" {
-		c.reply(errorReply(req, invalid("data", "missing_required_parameter", "Missing required parameter: 'data'.")))
-		return
-	}
-	if len(req.Event) > 128 {
-		c.reply(errorReply(req, invalid("event", "invalid_value", "'event' must be at most 128 characters.")))
+	ev, err := api.TopicEvent(req.Event, req.Data)
+	if err != nil {
+		c.reply(errorReply(req, err))
 		return
 	}
 	l, err := c.openTopic(req.Topic)
@@ -357,17 +352,7 @@ func (c *conn) topicPublish(req *request) {
 		c.reply(errorReply(req, err))
 		return
 	}
-	data := []byte(req.Data)
-	var str string
-	if json.Unmarshal(req.Data, &str) == nil {
-		data = []byte(str)
-	} else {
-		var b bytes.Buffer
-		if json.Compact(&b, req.Data) == nil {
-			data = b.Bytes()
-		}
-	}
-	id, err := l.Append(c.ctx, sluice.Event{Name: req.Event, Data: data})
+	id, err := l.Append(c.ctx, ev)
 	if err != nil {
 		c.reply(errorReply(req, err))
 		return

@@ -1,36 +1,18 @@
 package ws
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
-	"regexp"
 	"unicode/utf8"
 
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/api"
 )
 
-// polled is a context that is already done, to make Log.Read poll.
-var polled = func() context.Context {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	return ctx
-}()
-
-// topicName is what a topic may be called: the rule of api/topics.go, so
-// that both transports reach the same topics.
-var topicName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-
-// openTopic returns the log behind a topic, creating it on first use.
+// openTopic returns the log behind a topic, creating it on first use, by
+// the rule the SSE API uses.
 func (c *conn) openTopic(name string) (sluice.Log, error) {
-	if name == "" {
-		return nil, invalid("topic", "missing_required_parameter", "Missing required parameter: 'topic'.")
-	}
-	if !topicName.MatchString(name) {
-		return nil, invalid("topic", "invalid_topic",
-			"A topic name is 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit.")
-	}
-	return c.h.opts.Store.Open(c.ctx, "topic/"+name, true, sluice.LogOptions{MaxLen: c.h.opts.TopicMaxLen, Ring: true})
+	return api.OpenTopic(c.ctx, c.h.opts.Store, name, c.h.opts.TopicMaxLen, "topic")
 }
 
 func invalid(param, kind, msg string) error {

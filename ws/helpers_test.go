@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -205,37 +204,8 @@ func datas(fs []frame) []string {
 // sseChat runs a chat completion over SSE and returns its events.
 func (e *env) sseChat(t *testing.T, body any) []sse.Event {
 	t.Helper()
-	b, _ := json.Marshal(body)
-	resp, err := http.Post(e.URL+"/v1/chat/completions", "application/json", strings.NewReader(string(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out []sse.Event
-	rd := sse.NewReader(resp.Body)
-	for {
-		ev, err := rd.Next()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatalf("reading SSE: %v", err)
-		}
-		out = append(out, ev)
-	}
+	return testenv.Events(t, testenv.Do(t, http.DefaultClient, "POST", e.URL+"/v1/chat/completions", body), -1)
 }
 
 // stepModel is the scripted model of internal/testenv.
 type stepModel = testenv.StepModel
-
-// eventually polls cond until it holds or 10 s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}

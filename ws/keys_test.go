@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluice-dev/sluice/api"
 	"github.com/sluice-dev/sluice/demo"
+	"github.com/sluice-dev/sluice/internal/testenv"
 )
 
 // TestKeysGuardWebSocketStreams wires /ws as cmd/sluice does, with keys:
@@ -78,7 +79,7 @@ func TestKeysGuardWebSocketStreams(t *testing.T) {
 		t.Fatalf("a third connection from one address: %v (%v)", resp, err)
 	}
 	bobC.c.Close(websocket.StatusNormalClosure, "")
-	eventually(t, "the closed connection's place to be given back", func() bool {
+	testenv.Eventually(t, "the closed connection's place to be given back", func() bool {
 		c, _, err := dial(ann)
 		if err != nil {
 			return false

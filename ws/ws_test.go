@@ -11,6 +11,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/internal/testenv"
 	"github.com/sluice-dev/sluice/ws"
 )
 
@@ -201,7 +202,7 @@ func TestClosingTheConnectionCancelsWhenAsked(t *testing.T) {
 	id := c.expect("started").Stream
 	c.next() // role
 	c.c.Close(websocket.StatusNormalClosure, "bye")
-	eventually(t, "the generation to stop", func() bool { return step.StoppedBy() != nil })
+	testenv.Eventually(t, "the generation to stop", func() bool { return step.StoppedBy() != nil })
 
 	c2 := e.dial(t)
 	c2.send(map[string]any{"type": "stream.attach", "stream": id})
@@ -321,7 +322,7 @@ func TestSlowReaderIsCutOff(t *testing.T) {
 	}
 	slow := e.dial(t)
 	slow.send(map[string]any{"type": "topic.subscribe", "topic": "flood", "from": "start"})
-	eventually(t, "the slow reader to be cut off", func() bool { return e.ws.Stats().SlowCutoffs == 1 })
+	testenv.Eventually(t, "the slow reader to be cut off", func() bool { return e.ws.Stats().SlowCutoffs == 1 })
 
 	// Reading now, it gets what was sent before the cut, then the close.
 	n := 0
@@ -409,5 +410,5 @@ func TestUnansweredPingsCloseTheConnection(t *testing.T) {
 	c := e.dial(t)
 	c.send(map[string]any{"type": "topic.subscribe", "topic": "quiet"})
 	c.expect("subscribed") // the connection is served (and counted); from now on the client reads nothing
-	eventually(t, "the connection to be closed", func() bool { return e.ws.Stats().Connections == 0 })
+	testenv.Eventually(t, "the connection to be closed", func() bool { return e.ws.Stats().Connections == 0 })
 }
