@@ -7,14 +7,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"go.uber.org/goleak"
 
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/api"
@@ -26,13 +23,7 @@ import (
 // TestMain fails the run if a goroutine outlives the tests: every upstream
 // request must end, whatever the upstream did.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	client.CloseIdleConnections()
-	if err := goleak.Find(); code == 0 && err != nil {
-		fmt.Fprintln(os.Stderr, "leaked goroutines:", err)
-		code = 1
-	}
-	os.Exit(code)
+	testenv.RunWithoutLeaks(m, client)
 }
 
 // client is the test's HTTP client, for Sluice's clients.

@@ -6,13 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
-	"go.uber.org/goleak"
 
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/api"
@@ -26,13 +24,7 @@ import (
 // TestMain fails the run if any goroutine outlives the tests: every
 // connection, subscription and writer must end.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	http.DefaultClient.CloseIdleConnections()
-	if err := goleak.Find(); code == 0 && err != nil {
-		fmt.Fprintln(os.Stderr, "leaked goroutines:", err)
-		code = 1
-	}
-	os.Exit(code)
+	testenv.RunWithoutLeaks(m, http.DefaultClient)
 }
 
 // env is an api.Server with the WebSocket handler on GET /ws, on a

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/sluice-dev/sluice/demo"
 	"github.com/sluice-dev/sluice/gen"
 	"github.com/sluice-dev/sluice/memory"
+	"go.uber.org/goleak"
 )
 
 // Options describe a Server. The zero value is a server with the fastest
@@ -143,4 +146,19 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// RunWithoutLeaks is a TestMain body: it runs the tests, closes the idle
+// connections of clients (kept-alive connections are not leaks), then
+// fails the run if any goroutine outlives them, and exits.
+func RunWithoutLeaks(m *testing.M, clients ...*http.Client) {
+	code := m.Run()
+	for _, c := range clients {
+		c.CloseIdleConnections()
+	}
+	if err := goleak.Find(); code == 0 && err != nil {
+		fmt.Fprintln(os.Stderr, "leaked goroutines:", err)
+		code = 1
+	}
+	os.Exit(code)
 }
