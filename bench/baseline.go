@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -87,9 +88,14 @@ func (b *Baseline) subscribe(w http.ResponseWriter, r *http.Request) {
 }
 
 // chat streams a paced answer of 2,000 tokens when the request mentions
-// "long", else 250, in chat.completion.chunk events ending in [DONE].
+// "long", else 250, in chat.completion.chunk events ending in [DONE]: an
+// OpenAI-compatible model, which Sluice can serve as an upstream. Its first
+// token is stamped (modelStamp) with when it had the request and when it
+// sent the token, so that a client can take the model's own time to first
+// token out of what it measures.
 func (b *Baseline) chat(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	received := time.Now().UnixNano()
 	n := 250
 	if bytes.Contains(body, []byte("long")) {
 		n = 2000
@@ -117,7 +123,14 @@ func (b *Baseline) chat(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		if _, err := fmt.Fprintf(w, "id: %d\ndata: %s\n\n", i+1, chunk); err != nil {
+		var err error
+		if i == 0 {
+			first := fmt.Sprintf(`"content":"%s%d/%d"`, modelStamp, received, time.Now().UnixNano())
+			_, err = fmt.Fprintf(w, "id: 1\ndata: %s\n\n", strings.Replace(chunk, `"content":" token"`, first, 1))
+		} else {
+			_, err = fmt.Fprintf(w, "id: %d\ndata: %s\n\n", i+1, chunk)
+		}
+		if err != nil {
 			return
 		}
 		flusher.Flush()

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,36 +39,90 @@ func (w *worker) generate(d *net.Dialer, delay time.Duration) {
 
 // timing follows one generation's events.
 type timing struct {
-	w      *worker
-	h      *Report
-	dialed time.Time // before the dial
-	sent   time.Time // once the request was written
-	n      int       // events so far
-	prev   time.Time // the last content event
+	w       *worker
+	h       *Report
+	dialed  time.Time // before the dial
+	sent    time.Time // once the request was written
+	n       int       // events so far
+	content bool      // the first content token has come
+	prev    time.Time // the last content event
 }
 
 func (t *timing) record() bool { return t.w.job.Once || t.w.recording.Load() }
 
-// event takes one event that arrived at now; finish marks the chunk with
-// the finish reason, which follows the last token at once.
-func (t *timing) event(now time.Time, finish bool) {
+// event takes one event that arrived at now; data is its payload (over
+// WebSocket, the frame, where the chunk's JSON is a string).
+func (t *timing) event(now time.Time, data []byte) {
 	t.n++
+	finish := bytes.Contains(data, []byte(`finish_reason":"`)) || bytes.Contains(data, []byte(`finish_reason\":\"`))
 	if !t.record() {
 		t.prev = now
 		return
 	}
 	switch {
-	case t.n == 1: // the role chunk: the model's first emit, at its start
+	case t.n == 1: // the model's first emit, its role chunk, at its start
 		t.h.Overhead.Add(now.Sub(t.sent))
-	case t.n == 2: // the first content token
+	}
+	switch {
+	case !t.content && hasContent(data):
+		// The first content token. A model behind Sluice may send its role
+		// with it, in one event.
+		t.content = true
 		t.h.TTFT.Add(now.Sub(t.sent))
 		t.h.Cold.Add(now.Sub(t.dialed))
-	case !finish:
+		if recv, emit, ok := modelStamps(data); ok {
+			// The model's own time to first token, as it measured it, taken
+			// out: what is left is what carried the request to the model and
+			// the token back.
+			t.h.Added.Add(now.Sub(t.sent) - time.Duration(emit-recv))
+		}
+	case t.content && !finish:
 		t.h.ITL.Add(now.Sub(t.prev))
 	}
 	if !finish {
 		t.prev = now
 	}
+}
+
+// hasContent reports whether a chat chunk (or a WebSocket frame holding
+// one as a string) carries content that is not empty.
+func hasContent(data []byte) bool {
+	for _, key := range [][]byte{[]byte(`"content":"`), []byte(`\"content\":\"`)} {
+		if i := bytes.Index(data, key); i >= 0 {
+			rest := data[i+len(key):]
+			return len(rest) > 0 && rest[0] != '"' && !bytes.HasPrefix(rest, []byte(`\"`))
+		}
+	}
+	return false
+}
+
+// modelStamp starts the baseline's first content token: " @<received>/<emitted>",
+// the wall-clock nanoseconds at which the model had the request and at which
+// it sent that token.
+const modelStamp = " @"
+
+// modelStamps reads the stamps of the baseline model's first token.
+func modelStamps(data []byte) (recv, emit int64, ok bool) {
+	i := bytes.Index(data, []byte(modelStamp))
+	if i < 0 {
+		return 0, 0, false
+	}
+	rest := data[i+len(modelStamp):]
+	recv, rest, ok = digits(rest)
+	if !ok || len(rest) == 0 || rest[0] != '/' {
+		return 0, 0, false
+	}
+	emit, _, ok = digits(rest[1:])
+	return recv, emit, ok && emit >= recv
+}
+
+// digits parses the decimal number at the start of b.
+func digits(b []byte) (v int64, rest []byte, ok bool) {
+	i := 0
+	for ; i < len(b) && i < 19 && b[i] >= '0' && b[i] <= '9'; i++ {
+		v = v*10 + int64(b[i]-'0')
+	}
+	return v, b[i:], i > 0
 }
 
 var errNoEnd = errors.New("the stream ended without [DONE]")
@@ -77,7 +132,7 @@ var errNoEnd = errors.New("the stream ended without [DONE]")
 // the connection.
 func (w *worker) generation(d *net.Dialer, h *Report) error {
 	body, _ := json.Marshal(map[string]any{
-		"model": "demo", "stream": true,
+		"model": cmp.Or(w.job.Model, "demo"), "stream": true,
 		"messages": []map[string]string{{"role": "user", "content": w.job.Prompt}},
 	})
 	t := &timing{w: w, h: h, dialed: time.Now()}
@@ -145,6 +200,6 @@ func (w *worker) generationWS(d *net.Dialer, body []byte, t *timing) error {
 			w.gens.Add(1)
 			return nil
 		}
-		t.event(now, bytes.Contains(f, []byte(`finish_reason\":\"`)))
+		t.event(now, f)
 	}
 }

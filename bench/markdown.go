@@ -50,14 +50,20 @@ func (res *Result) Markdown(w io.Writer) {
 	}
 	row(fmt.Sprintf("first response (dial → first token; the model thinks %.0f ms)", res.DemoTTFTMS),
 		"200–300 ms", "300–500 ms", cold("sse"), cold("ws"), "–")
-	added := func(tr string) string {
-		r, ok := ttft[tr]
-		if !ok {
-			return "–"
-		}
-		return fmt.Sprintf("%.2f ms p50, %.2f ms p99", r.Overhead.P50, r.Overhead.P99)
+	addedBy := map[string]AddedRun{}
+	for _, r := range res.Added {
+		addedBy[r.Transport] = r
 	}
-	row("what the server adds to the first token", "–", "–", added("sse"), added("ws"), "–")
+	added := func(tr string) string {
+		if r, ok := addedBy[tr]; ok {
+			return fmt.Sprintf("%+.2f ms p50, %+.2f ms p99 over the model's own (%d concurrent generations a side)", r.AddedP50(), r.AddedP99(), r.Gens)
+		}
+		if r, ok := ttft[tr]; ok {
+			return fmt.Sprintf("request → the built-in model's first event: %.2f ms p50, %.2f ms p99", r.Overhead.P50, r.Overhead.P99)
+		}
+		return "–"
+	}
+	row("what the server adds to a model's time to first token", "–", "–", added("sse"), added("ws"), "–")
 	perTen := func(k string) string {
 		p, ok := mem[k]
 		if !ok {
@@ -87,11 +93,22 @@ func (res *Result) Markdown(w io.Writer) {
 	if len(res.TTFT) > 0 {
 		fmt.Fprintf(w, "**Latency of %d concurrent generations**, each on a new connection (demo model: %.0f ms to the first token, %.0f tokens/s), ms\n\n",
 			res.TTFT[0].Gens, res.DemoTTFTMS, res.DemoTPS)
-		row("transport", "added p50", "added p99", "TTFT p50", "TTFT p99", "cold p50", "cold p99", "ITL p50", "ITL p90", "ITL p99")
+		row("transport", "request → first event p50", "p99", "TTFT p50", "TTFT p99", "cold p50", "cold p99", "ITL p50", "ITL p90", "ITL p99")
 		row("---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:")
 		for _, r := range res.TTFT {
 			row(upper(r.Transport), f2(r.Overhead.P50), f2(r.Overhead.P99), f1(r.TTFT.P50), f1(r.TTFT.P99),
 				f1(r.Cold.P50), f1(r.Cold.P99), f1(r.ITL.P50), f1(r.ITL.P90), f1(r.ITL.P99))
+		}
+		fmt.Fprintln(w)
+	}
+	if len(res.Added) > 0 {
+		fmt.Fprintf(w, "**What Sluice adds to a model's time to first token**: %d rounds of %d generations straight at the model (the plain net/http server, OpenAI-compatible) and %d through Sluice at the same time, every one on a new connection; each TTFT less the model's own (%.0f ms of thinking, as the model measured it), ms\n\n",
+			res.Added[0].Rounds, res.Added[0].Gens, res.Added[0].Gens, res.DemoTTFTMS)
+		row("clients reach Sluice over", "direct p50", "p90", "p99", "through Sluice p50", "p90", "p99", "added p50", "p90", "p99")
+		row("---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:")
+		for _, r := range res.Added {
+			row(upper(r.Transport), f2(r.Direct.P50), f2(r.Direct.P90), f2(r.Direct.P99), f2(r.Sluice.P50), f2(r.Sluice.P90), f2(r.Sluice.P99),
+				fmt.Sprintf("%+.2f", r.AddedP50()), fmt.Sprintf("%+.2f", r.AddedP90()), fmt.Sprintf("%+.2f", r.AddedP99()))
 		}
 		fmt.Fprintln(w)
 	}

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -111,8 +112,9 @@ type server struct {
 }
 
 // startServer runs `sluice serve` (or, with baseline, the naive baseline
-// server) on a free loopback port and waits until it answers.
-func (r *runner) startServer(ctx context.Context, baseline bool) (*server, error) {
+// server) on a free loopback port and waits until it answers; args are more
+// flags for `sluice serve`.
+func (r *runner) startServer(ctx context.Context, baseline bool, args ...string) (*server, error) {
 	if r.cfg.URL != "" {
 		u, _ := url.Parse(r.cfg.URL)
 		return &server{host: u.Host}, nil
@@ -123,14 +125,13 @@ func (r *runner) startServer(ctx context.Context, baseline bool) (*server, error
 	}
 	host := ln.Addr().String()
 	ln.Close()
-	var args []string
 	if baseline {
 		args = []string{"bench-baseline", "--addr", host, "--demo-ttft", r.cfg.DemoTTFT.String(),
 			"--demo-tps", strconv.FormatFloat(r.cfg.DemoTPS, 'f', -1, 64)}
 	} else {
-		args = append([]string{"serve", "--addr", host, "--log-level", "warn",
+		args = slices.Concat([]string{"serve", "--addr", host, "--log-level", "warn",
 			"--demo-ttft", r.cfg.DemoTTFT.String(), "--demo-tps", strconv.FormatFloat(r.cfg.DemoTPS, 'f', -1, 64),
-			"--max-generations", "50000", "--shutdown-grace", "1s", "--retention", "1m"}, r.cfg.ServerArgs...)
+			"--max-generations", "50000", "--shutdown-grace", "1s", "--retention", "1m"}, r.cfg.ServerArgs, args)
 	}
 	cmd := exec.Command(r.cfg.Exe, args...)
 	cmd.Stderr = os.Stderr

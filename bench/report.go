@@ -42,8 +42,17 @@ func (res *Result) PrintTable(w io.Writer) {
 				f1(r.TTFT.P50), f1(r.TTFT.P90), f1(r.TTFT.P99), f1(r.Cold.P50), f1(r.Cold.P99), f1(r.ITL.P50), f1(r.ITL.P90), f1(r.ITL.P99))
 		}
 		tw.Flush()
-		fmt.Fprintln(w, "overhead: request written → the model's first event (its role chunk, emitted when it starts): what Sluice adds to TTFT.")
+		fmt.Fprintln(w, "overhead: request written → the model's first event (its role chunk, emitted when it starts).")
 		fmt.Fprintln(w, "cold: dial → first content token, including the TCP connect and, for WebSocket, the upgrade.")
+	}
+	if len(res.Added) > 0 {
+		fmt.Fprintln(w, "\nWhat Sluice adds to a model's time to first token: TTFT less the model's own, the model asked directly and through Sluice side by side, ms")
+		line("transport", "gens×rounds", "direct p50", "p90", "p99", "Sluice p50", "p90", "p99", "added p50", "p90", "p99")
+		for _, r := range res.Added {
+			line(r.Transport, fmt.Sprintf("%d×%d", r.Gens, r.Rounds), f2(r.Direct.P50), f2(r.Direct.P90), f2(r.Direct.P99),
+				f2(r.Sluice.P50), f2(r.Sluice.P90), f2(r.Sluice.P99), f2(r.AddedP50()), f2(r.AddedP90()), f2(r.AddedP99()))
+		}
+		tw.Flush()
 	}
 	if len(res.Fanout) > 0 {
 		fmt.Fprintln(w, "\nFan-out of one topic")

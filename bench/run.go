@@ -21,9 +21,14 @@ type Config struct {
 	URL      string
 	DemoTTFT time.Duration
 	DemoTPS  float64
+	// ModelURL, with URL, is the model that server serves as "upstream"
+	// (an OpenAI-compatible server that stamps its first token, as the
+	// baseline does), for the "added" scenario. Without URL the bench
+	// starts both.
+	ModelURL string
 
 	Transports []string // "sse", "ws"
-	Scenarios  []string // "idle", "ttft", "fanout", "capacity", "floor"
+	Scenarios  []string // "idle", "ttft", "added", "fanout", "capacity", "floor"
 	Baseline   bool     // also measure the naive net/http server (idle, fanout)
 
 	IdleSteps      []int         // idle subscribers, cumulatively, for memory per connection
@@ -56,7 +61,7 @@ func (c *Config) Defaults() {
 		c.Transports = []string{"sse", "ws"}
 	}
 	if len(c.Scenarios) == 0 {
-		c.Scenarios = []string{"idle", "ttft", "fanout", "capacity", "floor"}
+		c.Scenarios = []string{"idle", "ttft", "added", "fanout", "capacity", "floor"}
 	}
 	if c.Gens <= 0 {
 		c.Gens = 100
@@ -153,6 +158,8 @@ func (r *runner) scenario(ctx context.Context, sc, tr string, baseline bool) err
 		return r.idle(ctx, tr, baseline)
 	case "ttft":
 		return r.ttft(ctx, tr)
+	case "added":
+		return r.added(ctx, tr)
 	case "fanout":
 		return r.fanout(ctx, tr, baseline)
 	case "capacity":

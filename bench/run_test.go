@@ -13,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/bench"
 	"github.com/sluice-dev/sluice/demo"
 	"github.com/sluice-dev/sluice/internal/testenv"
+	"github.com/sluice-dev/sluice/openai"
 	"github.com/sluice-dev/sluice/ws"
 )
 
@@ -41,9 +43,9 @@ func loopbackServer(t *testing.T, h http.Handler) string {
 	return srv.URL
 }
 
-// sluiceServer is an in-process Sluice with both transports and a fast
-// demo model.
-func sluiceServer(t *testing.T) string {
+// sluiceServer is an in-process Sluice with both transports, a fast demo
+// model and models, if any.
+func sluiceServer(t *testing.T, models ...map[string]sluice.Model) string {
 	t.Helper()
 	// Cleanups run last first: the handler is waited for after the server
 	// (registered next) has ended its generations and connections.
@@ -53,7 +55,11 @@ func sluiceServer(t *testing.T) string {
 			h.Wait()
 		}
 	})
-	s := testenv.NewServer(t, testenv.Options{Demo: demo.Options{TokensPerSecond: 2000}})
+	o := testenv.Options{Demo: demo.Options{TokensPerSecond: 2000}}
+	if len(models) > 0 {
+		o.Models = models[0]
+	}
+	s := testenv.NewServer(t, o)
 	stop, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	h = ws.NewHandler(ws.Options{Store: s.Store, Runner: s.Runner, Models: s.Models, Stop: stop, Logger: testenv.Logger(t)})
@@ -127,6 +133,57 @@ func TestTinyRunMeasuresEveryScenario(t *testing.T) {
 	res.PrintTable(io.Discard)
 	if err := res.WriteMarkdown(filepath.Join(dir, "r.md")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAddedComparesSluiceWithTheModelItServes: the baseline is the model,
+// Sluice serves it as "upstream", and the run times both side by side, the
+// model's own time to first token taken out of each.
+func TestAddedComparesSluiceWithTheModelItServes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes")
+	}
+	model := bench.NewBaseline()
+	model.TTFT, model.TPS = 30*time.Millisecond, 2000
+	modelURL := loopbackServer(t, model)
+	up, err := openai.NewUpstream(openai.UpstreamOptions{Name: "bench-model", BaseURL: modelURL + "/v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(up.Close)
+	url := sluiceServer(t, map[string]sluice.Model{"upstream": openai.New(openai.Options{Upstream: up, Model: "demo"})})
+	cfg := config(t, url)
+	cfg.ModelURL, cfg.Scenarios = modelURL, []string{"added"}
+	res, err := bench.Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Added) != 2 {
+		t.Fatalf("added runs: %+v", res.Added)
+	}
+	for _, r := range res.Added {
+		n := uint64(r.Gens * r.Rounds)
+		if r.Failed != 0 || r.Direct.N != n || r.Sluice.N != n || r.DirectTTFT.N != n || r.SluiceTTFT.N != n {
+			t.Errorf("%s: want %d timings a side, no failure: %+v", r.Transport, n, r)
+			continue
+		}
+		// The TTFTs hold the model's 30 ms of thinking; the figures with it
+		// taken out do not.
+		for _, ttft := range []bench.Summary{r.DirectTTFT, r.SluiceTTFT} {
+			if ttft.P50 < 30 {
+				t.Errorf("%s: TTFT p50 %.2f ms, under the model's own 30 ms", r.Transport, ttft.P50)
+			}
+		}
+		if r.Direct.P50 >= 30 || r.Sluice.P50 >= 30 || r.Sluice.P50 <= 0 {
+			t.Errorf("%s: the model's own TTFT was not taken out: direct %+v, through Sluice %+v", r.Transport, r.Direct, r.Sluice)
+		}
+	}
+	// Without a model to compare with, a run against --url skips the
+	// measurement rather than fail it.
+	cfg.ModelURL = ""
+	res, err = bench.Run(context.Background(), cfg)
+	if err != nil || len(res.Added) != 0 {
+		t.Errorf("without --model-url: %v, %+v", err, res.Added)
 	}
 }
 

@@ -2,6 +2,9 @@ package bench
 
 import (
 	"context"
+	"errors"
+	"net/url"
+	"strings"
 	"time"
 )
 
@@ -20,6 +23,7 @@ type Result struct {
 	LoadAvg  [2]string     `json:"loadavg"`
 	Idle     []IdleRun     `json:"idle,omitempty"`
 	TTFT     []TTFTRun     `json:"ttft,omitempty"`
+	Added    []AddedRun    `json:"added,omitempty"`
 	Fanout   []FanoutRun   `json:"fanout,omitempty"`
 	Capacity []CapacityRun `json:"capacity,omitempty"`
 	Floor    []FloorPoint  `json:"floor,omitempty"`
@@ -50,11 +54,114 @@ type TTFTRun struct {
 	Completed int64   `json:"completed"`
 	Failed    int     `json:"failed"`
 	Connect   Summary `json:"connect"`  // TCP connect (+ WebSocket upgrade)
-	Overhead  Summary `json:"overhead"` // request written → the model's first event: what Sluice adds to TTFT
+	Overhead  Summary `json:"overhead"` // request written → the built-in model's first event (its role chunk)
 	TTFT      Summary `json:"ttft"`     // request written → first content token
 	Cold      Summary `json:"cold"`     // dial → first content token: the seeds' "first response"
 	ITL       Summary `json:"itl"`      // between content tokens
 	ClientCPU float64 `json:"client_cpu_seconds"`
+}
+
+// AddedRun is what Sluice adds to a model's time to first token: the
+// same model asked directly and through Sluice, side by side. Each side's
+// figure is the client's TTFT less the model's own, which the model
+// measured (from having the request to sending its first token) and wrote
+// into that token; so the model's thinking, and how late its timer fired,
+// are out of both.
+type AddedRun struct {
+	Transport  string  `json:"transport"` // to Sluice; the model is always asked over HTTP (SSE)
+	Gens       int     `json:"gens"`      // concurrent generations per side and round
+	Rounds     int     `json:"rounds"`
+	Failed     int     `json:"failed"`
+	Direct     Summary `json:"direct"`      // asking the model itself
+	Sluice     Summary `json:"sluice"`      // asking Sluice, which asks the model
+	DirectTTFT Summary `json:"direct_ttft"` // the TTFTs themselves, the model's thinking included
+	SluiceTTFT Summary `json:"sluice_ttft"`
+}
+
+// AddedP50, AddedP90 and AddedP99 are what Sluice adds at each quantile:
+// through Sluice less directly.
+func (a AddedRun) AddedP50() float64 { return a.Sluice.P50 - a.Direct.P50 }
+func (a AddedRun) AddedP90() float64 { return a.Sluice.P90 - a.Direct.P90 }
+func (a AddedRun) AddedP99() float64 { return a.Sluice.P99 - a.Direct.P99 }
+
+// addedRounds is how many rounds of Gens generations each side runs: 500
+// samples a side at the default 100, so that a p99 is not one sample.
+const addedRounds = 5
+
+// added measures what Sluice adds to the time to first token of a model it
+// serves. The model is the baseline's chat completions (a plain net/http
+// OpenAI-compatible server); Sluice serves it as the model "upstream". Each
+// round starts Gens generations straight at the model and Gens through
+// Sluice at the same time, every one on a new connection, so both sides
+// share the machine's load; the side started first alternates by round.
+func (r *runner) added(ctx context.Context, tr string) error {
+	modelHost, sluiceHost := "", ""
+	if r.cfg.URL != "" {
+		if r.cfg.ModelURL == "" {
+			r.printf("  skipped: with --url, --model-url must name the model that server serves as \"upstream\"\n")
+			return nil
+		}
+		u, err := url.Parse(r.cfg.ModelURL)
+		if err != nil {
+			return err
+		}
+		modelHost, sluiceHost = u.Host, strings.TrimPrefix(r.cfg.URL, "http://")
+	} else {
+		model, err := r.startServer(ctx, true)
+		if err != nil {
+			return err
+		}
+		defer model.stop()
+		srv, err := r.startServer(ctx, false, "--upstream-url", "http://"+model.host+"/v1", "--upstream-models", "upstream=demo")
+		if err != nil {
+			return err
+		}
+		defer srv.stop()
+		modelHost, sluiceHost = model.host, srv.host
+	}
+	n := r.cfg.Gens
+	direct := Job{Kind: "gens", Transport: "sse", Host: modelHost, Prompt: "Hello! How does streaming work?", Once: true,
+		Ramp: time.Duration(n) * time.Millisecond}
+	via := direct
+	via.Transport, via.Host, via.Model = tr, sluiceHost, "upstream"
+	run := AddedRun{Transport: tr, Gens: n, Rounds: addedRounds}
+	d, v := newReport(), newReport()
+	for round := range addedRounds {
+		var gd, gv group
+		first, second := &gd, &gv
+		fj, sj := direct, via
+		if round%2 == 1 {
+			first, second, fj, sj = &gv, &gd, via, direct
+		}
+		_, _, err := r.spawn(ctx, fj, n, first)
+		if err == nil {
+			_, _, err = r.spawn(ctx, sj, n, second)
+		}
+		if err != nil {
+			gd.kill()
+			gv.kill()
+			return err
+		}
+		rd, errD := gd.stop(ctx, time.Until(r.deadline))
+		rv, errV := gv.stop(ctx, time.Until(r.deadline))
+		if err := errors.Join(errD, errV); err != nil {
+			return err
+		}
+		for _, rep := range []Report{rd, rv} {
+			if rep.Failed > 0 {
+				r.printf("  %d failed: %s\n", rep.Failed, rep.Err)
+			}
+			run.Failed += rep.Failed
+		}
+		d.mergeHists(&rd)
+		v.mergeHists(&rv)
+	}
+	run.Direct, run.Sluice = d.Added.Summary(), v.Added.Summary()
+	run.DirectTTFT, run.SluiceTTFT = d.TTFT.Summary(), v.TTFT.Summary()
+	r.printf("  %d×%d generations a side: TTFT less the model's own, direct p50 %.2f p99 %.2f ms, through Sluice p50 %.2f p99 %.2f ms; Sluice adds %.2f ms at p50, %.2f ms at p99\n",
+		addedRounds, n, run.Direct.P50, run.Direct.P99, run.Sluice.P50, run.Sluice.P99, run.AddedP50(), run.AddedP99())
+	r.res.Added = append(r.res.Added, run)
+	return nil
 }
 
 // FanoutRun is one topic delivered to Subs subscribers.

@@ -14,9 +14,9 @@ import (
 // drive thousands of generations (gens_linux.go).
 
 // eventSink takes the events of one generation, each with the time of the
-// read that completed it; finish marks the chunk with the finish reason.
+// read that completed it and its data.
 type eventSink interface {
-	event(now time.Time, finish bool)
+	event(now time.Time, data []byte)
 }
 
 // sseEvents splits an event stream, read in pieces, into events. An event
@@ -59,7 +59,7 @@ func splitEvents(b []byte, now time.Time, s eventSink) (rest []byte, end bool) {
 		if bytes.HasPrefix(data, []byte("[DONE]")) || bytes.HasPrefix(data, []byte(`{"error"`)) {
 			return nil, true
 		}
-		s.event(now, bytes.Contains(data, []byte(`"finish_reason":"`)))
+		s.event(now, data)
 	}
 }
 

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -19,8 +20,8 @@ type sinkEvent struct {
 
 type sink []sinkEvent
 
-func (s *sink) event(now time.Time, finish bool) {
-	*s = append(*s, sinkEvent{now.UnixNano(), finish})
+func (s *sink) event(now time.Time, data []byte) {
+	*s = append(*s, sinkEvent{now.UnixNano(), bytes.Contains(data, []byte(`"finish_reason":"`))})
 }
 
 // wire is a response body as the server sends it, and where on it each
@@ -230,6 +231,36 @@ func TestParserCountsAnEarlyCloseAsAFailure(t *testing.T) {
 		}
 		if err := b.closed(nil); err == nil || err.Error() != tc.want {
 			t.Errorf("%v, want %s", err, tc.want)
+		}
+	}
+}
+
+// TestFirstContentAndModelStamps: the first token is told from the role
+// chunk in both encodings (SSE data, and a WebSocket frame that holds the
+// chunk as a JSON string), and the baseline model's stamps are read from it.
+func TestFirstContentAndModelStamps(t *testing.T) {
+	for _, c := range []struct {
+		data       string
+		content    bool
+		recv, emit int64
+		stamped    bool
+	}{
+		{`{"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}`, false, 0, 0, false},
+		{`{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`, false, 0, 0, false},
+		{`{"choices":[{"index":0,"delta":{"content":" token"},"finish_reason":null}]}`, true, 0, 0, false},
+		{`{"choices":[{"index":0,"delta":{"role":"assistant","content":" @1795441166000000001/1795441166300000002"}}]}`, true, 1795441166000000001, 1795441166300000002, true},
+		{`{"type":"event","id":"2","data":"{\"choices\":[{\"delta\":{\"content\":\" @10/25\"}}]}"}`, true, 10, 25, true},
+		{`{"type":"event","id":"1","data":"{\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}"}`, false, 0, 0, false},
+		{`{"choices":[{"delta":{"content":" @12"}}]}`, true, 0, 0, false},    // no emit stamp
+		{`{"choices":[{"delta":{"content":" @25/10"}}]}`, true, 0, 0, false}, // sent before it was asked
+		{`{"choices":[{"delta":{"content":" @/10"}}]}`, true, 0, 0, false},
+	} {
+		if got := hasContent([]byte(c.data)); got != c.content {
+			t.Errorf("hasContent(%s) = %v", c.data, got)
+		}
+		recv, emit, ok := modelStamps([]byte(c.data))
+		if ok != c.stamped || ok && (recv != c.recv || emit != c.emit) {
+			t.Errorf("modelStamps(%s) = %d, %d, %v", c.data, recv, emit, ok)
 		}
 	}
 }

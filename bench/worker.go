@@ -29,6 +29,7 @@ type Job struct {
 	N         int    `json:"n"`         // connections
 	Topic     string `json:"topic"`     // idle, fanout
 	Prompt    string `json:"prompt"`    // gens
+	Model     string `json:"model"`     // gens; empty: "demo"
 	// Once: each connection runs one generation, and the worker reports
 	// when all are done; otherwise generations follow one another until stop.
 	Once         bool          `json:"once"`
@@ -59,24 +60,27 @@ type Report struct {
 	// Gens: connect (TCP, plus the upgrade for WebSocket), overhead (request
 	// sent → the model's first event, the role chunk), TTFT (request sent →
 	// first content token), cold TTFT (dial → first content token),
-	// inter-token delays (between content tokens).
+	// inter-token delays (between content tokens); added, when the model
+	// stamps its first token (the baseline does): TTFT less the model's own,
+	// as it measured it.
 	Connect  *Hist   `json:"connect,omitempty"`
 	Overhead *Hist   `json:"overhead,omitempty"`
 	TTFT     *Hist   `json:"ttft,omitempty"`
 	Cold     *Hist   `json:"cold,omitempty"`
 	ITL      *Hist   `json:"itl,omitempty"`
+	Added    *Hist   `json:"added,omitempty"`
 	CPU      float64 `json:"cpu_seconds"` // this process's CPU time while marked
 }
 
 // newReport returns a Report with empty histograms.
 func newReport() Report {
-	return Report{Connect: &Hist{}, Overhead: &Hist{}, TTFT: &Hist{}, Cold: &Hist{}, ITL: &Hist{}}
+	return Report{Connect: &Hist{}, Overhead: &Hist{}, TTFT: &Hist{}, Cold: &Hist{}, ITL: &Hist{}, Added: &Hist{}}
 }
 
 // mergeHists adds the histograms of o to r's.
 func (r *Report) mergeHists(o *Report) {
 	for _, p := range [][2]*Hist{{r.Connect, o.Connect}, {r.Overhead, o.Overhead},
-		{r.TTFT, o.TTFT}, {r.Cold, o.Cold}, {r.ITL, o.ITL}} {
+		{r.TTFT, o.TTFT}, {r.Cold, o.Cold}, {r.ITL, o.ITL}, {r.Added, o.Added}} {
 		p[0].Merge(p[1])
 	}
 }

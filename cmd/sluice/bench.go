@@ -37,7 +37,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.DemoTTFT, "demo-ttft", 300*time.Millisecond, "started servers: the demo model's time to first token")
 	fs.Float64Var(&cfg.DemoTPS, "demo-tps", 50, "started servers: the demo model's tokens per second")
 	fs.StringVar(&transports, "transports", "sse,ws", "transports to measure: sse, ws")
-	fs.StringVar(&scenarios, "scenarios", "idle,ttft,fanout,capacity,floor", "what to measure: idle, ttft, fanout, capacity, floor (timer lateness with no I/O)")
+	fs.StringVar(&scenarios, "scenarios", "idle,ttft,added,fanout,capacity,floor", "what to measure: idle, ttft, added (what Sluice adds to a model's TTFT), fanout, capacity, floor (timer lateness with no I/O)")
+	fs.StringVar(&cfg.ModelURL, "model-url", "", "with --url: the model that server serves as \"upstream\", for added (a running `sluice bench-baseline`)")
 	fs.BoolVar(&cfg.Baseline, "baseline", true, "also measure the naive net/http SSE server (idle, fanout, capacity)")
 	fs.StringVar(&idle, "idle", "1000,5000,10000,15000", "idle subscribers to hold, step by step, for memory per connection")
 	fs.IntVar(&cfg.Gens, "gens", 100, "concurrent generations for the latency (ttft) measurement")
@@ -68,7 +69,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	for _, s := range cfg.Scenarios {
-		if !strings.Contains(",idle,ttft,fanout,capacity,floor,", ","+s+",") {
+		if !strings.Contains(",idle,ttft,added,fanout,capacity,floor,", ","+s+",") {
 			errs = append(errs, fmt.Errorf("--scenarios: unknown %q", s))
 		}
 	}
