@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"runtime"
 	"runtime/metrics"
@@ -30,6 +32,9 @@ type Baseline struct {
 	// request, a timer per token, a write and a flush per token.
 	TTFT time.Duration
 	TPS  float64
+	// Proxy, when set, answers chat completions instead: a bare reverse
+	// proxy to another server, the yardstick for what Sluice adds as one.
+	Proxy http.Handler
 
 	mu      sync.RWMutex
 	subs    map[chan []byte]struct{}
@@ -45,6 +50,8 @@ func (b *Baseline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Method == "GET" && r.URL.Path == "/debug/stats":
 		b.stats(w, r)
+	case r.Method == "POST" && r.URL.Path == "/v1/chat/completions" && b.Proxy != nil:
+		b.Proxy.ServeHTTP(w, r)
 	case r.Method == "POST" && r.URL.Path == "/v1/chat/completions":
 		b.chat(w, r)
 	case r.Method == "GET":
@@ -88,7 +95,8 @@ func (b *Baseline) subscribe(w http.ResponseWriter, r *http.Request) {
 }
 
 // chat streams a paced answer of 2,000 tokens when the request mentions
-// "long", else 250, in chat.completion.chunk events ending in [DONE]: an
+// "long", 20 for "short", else 250, in chat.completion.chunk events ending
+// in [DONE]: an
 // OpenAI-compatible model, which Sluice can serve as an upstream. Its first
 // token is stamped (modelStamp) with when it had the request and when it
 // sent the token, so that a client can take the model's own time to first
@@ -99,6 +107,8 @@ func (b *Baseline) chat(w http.ResponseWriter, r *http.Request) {
 	n := 250
 	if bytes.Contains(body, []byte("long")) {
 		n = 2000
+	} else if bytes.Contains(body, []byte("short")) {
+		n = 20
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
@@ -201,9 +211,26 @@ func selfRSS() uint64 {
 	return 0
 }
 
+// NewProxy returns the bare reverse proxy to target (http://host:port) that
+// a baseline serves with --proxy: the standard library's, flushing every
+// write at once as a streaming proxy must, keeping as many connections to
+// target as Sluice does.
+func NewProxy(target string) (*httputil.ReverseProxy, error) {
+	u, err := url.Parse(target)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return nil, fmt.Errorf("proxy target %q: want http://host:port", target)
+	}
+	return &httputil.ReverseProxy{
+		Rewrite:       func(pr *httputil.ProxyRequest) { pr.SetURL(u) },
+		FlushInterval: -1,
+		Transport:     &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, IdleConnTimeout: 90 * time.Second},
+	}, nil
+}
+
 // ServeBaseline runs the baseline server on addr (a loopback address) until
-// ctx is done.
-func ServeBaseline(ctx context.Context, addr string, ttft time.Duration, tps float64) error {
+// ctx is done; with proxy (http://host:port), it proxies chat completions
+// there instead of answering them.
+func ServeBaseline(ctx context.Context, addr string, ttft time.Duration, tps float64, proxy string) error {
 	if err := CheckLoopback("http://" + addr); err != nil {
 		return err
 	}
@@ -214,6 +241,12 @@ func ServeBaseline(ctx context.Context, addr string, ttft time.Duration, tps flo
 	}
 	b := NewBaseline()
 	b.TTFT, b.TPS = ttft, tps
+	if proxy != "" {
+		if b.Proxy, err = NewProxy(proxy); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	hs := &http.Server{Handler: b, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()

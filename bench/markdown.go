@@ -50,13 +50,15 @@ func (res *Result) Markdown(w io.Writer) {
 	}
 	row(fmt.Sprintf("first response (dial → first token; the model thinks %.0f ms)", res.DemoTTFTMS),
 		"200–300 ms", "300–500 ms", cold("sse"), cold("ws"), "–")
-	addedBy := map[string]AddedRun{}
-	for _, r := range res.Added {
-		addedBy[r.Transport] = r
-	}
 	added := func(tr string) string {
-		if r, ok := addedBy[tr]; ok {
-			return fmt.Sprintf("%+.2f ms p50, %+.2f ms p99 over the model's own (%d concurrent generations a side)", r.AddedP50(), r.AddedP99(), r.Gens)
+		var parts []string
+		for _, r := range res.Added {
+			if r.Transport == tr {
+				parts = append(parts, fmt.Sprintf("%+.2f ms p50, %+.2f ms p99 at %d concurrent", r.Added(0.5), r.Added(0.99), r.Gens))
+			}
+		}
+		if len(parts) > 0 {
+			return strings.Join(parts, "; ")
 		}
 		if r, ok := ttft[tr]; ok {
 			return fmt.Sprintf("request → the built-in model's first event: %.2f ms p50, %.2f ms p99", r.Overhead.P50, r.Overhead.P99)
@@ -102,13 +104,17 @@ func (res *Result) Markdown(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	if len(res.Added) > 0 {
-		fmt.Fprintf(w, "**What Sluice adds to a model's time to first token**: %d rounds of %d generations straight at the model (the plain net/http server, OpenAI-compatible) and %d through Sluice at the same time, every one on a new connection; each TTFT less the model's own (%.0f ms of thinking, as the model measured it), ms\n\n",
-			res.Added[0].Rounds, res.Added[0].Gens, res.Added[0].Gens, res.DemoTTFTMS)
-		row("clients reach Sluice over", "direct p50", "p90", "p99", "through Sluice p50", "p90", "p99", "added p50", "p90", "p99")
-		row("---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:")
+		fmt.Fprintf(w, "**What Sluice adds to a model's time to first token.** The model is the plain net/http server's OpenAI-compatible chat completions (%.0f ms of thinking, 20 tokens). Each round, N generations go straight to it, N through Sluice and N through a bare reverse proxy (`net/http/httputil`), started interleaved, every one on a new connection; a first round, not counted, leaves the connections to the model open. Each TTFT has the model's own taken out (the model writes into its first token when it had the request and when it sent the token), ms\n\n",
+			res.DemoTTFTMS)
+		row("clients reach Sluice over", "N", "rounds", "direct p50", "p90", "p99", "Sluice p50", "p90", "p99", "bare proxy p50", "p90", "p99", "Sluice adds p50", "p90", "p99", "bare proxy adds p50", "p99")
+		row("---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:")
 		for _, r := range res.Added {
-			row(upper(r.Transport), f2(r.Direct.P50), f2(r.Direct.P90), f2(r.Direct.P99), f2(r.Sluice.P50), f2(r.Sluice.P90), f2(r.Sluice.P99),
-				fmt.Sprintf("%+.2f", r.AddedP50()), fmt.Sprintf("%+.2f", r.AddedP90()), fmt.Sprintf("%+.2f", r.AddedP99()))
+			proxy := []string{"–", "–", "–", "–", "–"}
+			if r.Proxy.N > 0 {
+				proxy = []string{f2(r.Proxy.P50), f2(r.Proxy.P90), f2(r.Proxy.P99), fmt.Sprintf("%+.2f", r.ProxyAdded(0.5)), fmt.Sprintf("%+.2f", r.ProxyAdded(0.99))}
+			}
+			row(upper(r.Transport), itoa(r.Gens), itoa(r.Rounds), f2(r.Direct.P50), f2(r.Direct.P90), f2(r.Direct.P99), f2(r.Sluice.P50), f2(r.Sluice.P90), f2(r.Sluice.P99),
+				proxy[0], proxy[1], proxy[2], fmt.Sprintf("**%+.2f**", r.Added(0.5)), fmt.Sprintf("%+.2f", r.Added(0.9)), fmt.Sprintf("**%+.2f**", r.Added(0.99)), proxy[3], proxy[4])
 		}
 		fmt.Fprintln(w)
 	}

@@ -113,8 +113,8 @@ type server struct {
 
 // startServer runs `sluice serve` (or, with baseline, the naive baseline
 // server) on a free loopback port and waits until it answers; args are more
-// flags for `sluice serve`.
-func (r *runner) startServer(ctx context.Context, baseline bool, args ...string) (*server, error) {
+// flags for either.
+func (r *runner) startServer(ctx context.Context, baseline bool, extra ...string) (*server, error) {
 	if r.cfg.URL != "" {
 		u, _ := url.Parse(r.cfg.URL)
 		return &server{host: u.Host}, nil
@@ -125,13 +125,15 @@ func (r *runner) startServer(ctx context.Context, baseline bool, args ...string)
 	}
 	host := ln.Addr().String()
 	ln.Close()
+	var args []string
 	if baseline {
 		args = []string{"bench-baseline", "--addr", host, "--demo-ttft", r.cfg.DemoTTFT.String(),
 			"--demo-tps", strconv.FormatFloat(r.cfg.DemoTPS, 'f', -1, 64)}
+		args = append(args, extra...)
 	} else {
 		args = slices.Concat([]string{"serve", "--addr", host, "--log-level", "warn",
 			"--demo-ttft", r.cfg.DemoTTFT.String(), "--demo-tps", strconv.FormatFloat(r.cfg.DemoTPS, 'f', -1, 64),
-			"--max-generations", "50000", "--shutdown-grace", "1s", "--retention", "1m"}, r.cfg.ServerArgs, args)
+			"--max-generations", "50000", "--shutdown-grace", "1s", "--retention", "1m"}, r.cfg.ServerArgs, extra)
 	}
 	cmd := exec.Command(r.cfg.Exe, args...)
 	cmd.Stderr = os.Stderr

@@ -26,12 +26,15 @@ type Config struct {
 	// baseline does), for the "added" scenario. Without URL the bench
 	// starts both.
 	ModelURL string
+	ProxyURL string // with ModelURL: a bare reverse proxy to it, to compare with (optional)
 
 	Transports []string // "sse", "ws"
 	Scenarios  []string // "idle", "ttft", "added", "fanout", "capacity", "floor"
 	Baseline   bool     // also measure the naive net/http server (idle, fanout)
 
 	IdleSteps      []int         // idle subscribers, cumulatively, for memory per connection
+	AddedGens      []int         // concurrent generations a side for added, level by level
+	AddedSamples   int           // generations a side at least, per level, in rounds of AddedGens
 	Gens           int           // concurrent generations for ttft
 	FanoutSubs     int           // subscribers of the fan-out topic
 	FanoutRate     int           // events published per second
@@ -65,6 +68,12 @@ func (c *Config) Defaults() {
 	}
 	if c.Gens <= 0 {
 		c.Gens = 100
+	}
+	if len(c.AddedGens) == 0 {
+		c.AddedGens = []int{10, 100}
+	}
+	if c.AddedSamples <= 0 {
+		c.AddedSamples = 300
 	}
 	if c.FanoutTime <= 0 {
 		c.FanoutTime = 10 * time.Second

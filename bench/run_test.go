@@ -77,6 +77,7 @@ func config(t *testing.T, url string) bench.Config {
 		WorkerCommand: []string{exe, "-test.run=^$"}, WorkerEnv: []string{"SLUICE_BENCH_WORKER=1"},
 		IdleSteps: []int{3, 6}, Gens: 4, FanoutSubs: 5, FanoutRate: 50, FanoutTime: 300 * time.Millisecond,
 		CapacitySteps: []int{2, 4}, CapacityBound: time.Second, CapacityWindow: 300 * time.Millisecond,
+		AddedGens: []int{2}, AddedSamples: 10,
 		ConnsPerWorker: 3, Duration: time.Minute, Warmup: 100 * time.Millisecond,
 	}
 }
@@ -152,8 +153,15 @@ func TestAddedComparesSluiceWithTheModelItServes(t *testing.T) {
 	}
 	t.Cleanup(up.Close)
 	url := sluiceServer(t, map[string]sluice.Model{"upstream": openai.New(openai.Options{Upstream: up, Model: "demo"})})
+	proxy := bench.NewBaseline()
+	rp, err := bench.NewProxy(modelURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rp.Transport.(*http.Transport).CloseIdleConnections)
+	proxy.Proxy = rp
 	cfg := config(t, url)
-	cfg.ModelURL, cfg.Scenarios = modelURL, []string{"added"}
+	cfg.ModelURL, cfg.ProxyURL, cfg.Scenarios = modelURL, loopbackServer(t, proxy), []string{"added"}
 	res, err := bench.Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +171,7 @@ func TestAddedComparesSluiceWithTheModelItServes(t *testing.T) {
 	}
 	for _, r := range res.Added {
 		n := uint64(r.Gens * r.Rounds)
-		if r.Failed != 0 || r.Direct.N != n || r.Sluice.N != n || r.DirectTTFT.N != n || r.SluiceTTFT.N != n {
+		if r.Gens != 2 || r.Rounds != 5 || r.Failed != 0 || r.Direct.N != n || r.Sluice.N != n || r.Proxy.N != n || r.DirectTTFT.N != n || r.SluiceTTFT.N != n {
 			t.Errorf("%s: want %d timings a side, no failure: %+v", r.Transport, n, r)
 			continue
 		}
@@ -174,13 +182,13 @@ func TestAddedComparesSluiceWithTheModelItServes(t *testing.T) {
 				t.Errorf("%s: TTFT p50 %.2f ms, under the model's own 30 ms", r.Transport, ttft.P50)
 			}
 		}
-		if r.Direct.P50 >= 30 || r.Sluice.P50 >= 30 || r.Sluice.P50 <= 0 {
-			t.Errorf("%s: the model's own TTFT was not taken out: direct %+v, through Sluice %+v", r.Transport, r.Direct, r.Sluice)
+		if r.Direct.P50 >= 30 || r.Sluice.P50 >= 30 || r.Proxy.P50 >= 30 || r.Sluice.P50 <= 0 || r.Proxy.P50 <= 0 {
+			t.Errorf("%s: the model's own TTFT was not taken out: direct %+v, through Sluice %+v, through the proxy %+v", r.Transport, r.Direct, r.Sluice, r.Proxy)
 		}
 	}
 	// Without a model to compare with, a run against --url skips the
 	// measurement rather than fail it.
-	cfg.ModelURL = ""
+	cfg.ModelURL, cfg.ProxyURL = "", ""
 	res, err = bench.Run(context.Background(), cfg)
 	if err != nil || len(res.Added) != 0 {
 		t.Errorf("without --model-url: %v, %+v", err, res.Added)

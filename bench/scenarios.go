@@ -2,8 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
-	"net/url"
 	"strings"
 	"time"
 )
@@ -62,50 +60,56 @@ type TTFTRun struct {
 }
 
 // AddedRun is what Sluice adds to a model's time to first token: the
-// same model asked directly and through Sluice, side by side. Each side's
-// figure is the client's TTFT less the model's own, which the model
-// measured (from having the request to sending its first token) and wrote
-// into that token; so the model's thinking, and how late its timer fired,
-// are out of both.
+// same model asked directly, through Sluice, and through a bare reverse
+// proxy, side by side. Each figure is the client's TTFT less the model's
+// own, which the model measured (from having the request to sending its
+// first token) and wrote into that token; so the model's thinking, and how
+// late its timer fired, are out of them all.
 type AddedRun struct {
-	Transport  string  `json:"transport"` // to Sluice; the model is always asked over HTTP (SSE)
-	Gens       int     `json:"gens"`      // concurrent generations per side and round
+	Transport  string  `json:"transport"` // to Sluice; the model and the proxy are asked over HTTP (SSE)
+	Gens       int     `json:"gens"`      // concurrent generations a side
 	Rounds     int     `json:"rounds"`
 	Failed     int     `json:"failed"`
 	Direct     Summary `json:"direct"`      // asking the model itself
 	Sluice     Summary `json:"sluice"`      // asking Sluice, which asks the model
+	Proxy      Summary `json:"proxy"`       // asking net/http/httputil's ReverseProxy (N = 0: not measured)
 	DirectTTFT Summary `json:"direct_ttft"` // the TTFTs themselves, the model's thinking included
 	SluiceTTFT Summary `json:"sluice_ttft"`
 }
 
-// AddedP50, AddedP90 and AddedP99 are what Sluice adds at each quantile:
-// through Sluice less directly.
-func (a AddedRun) AddedP50() float64 { return a.Sluice.P50 - a.Direct.P50 }
-func (a AddedRun) AddedP90() float64 { return a.Sluice.P90 - a.Direct.P90 }
-func (a AddedRun) AddedP99() float64 { return a.Sluice.P99 - a.Direct.P99 }
+// Added is what Sluice adds at quantile q (0.5, 0.9 or 0.99): through
+// Sluice less directly; ProxyAdded the same for the bare proxy.
+func (a AddedRun) Added(q float64) float64      { return a.Sluice.at(q) - a.Direct.at(q) }
+func (a AddedRun) ProxyAdded(q float64) float64 { return a.Proxy.at(q) - a.Direct.at(q) }
 
-// addedRounds is how many rounds of Gens generations each side runs: 500
-// samples a side at the default 100, so that a p99 is not one sample.
-const addedRounds = 5
+func (s Summary) at(q float64) float64 {
+	switch q {
+	case 0.5:
+		return s.P50
+	case 0.9:
+		return s.P90
+	}
+	return s.P99
+}
 
 // added measures what Sluice adds to the time to first token of a model it
-// serves. The model is the baseline's chat completions (a plain net/http
-// OpenAI-compatible server); Sluice serves it as the model "upstream". Each
-// round starts Gens generations straight at the model and Gens through
-// Sluice at the same time, every one on a new connection, so both sides
-// share the machine's load; the side started first alternates by round.
+// serves, at each level of concurrency in cfg.AddedGens, beside what a bare
+// reverse proxy adds. The model is the baseline's chat completions (a plain
+// net/http OpenAI-compatible server); Sluice serves it as the model
+// "upstream", and a second baseline proxies to it. Each round has N
+// generations go straight to the model, N through Sluice and N through the
+// proxy, their starts interleaved (one a millisecond), every one on a new
+// connection, so that all sides share the machine's load; the answers
+// are short (20 tokens), so that the rounds are too.
 func (r *runner) added(ctx context.Context, tr string) error {
-	modelHost, sluiceHost := "", ""
+	var hosts [3]string // the model, Sluice, the proxy ("": none)
 	if r.cfg.URL != "" {
 		if r.cfg.ModelURL == "" {
 			r.printf("  skipped: with --url, --model-url must name the model that server serves as \"upstream\"\n")
 			return nil
 		}
-		u, err := url.Parse(r.cfg.ModelURL)
-		if err != nil {
-			return err
-		}
-		modelHost, sluiceHost = u.Host, strings.TrimPrefix(r.cfg.URL, "http://")
+		hosts[0], hosts[1] = strings.TrimPrefix(r.cfg.ModelURL, "http://"), strings.TrimPrefix(r.cfg.URL, "http://")
+		hosts[2] = strings.TrimPrefix(r.cfg.ProxyURL, "http://")
 	} else {
 		model, err := r.startServer(ctx, true)
 		if err != nil {
@@ -117,51 +121,90 @@ func (r *runner) added(ctx context.Context, tr string) error {
 			return err
 		}
 		defer srv.stop()
-		modelHost, sluiceHost = model.host, srv.host
-	}
-	n := r.cfg.Gens
-	direct := Job{Kind: "gens", Transport: "sse", Host: modelHost, Prompt: "Hello! How does streaming work?", Once: true,
-		Ramp: time.Duration(n) * time.Millisecond}
-	via := direct
-	via.Transport, via.Host, via.Model = tr, sluiceHost, "upstream"
-	run := AddedRun{Transport: tr, Gens: n, Rounds: addedRounds}
-	d, v := newReport(), newReport()
-	for round := range addedRounds {
-		var gd, gv group
-		first, second := &gd, &gv
-		fj, sj := direct, via
-		if round%2 == 1 {
-			first, second, fj, sj = &gv, &gd, via, direct
-		}
-		_, _, err := r.spawn(ctx, fj, n, first)
-		if err == nil {
-			_, _, err = r.spawn(ctx, sj, n, second)
-		}
+		proxy, err := r.startServer(ctx, true, "--proxy", "http://"+model.host)
 		if err != nil {
-			gd.kill()
-			gv.kill()
 			return err
 		}
-		rd, errD := gd.stop(ctx, time.Until(r.deadline))
-		rv, errV := gv.stop(ctx, time.Until(r.deadline))
-		if err := errors.Join(errD, errV); err != nil {
-			return err
-		}
-		for _, rep := range []Report{rd, rv} {
-			if rep.Failed > 0 {
-				r.printf("  %d failed: %s\n", rep.Failed, rep.Err)
-			}
-			run.Failed += rep.Failed
-		}
-		d.mergeHists(&rd)
-		v.mergeHists(&rv)
+		defer proxy.stop()
+		hosts = [3]string{model.host, srv.host, proxy.host}
 	}
-	run.Direct, run.Sluice = d.Added.Summary(), v.Added.Summary()
-	run.DirectTTFT, run.SluiceTTFT = d.TTFT.Summary(), v.TTFT.Summary()
-	r.printf("  %d×%d generations a side: TTFT less the model's own, direct p50 %.2f p99 %.2f ms, through Sluice p50 %.2f p99 %.2f ms; Sluice adds %.2f ms at p50, %.2f ms at p99\n",
-		addedRounds, n, run.Direct.P50, run.Direct.P99, run.Sluice.P50, run.Sluice.P99, run.AddedP50(), run.AddedP99())
-	r.res.Added = append(r.res.Added, run)
+	for _, n := range r.cfg.AddedGens {
+		run, err := r.addedLevel(ctx, tr, n, hosts)
+		if err != nil {
+			return err
+		}
+		r.printf("  %d×%d generations a side: TTFT less the model's own, direct p50 %.2f p99 %.2f ms, through Sluice p50 %.2f p99 %.2f ms, through a bare proxy p50 %.2f p99 %.2f ms\n",
+			run.Rounds, n, run.Direct.P50, run.Direct.P99, run.Sluice.P50, run.Sluice.P99, run.Proxy.P50, run.Proxy.P99)
+		r.res.Added = append(r.res.Added, run)
+	}
 	return nil
+}
+
+func (r *runner) addedLevel(ctx context.Context, tr string, n int, hosts [3]string) (AddedRun, error) {
+	direct := Job{Kind: "gens", Transport: "sse", Host: hosts[0], Prompt: "short answer please", Once: true}
+	via, proxy := direct, direct
+	via.Transport, via.Host, via.Model = tr, hosts[1], "upstream"
+	proxy.Host = hosts[2]
+	jobs := []Job{direct, via}
+	if hosts[2] != "" {
+		jobs = append(jobs, proxy)
+	}
+	// One start a millisecond, the sides taking turns; every generation
+	// outlasts the ramp (the model thinks, then sends 20 tokens), so N of
+	// each side are under way at once.
+	ramp := time.Duration(n*len(jobs)) * time.Millisecond
+	for i := range jobs {
+		jobs[i].Ramp = ramp
+	}
+	// At least cfg.AddedSamples generations a side, so that a p99 is not
+	// one sample, in at least 5 rounds.
+	run := AddedRun{Transport: tr, Gens: n, Rounds: max(5, (r.cfg.AddedSamples+n-1)/n)}
+	sum := make([]Report, len(jobs))
+	for i := range sum {
+		sum[i] = newReport()
+	}
+	// Round 0 is not counted: it leaves Sluice and the proxy as servers in
+	// service are, with connections to the model open from answers before
+	// (a new one costs a dial and the Transport's setup on the way to the
+	// first token).
+	for round := range run.Rounds + 1 {
+		// The workers start their ramps at once, after all have started,
+		// each side a fraction of a slot after the one before.
+		start := time.Now().Add(300 * time.Millisecond)
+		groups := make([]group, len(jobs))
+		kill := func() {
+			for i := range groups {
+				groups[i].kill()
+			}
+		}
+		for i, j := range jobs {
+			j.Start = start.Add(time.Duration(i) * time.Millisecond)
+			if _, _, err := r.spawn(ctx, j, n, &groups[i]); err != nil {
+				kill()
+				return run, err
+			}
+		}
+		for i := range groups {
+			rep, err := groups[i].stop(ctx, time.Until(r.deadline))
+			if err != nil {
+				kill()
+				return run, err
+			}
+			if rep.Failed > 0 { // failures count in every round
+				r.printf("  %d failed: %s\n", rep.Failed, rep.Err)
+				run.Failed += rep.Failed
+			}
+			if round > 0 {
+				sum[i].mergeHists(&rep)
+			}
+		}
+	}
+	run.Direct, run.Sluice = sum[0].Added.Summary(), sum[1].Added.Summary()
+	run.DirectTTFT, run.SluiceTTFT = sum[0].TTFT.Summary(), sum[1].TTFT.Summary()
+	if len(sum) > 2 {
+		run.Proxy = sum[2].Added.Summary()
+	}
+	return run, nil
 }
 
 // FanoutRun is one topic delivered to Subs subscribers.

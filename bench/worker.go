@@ -32,8 +32,11 @@ type Job struct {
 	Model     string `json:"model"`     // gens; empty: "demo"
 	// Once: each connection runs one generation, and the worker reports
 	// when all are done; otherwise generations follow one another until stop.
-	Once         bool          `json:"once"`
-	Ramp         time.Duration `json:"ramp"`          // spread connection starts over this long
+	Once bool          `json:"once"`
+	Ramp time.Duration `json:"ramp"` // spread connection starts over this long
+	// Start, when set, is when gens begin their ramp (wall clock), so that
+	// two workers' generations can interleave; otherwise they begin at once.
+	Start        time.Time     `json:"start"`
 	ReadInterval time.Duration `json:"read_interval"` // fanout: pause between reads, so that reads batch events
 	Deadline     time.Time     `json:"deadline"`      // the worker gives up and exits then
 }
@@ -230,9 +233,10 @@ func (w *worker) open() Report {
 				return Report{Ev: "ready", Failed: 1, Err: err.Error()}
 			}
 		}
+		first := max(time.Until(j.Start), 0) // zero Start: now
 		for i := range j.N {
 			w.wg.Add(1)
-			go w.generate(d, time.Duration(int64(j.Ramp)*int64(i)/int64(max(j.N, 1))))
+			go w.generate(d, first+time.Duration(int64(j.Ramp)*int64(i)/int64(max(j.N, 1))))
 		}
 		return Report{Ev: "ready", Opened: j.N}
 	}

@@ -29,7 +29,7 @@ Flags:
 // runBench is `sluice bench`.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg bench.Config
-	var transports, scenarios, idle, capSteps, jsonOut, chartOut, mdOut, from string
+	var transports, scenarios, idle, addedGens, capSteps, jsonOut, chartOut, mdOut, from string
 	fs := flag.NewFlagSet("sluice bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, benchUsage); fs.PrintDefaults() }
@@ -42,6 +42,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&cfg.Baseline, "baseline", true, "also measure the naive net/http SSE server (idle, fanout, capacity)")
 	fs.StringVar(&idle, "idle", "1000,5000,10000,15000", "idle subscribers to hold, step by step, for memory per connection")
 	fs.IntVar(&cfg.Gens, "gens", 100, "concurrent generations for the latency (ttft) measurement")
+	fs.StringVar(&addedGens, "added-gens", "10,100", "concurrent generations a side, level by level, for added")
 	fs.IntVar(&cfg.FanoutSubs, "fanout-subs", 10000, "subscribers of the fan-out topic")
 	fs.IntVar(&cfg.FanoutRate, "fanout-rate", 100, "events published to the fan-out topic per second")
 	fs.DurationVar(&cfg.FanoutTime, "fanout-time", 10*time.Second, "fan-out measuring window")
@@ -74,6 +75,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	var err error
+	if cfg.AddedGens, err = ints(addedGens); err != nil {
+		errs = append(errs, fmt.Errorf("--added-gens: %v", err))
+	}
 	if cfg.IdleSteps, err = ints(idle); err != nil {
 		errs = append(errs, fmt.Errorf("--idle: %v", err))
 	}
@@ -156,8 +160,9 @@ func runBenchBaseline(ctx context.Context, args []string, stderr io.Writer) erro
 	addr := fs.String("addr", "127.0.0.1:8081", "loopback address to listen on")
 	ttft := fs.Duration("demo-ttft", 300*time.Millisecond, "time to the first token of its chat completions")
 	tps := fs.Float64("demo-tps", 50, "tokens per second of its chat completions")
+	proxy := fs.String("proxy", "", "proxy chat completions to this server (http://host:port) instead of answering them")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	return bench.ServeBaseline(ctx, *addr, *ttft, *tps)
+	return bench.ServeBaseline(ctx, *addr, *ttft, *tps, *proxy)
 }
