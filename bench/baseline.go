@@ -215,16 +215,37 @@ func selfRSS() uint64 {
 // a baseline serves with --proxy: the standard library's, flushing every
 // write at once as a streaming proxy must, keeping as many connections to
 // target as Sluice does.
-func NewProxy(target string) (*httputil.ReverseProxy, error) {
+func NewProxy(target string) (*Proxy, error) {
 	u, err := url.Parse(target)
 	if err != nil || u.Scheme != "http" || u.Host == "" {
 		return nil, fmt.Errorf("proxy target %q: want http://host:port", target)
 	}
-	return &httputil.ReverseProxy{
+	t := &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, IdleConnTimeout: 90 * time.Second}
+	return &Proxy{Transport: t, rp: &httputil.ReverseProxy{
 		Rewrite:       func(pr *httputil.ProxyRequest) { pr.SetURL(u) },
 		FlushInterval: -1,
-		Transport:     &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, IdleConnTimeout: 90 * time.Second},
-	}, nil
+		Transport:     t,
+	}}, nil
+}
+
+// Proxy is NewProxy's reverse proxy. It reads the request body whole before
+// passing the request on: streamed through, the body is closed by net/http
+// as soon as the answer's head is written back, and the Transport's last
+// read of it then fails and cuts the connection to the model, and with it
+// the answer (golang/go#40747; it cut 2 answers in 300 here).
+type Proxy struct {
+	Transport *http.Transport
+	rp        *httputil.ReverseProxy
+}
+
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	p.rp.ServeHTTP(w, r)
 }
 
 // ServeBaseline runs the baseline server on addr (a loopback address) until

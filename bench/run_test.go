@@ -158,7 +158,7 @@ func TestAddedComparesSluiceWithTheModelItServes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(rp.Transport.(*http.Transport).CloseIdleConnections)
+	t.Cleanup(rp.Transport.CloseIdleConnections)
 	proxy.Proxy = rp
 	cfg := config(t, url)
 	cfg.ModelURL, cfg.ProxyURL, cfg.Scenarios = modelURL, loopbackServer(t, proxy), []string{"added"}
