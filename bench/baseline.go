@@ -248,10 +248,17 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.rp.ServeHTTP(w, r)
 }
 
+// BaselineOptions say what `sluice bench-baseline` serves.
+type BaselineOptions struct {
+	TTFT  time.Duration // the pace of its chat completions
+	TPS   float64
+	Proxy string // http://host:port: proxy chat completions there instead
+	Raw   bool   // serve paced streams with no HTTP library at all: the floor (raw.go)
+}
+
 // ServeBaseline runs the baseline server on addr (a loopback address) until
-// ctx is done; with proxy (http://host:port), it proxies chat completions
-// there instead of answering them.
-func ServeBaseline(ctx context.Context, addr string, ttft time.Duration, tps float64, proxy string) error {
+// ctx is done.
+func ServeBaseline(ctx context.Context, addr string, o BaselineOptions) error {
 	if err := CheckLoopback("http://" + addr); err != nil {
 		return err
 	}
@@ -260,10 +267,13 @@ func ServeBaseline(ctx context.Context, addr string, ttft time.Duration, tps flo
 	if err != nil {
 		return err
 	}
+	if o.Raw {
+		return serveRaw(ctx, ln, o.TTFT, o.TPS)
+	}
 	b := NewBaseline()
-	b.TTFT, b.TPS = ttft, tps
-	if proxy != "" {
-		if b.Proxy, err = NewProxy(proxy); err != nil {
+	b.TTFT, b.TPS = o.TTFT, o.TPS
+	if o.Proxy != "" {
+		if b.Proxy, err = NewProxy(o.Proxy); err != nil {
 			ln.Close()
 			return err
 		}

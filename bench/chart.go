@@ -101,8 +101,11 @@ var (
 )
 
 func seriesName(server, transport string) string {
-	if server == "baseline" {
+	switch server {
+	case "baseline":
 		return "plain net/http SSE"
+	case "raw":
+		return "floor: bare writes, no HTTP"
 	}
 	return "Sluice " + upper(transport)
 }
@@ -111,6 +114,8 @@ func colorOf(server, transport string) color.RGBA {
 	switch {
 	case server == "baseline":
 		return color.RGBA{120, 120, 120, 255}
+	case server == "raw":
+		return color.RGBA{40, 160, 80, 255}
 	case transport == "ws":
 		return color.RGBA{230, 120, 20, 255}
 	}

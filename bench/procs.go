@@ -131,7 +131,9 @@ func (r *runner) startServer(ctx context.Context, baseline bool, extra ...string
 			"--demo-tps", strconv.FormatFloat(r.cfg.DemoTPS, 'f', -1, 64)}
 		args = append(args, extra...)
 	} else {
-		args = slices.Concat([]string{"serve", "--addr", host, "--log-level", "warn",
+		// Errors only: at the end of a capacity step the server cuts every
+		// generation under way, and says so of each at level warn.
+		args = slices.Concat([]string{"serve", "--addr", host, "--log-level", "error",
 			"--demo-ttft", r.cfg.DemoTTFT.String(), "--demo-tps", strconv.FormatFloat(r.cfg.DemoTPS, 'f', -1, 64),
 			"--max-generations", "50000", "--shutdown-grace", "1s", "--retention", "1m"}, r.cfg.ServerArgs, extra)
 	}

@@ -30,7 +30,7 @@ type Config struct {
 
 	Transports []string // "sse", "ws"
 	Scenarios  []string // "idle", "ttft", "added", "fanout", "capacity", "floor"
-	Baseline   bool     // also measure the naive net/http server (idle, fanout)
+	Baseline   bool     // also measure the naive net/http server (idle, fanout, capacity) and the raw floor (capacity)
 
 	IdleSteps      []int         // idle subscribers, cumulatively, for memory per connection
 	AddedGens      []int         // concurrent generations a side for added, level by level
@@ -73,7 +73,7 @@ func (c *Config) Defaults() {
 		c.AddedGens = []int{10, 100}
 	}
 	if c.AddedSamples <= 0 {
-		c.AddedSamples = 300
+		c.AddedSamples = 1000
 	}
 	if c.FanoutTime <= 0 {
 		c.FanoutTime = 10 * time.Second
@@ -144,6 +144,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				r.printf("  failed: %v\n", err)
 			}
 		}
+		if cfg.Baseline && cfg.URL == "" && sc == "capacity" {
+			r.printf("== capacity over SSE (raw: the floor, no HTTP library, JSON or log)\n")
+			if err := r.capacity(ctx, "sse", "raw"); err != nil {
+				errs = append(errs, fmt.Errorf("capacity on the raw server: %w", err))
+				r.printf("  failed: %v\n", err)
+			}
+		}
 		if ctx.Err() != nil {
 			errs = append(errs, fmt.Errorf("stopped after --duration %v", cfg.Duration))
 			break
@@ -172,7 +179,7 @@ func (r *runner) scenario(ctx context.Context, sc, tr string, baseline bool) err
 	case "fanout":
 		return r.fanout(ctx, tr, baseline)
 	case "capacity":
-		return r.capacity(ctx, tr, baseline)
+		return r.capacity(ctx, tr, name)
 	}
 	return fmt.Errorf("unknown scenario %q", sc)
 }

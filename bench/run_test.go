@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image/png"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -208,6 +209,48 @@ func TestBaselineServesTheBenchRoutes(t *testing.T) {
 	}
 	if len(res.Fanout) != 1 || res.Fanout[0].Delivered == 0 || res.Idle[0].Points[1].Stats.Streams != 6 {
 		t.Fatalf("baseline: %+v %+v", res.Fanout, res.Idle)
+	}
+}
+
+// TestRawServerIsTheFloor: the raw server (bench-baseline --raw) streams
+// paced chat completions that the bench reads like Sluice's, reports its
+// streams on /debug/stats, and stops with its context, connections and all.
+func TestRawServerIsTheFloor(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- bench.ServeBaseline(ctx, addr, bench.BaselineOptions{Raw: true, TTFT: 5 * time.Millisecond, TPS: 2000})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("ServeBaseline: %v", err)
+		}
+	}()
+	cfg := config(t, "http://"+addr)
+	cfg.Transports, cfg.Scenarios, cfg.CapacitySteps = []string{"sse"}, []string{"capacity"}, []int{3}
+	var res *bench.Result
+	for range 50 { // the server is listening once a run gets through
+		if res, err = bench.Run(ctx, cfg); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := res.Capacity[0].Points[0]
+	if p.Failed != 0 || p.ITL.N == 0 || p.Tokens <= 0 || p.Stats.Streams != 3 || p.Stats.RSSBytes == 0 {
+		t.Errorf("raw server: %+v", p)
 	}
 }
 

@@ -368,14 +368,16 @@ func (r *runner) fanout(ctx context.Context, tr string, baseline bool) error {
 	return nil
 }
 
-func (r *runner) capacity(ctx context.Context, tr string, baseline bool) error {
-	run := CapacityRun{Server: serverName(baseline), Transport: tr, BoundMS: ms(r.cfg.CapacityBound), TPS: r.cfg.DemoTPS}
+// capacity runs the capacity steps against server: "sluice", "baseline"
+// or "raw" (the floor: raw.go).
+func (r *runner) capacity(ctx context.Context, tr, server string) error {
+	run := CapacityRun{Server: server, Transport: tr, BoundMS: ms(r.cfg.CapacityBound), TPS: r.cfg.DemoTPS}
 	defer func() {
 		run.finish()
 		r.res.Capacity = append(r.res.Capacity, run)
 	}()
 	for _, n := range r.cfg.CapacitySteps {
-		p, err := r.capacityStep(ctx, tr, n, baseline)
+		p, err := r.capacityStep(ctx, tr, n, server)
 		if err != nil {
 			return err
 		}
@@ -417,9 +419,13 @@ func (res *Result) Finish() {
 	}
 }
 
-func (r *runner) capacityStep(ctx context.Context, tr string, n int, baseline bool) (CapacityPoint, error) {
+func (r *runner) capacityStep(ctx context.Context, tr string, n int, server string) (CapacityPoint, error) {
 	p := CapacityPoint{Gens: n, ServerCores: -1}
-	srv, err := r.startServer(ctx, baseline)
+	var extra []string
+	if server == "raw" {
+		extra = []string{"--raw"}
+	}
+	srv, err := r.startServer(ctx, server != "sluice", extra...)
 	if err != nil {
 		return p, err
 	}

@@ -39,7 +39,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&transports, "transports", "sse,ws", "transports to measure: sse, ws")
 	fs.StringVar(&scenarios, "scenarios", "idle,ttft,added,fanout,capacity,floor", "what to measure: idle, ttft, added (what Sluice adds to a model's TTFT), fanout, capacity, floor (timer lateness with no I/O)")
 	fs.StringVar(&cfg.ModelURL, "model-url", "", "with --url: the model that server serves as \"upstream\", for added (a running `sluice bench-baseline`)")
-	fs.BoolVar(&cfg.Baseline, "baseline", true, "also measure the naive net/http SSE server (idle, fanout, capacity)")
+	fs.BoolVar(&cfg.Baseline, "baseline", true, "also measure the naive net/http SSE server (idle, fanout, capacity) and, for capacity, the raw floor (bare writes, no HTTP library)")
 	fs.StringVar(&idle, "idle", "1000,5000,10000,15000", "idle subscribers to hold, step by step, for memory per connection")
 	fs.IntVar(&cfg.Gens, "gens", 100, "concurrent generations for the latency (ttft) measurement")
 	fs.StringVar(&addedGens, "added-gens", "10,100", "concurrent generations a side, level by level, for added")
@@ -161,8 +161,9 @@ func runBenchBaseline(ctx context.Context, args []string, stderr io.Writer) erro
 	ttft := fs.Duration("demo-ttft", 300*time.Millisecond, "time to the first token of its chat completions")
 	tps := fs.Float64("demo-tps", 50, "tokens per second of its chat completions")
 	proxy := fs.String("proxy", "", "proxy chat completions to this server (http://host:port) instead of answering them")
+	raw := fs.Bool("raw", false, "serve paced chat streams with no HTTP library, JSON or log: the floor of a capacity step")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	return bench.ServeBaseline(ctx, *addr, *ttft, *tps, *proxy)
+	return bench.ServeBaseline(ctx, *addr, bench.BaselineOptions{TTFT: *ttft, TPS: *tps, Proxy: *proxy, Raw: *raw})
 }
