@@ -115,7 +115,7 @@ func colorOf(server, transport string) color.RGBA {
 	case server == "baseline":
 		return color.RGBA{120, 120, 120, 255}
 	case server == "raw":
-		return color.RGBA{40, 160, 80, 255}
+		return color.RGBA{140, 60, 190, 255}
 	case transport == "ws":
 		return color.RGBA{230, 120, 20, 255}
 	}
