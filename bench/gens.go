@@ -55,29 +55,29 @@ func (t *timing) record() bool { return t.w.job.Once || t.w.recording.Load() }
 func (t *timing) event(now time.Time, data []byte) {
 	t.n++
 	finish := bytes.Contains(data, []byte(`finish_reason":"`)) || bytes.Contains(data, []byte(`finish_reason\":\"`))
-	if !t.record() {
-		t.prev = now
-		return
-	}
-	switch {
-	case t.n == 1: // the model's first emit, its role chunk, at its start
-		t.h.Overhead.Add(now.Sub(t.sent))
-	}
-	switch {
-	case !t.content && hasContent(data):
-		// The first content token. A model behind Sluice may send its role
-		// with it, in one event.
-		t.content = true
-		t.h.TTFT.Add(now.Sub(t.sent))
-		t.h.Cold.Add(now.Sub(t.dialed))
-		if recv, emit, ok := modelStamps(data); ok {
-			// The model's own time to first token, as it measured it, taken
-			// out: what is left is what carried the request to the model and
-			// the token back.
-			t.h.Added.Add(now.Sub(t.sent) - time.Duration(emit-recv))
+	// The first content token; a model behind Sluice may send its role with
+	// it, in one event. Told apart even while not recording, so that a
+	// generation under way when the worker is marked has its next tokens
+	// taken as what they are.
+	first := !t.content && hasContent(data)
+	t.content = t.content || first
+	if t.record() {
+		if t.n == 1 { // the model's first emit, its role chunk, at its start
+			t.h.Overhead.Add(now.Sub(t.sent))
 		}
-	case t.content && !finish:
-		t.h.ITL.Add(now.Sub(t.prev))
+		switch {
+		case first:
+			t.h.TTFT.Add(now.Sub(t.sent))
+			t.h.Cold.Add(now.Sub(t.dialed))
+			if recv, emit, ok := modelStamps(data); ok {
+				// The model's own time to first token, as it measured it,
+				// taken out: what is left is what carried the request to
+				// the model and the token back.
+				t.h.Added.Add(now.Sub(t.sent) - time.Duration(emit-recv))
+			}
+		case t.content && !finish:
+			t.h.ITL.Add(now.Sub(t.prev))
+		}
 	}
 	if !finish {
 		t.prev = now

@@ -264,3 +264,25 @@ func TestFirstContentAndModelStamps(t *testing.T) {
 		}
 	}
 }
+
+// TestTimingAcrossTheMark: a generation under way when its worker is marked
+// gives inter-token delays from its next token on, and no second "first
+// token" with a TTFT as long as the generation so far.
+func TestTimingAcrossTheMark(t *testing.T) {
+	w := &worker{}
+	h := newReport()
+	start := time.Now()
+	tm := &timing{w: w, h: &h, sent: start, dialed: start}
+	role := []byte(`{"choices":[{"delta":{"role":"assistant","content":""}}]}`)
+	token := []byte(`{"choices":[{"delta":{"content":" a"}}]}`)
+	tm.event(start.Add(time.Millisecond), role)
+	tm.event(start.Add(300*time.Millisecond), token)
+	tm.event(start.Add(320*time.Millisecond), token)
+	w.recording.Store(true)
+	tm.event(start.Add(345*time.Millisecond), token)
+	tm.event(start.Add(365*time.Millisecond), token)
+	tm.event(start.Add(366*time.Millisecond), []byte(`{"choices":[{"delta":{},"finish_reason":"stop"}]}`))
+	if h.TTFT.N != 0 || h.Overhead.N != 0 || h.ITL.N != 2 || h.ITL.MaxUS != 25000 {
+		t.Errorf("TTFT %d, overhead %d, ITL %d (max %d µs); want 0, 0, 2 (25000)", h.TTFT.N, h.Overhead.N, h.ITL.N, h.ITL.MaxUS)
+	}
+}
