@@ -56,6 +56,9 @@ func serveRaw(ctx context.Context, ln net.Listener, ttft time.Duration, tps floa
 		mu.Lock()
 		conns[c] = struct{}{}
 		mu.Unlock()
+		if ctx.Err() != nil { // accepted as ctx ended: maybe after the sweep above
+			c.Close()
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

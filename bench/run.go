@@ -112,11 +112,13 @@ type runner struct {
 // itself after cfg.Duration.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	cfg.Defaults()
-	if cfg.URL != "" {
-		if err := CheckLoopback(cfg.URL); err != nil {
-			return nil, err
+	for _, u := range []*string{&cfg.URL, &cfg.ModelURL, &cfg.ProxyURL} {
+		if *u != "" {
+			if err := CheckLoopback(*u); err != nil {
+				return nil, err
+			}
+			*u = strings.TrimRight(*u, "/")
 		}
-		cfg.URL = strings.TrimRight(cfg.URL, "/")
 	}
 	RaiseFileLimit()
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)

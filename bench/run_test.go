@@ -262,6 +262,11 @@ func TestRefusesTargetsOffLoopback(t *testing.T) {
 		if _, err := bench.Run(context.Background(), bench.Config{URL: u}); err == nil {
 			t.Errorf("Run accepted %s", u)
 		}
+		for _, cfg := range []bench.Config{{URL: "http://127.0.0.1:1", ModelURL: u}, {URL: "http://127.0.0.1:1", ProxyURL: u}} {
+			if _, err := bench.Run(context.Background(), cfg); err == nil {
+				t.Errorf("Run accepted %+v", cfg)
+			}
+		}
 	}
 	for _, u := range []string{"http://127.0.0.1:8080", "http://127.0.0.9:1", "http://[::1]:80", "http://localhost:8080"} {
 		if err := bench.CheckLoopback(u); err != nil {

@@ -108,8 +108,10 @@ func (r *runner) added(ctx context.Context, tr string) error {
 			r.printf("  skipped: with --url, --model-url must name the model that server serves as \"upstream\"\n")
 			return nil
 		}
-		hosts[0], hosts[1] = strings.TrimPrefix(r.cfg.ModelURL, "http://"), strings.TrimPrefix(r.cfg.URL, "http://")
-		hosts[2] = strings.TrimPrefix(r.cfg.ProxyURL, "http://")
+		// Checked by Run: loopback http://host:port URLs.
+		for i, u := range []string{r.cfg.ModelURL, r.cfg.URL, r.cfg.ProxyURL} {
+			hosts[i] = strings.TrimPrefix(u, "http://")
+		}
 	} else {
 		model, err := r.startServer(ctx, true)
 		if err != nil {
