@@ -183,14 +183,20 @@ func (b *Baseline) stats(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Get("gc") == "1" {
 		runtime.GC()
 	}
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/total:bytes"}}
-	metrics.Read(s)
 	b.mu.RLock()
 	streams := b.streams
 	b.mu.RUnlock()
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(ServerStats{Streams: streams, Goroutines: runtime.NumGoroutine(),
-		HeapBytes: s[0].Value.Uint64(), GoSysBytes: s[1].Value.Uint64(), RSSBytes: selfRSS()})
+	_ = json.NewEncoder(w).Encode(selfStats(streams))
+}
+
+// selfStats is this process's figures for GET /debug/stats, with streams
+// open.
+func selfStats(streams int64) ServerStats {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/total:bytes"}}
+	metrics.Read(s)
+	return ServerStats{Streams: streams, Goroutines: runtime.NumGoroutine(),
+		HeapBytes: s[0].Value.Uint64(), GoSysBytes: s[1].Value.Uint64(), RSSBytes: selfRSS()}
 }
 
 // selfRSS reads this process's resident set size from /proc.

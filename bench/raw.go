@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"io"
 	"net"
-	"runtime"
-	"runtime/metrics"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -136,10 +134,7 @@ func rawConn(c net.Conn, ttft time.Duration, tps float64, streams *atomic.Int64)
 
 // rawStats is the answer to GET /debug/stats, as the bench reads it.
 func rawStats(streams int64) []byte {
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/total:bytes"}}
-	metrics.Read(s)
-	body, _ := json.Marshal(ServerStats{Streams: streams, Goroutines: runtime.NumGoroutine(),
-		HeapBytes: s[0].Value.Uint64(), GoSysBytes: s[1].Value.Uint64(), RSSBytes: selfRSS()})
+	body, _ := json.Marshal(selfStats(streams))
 	head := "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n"
 	return append([]byte(head), body...)
 }
