@@ -49,8 +49,12 @@ func (res *Result) PrintTable(w io.Writer) {
 		fmt.Fprintln(w, "\nWhat Sluice adds to a model's time to first token: TTFT less the model's own, the model asked directly, through Sluice and through a bare reverse proxy side by side, ms")
 		line("transport", "N×rounds", "direct p50", "p99", "Sluice p50", "p90", "p99", "proxy p50", "p99", "Sluice adds p50", "p90", "p99", "proxy adds p50", "p99")
 		for _, r := range res.Added {
+			proxy := []string{"–", "–", "–", "–"}
+			if r.Proxy.N > 0 {
+				proxy = []string{f2(r.Proxy.P50), f2(r.Proxy.P99), f2(r.ProxyAdded(0.5)), f2(r.ProxyAdded(0.99))}
+			}
 			line(r.Transport, fmt.Sprintf("%d×%d", r.Gens, r.Rounds), f2(r.Direct.P50), f2(r.Direct.P99), f2(r.Sluice.P50), f2(r.Sluice.P90), f2(r.Sluice.P99),
-				f2(r.Proxy.P50), f2(r.Proxy.P99), f2(r.Added(0.5)), f2(r.Added(0.9)), f2(r.Added(0.99)), f2(r.ProxyAdded(0.5)), f2(r.ProxyAdded(0.99)))
+				proxy[0], proxy[1], f2(r.Added(0.5)), f2(r.Added(0.9)), f2(r.Added(0.99)), proxy[2], proxy[3])
 		}
 		tw.Flush()
 	}

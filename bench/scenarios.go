@@ -170,8 +170,8 @@ func (r *runner) addedLevel(ctx context.Context, tr string, n int, hosts [3]stri
 	// (a new one costs a dial and the Transport's setup on the way to the
 	// first token).
 	for round := range run.Rounds + 1 {
-		// The workers start their ramps at once, after all have started,
-		// each side a fraction of a slot after the one before.
+		// The workers start their ramps together, once all have started,
+		// each side a millisecond after the one before.
 		start := time.Now().Add(300 * time.Millisecond)
 		groups := make([]group, len(jobs))
 		kill := func() {
