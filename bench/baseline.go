@@ -94,44 +94,26 @@ func (b *Baseline) subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// chat streams a paced answer of 2,000 tokens when the request mentions
-// "long", 20 for "short", else 250, in chat.completion.chunk events ending
-// in [DONE]: an
-// OpenAI-compatible model, which Sluice can serve as an upstream. Its first
-// token is stamped (modelStamp) with when it had the request and when it
-// sent the token, so that a client can take the model's own time to first
-// token out of what it measures.
+// chat streams a paced answer (answerTokens long) in chat.completion.chunk
+// events ending in [DONE]: an OpenAI-compatible model, which Sluice can
+// serve as an upstream. Its first token is stamped (modelStamp) with when it
+// had the request and when it sent the token, so that a client can take the
+// model's own time to first token out of what it measures.
 func (b *Baseline) chat(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	received := time.Now().UnixNano()
-	n := 250
-	if bytes.Contains(body, []byte("long")) {
-		n = 2000
-	} else if bytes.Contains(body, []byte("short")) {
-		n = 20
-	}
+	n := answerTokens(body)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	flusher := w.(http.Flusher)
 	const chunk = `{"id":"chatcmpl-baseline","object":"chat.completion.chunk","model":"demo","choices":[{"index":0,"delta":{"content":" token"},"finish_reason":null}]}`
-	fmt.Fprint(w, `id: 0`+"\n"+`data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}`+"\n\n")
+	fmt.Fprint(w, roleEvent)
 	flusher.Flush()
-	interval := time.Duration(0)
-	if b.TPS > 0 {
-		interval = time.Duration(float64(time.Second) / b.TPS)
-	}
-	start := time.Now()
-	t := time.NewTimer(time.Hour)
-	defer t.Stop()
+	p := newPace(b.TTFT, b.TPS)
+	defer p.stop()
 	for i := range n {
-		due := start.Add(b.TTFT + time.Duration(i)*interval)
-		if d := time.Until(due); d > 0 {
-			t.Reset(d)
-			select {
-			case <-t.C:
-			case <-r.Context().Done():
-				return
-			}
+		if !p.wait(i, r.Context().Done()) {
+			return
 		}
 		var err error
 		if i == 0 {
@@ -148,6 +130,57 @@ func (b *Baseline) chat(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "id: %d\ndata: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\nid: %d\ndata: [DONE]\n\n", n+1, n+2)
 	flusher.Flush()
 }
+
+// roleEvent is the first event of the baseline's and the raw server's
+// answers: the role chunk, sent before any thinking.
+const roleEvent = "id: 0\ndata: " + `{"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}` + "\n\n"
+
+// answerTokens is how many tokens the baseline and the raw server answer a
+// request body with: 2,000 when it mentions "long", 20 for "short", else 250.
+func answerTokens(body []byte) int {
+	switch {
+	case bytes.Contains(body, []byte("long")):
+		return 2000
+	case bytes.Contains(body, []byte("short")):
+		return 20
+	}
+	return 250
+}
+
+// pace times an answer's tokens like the demo model: token i is due at
+// start + ttft + i/tps, deadlines from the start rather than sleeps added
+// up, with one timer.
+type pace struct {
+	start          time.Time
+	ttft, interval time.Duration
+	t              *time.Timer
+}
+
+func newPace(ttft time.Duration, tps float64) *pace {
+	p := &pace{start: time.Now(), ttft: ttft, t: time.NewTimer(time.Hour)}
+	if tps > 0 {
+		p.interval = time.Duration(float64(time.Second) / tps)
+	}
+	return p
+}
+
+// wait returns true once token i is due, or false if done is closed first
+// (a nil done is never closed).
+func (p *pace) wait(i int, done <-chan struct{}) bool {
+	d := time.Until(p.start.Add(p.ttft + time.Duration(i)*p.interval))
+	if d <= 0 {
+		return true
+	}
+	p.t.Reset(d)
+	select {
+	case <-p.t.C:
+		return true
+	case <-done:
+		return false
+	}
+}
+
+func (p *pace) stop() { p.t.Stop() }
 
 func (b *Baseline) publish(w http.ResponseWriter, r *http.Request) {
 	var body struct {

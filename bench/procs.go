@@ -112,7 +112,7 @@ type server struct {
 }
 
 // startServer runs `sluice serve` (or, with baseline, the naive baseline
-// server) on a free loopback port and waits until it answers; args are more
+// server) on a free loopback port and waits until it answers; extra are more
 // flags for either.
 func (r *runner) startServer(ctx context.Context, baseline bool, extra ...string) (*server, error) {
 	if r.cfg.URL != "" {

@@ -100,29 +100,17 @@ func rawConn(c net.Conn, ttft time.Duration, tps float64, streams *atomic.Int64)
 	if _, err := io.ReadFull(br, body); err != nil {
 		return
 	}
-	n := 250
-	if bytes.Contains(body, []byte("long")) {
-		n = 2000
-	}
+	n := answerTokens(body)
 	streams.Add(1)
 	defer streams.Add(-1)
-	buf := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\r\n" +
-		`id: 0` + "\ndata: " + `{"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}` + "\n\n")
+	buf := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\r\n" + roleEvent)
 	if _, err := c.Write(buf); err != nil {
 		return
 	}
-	interval := time.Duration(0)
-	if tps > 0 {
-		interval = time.Duration(float64(time.Second) / tps)
-	}
-	start := time.Now()
-	t := time.NewTimer(time.Hour)
-	defer t.Stop()
+	p := newPace(ttft, tps)
+	defer p.stop()
 	for i := range n {
-		if d := time.Until(start.Add(ttft + time.Duration(i)*interval)); d > 0 {
-			t.Reset(d)
-			<-t.C
-		}
+		p.wait(i, nil)
 		buf = append(strconv.AppendInt(append(buf[:0], "id: "...), int64(i+1), 10), "\ndata: "+rawChunk+"\n\n"...)
 		if _, err := c.Write(buf); err != nil {
 			return

@@ -236,15 +236,20 @@ func TestRawServerIsTheFloor(t *testing.T) {
 			t.Errorf("ServeBaseline: %v", err)
 		}
 	}()
-	cfg := config(t, "http://"+addr)
-	cfg.Transports, cfg.Scenarios, cfg.CapacitySteps = []string{"sse"}, []string{"capacity"}, []int{3}
-	var res *bench.Result
-	for range 50 { // the server is listening once a run gets through
-		if res, err = bench.Run(ctx, cfg); err == nil {
+	for i := 0; ; i++ { // until it listens
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
 			break
+		}
+		if i == 100 {
+			t.Fatal(err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	cfg := config(t, "http://"+addr)
+	cfg.Transports, cfg.Scenarios, cfg.CapacitySteps = []string{"sse"}, []string{"capacity"}, []int{3}
+	res, err := bench.Run(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

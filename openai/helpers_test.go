@@ -66,39 +66,12 @@ func front(t *testing.T, u *openai.Upstream) *testenv.Server {
 // the response, closed at the end of the test.
 func post(t *testing.T, url string, body any, header ...string) *http.Response {
 	t.Helper()
-	b, ok := body.(string)
-	if !ok {
-		j, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b = string(j)
-	}
-	return do(t, http.MethodPost, url, strings.NewReader(b), append([]string{"Content-Type", "application/json"}, header...)...)
+	return testenv.Do(t, client, http.MethodPost, url, body, header...)
 }
 
 func get(t *testing.T, url string, header ...string) *http.Response {
 	t.Helper()
-	return do(t, http.MethodGet, url, nil, header...)
-}
-
-// do sends a request with the given headers (name, value pairs) and returns
-// the response, closed at the end of the test.
-func do(t *testing.T, method, url string, body io.Reader, header ...string) *http.Response {
-	t.Helper()
-	req, err := http.NewRequest(method, url, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { resp.Body.Close() })
-	return resp
+	return testenv.Do(t, client, http.MethodGet, url, nil, header...)
 }
 
 // chat is a streaming request for model with one user message; extra holds
