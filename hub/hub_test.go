@@ -273,15 +273,20 @@ func TestHangUpIsFoundAtOnce(t *testing.T) {
 	}
 }
 
+// TestHeartbeatWhileQuiet holds a stream quiet for several write timeouts:
+// a reader that reads the heartbeats is kept, however long the quiet lasts.
 func TestHeartbeatWhileQuiet(t *testing.T) {
-	r := newRig(t, hub.Options{Heartbeat: 20 * time.Millisecond})
+	const heartbeat, timeout = 20 * time.Millisecond, 100 * time.Millisecond
+	r := newRig(t, hub.Options{Heartbeat: heartbeat, WriteTimeout: timeout})
+	l := r.log(t, "gen/q")
 	c, _, resp := r.dial(t, "/gen/q")
-	_ = c
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second)) // a hub that pings no more fails, not hangs
 	br := bufio.NewReader(resp.Body)
-	for range 3 {
+	start, pings := time.Now(), 0
+	for time.Since(start) < 6*timeout {
 		line, err := br.ReadString('\n')
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("after %d pings in %v: %v", pings, time.Since(start), err)
 		}
 		if line == "\n" || strings.HasPrefix(line, "retry:") {
 			continue
@@ -289,6 +294,14 @@ func TestHeartbeatWhileQuiet(t *testing.T) {
 		if line != ": ping\n" {
 			t.Fatalf("line %q, want a ping", line)
 		}
+		pings++
+	}
+	if pings < 10 {
+		t.Fatalf("%d pings in %v, want at least 10", pings, 6*timeout)
+	}
+	appendData(t, l, "last", sluice.EndDone)
+	if line, _ := br.ReadString('\n'); !strings.HasPrefix(line, "id: ") {
+		t.Fatalf("after the quiet: %q, want the last event", line)
 	}
 }
 
@@ -424,11 +437,10 @@ func TestDrainSendsARetryDelay(t *testing.T) {
 	_, _, resp := r.dial(t, "/topic/t?topic")
 	br := bufio.NewReader(resp.Body)
 	br.ReadString('\n') // the first retry: line
-	br.ReadString('\n')
 	r.hub.Drain()
 	rest, _ := io.ReadAll(br)
 	var ms int
-	if _, err := fmt.Sscanf(string(rest), "retry: %d\n\n: server shutting down; reconnect\n\n", &ms); err != nil || ms < 1000 || ms > 1500 {
+	if _, err := fmt.Sscanf(string(rest), "retry: %d\n: server shutting down; reconnect\n", &ms); err != nil || ms < 1000 || ms > 1500 {
 		t.Fatalf("after drain: %q, want a jittered retry: then the reason", rest)
 	}
 }

@@ -2,7 +2,12 @@
 
 package hub
 
-import "syscall"
+import (
+	"errors"
+	"os"
+	"syscall"
+	"time"
+)
 
 // writeNow writes b without waiting: what the socket's send buffer cannot
 // take at once is left, and reported as errWouldBlock with the bytes that
@@ -20,6 +25,16 @@ func (s *sub) writeNow(b []byte) (int, error) {
 	}
 	w.b, w.n, w.err = b, 0, nil
 	err := s.raw.Write(w.fn)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// The socket still has the deadline of the last blocking write
+		// (writeBlocking, writeFast), and a raw write checks it before it
+		// tries: once it has passed, every write would fail, and a quiet
+		// stream's heartbeat would be taken for a vanished reader. Clearing
+		// it here, rather than after every blocking write, costs the hot
+		// path nothing.
+		_ = s.conn.SetWriteDeadline(time.Time{})
+		err = s.raw.Write(w.fn)
+	}
 	n, werr := w.n, w.err
 	w.b, w.err = nil, nil // keep no frame alive
 	switch {

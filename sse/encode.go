@@ -56,20 +56,24 @@ func AppendEvent(dst []byte, id, name string, data []byte) []byte {
 	dst = slices.Grow(dst, len(id)+len(name)+len(data)+len("id: \nevent: \ndata: \n\n"))
 	dst = appendField(dst, "id: ", id, true)
 	dst = appendField(dst, "event: ", name, false)
-	return appendLines(dst, "data: ", data)
+	return appendLines(dst, "data: ", data, true)
 }
 
-// AppendComment appends a comment, which clients ignore, followed by a blank
-// line, which dispatches nothing: ": <text>\n\n". It is the heartbeat that
-// keeps proxies from closing an idle stream. Each line of a multi-line text
-// becomes its own comment line, so text can never start a field.
+// AppendComment appends a comment, which clients ignore: ": <text>\n". It
+// is the heartbeat that keeps proxies from closing an idle stream. No blank
+// line follows: a comment needs none, and a blank line after it makes some
+// clients (@microsoft/fetch-event-source, the one the seeds use) dispatch an
+// empty message, which breaks a plain JSON.parse(ev.data). Each line of a
+// multi-line text becomes its own comment line, so text can never start a
+// field.
 func AppendComment(dst []byte, text string) []byte {
-	return appendLines(dst, ": ", []byte(text))
+	return appendLines(dst, ": ", []byte(text), false)
 }
 
 // appendLines appends prefix and each line of text, split at every line
-// break (\r\n, \r or \n), ending each with \n; then a blank line.
-func appendLines(dst []byte, prefix string, text []byte) []byte {
+// break (\r\n, \r or \n), ending each with \n; then, with blank, a blank
+// line, which ends the block.
+func appendLines(dst []byte, prefix string, text []byte, blank bool) []byte {
 	for {
 		i := lineBreak(text)
 		dst = append(dst, prefix...)
@@ -85,11 +89,17 @@ func appendLines(dst []byte, prefix string, text []byte) []byte {
 		}
 		text = text[i+1:]
 	}
+	if !blank {
+		return dst
+	}
 	return append(dst, '\n')
 }
 
-// AppendRetry appends "retry: <ms>\n\n", which sets how long a client waits
-// before it reconnects. d is rounded up to a whole millisecond, so a positive
+// AppendRetry appends "retry: <ms>\n", which sets how long a client waits
+// before it reconnects. No blank line follows, so the field joins the block
+// of the event written next: a block of its own, with no data, is
+// dispatched by some clients (@microsoft/fetch-event-source) as an empty
+// message. d is rounded up to a whole millisecond, so a positive
 // delay never becomes 0 (reconnect at once); a negative d is written as 0.
 func AppendRetry(dst []byte, d time.Duration) []byte {
 	var ms int64
@@ -101,7 +111,7 @@ func AppendRetry(dst []byte, d time.Duration) []byte {
 	}
 	dst = append(dst, "retry: "...)
 	dst = strconv.AppendInt(dst, ms, 10)
-	return append(dst, "\n\n"...)
+	return append(dst, '\n')
 }
 
 // appendField appends prefix, value without the bytes a field cannot carry

@@ -47,7 +47,7 @@ func TestAppendEventAppendsAfterExistingBytes(t *testing.T) {
 	buf := AppendRetry(make([]byte, 0, 64), 1500*time.Millisecond)
 	buf = AppendEvent(buf, "1", "", []byte("a"))
 	buf = AppendEvent(buf, "2", "", []byte("b"))
-	want := "retry: 1500\n\nid: 1\ndata: a\n\nid: 2\ndata: b\n\n"
+	want := "retry: 1500\nid: 1\ndata: a\n\nid: 2\ndata: b\n\n"
 	if string(buf) != want {
 		t.Errorf("got %q, want %q", buf, want)
 	}
@@ -69,11 +69,11 @@ func TestAppendEventDoesNotAllocateWithCapacity(t *testing.T) {
 
 func TestAppendCommentWritesExactBytes(t *testing.T) {
 	tests := []struct{ text, want string }{
-		{"ping", ": ping\n\n"},
-		{"", ": \n\n"},
-		{"a\nb", ": a\n: b\n\n"},
-		{"a\r\ndata: x\rb", ": a\n: data: x\n: b\n\n"},
-		{"end\n", ": end\n: \n\n"},
+		{"ping", ": ping\n"},
+		{"", ": \n"},
+		{"a\nb", ": a\n: b\n"},
+		{"a\r\ndata: x\rb", ": a\n: data: x\n: b\n"},
+		{"end\n", ": end\n: \n"},
 	}
 	for _, tt := range tests {
 		if got := AppendComment(nil, tt.text); string(got) != tt.want {
@@ -87,12 +87,12 @@ func TestAppendRetryWritesWholeMillisecondsRoundedUp(t *testing.T) {
 		d    time.Duration
 		want string
 	}{
-		{3 * time.Second, "retry: 3000\n\n"},
-		{0, "retry: 0\n\n"},
-		{time.Nanosecond, "retry: 1\n\n"},
-		{1500 * time.Microsecond, "retry: 2\n\n"},
-		{-time.Second, "retry: 0\n\n"},
-		{time.Duration(1<<63 - 1), "retry: 9223372036855\n\n"},
+		{3 * time.Second, "retry: 3000\n"},
+		{0, "retry: 0\n"},
+		{time.Nanosecond, "retry: 1\n"},
+		{1500 * time.Microsecond, "retry: 2\n"},
+		{-time.Second, "retry: 0\n"},
+		{time.Duration(1<<63 - 1), "retry: 9223372036855\n"},
 	}
 	for _, tt := range tests {
 		if got := AppendRetry(nil, tt.d); string(got) != tt.want {

@@ -30,11 +30,12 @@ func TestMain(m *testing.M) {
 // env is an api.Server with the WebSocket handler on GET /ws, on a
 // loopback port: both transports over the same store and runner.
 type env struct {
-	URL   string
-	WSURL string
-	ws    *ws.Handler
-	store *memory.Store
-	stop  context.CancelFunc
+	URL    string
+	WSURL  string
+	Client *http.Client // trusts the server's certificate with http2
+	ws     *ws.Handler
+	store  *memory.Store
+	stop   context.CancelFunc
 }
 
 type envOptions struct {
@@ -42,6 +43,7 @@ type envOptions struct {
 	ws     ws.Options
 	demo   demo.Options
 	models map[string]sluice.Model
+	http2  bool // serve HTTP/2 over TLS: SSE then takes the fallback path
 }
 
 // fast is a demo model quick enough for tests, paced so that streams have
@@ -58,14 +60,14 @@ func newEnv(t *testing.T, o envOptions) *env {
 			h.Wait()
 		}
 	})
-	s := testenv.NewServer(t, testenv.Options{API: o.api, Demo: o.demo, Models: o.models})
+	s := testenv.NewServer(t, testenv.Options{API: o.api, Demo: o.demo, Models: o.models, HTTP2: o.http2})
 	stopCtx, stop := context.WithCancel(context.Background())
 	t.Cleanup(stop)
 	opts := o.ws
 	opts.Store, opts.Runner, opts.Models, opts.Logger, opts.Stop = s.Store, s.Runner, s.Models, testenv.Logger(t), stopCtx
 	h = ws.NewHandler(opts)
 	s.API.HandleStream("GET /ws", h) // as cmd/sluice routes it: keys, rate and stream limits as for SSE
-	return &env{URL: s.URL, WSURL: "ws" + strings.TrimPrefix(s.URL, "http") + "/ws", ws: h, store: s.Store, stop: stop}
+	return &env{URL: s.URL, Client: s.Client, WSURL: "ws" + strings.TrimPrefix(s.URL, "http") + "/ws", ws: h, store: s.Store, stop: stop}
 }
 
 // frame is any server frame.

@@ -384,24 +384,6 @@ func TestShutdownEndsTopicsAndClosesWith1001(t *testing.T) {
 	}
 }
 
-func TestHeartbeatKeepsAnIdleConnection(t *testing.T) {
-	e := newEnv(t, envOptions{ws: ws.Options{Heartbeat: 10 * time.Millisecond, WriteTimeout: time.Second}})
-	c := e.dial(t)
-	c.send(map[string]any{"type": "topic.subscribe", "topic": "quiet"})
-	c.expect("subscribed")
-	// The client's Read answers pings; a dozen go by before anything comes.
-	go func() {
-		time.Sleep(150 * time.Millisecond)
-		resp, err := http.Post(e.URL+"/v1/topics/quiet/events", "application/json", strings.NewReader(`{"data":"late"}`))
-		if err == nil {
-			resp.Body.Close()
-		}
-	}()
-	if f := c.next(); f.Data != "late" {
-		t.Fatalf("got %+v", f)
-	}
-}
-
 // TestUnansweredPingsCloseTheConnection is the other side of the heartbeat:
 // a client that answers no ping (it never reads) is closed once a ping has
 // gone unanswered for the write timeout.

@@ -97,7 +97,7 @@ test('events are flushed as the model makes them, not buffered to the end', T, (
 function cutByte(where) {
   const raw = reference.raw;
   const bytes = (chars) => Buffer.byteLength(raw.slice(0, chars));
-  const afterRetry = raw.indexOf('\n\n') + 2;
+  const afterRetry = raw.indexOf('\n') + 1; // retry: shares the first event's block
   if (where === 'retry') return bytes(afterRetry);
   if (where === 'mid-event') {
     let at = afterRetry;
