@@ -185,12 +185,19 @@ func (r *Runner) Running() int {
 	return len(r.running)
 }
 
-// Shutdown refuses new generations, lets running ones finish until ctx is
-// done, then stops the rest with an error event and waits for them all.
-func (r *Runner) Shutdown(ctx context.Context) error {
+// Close refuses new generations from now on (EUNAVAILABLE, which clients
+// are told to retry elsewhere or later); running ones go on. Shutdown
+// calls it.
+func (r *Runner) Close() {
 	r.mu.Lock()
 	r.closing = true
 	r.mu.Unlock()
+}
+
+// Shutdown refuses new generations, lets running ones finish until ctx is
+// done, then stops the rest with an error event and waits for them all.
+func (r *Runner) Shutdown(ctx context.Context) error {
+	r.Close()
 
 	idle := make(chan struct{})
 	go func() { r.wg.Wait(); close(idle) }()

@@ -258,13 +258,15 @@ func (s *sub) close() { s.finish(nil, false) }
 func (s *sub) closeWith(comment []byte) { s.finish(comment, false) }
 
 // finish closes the connection once and forgets it; comment, if any, is
-// written first unless a write is stuck.
+// written first, briefly. It never waits for a catch-up write: one to a
+// client that reads nothing holds the lock for up to the write timeout,
+// and shutdown must not wait on it (closing the connection makes that
+// write fail at once); a delivery holds it for fastWrite at most.
 func (s *sub) finish(comment []byte, gone bool) {
 	if s.closed.Swap(true) {
 		return
 	}
-	if comment != nil {
-		s.wmu.Lock()
+	if comment != nil && s.lockUnlessCatching() {
 		if len(s.pending) == 0 {
 			_ = s.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 			_, _ = s.conn.Write(comment)
@@ -285,6 +287,19 @@ func (s *sub) finish(comment []byte, gone bool) {
 	if s.onClose != nil {
 		s.onClose()
 	}
+}
+
+// lockUnlessCatching takes wmu, unless a catch-up goroutine, which may hold
+// it for the write timeout, owns the connection; it reports whether it did.
+func (s *sub) lockUnlessCatching() bool {
+	if s.wmu.TryLock() {
+		return true
+	}
+	if s.catching.Load() {
+		return false
+	}
+	s.wmu.Lock()
+	return true
 }
 
 // responseHead is the HTTP/1.1 head of a hijacked event stream, then the

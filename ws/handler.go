@@ -57,9 +57,9 @@ type Handler struct {
 	log  *slog.Logger
 
 	mu      sync.Mutex
-	active  int           // connections being served
-	waiting bool          // Wait was called: refuse new connections
-	idle    chan struct{} // closed when active drops to 0 while waiting
+	active  map[*conn]struct{} // connections being served
+	waiting bool               // Wait was called: refuse new connections
+	idle    chan struct{}      // closed when active empties while waiting
 
 	conns   atomic.Int64
 	subs    atomic.Int64
@@ -99,7 +99,7 @@ func NewHandler(opts Options) *Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Handler{opts: opts, log: opts.Logger}
+	return &Handler{opts: opts, log: opts.Logger, active: make(map[*conn]struct{})}
 }
 
 // Stats returns the handler's counters.
@@ -111,35 +111,61 @@ func (h *Handler) Stats() Stats {
 // ended. Connections end by themselves once Options.Stop is done and their
 // generations have ended; http.Server.Shutdown does not wait for them,
 // because they are hijacked.
-func (h *Handler) Wait() {
+func (h *Handler) Wait() { _ = h.Shutdown(context.Background()) }
+
+// Shutdown is Wait bounded by ctx: once ctx is done, the connections still
+// open are closed at once, whatever their clients do (one that reads
+// nothing would otherwise hold its writer for the write timeout), and
+// Shutdown returns ctx's error once they have ended.
+func (h *Handler) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
 	h.waiting = true
-	if h.active == 0 {
+	if len(h.active) == 0 {
 		h.mu.Unlock()
-		return
+		return nil
 	}
-	idle := make(chan struct{})
-	h.idle = idle
+	if h.idle == nil {
+		h.idle = make(chan struct{})
+	}
+	idle := h.idle
+	h.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+	}
+	h.mu.Lock()
+	for c := range h.active {
+		_ = c.ws.CloseNow() // its reads and writes fail, and serve returns
+	}
 	h.mu.Unlock()
 	<-idle
+	return ctx.Err()
 }
 
-// enter counts a connection in, unless Wait has been called.
-func (h *Handler) enter() bool {
+// refusing reports whether Shutdown has been called.
+func (h *Handler) refusing() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.waiting
+}
+
+// enter counts c in, unless Shutdown has been called.
+func (h *Handler) enter(c *conn) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.waiting {
 		return false
 	}
-	h.active++
+	h.active[c] = struct{}{}
 	return true
 }
 
-func (h *Handler) leave() {
+func (h *Handler) leave(c *conn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.active--
-	if h.active == 0 && h.idle != nil {
+	delete(h.active, c)
+	if len(h.active) == 0 && h.idle != nil {
 		close(h.idle)
 		h.idle = nil
 	}
@@ -149,7 +175,7 @@ func (h *Handler) leave() {
 // closes.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	done := api.StreamDone(r.Context()) // the place the connection holds in the stream limits
-	if h.opts.Stop.Err() != nil || !h.enter() {
+	if h.opts.Stop.Err() != nil || h.refusing() {
 		done()
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Retry-After", "1")
@@ -165,7 +191,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		done()
-		h.leave()
 		h.log.Debug("ws: upgrade refused", "remote", r.RemoteAddr, "err", err)
 		return // Accept has answered
 	}
@@ -175,13 +200,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// for a handler (a few kilobytes per connection), and the deep stack of
 	// the handler's goroutine goes with them.
 	// Nothing of r goes into the goroutine, so that the request is freed.
-	who := api.Caller(r.Context())
+	c := newConn(h, wc, api.Caller(r.Context()))
+	if !h.enter(c) { // Shutdown began during the handshake
+		done()
+		_ = wc.CloseNow()
+		return
+	}
 	h.conns.Add(1)
 	go func() {
 		defer done()
-		defer h.leave()
+		defer h.leave(c)
 		defer h.conns.Add(-1)
-		newConn(h, wc, who).serve()
+		c.serve()
 	}()
 }
 

@@ -111,7 +111,6 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr st
 	wsh := ws.NewHandler(ws.Options{Store: store, Runner: runner, Models: &models, TopicMaxLen: cfg.TopicMaxLen,
 		Heartbeat: cfg.Heartbeat, WriteTimeout: cfg.WriteTimeout, MaxMessageBytes: cfg.MaxBodyBytes + 64<<10, Stop: ctx, Logger: log})
 	srv.HandleStream("GET /ws", wsh) // keys, rate and stream limits as for SSE
-	defer wsh.Wait()                 // Shutdown does not wait for hijacked connections
 
 	for _, p := range web.Patterns { // the browser UI: /, /live, /assets/
 		srv.Handle(p, web.Handler())
@@ -143,13 +142,33 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr st
 
 	select {
 	case err := <-served:
+		wsh.Wait() // nothing more comes in; let what was served end
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "grace", cfg.ShutdownGrace, "generations", runner.Running())
-	srv.Drain()
+	return shutdown(cfg, log, runner, srv, wsh, hs, served)
+}
+
+// The fixed bound that shutdown may take past the grace period: for
+// readers to be written their last events, then for the connections still
+// open to be closed.
+const (
+	endBound   = 2 * time.Second
+	closeBound = time.Second
+)
+
+// shutdown ends a server whose context is done, in at most the grace
+// period plus endBound plus closeBound, whatever its clients do: new work
+// is refused at once (503 with Retry-After; the listener closes), topic
+// readers are told to reconnect, generations run until the grace period is
+// over and are then ended with an error event, their readers get their last
+// events, and every connection still open is then closed.
+func shutdown(cfg Config, log *slog.Logger, runner *gen.Runner, srv *api.Server, wsh *ws.Handler, hs *http.Server, served <-chan error) error {
 	graceCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
+	log.Info("shutting down", "grace", cfg.ShutdownGrace, "generations", runner.Running())
+	runner.Close()
+	srv.Drain()
 	shut := make(chan error, 1)
 	// Shutdown closes the listener at once and waits for every handler; the
 	// streams end as their generations end, which Runner.Shutdown bounds.
@@ -159,16 +178,23 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr st
 	}
 	// Every generation has ended, so its readers are writing their last
 	// events; give them a moment, then close what is left.
-	endCtx, cancelEnd := context.WithTimeout(context.Background(), 5*time.Second)
+	endCtx, cancelEnd := context.WithTimeout(context.Background(), endBound)
 	defer cancelEnd()
+	wsDone := make(chan error, 1)
+	go func() { wsDone <- wsh.Shutdown(endCtx) }()
 	if err := srv.Shutdown(endCtx); err != nil {
 		log.Warn("closed streams that outlived the shutdown")
 	}
-	// What is left are idle connections and short requests; a connection
-	// that has just been opened would keep Shutdown waiting for seconds.
+	if err := <-wsDone; err != nil {
+		log.Warn("closed WebSocket connections that outlived the shutdown")
+	}
+	// What is left are idle connections, short requests and streams served
+	// in handlers (HTTP/2) whose client reads nothing; a connection that has
+	// just been opened would keep Shutdown waiting for seconds.
+	var err error
 	select {
 	case err = <-shut:
-	case <-time.After(time.Second):
+	case <-time.After(closeBound):
 		err = hs.Close()
 		<-shut
 	}
