@@ -23,6 +23,8 @@ type Config struct {
 	Heartbeat      time.Duration
 	Retry          time.Duration
 	WriteTimeout   time.Duration
+	ReadTimeout    time.Duration
+	IdleTimeout    time.Duration
 	Retention      time.Duration
 	RetentionBytes byteSize
 	ShutdownGrace  time.Duration
@@ -60,6 +62,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.DurationVar(&c.Heartbeat, "heartbeat", 15*time.Second, "send a ': ping' comment on a stream idle for this long")
 	fs.DurationVar(&c.Retry, "retry", 3*time.Second, "reconnect delay suggested to SSE clients (retry:)")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 30*time.Second, "drop a reader whose write takes longer than this")
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", 30*time.Second, "close a connection whose request, headers and body, takes longer than this to arrive")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", time.Minute, "close a kept-alive connection idle for this long")
 	fs.DurationVar(&c.Retention, "retention", 10*time.Minute, "how long a finished stream stays resumable")
 	c.RetentionBytes = memory.DefaultRetainedBytes
 	fs.Var(&c.RetentionBytes, "retention-bytes", "most memory finished streams may hold while resumable; past it the oldest go first (e.g. 512MiB, 2GiB)")
@@ -118,7 +122,8 @@ func (c Config) validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"heartbeat", c.Heartbeat}, {"retry", c.Retry}, {"write-timeout", c.WriteTimeout}, {"retention", c.Retention}} {
+	}{{"heartbeat", c.Heartbeat}, {"retry", c.Retry}, {"write-timeout", c.WriteTimeout},
+		{"read-timeout", c.ReadTimeout}, {"idle-timeout", c.IdleTimeout}, {"retention", c.Retention}} {
 		if d.v <= 0 {
 			bad(d.name, "must be positive, got %v", d.v)
 		}

@@ -127,10 +127,15 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr st
 	if err != nil {
 		return fmt.Errorf("--addr: %w", err)
 	}
+	// ReadTimeout bounds reading a request, headers and body: net/http lifts
+	// it once the body has been read (and on hijacking), so it never cuts a
+	// response (TestResponsesOutliveTheReadTimeout holds each kind open past
+	// it).
 	hs := &http.Server{
 		Handler:           srv,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadTimeout:       cfg.ReadTimeout,
+		ReadHeaderTimeout: min(10*time.Second, cfg.ReadTimeout),
+		IdleTimeout:       cfg.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)
