@@ -104,4 +104,3 @@ func TestResponsesOutliveTheReadTimeout(t *testing.T) {
 		}
 	})
 }
-
