@@ -13,8 +13,10 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/admit"
 	"github.com/sluice-dev/sluice/api"
 	"github.com/sluice-dev/sluice/demo"
+	"github.com/sluice-dev/sluice/gen"
 	"github.com/sluice-dev/sluice/internal/testenv"
 	"github.com/sluice-dev/sluice/memory"
 	"github.com/sluice-dev/sluice/sse"
@@ -28,18 +30,21 @@ func TestMain(m *testing.M) {
 }
 
 // env is an api.Server with the WebSocket handler on GET /ws, on a
-// loopback port: both transports over the same store and runner.
+// loopback port: both transports over the same store, runner and gate.
 type env struct {
-	URL   string
-	WSURL string
-	ws    *ws.Handler
-	store *memory.Store
-	stop  context.CancelFunc
+	URL    string
+	WSURL  string
+	ws     *ws.Handler
+	store  *memory.Store
+	runner *gen.Runner
+	stop   context.CancelFunc
 }
 
 type envOptions struct {
 	api    api.Config
+	admit  admit.Config
 	ws     ws.Options
+	perKey int // generations one key may run at once
 	demo   demo.Options
 	models map[string]sluice.Model
 }
@@ -58,14 +63,19 @@ func newEnv(t *testing.T, o envOptions) *env {
 			h.Wait()
 		}
 	})
-	s := testenv.NewServer(t, testenv.Options{API: o.api, Demo: o.demo, Models: o.models})
+	s := testenv.NewServer(t, testenv.Options{API: o.api, Admit: o.admit, Demo: o.demo, Models: o.models, MaxPerKey: o.perKey})
 	stopCtx, stop := context.WithCancel(context.Background())
 	t.Cleanup(stop)
 	opts := o.ws
-	opts.Store, opts.Runner, opts.Models, opts.Logger, opts.Stop = s.Store, s.Runner, s.Models, testenv.Logger(t), stopCtx
+	opts.Gate, opts.Runner, opts.Stop = s.Gate, s.Runner, stopCtx
+	if opts.Logger == nil {
+		opts.Logger = testenv.Logger(t)
+	}
 	h = ws.NewHandler(opts)
-	s.API.HandleStream("GET /ws", h) // as cmd/sluice routes it: keys, rate and stream limits as for SSE
-	return &env{URL: s.URL, WSURL: "ws" + strings.TrimPrefix(s.URL, "http") + "/ws", ws: h, store: s.Store, stop: stop}
+	// As cmd/sluice routes it: the handler admits with the API's gate.
+	s.API.Handle("GET /ws", h)
+	s.API.CountWebSockets(func() int64 { return h.Stats().Connections })
+	return &env{URL: s.URL, WSURL: "ws" + strings.TrimPrefix(s.URL, "http") + "/ws", ws: h, store: s.Store, runner: s.Runner, stop: stop}
 }
 
 // frame is any server frame.
