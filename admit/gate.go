@@ -166,11 +166,14 @@ func (p *Pass) Stream(ctx context.Context, id string) (sluice.Log, error) {
 }
 
 // Connect admits a long-lived connection that carries operations of its
-// own (a /ws upgrade): it needs a key when the server has keys, is not
-// charged (each operation it carries is), and takes a place in the stream
+// own (a /ws upgrade). It needs a key when the server has keys, unless
+// some topics are public: a caller without one may then read those over
+// the connection, as over HTTP, and every other operation it sends is
+// refused as the same HTTP request would be. Connecting is not charged to
+// the rate budget (each operation is) but takes a place in the stream
 // limits (see OpenStream).
 func (g *Gate) Connect(c Caller) (release func(), err error) {
-	if c.noKey {
+	if c.noKey && len(g.cfg.PublicTopics) == 0 {
 		return nil, errNoKey
 	}
 	return g.OpenStream(c)

@@ -68,8 +68,9 @@
 //
 // Connections and what they carry are admitted by the admit.Gate that the
 // SSE API uses too. Opening a connection needs an API key when the server
-// has keys (Authorization: Bearer on the upgrade request), and takes one
-// place in the stream limits for as long as it is open. Each message that
+// has keys (Authorization: Bearer on the upgrade request), unless it has
+// public topics, which a connection without a key may then read; it takes
+// one place in the stream limits for as long as it is open. Each message that
 // does what an HTTP API request does (chat.start, stream.attach,
 // stream.cancel, topic.subscribe, topic.publish) is then admitted as that
 // request is, with the same request limits, ownership and topic rules, and

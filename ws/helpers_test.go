@@ -37,6 +37,7 @@ type env struct {
 	ws     *ws.Handler
 	store  *memory.Store
 	runner *gen.Runner
+	gate   *admit.Gate
 	stop   context.CancelFunc
 }
 
@@ -44,7 +45,8 @@ type envOptions struct {
 	api    api.Config
 	admit  admit.Config
 	ws     ws.Options
-	perKey int // generations one key may run at once
+	perKey int               // generations one key may run at once
+	logs   *testenv.Recorder // when set, keeps what both transports log
 	demo   demo.Options
 	models map[string]sluice.Model
 }
@@ -63,19 +65,20 @@ func newEnv(t *testing.T, o envOptions) *env {
 			h.Wait()
 		}
 	})
-	s := testenv.NewServer(t, testenv.Options{API: o.api, Admit: o.admit, Demo: o.demo, Models: o.models, MaxPerKey: o.perKey})
+	log := testenv.Logger(t)
+	if o.logs != nil {
+		log = o.logs.Logger()
+	}
+	s := testenv.NewServer(t, testenv.Options{API: o.api, Admit: o.admit, Demo: o.demo, Models: o.models, MaxPerKey: o.perKey, Logger: log})
 	stopCtx, stop := context.WithCancel(context.Background())
 	t.Cleanup(stop)
 	opts := o.ws
-	opts.Gate, opts.Runner, opts.Stop = s.Gate, s.Runner, stopCtx
-	if opts.Logger == nil {
-		opts.Logger = testenv.Logger(t)
-	}
+	opts.Gate, opts.Runner, opts.Stop, opts.Logger = s.Gate, s.Runner, stopCtx, log
 	h = ws.NewHandler(opts)
 	// As cmd/sluice routes it: the handler admits with the API's gate.
 	s.API.Handle("GET /ws", h)
 	s.API.CountWebSockets(func() int64 { return h.Stats().Connections })
-	return &env{URL: s.URL, WSURL: "ws" + strings.TrimPrefix(s.URL, "http") + "/ws", ws: h, store: s.Store, runner: s.Runner, stop: stop}
+	return &env{URL: s.URL, WSURL: "ws" + strings.TrimPrefix(s.URL, "http") + "/ws", ws: h, store: s.Store, runner: s.Runner, gate: s.Gate, stop: stop}
 }
 
 // frame is any server frame.

@@ -33,7 +33,7 @@ func (g *guardConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&g.Keys, "api-keys", "", "API keys, comma-separated (prefer --api-keys-file)")
 	fs.StringVar(&g.PublicTopics, "public-topics", "", "topics anyone may read without a key, comma-separated ('*': all)")
 	fs.StringVar(&g.CORSOrigins, "cors-origins", "", "origins that may call the API from a browser, comma-separated ('*': any); none: same-origin only")
-	fs.IntVar(&g.RateLimit, "rate-limit", 0, "requests per minute per API key (or client address without keys); 0: no limit")
+	fs.IntVar(&g.RateLimit, "rate-limit", 0, "API requests per minute per API key (or client address without keys), each /ws operation counting as one; 0: no limit")
 	fs.IntVar(&g.GenerationsPerKey, "max-generations-per-key", 0, "generations one API key may run at once; 0: no limit")
 	fs.IntVar(&g.MaxMessages, "max-messages", 1000, "messages in one chat request")
 	fs.IntVar(&g.MaxPromptBytes, "max-prompt-bytes", 1<<20, "bytes of message content in one chat request")

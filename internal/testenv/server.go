@@ -31,6 +31,8 @@ type Options struct {
 	Demo           demo.Options
 	Models         map[string]sluice.Model // more models, by name, besides the demo
 	Retention      time.Duration
+	MaxLogLen      int          // events a generation's log keeps (memory.Options.MaxLen)
+	Logger         *slog.Logger // the server's logger; nil: see Logger
 	MaxGenerations int
 	MaxPerKey      int
 	HTTP2          bool // serve HTTP/2 over TLS, where connections cannot be hijacked
@@ -52,8 +54,11 @@ type Server struct {
 // NewServer starts a Server. With -v its logs go to the test's log.
 func NewServer(t *testing.T, o Options) *Server {
 	t.Helper()
-	log := Logger(t)
-	store := memory.New(memory.Options{Retention: o.Retention})
+	log := o.Logger
+	if log == nil {
+		log = Logger(t)
+	}
+	store := memory.New(memory.Options{Retention: o.Retention, MaxLen: o.MaxLogLen})
 	runner := gen.NewRunner(gen.Options{Store: store, MaxConcurrent: o.MaxGenerations, MaxPerOwner: o.MaxPerKey, Logger: log})
 	var models admit.Models
 	dm := demo.New(o.Demo)
