@@ -6,7 +6,9 @@
 // step: the SSE API (api) and WebSocket (ws) turn what arrives on their
 // wire into calls of a Gate, and carry out only what it admits. A check
 // added here holds on every transport at once, and no transport reaches
-// into another for it.
+// into another for it. It sits with the transports at the edge of the
+// flow, so it may import what they import (the root package, and gen for
+// the names of generation logs); only transports, cmd and tests import it.
 //
 // Every API operation enters through one call that charges the caller's
 // rate budget: Enter (chat, attach, cancel, publish, and any other API

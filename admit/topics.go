@@ -27,12 +27,12 @@ func checkTopicName(name, param string) error {
 	return nil
 }
 
-// OpenTopic returns the log behind the named topic in store, a ring of
+// openTopic returns the log behind the named topic in store, a ring of
 // maxLen events, creating it on first use. A bad name is EINVALID against
 // param, the field the client named it in. Every transport reaches topics
 // through it (by Topic.Open and Pass.Publish), so that all reach the same
 // ones.
-func OpenTopic(ctx context.Context, store sluice.Store, name string, maxLen int, param string) (sluice.Log, error) {
+func openTopic(ctx context.Context, store sluice.Store, name string, maxLen int, param string) (sluice.Log, error) {
 	if err := checkTopicName(name, param); err != nil {
 		return nil, err
 	}
@@ -66,7 +66,7 @@ func (g *Gate) Subscribe(c Caller, name, param string) (*Topic, error) {
 
 // Open returns the topic's log, creating it on first use.
 func (t *Topic) Open(ctx context.Context) (sluice.Log, error) {
-	return OpenTopic(ctx, t.g.store, t.name, t.g.cfg.TopicMaxLen, t.param)
+	return openTopic(ctx, t.g.store, t.name, t.g.cfg.TopicMaxLen, t.param)
 }
 
 // publicTopic reports whether a topic may be read without a key.
@@ -92,7 +92,7 @@ func (p *Pass) Publish(ctx context.Context, topic, param string, ev sluice.Event
 		return "", invalid("event", "invalid_value", "'event' must not contain CR, LF or NUL characters.")
 	}
 	ev.Data = NormalizeData(ev.Data)
-	l, err := OpenTopic(ctx, p.g.store, topic, p.g.cfg.TopicMaxLen, param)
+	l, err := openTopic(ctx, p.g.store, topic, p.g.cfg.TopicMaxLen, param)
 	if err != nil {
 		return "", err
 	}
