@@ -60,7 +60,7 @@ type Log interface {
 	// Append adds ev to the end of the log and returns the ID it was given.
 	// The log keeps a copy of ev.Data: the caller may reuse it at once.
 	// A log that is full (see LogOptions.MaxLen) and not a ring refuses all
-	// but an ending event with ETOOLARGE.
+	// but an ending event with EFULL.
 	Append(ctx context.Context, ev Event) (string, error)
 
 	// Read copies events that come after the event with ID after (the

@@ -111,7 +111,9 @@ func (l *Log) Append(_ context.Context, ev sluice.Event) (string, error) {
 	if int(l.next-l.first) >= l.max {
 		if !l.ring && ev.End == sluice.EndNone {
 			l.mu.Unlock()
-			return "", sluice.Errorf(sluice.ETOOLARGE, "Stream %q is full (%d events).", l.name, l.max)
+			full := sluice.Errorf(sluice.EFULL, "Stream %q is full (%d events).", l.name, l.max)
+			full.Kind = "log_full"
+			return "", full
 		}
 		if l.ring {
 			l.trimOldest()

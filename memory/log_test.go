@@ -153,7 +153,7 @@ func TestBounds(t *testing.T) {
 		wantFirst string // data of the oldest event kept
 		wantErr   string
 	}{
-		{"full log refuses", false, "e0", sluice.ETOOLARGE},
+		{"full log refuses", false, "e0", sluice.EFULL},
 		{"ring drops oldest", true, "e3", ""}, // e0..e4 and the end: the last three stay
 	}
 	for _, tt := range tests {

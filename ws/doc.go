@@ -64,6 +64,19 @@
 // To resume after a dropped connection, attach or subscribe again with the
 // last event ID seen: no event is lost or repeated.
 //
+// # Admission
+//
+// Connections and what they carry are admitted by the admit.Gate that the
+// SSE API uses too. Opening a connection needs an API key when the server
+// has keys (Authorization: Bearer on the upgrade request), unless it has
+// public topics, which a connection without a key may then read; it takes
+// one place in the stream limits for as long as it is open. Each message that
+// does what an HTTP API request does (chat.start, stream.attach,
+// stream.cancel, topic.subscribe, topic.publish) is then admitted as that
+// request is, with the same request limits, ownership and topic rules, and
+// counts against the caller's rate limit as one request; a refusal is an
+// error frame with the error object that HTTP would answer.
+//
 // # Connection behaviour
 //
 // The server pings after Options.Heartbeat without sending anything, and

@@ -11,6 +11,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/admit"
 	"github.com/sluice-dev/sluice/internal/testenv"
 	"github.com/sluice-dev/sluice/ws"
 )
@@ -309,7 +310,7 @@ func TestOversizedMessageClosesWith1009(t *testing.T) {
 // the server cuts the connection off with 1008 and a reason, instead of
 // queueing more.
 func TestSlowReaderIsCutOff(t *testing.T) {
-	e := newEnv(t, envOptions{ws: ws.Options{SendBuffer: 64 << 10, WriteTimeout: 500 * time.Millisecond, TopicMaxLen: 4000}})
+	e := newEnv(t, envOptions{ws: ws.Options{SendBuffer: 64 << 10, WriteTimeout: 500 * time.Millisecond}, admit: admit.Config{TopicMaxLen: 4000}})
 	l, err := e.store.Open(context.Background(), "topic/flood", true, sluice.LogOptions{MaxLen: 4000, Ring: true})
 	if err != nil {
 		t.Fatal(err)
