@@ -136,7 +136,7 @@ ensure_node() {
   local tmp tgz
   tmp=$(mktemp -d)
   tgz=$tmp/node-linux-$arch-$NODE_VERSION.tgz
-  (cd "$tmp" && npm pack --silent "node-linux-$arch@$NODE_VERSION" >/dev/null) ||
+  (cd "$tmp" && npm pack --loglevel=error "node-linux-$arch@$NODE_VERSION" >/dev/null) ||
     { rm -rf "$tmp"; die "$what" "npm pack node-linux-$arch@$NODE_VERSION failed (see above): check that npm reaches its registry."; }
   if [ "$(sha512sum "$tgz" | cut -d' ' -f1)" != "${NODE_SHA512[$arch]}" ]; then
     rm -rf "$tmp"
