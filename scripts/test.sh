@@ -11,9 +11,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The Debian packages the tests need, checked by name with dpkg: add a name
-# here and the script installs it. gcc and libc6-dev: `go test -race` needs
-# cgo, and Debian's gcc does not pull in the C library headers by itself.
+# The Debian packages the tests need, checked by name with dpkg: a name added
+# here (a server that tests start, a tool they run) is installed when missing.
+# gcc and libc6-dev: `go test -race` needs cgo, and Debian's gcc without its
+# recommended packages cannot link a program (no C library headers or crt1.o).
 DEBIAN_PACKAGES=(gcc libc6-dev chromium curl)
 
 # The Node for tests/node when the system has none new enough: Debian 12's
@@ -65,9 +66,19 @@ check_go() {
   if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
     PATH=/usr/local/go/bin:$PATH
   fi
-  command -v go >/dev/null 2>&1 || die "Go is not installed (or not on PATH)." \
-    "Sluice needs Go $(sed -n 's/^go //p' go.mod) or newer (go.mod). Install the tarball from" \
-    "https://go.dev/dl/ into /usr/local/go, put /usr/local/go/bin on PATH, and run this again."
+  local want have
+  want=$(sed -n 's/^go //p' go.mod)
+  local todo="Sluice needs Go $want or newer (go.mod). Install the tarball from https://go.dev/dl/"
+  todo+=" into /usr/local/go, put /usr/local/go/bin first on PATH, and run this again."
+  command -v go >/dev/null 2>&1 || die "Go is not installed (or not on PATH)." "$todo"
+  # Go 1.21 and later fetch the toolchain that go.mod asks for by themselves
+  # (from the module proxy), so GOVERSION here is the one that will build;
+  # an older Go (Debian 12's golang-go is 1.19) only fails obscurely on go.mod.
+  have=$(go env GOVERSION 2>&1) || die "go cannot start here: $have" "$todo"
+  case "$have" in
+    devel*) ;;
+    *) version_at_least "${have#go}" "$want" || die "$(command -v go) is $have, too old." "$todo" ;;
+  esac
   say "$(go version)"
 }
 
