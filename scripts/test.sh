@@ -118,9 +118,13 @@ check_cgo() {
   [ "$(go env CGO_ENABLED)" = 1 ] || die "cgo is off (go env CGO_ENABLED is not 1), and go test -race needs it." \
     "Install a C compiler (Debian: apt-get install gcc libc6-dev) and unset CGO_ENABLED" \
     "(also 'go env -u CGO_ENABLED' if it was set with go env -w), then run this again."
-  printf 'int main(void) { return 0; }\n' | "$cc" -x c -o /dev/null - 2>/dev/null ||
-    die "the C compiler '$cc' cannot build a program, and go test -race needs cgo." \
-      "Install the C library headers (Debian: apt-get install gcc libc6-dev) and run this again."
+  command -v "$cc" >/dev/null 2>&1 || die "there is no C compiler '$cc' (go env CC), and go test -race needs cgo." \
+    "Install gcc (Debian: apt-get install gcc libc6-dev), or set CC to a C compiler, and run this again."
+  local out
+  out=$(printf 'int main(void) { return 0; }\n' | "$cc" -x c -o /dev/null - 2>&1) ||
+    die "the C compiler '$cc' cannot build a program, and go test -race needs cgo:" \
+      "${out%%$'\n'*}" \
+      "Install the C library headers (Debian: apt-get install libc6-dev) and run this again."
 }
 
 # Puts a Node new enough on PATH: the system's, or the one fetched before
