@@ -124,7 +124,7 @@ check_cgo() {
   out=$(printf 'int main(void) { return 0; }\n' | "$cc" -x c -o /dev/null - 2>&1) ||
     die "the C compiler '$cc' cannot build a program, and go test -race needs cgo:" \
       "${out%%$'\n'*}" \
-      "Install the C library headers (Debian: apt-get install libc6-dev) and run this again."
+      "Install the C library's development files (Debian: apt-get install libc6-dev) and run this again."
 }
 
 # Puts a Node new enough on PATH: the system's, or the one fetched before
