@@ -17,14 +17,16 @@ cd "$(dirname "$0")/.."
 # recommended packages cannot link a program (no C library headers or crt1.o).
 DEBIAN_PACKAGES=(gcc libc6-dev chromium curl)
 
-# The Node for tests/node when the system has none new enough: Debian 12's
-# nodejs is 18, which playwright-core 1.65 refuses and whose test runner lacks
-# --test-concurrency. Running the tests on Node 18 would mean a playwright-core
-# a dozen Chromium versions behind Debian's chromium, and Node 18 is out of
-# support; so the tests keep one Node and we fetch it. node-linux-<arch> is the
-# npm registry's package of the official Node build (the same bytes as
-# nodejs.org's, which this machine cannot reach); it is fetched with npm pack,
-# which runs no install scripts, and checked against the digests pinned here.
+# The Node for tests/node when the system has none new enough. Debian 12's
+# nodejs is 18: playwright-core 1.62 and later refuse it, and its test runner
+# lacks the --test-concurrency that package.json's test script uses. Keeping
+# the tests on 18 would hold playwright-core at 1.61 while Debian's chromium
+# moves on with every Chromium release, keep them on a Node out of support, and
+# make them differ from the machines that have Node 20; so we fetch the Node
+# they use. node-linux-<arch> is the npm registry's package of the official
+# Node build (its bin/node is the release's, byte for byte); npm pack fetches
+# it through whatever registry npm is set up for, running no install scripts,
+# and its digest must match the one pinned here.
 NODE_VERSION=20.20.2
 declare -A NODE_SHA512=(
   [x64]=3de1d033cc007661ed640d66068732819c6ce4b8945adb097b3413901774898f7cecaa46ac3d4edad544c9dbcc662b9771e45a9f1b7bae34e70c407038fba3a1
