@@ -32,7 +32,7 @@ type streamOptions struct {
 // answered, when the reader may not start; with 204 when the log has ended
 // and the reader has read it all: EventSource then stops reconnecting.
 func (s *Server) startStream(w http.ResponseWriter, r *http.Request, l sluice.Log, after string) (release func(), ok bool) {
-	switch err := sluice.CheckAfter(l, after); {
+	switch err := sluice.CheckAfter(r.Context(), l, after); {
 	case errors.Is(err, io.EOF):
 		w.WriteHeader(http.StatusNoContent)
 		return nil, false
