@@ -101,8 +101,9 @@ type Log interface {
 	// work (a memory store has none to bound).
 	Poll(ctx context.Context, after string, buf []Event) ([]Event, error)
 
-	// Last returns the ID of the newest event ("" when the log is empty) and
-	// whether the log has ended.
+	// Last returns the ID of the newest event appended ("" when none has
+	// been; a ring may have trimmed it since) and whether the log has
+	// ended. Reading after it waits for the next event.
 	Last(ctx context.Context) (id string, end End, err error)
 }
 

@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"math"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -45,21 +46,62 @@ func appendID(b []byte, seq uint64, epoch string) []byte {
 
 // idLen is the length of the ID that appendID makes.
 func idLen(seq uint64, epoch string) int {
-	n := 1
-	for p := uint64(10); seq >= p && n < 20; p *= 10 {
-		n++
+	d, _ := digits(seq)
+	return d + 1 + len(epoch)
+}
+
+// idsLen is the length of the IDs of the sequences from start to end,
+// end excluded, all together.
+func idsLen(start, end uint64, epoch string) int {
+	n := 0
+	for s := start; s < end; {
+		d, more := digits(s)
+		e := min(end, more)
+		n += int(e-s) * (d + 1 + len(epoch))
+		s = e
 	}
-	return n + 1 + len(epoch)
+	return n
+}
+
+// digits is how many decimal digits v has, and the least number that has
+// more (math.MaxUint64 when none does).
+func digits(v uint64) (n int, more uint64) {
+	n, more = 1, 10
+	for v >= more {
+		n++
+		if more > math.MaxUint64/10 {
+			return n, math.MaxUint64
+		}
+		more *= 10
+	}
+	return n, more
 }
 
 // arenaID appends the ID of seq to arena, which must have room for it (so
 // that it is not moved), and returns it as a string that shares arena's
 // bytes: valid, and never changed, for as long as those bytes are not
-// written again.
-func arenaID(arena *[]byte, seq uint64, epoch string) string {
+// written again. prev, when not "", is the ID of seq-1 of the same epoch:
+// adding one to its digits is cheaper than formatting seq anew, which
+// counts for a reader that reads hundreds of events at a time.
+func arenaID(arena *[]byte, seq uint64, epoch, prev string) string {
 	start := len(*arena)
-	*arena = appendID(*arena, seq, epoch)
-	return unsafe.String(&(*arena)[start], len(*arena)-start)
+	a := *arena
+	if prev == "" {
+		a = appendID(a, seq, epoch)
+	} else {
+		a = append(a, prev...)
+		i := start + len(prev) - len(epoch) - 2 // the last digit
+		for ; i >= start && a[i] == '9'; i-- {
+			a[i] = '0'
+		}
+		if i >= start {
+			a[i]++
+		} else { // 99 → 100: one digit more
+			a = appendID(a[:start], seq, epoch)
+		}
+	}
+	*arena = a
+	return unsafe.String(&a[start], len(a)-start)
 }
 
 // Append hands out one ID per event. Rather than allocate each, it formats
@@ -78,7 +120,7 @@ func (l *Log) keepID(seq uint64) string {
 	if cap(l.ids)-len(l.ids) < n {
 		l.ids = make([]byte, 0, max(min(2*cap(l.ids), maxIDChunk), minIDChunk, n))
 	}
-	return arenaID(&l.ids, seq, l.epoch)
+	return arenaID(&l.ids, seq, l.epoch, "")
 }
 
 // parseID reads an event ID given to l: its sequence number, and whether
@@ -92,13 +134,15 @@ func (l *Log) parseID(id string) (seq uint64, ours bool, err error) {
 	}
 	num, epoch, dashed := cutLast(id, '-')
 	seq, ok := parseDecimal(num)
-	if !ok || (dashed && !validEpoch(epoch)) {
+	switch {
+	case !ok:
+		return 0, false, badID(id)
+	case dashed && epoch == l.epoch: // the reader's usual case, checked first
+		return seq, true, nil
+	case dashed && !validEpoch(epoch):
 		return 0, false, badID(id)
 	}
-	if !dashed || epoch != l.epoch {
-		return 0, false, nil
-	}
-	return seq, true, nil
+	return 0, false, nil
 }
 
 // cutLast is strings.Cut at the last sep.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"testing"
 
 	"github.com/sluice-dev/sluice"
@@ -154,5 +155,37 @@ func TestPollNeverWaits(t *testing.T) {
 	}
 	if err := sluice.CheckAfter(ctx, l, ids[1]); err != nil {
 		t.Fatalf("CheckAfter before the end: %v", err)
+	}
+}
+
+// TestIDsAcrossEveryCarry reads events whose sequence numbers cross each
+// number of digits: each ID, made from the one before it, is the ID of its
+// own sequence, and the batch's arena was sized exactly.
+func TestIDsAcrossEveryCarry(t *testing.T) {
+	l := newLog("gen/carry", sluice.LogOptions{MaxLen: 1 << 20})
+	ctx := context.Background()
+	for range 1200 {
+		l.Append(ctx, sluice.Event{Data: []byte("x")})
+	}
+	for _, start := range []uint64{0, 5, 95, 985, 1100} {
+		evs, scratch, err := l.ReadScratch(ctx, string(appendID(nil, start, l.epoch)), make([]sluice.Event, 0, 64), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		used := 0
+		for i, ev := range evs {
+			if want := string(appendID(nil, start+1+uint64(i), l.epoch)); ev.ID != want {
+				t.Fatalf("after %d, event %d has ID %q, want %q", start, i, ev.ID, want)
+			}
+			used += len(ev.ID)
+		}
+		if want := idsLen(start+1, start+1+uint64(len(evs)), l.epoch); used != want || cap(scratch) != want {
+			t.Fatalf("after %d: IDs of %d bytes, arena of %d, idsLen %d", start, used, cap(scratch), want)
+		}
+	}
+	for _, v := range []uint64{0, 9, 10, 99, 100, 1<<64 - 1} {
+		if d, _ := digits(v); d != len(strconv.FormatUint(v, 10)) {
+			t.Errorf("digits(%d) = %d", v, d)
+		}
 	}
 }

@@ -18,7 +18,8 @@ import (
 // scans them however many a retained log holds: each event's data is
 // copied into a block of bytes (a block is only ever appended to, so readers
 // keep slices of it without a lock), and its record says where, with its
-// name as a small index. Appending allocates only when a block fills.
+// name as a small index. Appending allocates only when a block, or a chunk
+// of IDs (id.go), fills.
 //
 // Most of a log's events look alike: every chunk of a chat completion
 // repeats the same ~190 bytes of JSON around a token of a few. So a log
@@ -29,6 +30,11 @@ import (
 // event puts it back together, in one allocation per Read; an event that
 // shares little with the base is stored whole and read without a copy.
 type Log struct {
+	// used is the store's sweep count at a ring's last use (Store.touch),
+	// which every read loads: it comes first, a cache line away from mu
+	// and waiters, which readers write.
+	used atomic.Int64
+
 	name  string
 	owner string
 	epoch string // this incarnation's, in every ID (see id.go)
@@ -41,12 +47,14 @@ type Log struct {
 	onEnd    func(size int64) // told the log's size in bytes when it ends
 
 	mu       sync.Mutex
-	pages    [][]rec  // the events' records, recPage to a page
-	pageBase uint64   // sequence of pages[0][0]
-	first    uint64   // sequence of the oldest event kept
-	next     uint64   // sequence the next append gets
-	held     int64    // bytes of data of the events kept, as appended
-	blocks   [][]byte // blocks[i] is block number firstBlk+i; only the last has room
+	waiters  atomic.Int32 // readers waiting in Read, for the store's sweep; changed with mu held
+	watchers atomic.Int32 // Notify listeners, likewise
+	pages    [][]rec      // the events' records, recPage to a page
+	pageBase uint64       // sequence of pages[0][0]
+	first    uint64       // sequence of the oldest event kept
+	next     uint64       // sequence the next append gets
+	held     int64        // bytes of data of the events kept, as appended
+	blocks   [][]byte     // blocks[i] is block number firstBlk+i; only the last has room
 	firstBlk uint32
 	names    []string // event names by index; names[0] is ""
 	base     []byte   // the first event's data of minShared to maxBase bytes, which the others share bytes with
@@ -63,12 +71,6 @@ type Log struct {
 	// reads from then on, rather than take events nobody will read.
 	counted   bool
 	forgotten bool
-
-	// For a ring in a store, what the store's sweep needs without the
-	// lock: how many readers wait in Read, and the sweep tick of the last
-	// use (see Store.touch).
-	waiters atomic.Int32
-	used    atomic.Int64
 }
 
 // rec is where one event's data is, and its name and end. The data is
@@ -216,6 +218,7 @@ func (l *Log) Notify(fn func()) (stop func()) {
 	l.nextID++
 	id := l.nextID
 	l.notify = append(l.notify[:len(l.notify):len(l.notify)], listener{id, fn})
+	l.watchers.Store(int32(len(l.notify)))
 	return func() {
 		l.mu.Lock()
 		kept := make([]listener, 0, len(l.notify))
@@ -225,6 +228,7 @@ func (l *Log) Notify(fn func()) (stop func()) {
 			}
 		}
 		l.notify = kept
+		l.watchers.Store(int32(len(l.notify)))
 		l.mu.Unlock()
 		if l.ring && l.s != nil {
 			l.s.touch(l) // its idle time starts now

@@ -111,7 +111,7 @@ func (s *Store) Create(_ context.Context, name string, opts sluice.LogOptions) (
 	if _, ok := s.logs[name]; ok {
 		return nil, sluice.Errorf(sluice.ECONFLICT, "Log %q already exists.", name)
 	}
-	return s.createLocked(name, opts)
+	return s.create(name, opts)
 }
 
 // Open returns the named log, creating it when create is set.
@@ -127,7 +127,17 @@ func (s *Store) Open(_ context.Context, name string, create bool, opts sluice.Lo
 	if !create {
 		return nil, sluice.Errorf(sluice.ENOTFOUND, "No stream %q: it never existed or has expired.", name)
 	}
-	return s.createLocked(name, opts)
+	return s.create(name, opts)
+}
+
+// create is createLocked returning a sluice.Log: nil, not a nil *Log, on
+// error. s.mu must be held.
+func (s *Store) create(name string, opts sluice.LogOptions) (sluice.Log, error) {
+	l, err := s.createLocked(name, opts)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
 // Len reports how many logs the store holds.
@@ -146,8 +156,9 @@ func (s *Store) Retained() (logs int, bytes int64, evicted int64) {
 	return len(s.ended), s.endedBytes, s.evicted
 }
 
-// Close forgets every log and stops the expiry timer. Readers of logs still
-// in use keep working; the store only stops handing them out.
+// Close forgets every log and stops the expiry timer and the topics'
+// sweep. Readers of logs still in use keep working; the store only stops
+// handing them out.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -228,19 +239,26 @@ func (s *Store) forgetFirstLocked() {
 }
 
 // dropLocked forgets l. A ring's data stops counting against the topics'
-// bound; with refuse, whoever still holds it may no longer use it (see
-// Log.forgotten), whereas the readers of an ended log read on to its end.
-func (s *Store) dropLocked(l *Log, refuse bool) {
+// bound. With unused, l is a ring forgotten for being unused: whoever
+// still holds it may no longer use it (see Log.forgotten), and it is kept
+// after all if a reader has begun to wait on it meanwhile; dropLocked
+// reports whether it forgot l. The readers of an ended log read on to its
+// end.
+func (s *Store) dropLocked(l *Log, unused bool) bool {
+	if _, ok := s.rings[l]; ok {
+		l.mu.Lock()
+		if unused && (l.waiters.Load() > 0 || len(l.notify) > 0) {
+			l.mu.Unlock()
+			return false
+		}
+		l.addHeld(-l.held)
+		l.counted = false
+		l.forgotten = unused
+		l.mu.Unlock()
+		delete(s.rings, l)
+	}
 	if s.logs[l.name] == l {
 		delete(s.logs, l.name)
 	}
-	if _, ok := s.rings[l]; !ok {
-		return
-	}
-	delete(s.rings, l)
-	l.mu.Lock()
-	l.addHeld(-l.held)
-	l.counted = false
-	l.forgotten = refuse
-	l.mu.Unlock()
+	return true
 }

@@ -117,16 +117,12 @@ func (s *Store) sweep() {
 	soonest := s.retention
 	had := len(s.rings)
 	for l := range s.rings {
-		l.mu.Lock()
-		busy := l.waiters.Load() > 0 || len(l.notify) > 0
-		l.mu.Unlock()
-		if busy {
+		if l.waiters.Load() > 0 || l.watchers.Load() > 0 {
 			l.used.Store(now)
 			continue
 		}
 		unused := now - l.used.Load()
-		if unused > s.idleSweeps {
-			s.dropLocked(l, true)
+		if unused > s.idleSweeps && s.dropLocked(l, true) {
 			s.forgotten++
 			continue
 		}

@@ -28,7 +28,8 @@ type Options struct {
 	API            api.Config
 	Demo           demo.Options
 	Models         map[string]sluice.Model // more models, by name, besides the demo
-	Retention      time.Duration
+	Retention      time.Duration           // when set, wins over Store.Retention
+	Store          memory.Options
 	MaxGenerations int
 	MaxPerKey      int
 	HTTP2          bool // serve HTTP/2 over TLS, where connections cannot be hijacked
@@ -50,7 +51,11 @@ type Server struct {
 func NewServer(t *testing.T, o Options) *Server {
 	t.Helper()
 	log := Logger(t)
-	store := memory.New(memory.Options{Retention: o.Retention})
+	so := o.Store
+	if o.Retention > 0 {
+		so.Retention = o.Retention
+	}
+	store := memory.New(so)
 	runner := gen.NewRunner(gen.Options{Store: store, MaxConcurrent: o.MaxGenerations, MaxPerOwner: o.MaxPerKey, Logger: log})
 	var models api.Models
 	dm := demo.New(o.Demo)
