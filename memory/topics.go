@@ -18,10 +18,12 @@ import (
 // Time unused is measured in sweeps rather than read from the clock: a
 // reader or appender only notes the number of the current sweep in the
 // log (Store.touch, two atomic loads and seldom a store), since reading the
-// clock costs more than a read of a few events. A sweep runs every
-// sweepPeriod while the store holds rings, marks the rings in use, and
-// forgets those unused for more than idleSweeps sweeps: at least the
-// retention time, at most one sweep period more.
+// clock costs more than a read of a few events. A sweep runs every period
+// (a quarter of the retention, a second at most) while the store holds
+// rings, marks the rings in use, and forgets those unused for more than
+// idleSweeps sweeps: at least the retention time, at most one period more.
+// The same counts order the rings from least to most recently used when
+// all of them keep more than topicsMaxBytes.
 type topics struct {
 	maxTopics      int   // < 0: no bound
 	topicMaxBytes  int64 // < 0: no bound
