@@ -44,7 +44,7 @@ func (s *Server) startStream(w http.ResponseWriter, r *http.Request, c admit.Cal
 // ended and the reader has read it all: EventSource then stops
 // reconnecting.
 func (s *Server) checkAfter(w http.ResponseWriter, r *http.Request, l sluice.Log, after string) bool {
-	switch err := sluice.CheckAfter(l, after); {
+	switch err := sluice.CheckAfter(r.Context(), l, after); {
 	case errors.Is(err, io.EOF):
 		w.WriteHeader(http.StatusNoContent)
 		return false

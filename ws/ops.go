@@ -168,7 +168,7 @@ func (c *conn) topicSubscribe(req *request) {
 func (c *conn) subscribe(req *request, s *sub, l sluice.Log, after string) {
 	// Poll once, so that a bad ID is answered now, and a reader that has
 	// read a whole ended stream is told so (SSE answers 204).
-	switch err := sluice.CheckAfter(l, after); {
+	switch err := sluice.CheckAfter(c.ctx, l, after); {
 	case errors.Is(err, io.EOF):
 		c.release(s)
 		c.reply(reply{Type: "unsubscribed", ID: req.ID, Stream: req.Stream, Topic: req.Topic, Reason: "ended"}.encode())

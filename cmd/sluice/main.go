@@ -89,7 +89,8 @@ func isFlag(s string) bool { return len(s) > 0 && s[0] == '-' && s != "-h" && s 
 // rest with an error event, and returns once every stream has ended.
 // ready, if set, is told the address the server listens on.
 func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr string)) error {
-	store := memory.New(memory.Options{Retention: cfg.Retention, RetainedBytes: int64(cfg.RetentionBytes), MaxLen: cfg.MaxLogLen})
+	store := memory.New(memory.Options{Retention: cfg.Retention, RetainedBytes: int64(cfg.RetentionBytes), MaxLen: cfg.MaxLogLen,
+		MaxTopics: cfg.MaxTopics, TopicMaxBytes: int64(cfg.TopicMaxBytes), TopicsMaxBytes: int64(cfg.TopicsMaxBytes)})
 	defer store.Close()
 	runner := gen.NewRunner(gen.Options{Store: store, MaxConcurrent: cfg.MaxGenerations, MaxPerOwner: cfg.Guard.GenerationsPerKey, Logger: log})
 
