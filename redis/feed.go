@@ -111,6 +111,23 @@ func (fs *feeds) acquire(ctx context.Context, l *Log) (*feed, error) {
 	}
 }
 
+// peek returns l's feed if this node is subscribed to it, without
+// counting the caller as a reader, or nil.
+func (fs *feeds) peek(l *Log) *feed {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	f := fs.m[l.channel]
+	if f == nil || f.stopping {
+		return nil
+	}
+	select {
+	case <-f.ready:
+		return f
+	default:
+		return nil
+	}
+}
+
 // start subscribes to l's channel in a goroutine of its own. fs.mu must be
 // held.
 func (fs *feeds) start(l *Log) *feed {

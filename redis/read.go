@@ -44,6 +44,20 @@ func (l *Log) read(ctx context.Context, after string, buf []sluice.Event, wait b
 				return buf, err
 			}
 		}
+		if !wait && ours {
+			// Poll takes what the node's subscription already holds, but
+			// asks Redis whether anything follows the window: an append
+			// that has returned may not have been received yet.
+			if pf := l.s.feeds.peek(l); pf != nil {
+				var st serveState
+				switch buf, _, st = pf.serve(off, buf); st {
+				case served:
+					return buf, nil
+				case atEnd:
+					return buf, io.EOF
+				}
+			}
+		}
 		var wake <-chan struct{}
 		if f != nil && ours {
 			var st serveState

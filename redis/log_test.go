@@ -1,0 +1,106 @@
+package redis
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/internal/testenv"
+)
+
+func TestNewFailsClearlyWhenRedisIsUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := New(ctx, Options{URL: "redis://" + addr + "/0"})
+	if err == nil {
+		s.Close()
+		t.Fatal("New succeeded with nothing listening")
+	}
+	if !strings.Contains(err.Error(), addr) {
+		t.Fatalf("error %q does not name %s", err, addr)
+	}
+}
+
+func TestAnEventOverTheBoundIsRefused(t *testing.T) {
+	s := newStore(t, testenv.StartRedis(t).URL, Options{MaxEventBytes: 1000})
+	ctx := context.Background()
+	l, err := s.Create(ctx, "gen/big", sluice.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := l.Append(ctx, sluice.Event{Name: "n", Data: make([]byte, 999)})
+	if err != nil {
+		t.Fatalf("an event of exactly the bound: %v", err)
+	}
+	_, err = l.Append(ctx, sluice.Event{Name: "n", Data: make([]byte, 1000)})
+	if sluice.ErrorCode(err) != sluice.ETOOLARGE {
+		t.Fatalf("an event one byte over the bound: %v, want ETOOLARGE", err)
+	}
+	if last, _, _ := l.Last(ctx); last != id {
+		t.Fatalf("the refused event was stored: Last = %q, want %q", last, id)
+	}
+}
+
+func TestAnIDThisIncarnationHasNotIssuedIsInvalid(t *testing.T) {
+	s := newStore(t, testenv.StartRedis(t).URL, Options{})
+	ctx := context.Background()
+	l, _ := s.Create(ctx, "gen/ids", sluice.LogOptions{})
+	var last string
+	for range 3 {
+		last, _ = l.Append(ctx, sluice.Event{Data: []byte("x")})
+	}
+	epoch := strings.TrimPrefix(last, "3-")
+	if _, err := l.Poll(ctx, "3-"+epoch, make([]sluice.Event, 0, 1)); err != nil {
+		t.Fatalf("after the newest event: %v", err)
+	}
+	for _, id := range []string{"4-" + epoch, "18446744073709551615-" + epoch, "03-" + epoch} {
+		if _, err := l.Poll(ctx, id, make([]sluice.Event, 0, 1)); sluice.ErrorCode(err) != sluice.EINVALID {
+			t.Fatalf("after %q: %v, want EINVALID", id, err)
+		}
+	}
+}
+
+func TestNamesThatWouldBreakAHashTagStayOnOneShard(t *testing.T) {
+	c := testenv.StartRedisCluster(t)
+	s := newStore(t, "redis://"+c.Addrs[0], Options{})
+	ctx := context.Background()
+	for _, name := range []string{"", "}", "a}b", "{x}", "topic/{open", "gen/é"} {
+		for _, ring := range []bool{false, true} {
+			n := name
+			if ring {
+				n += "/ring"
+			}
+			l, err := s.Create(ctx, n, sluice.LogOptions{Ring: ring, MaxLen: 3})
+			if err != nil {
+				t.Fatalf("create %q: %v", n, err)
+			}
+			var ids []string
+			for range 3 {
+				id, err := l.Append(ctx, sluice.Event{Data: []byte(n)})
+				if err != nil {
+					t.Fatalf("append to %q: %v", n, err)
+				}
+				ids = append(ids, id)
+			}
+			evs, err := l.Poll(ctx, ids[1], make([]sluice.Event, 0, 4))
+			if err != nil || len(evs) != 1 || evs[0].ID != ids[2] || string(evs[0].Data) != n {
+				t.Fatalf("read %q: %q, %v", n, evs, err)
+			}
+		}
+	}
+	// Names that differ only where the encoding of others might make them alike.
+	for _, name := range []string{"=7d", "h{=7d}"} {
+		if _, err := s.Create(ctx, name, sluice.LogOptions{}); err != nil {
+			t.Fatalf("create %q beside \"}\": %v", name, err)
+		}
+	}
+}
