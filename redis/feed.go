@@ -47,10 +47,13 @@ type feed struct {
 	err      error     // why it ended, once done is closed
 }
 
-// Bounds on a window: a reader behind it reads from the stream.
+// Bounds on a window: a reader behind it reads from the stream. A node
+// keeps one window for each log its readers follow (thousands, with as
+// many generations running), and a follower is rarely more than a batch
+// behind: the bounds are a few batches of the hub's 64 events.
 const (
 	windowEvents = 256
-	windowBytes  = 1 << 20
+	windowBytes  = 64 << 10
 )
 
 // feeds are a Store's feeds by channel.
@@ -290,7 +293,7 @@ func (fs *feeds) sweep() {
 		// In one pipeline; a ring that is gone already, or a failure
 		// that the readers will meet themselves, is no business of the
 		// janitor's.
-		ctx, cancel := context.WithTimeout(context.Background(), fs.s.opts.Retention/2)
+		ctx, cancel := context.WithTimeout(context.Background(), min(fs.s.opts.Retention/2, 5*time.Second))
 		defer cancel()
 		touchScript.ExecMulti(ctx, fs.s.client, touch...)
 	}

@@ -104,3 +104,19 @@ func TestNamesThatWouldBreakAHashTagStayOnOneShard(t *testing.T) {
 		}
 	}
 }
+
+func TestRedisOutOfMemoryIsUnavailableNotABug(t *testing.T) {
+	s := newStore(t, testenv.StartRedis(t).URL, Options{})
+	ctx := context.Background()
+	l, err := s.Create(ctx, "gen/oom", sluice.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.client.Do(ctx, s.client.B().ConfigSet().ParameterValue().ParameterValue("maxmemory", "1").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = l.Append(ctx, sluice.Event{Data: []byte("x")})
+	if sluice.ErrorCode(err) != sluice.EUNAVAILABLE || !strings.Contains(err.Error(), "OOM") {
+		t.Fatalf("append to a Redis out of memory: %v; want EUNAVAILABLE saying OOM", err)
+	}
+}

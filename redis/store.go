@@ -189,14 +189,19 @@ func (s *Store) janitor() {
 	}
 }
 
-// unavailable wraps a failure to reach Redis.
+// unavailable wraps a failure of Redis. Redis refusing for a while (out
+// of memory, loading, a cluster resharding) or not answering is
+// EUNAVAILABLE; a command it refuses as wrong is a bug of ours.
 func unavailable(err error) error {
-	var re *rueidis.RedisError
-	if errors.As(err, &re) {
-		return &sluice.Error{Code: sluice.EINTERNAL, Message: "The log store refused a command.", Err: err}
-	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
+	}
+	if re := (*rueidis.RedisError)(nil); errors.As(err, &re) && !re.IsNil() {
+		switch kind, _, _ := strings.Cut(re.Error(), " "); kind {
+		case "OOM", "BUSY", "LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "READONLY", "MOVED", "ASK":
+		default:
+			return &sluice.Error{Code: sluice.EINTERNAL, Message: "The log store refused a command.", Err: err}
+		}
 	}
 	return &sluice.Error{Code: sluice.EUNAVAILABLE, Kind: "store_unavailable", Message: "The log store cannot be reached; try again shortly.",
 		RetryAfter: time.Second, Err: err}
