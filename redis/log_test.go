@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"strings"
@@ -118,5 +119,72 @@ func TestRedisOutOfMemoryIsUnavailableNotABug(t *testing.T) {
 	_, err = l.Append(ctx, sluice.Event{Data: []byte("x")})
 	if sluice.ErrorCode(err) != sluice.EUNAVAILABLE || !strings.Contains(err.Error(), "OOM") {
 		t.Fatalf("append to a Redis out of memory: %v; want EUNAVAILABLE saying OOM", err)
+	}
+}
+
+func TestEventsOfEveryShapeRoundTrip(t *testing.T) {
+	r := testenv.StartRedis(t)
+	s := newStore(t, r.URL, Options{Prefix: "shapes"})
+	ctx := context.Background()
+	base := []byte(`{"object":"chunk","choices":[{"delta":{"content":"hello"}}],"x":1}`)
+	long := bytes.Repeat([]byte("0123456789"), 500) // no base: over 4 KB
+	evs := []sluice.Event{
+		{Data: []byte("short")}, // under 24 bytes: not a base
+		{Data: base, Name: "first"},
+		{Data: base}, // all of it shared
+		{Data: []byte(`{"object":"chunk","choices":[{"delta":{"content":"a much longer token than hello"}}],"x":1}`)},
+		{Data: []byte(`{"object":"chunk","choices":[{"delta":{"content":""}}],"x":1}`)},
+		{Data: base[:30]}, // a start only
+		{Data: base[len(base)-30:]},
+		{Data: append(append([]byte{}, base...), base...)},
+		{Data: []byte{}},
+		{Data: []byte{0, 1, 2, 255, 0, '{', '}', ':', '\n'}, Name: "bin:ary\n"},
+		{Data: long},
+		{Data: []byte(`{"object":"chunk" but not JSON at all, sharing a start`), End: sluice.EndDone},
+	}
+	l, err := s.Create(ctx, "gen/shapes", sluice.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A reader waiting from the start gets them through the subscription;
+	// one on another node reading afterwards, from the stream.
+	live := make(chan []sluice.Event, 1)
+	go func() {
+		var got []sluice.Event
+		after := ""
+		for {
+			evs, err := l.Read(ctx, after, make([]sluice.Event, 0, 2))
+			got = append(got, evs...)
+			if len(evs) > 0 {
+				after = evs[len(evs)-1].ID
+			}
+			if err != nil {
+				live <- got
+				return
+			}
+		}
+	}()
+	for _, ev := range evs {
+		if _, err := l.Append(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other, err := newStore(t, r.URL, Options{Prefix: "shapes"}).Open(ctx, "gen/shapes", false, sluice.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := other.Poll(ctx, "", make([]sluice.Event, 0, 20)) // another node: no subscription
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, got := range map[string][]sluice.Event{"from the stream": stored, "through the subscription": <-live} {
+		if len(got) != len(evs) {
+			t.Fatalf("%s: %d events, want %d", what, len(got), len(evs))
+		}
+		for i, ev := range evs {
+			if g := got[i]; !bytes.Equal(g.Data, ev.Data) || g.Name != ev.Name || g.End != ev.End {
+				t.Errorf("%s: event %d = %q %q %v, want %q %q %v", what, i, g.Name, g.Data, g.End, ev.Name, ev.Data, ev.End)
+			}
+		}
 	}
 }

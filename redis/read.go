@@ -109,12 +109,13 @@ func (l *Log) fetch(ctx context.Context, off uint64, ours bool, buf []sluice.Eve
 		return buf, true, l.gone()
 	}
 	arr, err := res.ToArray()
-	if err != nil || len(arr) != 3 {
+	if err != nil || len(arr) != 4 {
 		return buf, true, unavailable(errors.Join(errors.New("redis: read "+l.name), err))
 	}
 	top, _ := arr[0].AsInt64()
 	end, _ := arr[1].AsInt64()
 	entries, _ := arr[2].ToArray()
+	base, _ := arr[3].ToString()
 	if ours && off > uint64(top) {
 		return buf, true, badID(formatID(off, l.epoch))
 	}
@@ -137,7 +138,7 @@ func (l *Log) fetch(ctx context.Context, off uint64, ours bool, buf []sluice.Eve
 		if len(buf) == cap(buf) {
 			break
 		}
-		ev, err := l.decodeEntry(e)
+		ev, err := l.decodeEntry(e, base)
 		if err != nil {
 			return buf, true, unavailable(err)
 		}
@@ -178,8 +179,9 @@ func entryOffset(e rueidis.RedisMessage) (uint64, error) {
 	return off, nil
 }
 
-// decodeEntry makes an event of a stream entry (see appendScript).
-func (l *Log) decodeEntry(e rueidis.RedisMessage) (sluice.Event, error) {
+// decodeEntry makes an event of a stream entry (see appendScript), whose
+// data may share bytes with base.
+func (l *Log) decodeEntry(e rueidis.RedisMessage, base string) (sluice.Event, error) {
 	off, err := entryOffset(e)
 	if err != nil {
 		return sluice.Event{}, err
@@ -190,12 +192,18 @@ func (l *Log) decodeEntry(e rueidis.RedisMessage) (sluice.Event, error) {
 		return sluice.Event{}, err
 	}
 	ev := sluice.Event{ID: formatID(off, l.epoch)}
+	var data string
+	pre, suf := 0, 0
 	for i := 0; i+1 < len(fields); i += 2 {
 		k, _ := fields[i].ToString()
 		v, _ := fields[i+1].ToString()
 		switch k {
 		case "d":
-			ev.Data = []byte(v)
+			data = v
+		case "p":
+			pre, _ = strconv.Atoi(v)
+		case "s":
+			suf, _ = strconv.Atoi(v)
 		case "n":
 			ev.Name = v
 		case "e":
@@ -203,5 +211,12 @@ func (l *Log) decodeEntry(e rueidis.RedisMessage) (sluice.Event, error) {
 			ev.End = sluice.End(n)
 		}
 	}
+	if pre < 0 || suf < 0 || pre+suf > len(base) {
+		return sluice.Event{}, errors.New("redis: entry " + ev.ID + " shares more than its log's base")
+	}
+	b := make([]byte, 0, pre+len(data)+suf)
+	b = append(b, base[:pre]...)
+	b = append(b, data...)
+	ev.Data = append(b, base[len(base)-suf:]...)
 	return ev, nil
 }

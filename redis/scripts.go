@@ -6,7 +6,15 @@ import "github.com/redis/rueidis"
 // tag, atomically: KEYS[1] is the state hash, KEYS[2] the stream.
 //
 // The state hash's fields: e epoch, t top offset (0: no events yet), x end
-// (sluice.End as a digit), r ring ("1" or "0"), m MaxLen, o owner.
+// (sluice.End as a digit), r ring ("1" or "0"), m MaxLen, o owner, and b
+// the base: the first event's data of minShared to maxBase bytes.
+//
+// Most of a log's events look alike: every chunk of a chat completion
+// repeats the same ~190 bytes of JSON around a token of a few. So, as the
+// memory store does, an entry holds only what its data does not share with
+// the base: fields p and s say how many bytes it shares with the base's
+// start and end, and d holds what lies between. A chunk of ~220 bytes
+// then costs Redis ~25 (TestAnEmptyLogCostsUnder2KBAndAnEventLittleOverItsData).
 //
 // Expiry: an ended log, and a ring, expire after the retention unless used
 // (a ring's every append and read, and the janitor while a node's readers
@@ -48,11 +56,12 @@ const (
 // the retention and OpenTTL in milliseconds. It returns the event's offset,
 // or appendGone (no log of this epoch), appendEnded or appendFull.
 //
-// The entry's fields: d data, and only when set, n name and e end (most
-// entries then have the same fields, which a stream stores once).
+// The entry's fields: d data (or what lies between p and s, see above),
+// and only when set, n name and e end (most entries then have the same
+// fields, which a stream stores once).
 // The message published is "<offset>:<end>:<name length>:<name><data>".
 var appendScript = rueidis.NewLuaScript(`
-local st = redis.call('HMGET', KEYS[1], 'e', 't', 'x', 'r', 'm')
+local st = redis.call('HMGET', KEYS[1], 'e', 't', 'x', 'r', 'm', 'b')
 if st[1] ~= ARGV[1] then return -1 end
 if st[3] ~= '0' then return -2 end
 local top = tonumber(st[2])
@@ -66,8 +75,39 @@ if ring then
   table.insert(args, maxlen)
 end
 table.insert(args, top .. '-0')
-table.insert(args, 'd')
-table.insert(args, ARGV[2])
+local data, base = ARGV[2], st[6]
+if not base and #data >= 24 and #data <= 4096 then
+  redis.call('HSET', KEYS[1], 'b', data)
+  base = data
+end
+local pre, suf = 0, 0
+if base then
+  -- The longest common start, then end, each by a binary search on
+  -- substrings: a few comparisons rather than a loop over every byte.
+  local lo, hi = 0, math.min(#base, #data, 65535)
+  while lo < hi do
+    local mid = math.floor((lo + hi + 1) / 2)
+    if string.sub(base, 1, mid) == string.sub(data, 1, mid) then lo = mid else hi = mid - 1 end
+  end
+  pre = lo
+  lo, hi = 0, math.min(#base - pre, #data - pre, 65535)
+  while lo < hi do
+    local mid = math.floor((lo + hi + 1) / 2)
+    if string.sub(base, -mid) == string.sub(data, -mid) then lo = mid else hi = mid - 1 end
+  end
+  suf = lo
+end
+if pre + suf >= 24 then
+  table.insert(args, 'd')
+  table.insert(args, string.sub(data, pre + 1, #data - suf))
+  table.insert(args, 'p')
+  table.insert(args, pre)
+  table.insert(args, 's')
+  table.insert(args, suf)
+else
+  table.insert(args, 'd')
+  table.insert(args, data)
+end
 if ARGV[3] ~= '' then
   table.insert(args, 'n')
   table.insert(args, ARGV[3])
@@ -95,9 +135,9 @@ const (
 
 // readScript reads a log. ARGV: epoch, the offset to read after, how many
 // events at most, the retention in milliseconds. It returns nil when there
-// is no log of this epoch, else {top, end, entries}: entries as XRANGE
-// gives them, none when there are none after the offset or none are asked
-// for. Reading a ring that has not ended uses it.
+// is no log of this epoch, else {top, end, entries, base}: entries as
+// XRANGE gives them, none when there are none after the offset or none are
+// asked for, and the base they may share bytes with. Reading a ring that has not ended uses it.
 var readScript = rueidis.NewLuaScript(`
 local st = redis.call('HMGET', KEYS[1], 'e', 't', 'x', 'r')
 if st[1] ~= ARGV[1] then return false end
@@ -105,11 +145,12 @@ if st[4] == '1' and st[3] == '0' then
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
-local entries = {}
+local entries, base = {}, ''
 if tonumber(ARGV[3]) > 0 and tonumber(ARGV[2]) < tonumber(st[2]) then
   entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[2] .. '-0', '+', 'COUNT', ARGV[3])
+  base = redis.call('HGET', KEYS[1], 'b') or ''
 end
-return {tonumber(st[2]), tonumber(st[3]), entries}
+return {tonumber(st[2]), tonumber(st[3]), entries, base}
 `)
 
 // lastScript reports a log's top offset and end. ARGV: epoch. It returns
