@@ -43,6 +43,7 @@ type feed struct {
 	waiting  int       // readers in Read now
 	used     bool      // a reader came since the janitor last looked
 	left     time.Time // when waiting last dropped to 0
+	touched  time.Time // under feeds.mu: when the janitor last pushed back a ring's expiry
 	stopping bool      // under feeds.mu: no reader may join it any more
 	err      error     // why it ended, once done is closed
 }
@@ -275,12 +276,19 @@ func (fs *feeds) sweep() {
 	var touch []rueidis.LuaExec
 	fs.mu.Lock()
 	for _, f := range fs.m {
+		// A ring in use is pushed back a few times a retention, not at
+		// every sweep: a node may follow thousands. Use counts from one
+		// push to the next.
+		due := now.Sub(f.touched) >= fs.s.opts.Retention/4
 		f.mu.Lock()
 		used := f.used || f.waiting > 0
-		f.used = false
+		if due {
+			f.used = false
+		}
 		idle := f.waiting == 0 && now.Sub(f.left) > fs.s.opts.Linger
 		f.mu.Unlock()
-		if used && f.log.ring {
+		if due && used && f.log.ring {
+			f.touched = now
 			touch = append(touch, rueidis.LuaExec{Keys: f.log.keys, Args: []string{f.log.epoch, millis(fs.s.opts.Retention)}})
 		}
 		if idle && !f.stopping {

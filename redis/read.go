@@ -58,6 +58,8 @@ func (l *Log) read(ctx context.Context, after string, buf []sluice.Event, wait b
 				}
 			}
 		}
+		// A ring's reader may get from the window events that Redis has
+		// trimmed already: more than the contract promises, never less.
 		var wake <-chan struct{}
 		if f != nil && ours {
 			var st serveState

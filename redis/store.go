@@ -176,7 +176,7 @@ func (s *Store) keysOf(name string) (base string, keys []string) {
 // and ends the subscriptions that no reader has used for the linger time.
 func (s *Store) janitor() {
 	defer s.stopped.Done()
-	period := min(s.opts.Linger/2, s.opts.Retention/5)
+	period := min(s.opts.Linger/2, s.opts.Retention/10)
 	t := time.NewTicker(period)
 	defer t.Stop()
 	for {

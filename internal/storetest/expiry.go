@@ -11,7 +11,7 @@ import (
 // retention is the short retention of the tests of expiry. Whether a log
 // is kept is checked at several times it, so that a loaded machine does
 // not make a kept log look forgotten or the other way round.
-const retention = 300 * time.Millisecond
+const retention = 500 * time.Millisecond
 
 // gone waits until the named log is forgotten, failing t after longTime.
 // Opening a ring uses it, so gone suits only logs that are not rings.
