@@ -29,6 +29,7 @@ func TestNewFailsClearlyWhenRedisIsUnreachable(t *testing.T) {
 	if !strings.Contains(err.Error(), addr) {
 		t.Fatalf("error %q does not name %s", err, addr)
 	}
+	testenv.AwaitGoroutinesGone(t, "rueidis.(*call).DelayDo")
 }
 
 func TestAnEventOverTheBoundIsRefused(t *testing.T) {
@@ -185,6 +186,19 @@ func TestEventsOfEveryShapeRoundTrip(t *testing.T) {
 			if g := got[i]; !bytes.Equal(g.Data, ev.Data) || g.Name != ev.Name || g.End != ev.End {
 				t.Errorf("%s: event %d = %q %q %v, want %q %q %v", what, i, g.Name, g.Data, g.End, ev.Name, ev.Data, ev.End)
 			}
+		}
+	}
+}
+
+func TestABadURLIsRefusedWithoutShowingIt(t *testing.T) {
+	for _, url := range []string{"redis://user:s3cret@[::1", "http://user:s3cret@localhost/", ""} {
+		s, err := New(context.Background(), Options{URL: url})
+		if err == nil {
+			s.Close()
+			t.Fatalf("New(%q) succeeded", url)
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Fatalf("New(%q): %q shows the password", url, err)
 		}
 	}
 }

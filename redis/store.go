@@ -101,7 +101,8 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	// in a Redis Cluster, sharded pub/sub included.
 	co, err := rueidis.ParseURL(opts.URL)
 	if err != nil {
-		return nil, fmt.Errorf("redis: url: %w", err)
+		// Not wrapped: the parser's errors quote the URL, password and all.
+		return nil, errors.New("redis: the URL is not valid: want redis://[user:password@]host:port[/db], rediss:// for TLS")
 	}
 	// No client-side caching: logs change with every append. No retries:
 	// appends are not idempotent, and a subscription that breaks must end

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -223,4 +224,17 @@ func (b *tailBuffer) String() string {
 		buf.WriteString("\n\t" + l)
 	}
 	return buf.String()
+}
+
+// AwaitGoroutinesGone waits until no goroutine's stack holds fn, failing t
+// after 10 s. A Redis client that fails to connect leaves a goroutine
+// asleep for a moment before it gives up (rueidis's delayed cluster
+// refresh, "rueidis.(*call).DelayDo"): a test that makes one fail waits for
+// it, so that the leak check at the end does not catch it in passing.
+func AwaitGoroutinesGone(t *testing.T, fn string) {
+	t.Helper()
+	Eventually(t, "goroutines in "+fn+" to end", func() bool {
+		buf := make([]byte, 1<<20)
+		return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), fn)
+	})
 }
