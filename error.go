@@ -6,15 +6,16 @@ import (
 	"time"
 )
 
-// Application error codes. The HTTP layer maps each to one status code in a
-// single table; nothing else decides statuses.
+// Application error codes. Each maps to one HTTP status and one OpenAI error
+// type in a single table (wire/errors.go); nothing else decides statuses.
 const (
 	EINVALID      = "invalid"      // the request is malformed or breaks a rule
 	ENOTFOUND     = "not_found"    // no such stream, topic or model
 	ECONFLICT     = "conflict"     // the thing already exists or has ended
 	EUNAUTHORIZED = "unauthorized" // no or bad credentials
 	EFORBIDDEN    = "forbidden"    // credentials are fine but not for this
-	ETOOLARGE     = "too_large"    // a body, log or prompt over its limit
+	ETOOLARGE     = "too_large"    // a body, event or prompt over its limit
+	EFULL         = "full"         // a log holds as many events as it may: the server's limit, not the request's
 	ERATELIMIT    = "rate_limited" // the caller is over a rate or concurrency limit
 	EUNAVAILABLE  = "unavailable"  // the node is full or shutting down; try again later
 	EUPSTREAM     = "upstream"     // the model upstream failed

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/admit"
 	"github.com/sluice-dev/sluice/api"
 	"github.com/sluice-dev/sluice/demo"
 	"github.com/sluice-dev/sluice/sse"
@@ -156,7 +157,7 @@ func TestSlowReadersDoNotHoldUpOthers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("moves about 200 MB over loopback")
 	}
-	e := newEnv(t, envOptions{API: api.Config{WriteTimeout: time.Second, TopicMaxLen: 1000}})
+	e := newEnv(t, envOptions{API: api.Config{WriteTimeout: time.Second}, Admit: admit.Config{TopicMaxLen: 1000}})
 	const normal, slow, events, size = 200, 20, 400, 2048
 	payload := make([]byte, size)
 	for i := range payload {

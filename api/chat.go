@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/admit"
 	"github.com/sluice-dev/sluice/gen"
 	"github.com/sluice-dev/sluice/wire"
 )
@@ -22,7 +23,7 @@ const (
 )
 
 func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
-	who, ok := s.enter(w, r, false)
+	pass, ok := s.enter(w, r)
 	if !ok {
 		return
 	}
@@ -31,28 +32,20 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
-	req, err := DecodeChat(body)
-	if err == nil {
-		err = s.cfg.Limits.CheckChat(req)
-	}
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	model, err := s.models.Lookup(req.Model)
+	req, model, err := pass.Chat(body)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
 	}
 	var release func()
 	if req.Stream {
-		if release, ok = s.openStream(w, r); !ok {
+		if release, ok = s.openStream(w, r, pass.Caller()); !ok {
 			return
 		}
 	} else {
 		req.IncludeUsage = true // a chat.completion always reports usage
 	}
-	g, err := s.runner.StartFor(who, req, model)
+	g, err := s.runner.StartFor(pass.Caller().Key, req, model)
 	if err != nil {
 		if release != nil {
 			release()
@@ -92,7 +85,7 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, g *gen.Generat
 			}
 			if ev.End != sluice.EndDone {
 				<-g.Done()
-				writeRaw(w, statusOf(g.Err()), ev.Data)
+				writeRaw(w, wire.Status(g.Err()), ev.Data)
 				return
 			}
 		}
@@ -110,30 +103,27 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, g *gen.Generat
 }
 
 // openGeneration returns the log of the generation named in the path, if
-// the caller may use it.
-func (s *Server) openGeneration(w http.ResponseWriter, r *http.Request) (sluice.Log, bool) {
-	who, ok := s.enter(w, r, false)
+// the caller may use it, and who the caller is.
+func (s *Server) openGeneration(w http.ResponseWriter, r *http.Request) (sluice.Log, admit.Caller, bool) {
+	pass, ok := s.enter(w, r)
 	if !ok {
-		return nil, false
+		return nil, admit.Caller{}, false
 	}
-	l, err := s.store.Open(r.Context(), gen.LogName(r.PathValue("id")), false, sluice.LogOptions{})
-	if err == nil {
-		err = MayUse(who, l)
-	}
+	l, err := pass.Stream(r.Context(), r.PathValue("id"))
 	if err != nil {
 		writeError(w, r, s.log, err)
-		return nil, false
+		return nil, admit.Caller{}, false
 	}
-	return l, true
+	return l, pass.Caller(), true
 }
 
 func (s *Server) handleAttach(w http.ResponseWriter, r *http.Request) {
-	l, ok := s.openGeneration(w, r)
+	l, c, ok := s.openGeneration(w, r)
 	if !ok {
 		return
 	}
 	after := lastEventID(r)
-	release, ok := s.startStream(w, r, l, after)
+	release, ok := s.startStream(w, r, c, l, after)
 	if !ok {
 		return
 	}
@@ -142,7 +132,7 @@ func (s *Server) handleAttach(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
-	l, ok := s.openGeneration(w, r)
+	l, _, ok := s.openGeneration(w, r)
 	if !ok {
 		return
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/api"
+	"github.com/sluice-dev/sluice/internal/testenv"
 )
 
 func TestChatStreamIsOpenAICompatible(t *testing.T) {
@@ -177,6 +178,11 @@ func TestBadRequestsGetClearErrors(t *testing.T) {
 		{"content of wrong type", chatBody("hi", "messages", []any{map[string]any{"role": "user", "content": 5}}), 400, "messages[0].content", "string"},
 		{"stream of wrong type", chatBody("hi", "stream", "yes"), 400, "stream", "boolean"},
 		{"max_tokens zero", chatBody("hi", "max_tokens", 0), 400, "max_tokens", "at least 1"},
+		{"max_completion_tokens zero", chatBody("hi", "max_completion_tokens", 0), 400, "max_completion_tokens", "'max_completion_tokens' must be at least 1"},
+		{"max_tokens not an integer", chatBody("hi", "max_tokens", 1.5), 400, "max_tokens", "expected an integer, got 1.5"},
+		{"max_tokens a string", chatBody("hi", "max_tokens", "3"), 400, "max_tokens", "expected an integer, got a string"},
+		{"max_tokens out of range", chatBody("hi", "max_tokens", 1e30), 400, "max_tokens", "1e+30 is out of range"},
+		{"seed not an integer", chatBody("hi", "seed", 0.5), 400, "seed", "expected an integer, got 0.5"},
 		{"huge body", chatBody(strings.Repeat("x", 4096)), 413, "", "larger than 1024 bytes"},
 	}
 	for _, tt := range tests {
@@ -211,6 +217,61 @@ func TestUnknownRouteIsAnErrorObject(t *testing.T) {
 	}
 	if eb := decode[errorBody](t, resp); !strings.Contains(eb.Error.Message, "/v2/nothing") {
 		t.Fatalf("message %q", eb.Error.Message)
+	}
+}
+
+// TestWrongMethodIs405WithAllow: a known path asked with a method it is not
+// served with is answered 405, with the methods it is served with in
+// Allow and an error object; an unknown path stays 404.
+func TestWrongMethodIs405WithAllow(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	tests := []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{"GET", "/v1/chat/completions", 405, "POST"},
+		{"DELETE", "/v1/topics/room/events", 405, "GET, HEAD, POST"},
+		{"PUT", "/v1/streams/abc", 405, "GET, HEAD"},
+		{"GET", "/v1/streams/abc/cancel", 405, "POST"},
+		{"POST", "/v1/models", 405, "GET, HEAD"},
+		{"POST", "/healthz", 405, "GET, HEAD"},
+		{"DELETE", "/v2/nothing", 404, ""},
+		{"GET", "/v1/chat/completions/x", 404, ""},
+	}
+	for _, tt := range tests {
+		resp := testenv.Do(t, e.Client, tt.method, e.URL+tt.path, nil)
+		if resp.StatusCode != tt.status || resp.Header.Get("Allow") != tt.allow {
+			t.Errorf("%s %s: %s, Allow %q; want %d, Allow %q", tt.method, tt.path, resp.Status, resp.Header.Get("Allow"), tt.status, tt.allow)
+			continue
+		}
+		eb := decode[errorBody](t, resp)
+		if eb.Error.Type != "invalid_request_error" || eb.Error.Code == nil || !strings.Contains(eb.Error.Message, tt.path) {
+			t.Errorf("%s %s: error object %+v", tt.method, tt.path, eb.Error)
+		}
+	}
+}
+
+// TestFullLogIsAServerError: an answer longer than a log keeps ends with
+// an error that says the server's limit was met (507, server_error), not
+// that the request was invalid, streamed or not.
+func TestFullLogIsAServerError(t *testing.T) {
+	e := newEnv(t, envOptions{MaxLogLen: 4})
+	resp := e.Post(t, "/v1/chat/completions", chatBody("a long answer, please", "stream", false))
+	if resp.StatusCode != http.StatusInsufficientStorage {
+		t.Fatalf("status %s, want 507", resp.Status)
+	}
+	eb := decode[errorBody](t, resp)
+	if eb.Error.Type != "server_error" || eb.Error.Code == nil || *eb.Error.Code != "log_full" {
+		t.Fatalf("error object %+v", eb.Error)
+	}
+	evs := events(t, e.Post(t, "/v1/chat/completions", chatBody("a long answer, please")), -1)
+	if len(evs) != 5 { // the 4 the log keeps, and its ending, which a full log still takes
+		t.Fatalf("%d events, want 5", len(evs))
+	}
+	var last errorBody
+	if err := json.Unmarshal([]byte(evs[4].Data), &last); err != nil || last.Error.Type != "server_error" || *last.Error.Code != "log_full" {
+		t.Fatalf("last event %q (%v)", evs[4].Data, err)
 	}
 }
 

@@ -12,8 +12,9 @@ import (
 // Stats are the server's own figures, for `sluice bench` and operators:
 // GET /debug/stats.
 type Stats struct {
-	Streams     int64  `json:"streams"`     // SSE responses open now
-	Generations int    `json:"generations"` // generations running now
+	Streams     int64  `json:"streams"`        // SSE responses and WebSocket connections open now
+	WebSockets  int64  `json:"ws_connections"` // of those, WebSocket connections (see Server.CountWebSockets)
+	Generations int    `json:"generations"`    // generations running now
 	Goroutines  int    `json:"goroutines"`
 	HeapBytes   uint64 `json:"heap_bytes"` // live heap objects
 	GoSysBytes  uint64 `json:"go_sys_bytes"`
@@ -37,7 +38,7 @@ var statSamples = []metrics.Sample{
 }
 
 func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.enter(w, r, false); !ok {
+	if _, ok := s.enter(w, r); !ok {
 		return
 	}
 	if r.URL.Query().Get("gc") == "1" {
@@ -46,8 +47,13 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 	samples := make([]metrics.Sample, len(statSamples))
 	copy(samples, statSamples)
 	metrics.Read(samples)
+	var ws int64
+	if f := s.ws.Load(); f != nil {
+		ws = (*f)()
+	}
 	st := Stats{
-		Streams:     s.streams.Load() + int64(s.hub.Len()),
+		Streams:     s.streams.Load() + int64(s.hub.Len()) + ws,
+		WebSockets:  ws,
 		Generations: s.runner.Running(),
 		Goroutines:  runtime.NumGoroutine(),
 		HeapBytes:   samples[0].Value.Uint64(),

@@ -6,54 +6,28 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"time"
+	"strings"
 
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/admit"
 	"github.com/sluice-dev/sluice/wire"
 )
 
-// statuses maps each error code to its HTTP status: the one place that
-// decides them.
-var statuses = map[string]int{
-	sluice.EINVALID:      http.StatusBadRequest,
-	sluice.ENOTFOUND:     http.StatusNotFound,
-	sluice.ECONFLICT:     http.StatusConflict,
-	sluice.EUNAUTHORIZED: http.StatusUnauthorized,
-	sluice.EFORBIDDEN:    http.StatusForbidden,
-	sluice.ETOOLARGE:     http.StatusRequestEntityTooLarge,
-	sluice.ERATELIMIT:    http.StatusTooManyRequests,
-	sluice.EUNAVAILABLE:  http.StatusServiceUnavailable,
-	sluice.EUPSTREAM:     http.StatusBadGateway,
-	sluice.ECANCELLED:    499, // client closed request, as nginx names it
-	sluice.EINTERNAL:     http.StatusInternalServerError,
-}
-
-// retryAfter is the Retry-After sent with statuses that invite a retry.
-const retryAfter = 1
-
-func statusOf(err error) int {
-	if s, ok := statuses[sluice.ErrorCode(err)]; ok {
-		return s
-	}
-	return http.StatusInternalServerError
-}
-
-// writeError answers with err as an OpenAI-style error object. Internal
-// detail goes to the log only.
+// writeError answers with err as an OpenAI-style error object, with the
+// status that wire's one table gives its code. Internal detail goes to the
+// log only.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
-	status := statusOf(err)
+	status := wire.Status(err)
 	if status >= 500 {
 		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	} else {
 		log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
-	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
-		after := time.Duration(retryAfter) * time.Second
-		var e *sluice.Error
-		if errors.As(err, &e) && e.RetryAfter > 0 {
-			after = e.RetryAfter
-		}
+	if after := wire.RetryAfter(err); after > 0 {
 		w.Header().Set("Retry-After", retryAfterSeconds(after))
+	}
+	if sluice.ErrorCode(err) == sluice.EUNAUTHORIZED {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
 	}
 	writeJSON(w, status, wire.Error(err))
 }
@@ -74,47 +48,51 @@ func writeRaw(w http.ResponseWriter, status int, b []byte) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
-// routeError is the answer for a path or method Sluice does not serve.
+// routeError is the answer for a path Sluice does not serve.
 func routeError(r *http.Request) error {
 	return &sluice.Error{Code: sluice.ENOTFOUND, Kind: "unknown_url",
 		Message: "Unknown request URL: " + r.Method + " " + r.URL.Path + "."}
+}
+
+// errMethod is the answer for a path Sluice serves, asked with a method it
+// does not serve there (405, with Allow).
+var errMethod = errors.New("method not allowed")
+
+// allowedMethods returns the methods that r's path is served with, probing
+// the routes with each; none means an unknown path. GET routes serve HEAD
+// too, as net/http's mux does.
+func (s *Server) allowedMethods(r *http.Request) []string {
+	var allow []string
+	probe := r.Clone(r.Context())
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe.Method = m
+		if _, pattern := s.mux.Handler(probe); pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	return allow
+}
+
+// writeMethodError answers a request for a known path with a method not
+// served there: 405 with Allow and an OpenAI-style error object.
+func writeMethodError(w http.ResponseWriter, r *http.Request, log *slog.Logger, allow []string) {
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", http.StatusMethodNotAllowed, "err", errMethod)
+	writeJSON(w, http.StatusMethodNotAllowed, wire.Error(&sluice.Error{Code: sluice.EINVALID, Kind: "method_not_allowed",
+		Message: "Method " + r.Method + " is not allowed on " + r.URL.Path + " (allowed: " + strings.Join(allow, ", ") + ")."}))
 }
 
 // bodyError turns a failure to read or decode a JSON body into a clear
 // error for the client.
 func bodyError(err error) error {
 	var tooBig *http.MaxBytesError
-	var syntax *json.SyntaxError
-	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &tooBig):
 		return &sluice.Error{Code: sluice.ETOOLARGE, Kind: "request_too_large", Err: err,
 			Message: "The request body is larger than " + strconv.FormatInt(tooBig.Limit, 10) + " bytes."}
-	case errors.As(err, &typ):
-		field := typ.Field
-		if field == "" {
-			field = "body"
-		}
-		return &sluice.Error{Code: sluice.EINVALID, Param: field, Kind: "invalid_type", Err: err,
-			Message: "Invalid type for '" + field + "': expected " + describeType(typ.Type.Kind().String()) + ", got " + typ.Value + "."}
-	case errors.As(err, &syntax), errors.Is(err, errEmptyBody):
+	case errors.Is(err, errEmptyBody):
 		return &sluice.Error{Code: sluice.EINVALID, Kind: "invalid_json", Err: err,
 			Message: "We could not parse the JSON body of your request: " + err.Error() + "."}
 	}
-	return &sluice.Error{Code: sluice.EINVALID, Kind: "invalid_json", Err: err,
-		Message: "We could not read the JSON body of your request."}
-}
-
-func describeType(kind string) string {
-	switch kind {
-	case "slice":
-		return "an array"
-	case "struct", "map":
-		return "an object"
-	case "int", "int64", "float64":
-		return "a number"
-	case "bool":
-		return "a boolean"
-	}
-	return "a " + kind
+	return admit.JSONError(err)
 }

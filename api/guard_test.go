@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/admit"
 	"github.com/sluice-dev/sluice/api"
 	"github.com/sluice-dev/sluice/internal/testenv"
 )
@@ -18,12 +19,12 @@ const (
 
 func keyedEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
-	keys, err := api.ParseKeys("ann: " + keyAnn + "\n# a comment\nbob: sha256:" + sha256hex(keyBob) + "\n")
+	keys, err := admit.ParseKeys("ann: " + keyAnn + "\n# a comment\nbob: sha256:" + sha256hex(keyBob) + "\n")
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.API.Keys = keys
-	o.API.PublicTopics = []string{"lobby"}
+	o.Admit.Keys = keys
+	o.Admit.PublicTopics = []string{"lobby"}
 	return newEnv(t, o)
 }
 
@@ -97,7 +98,7 @@ func TestTopicsReadPublicPublishWithKey(t *testing.T) {
 }
 
 func TestRateLimitAnswers429WithRetryAfter(t *testing.T) {
-	e := keyedEnv(t, envOptions{API: api.Config{Limits: api.Limits{RequestsPerMinute: 3}}})
+	e := keyedEnv(t, envOptions{Admit: admit.Config{Limits: admit.Limits{RequestsPerMinute: 3}}})
 	for range 3 {
 		wantStatus(t, e.Get(t, "/v1/models", bearer(keyAnn)...), 200, "")
 	}
@@ -130,7 +131,7 @@ func TestGenerationsPerKey(t *testing.T) {
 }
 
 func TestPromptLimits(t *testing.T) {
-	e := newEnv(t, envOptions{API: api.Config{Limits: api.Limits{MaxMessages: 2, MaxPromptBytes: 100}}})
+	e := newEnv(t, envOptions{Admit: admit.Config{Limits: admit.Limits{MaxMessages: 2, MaxPromptBytes: 100}}})
 	three := []any{
 		map[string]any{"role": "user", "content": "a"}, map[string]any{"role": "assistant", "content": "b"},
 		map[string]any{"role": "user", "content": "c"},
@@ -140,7 +141,7 @@ func TestPromptLimits(t *testing.T) {
 }
 
 func TestStreamLimits(t *testing.T) {
-	e := newEnv(t, envOptions{API: api.Config{Limits: api.Limits{StreamsPerAddr: 2, MaxStreams: 3}}})
+	e := newEnv(t, envOptions{Admit: admit.Config{Limits: admit.Limits{StreamsPerAddr: 2, MaxStreams: 3}}})
 	a, _ := subscribe(t, e, "/events")
 	subscribe(t, e, "/events")
 	resp := e.Get(t, "/events")
@@ -158,7 +159,7 @@ func TestStreamLimits(t *testing.T) {
 }
 
 func TestNodeStreamLimitIs503(t *testing.T) {
-	e := newEnv(t, envOptions{API: api.Config{Limits: api.Limits{MaxStreams: 1}}})
+	e := newEnv(t, envOptions{Admit: admit.Config{Limits: admit.Limits{MaxStreams: 1}}})
 	subscribe(t, e, "/events")
 	resp := e.Post(t, "/v1/chat/completions", chatBody("x"))
 	if resp.Header.Get("Retry-After") == "" {

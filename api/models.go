@@ -2,79 +2,26 @@ package api
 
 import (
 	"net/http"
-	"sort"
-	"sync"
 
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/wire"
 )
 
-// Models is the table of models clients may ask for, by name. It is safe
-// for concurrent use; the zero value is an empty table.
-type Models struct {
-	mu     sync.RWMutex
-	byName map[string]modelEntry
-}
-
-type modelEntry struct {
-	info  sluice.ModelInfo
-	model sluice.Model
-}
-
-// Add makes m available under info.ID, replacing any model of that name.
-func (t *Models) Add(info sluice.ModelInfo, m sluice.Model) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.byName == nil {
-		t.byName = make(map[string]modelEntry)
-	}
-	t.byName[info.ID] = modelEntry{info, m}
-}
-
-// Lookup returns the model called name, or a model_not_found error.
-func (t *Models) Lookup(name string) (sluice.Model, error) {
-	e, err := t.entry(name)
-	return e.model, err
-}
-
-func (t *Models) entry(name string) (modelEntry, error) {
-	t.mu.RLock()
-	e, ok := t.byName[name]
-	t.mu.RUnlock()
-	if !ok {
-		return e, &sluice.Error{Code: sluice.ENOTFOUND, Param: "model", Kind: "model_not_found",
-			Message: "The model '" + name + "' does not exist. GET /v1/models lists the models this server offers."}
-	}
-	return e, nil
-}
-
-// List returns the models' descriptions, sorted by name.
-func (t *Models) List() []sluice.ModelInfo {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	out := make([]sluice.ModelInfo, 0, len(t.byName))
-	for _, e := range t.byName {
-		out = append(out, e.info)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
-}
-
 func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.enter(w, r, false); !ok {
+	if _, ok := s.enter(w, r); !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, wire.Models(s.models.List()))
+	writeJSON(w, http.StatusOK, wire.Models(s.gate.Models().List()))
 }
 
 func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.enter(w, r, false); !ok {
+	if _, ok := s.enter(w, r); !ok {
 		return
 	}
-	e, err := s.models.entry(r.PathValue("model"))
+	info, err := s.gate.Models().Info(r.PathValue("model"))
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, wire.Models([]sluice.ModelInfo{e.info}).Data[0])
+	writeJSON(w, http.StatusOK, wire.Models([]sluice.ModelInfo{info}).Data[0])
 }

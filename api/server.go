@@ -1,8 +1,9 @@
 // Package api is Sluice's HTTP surface: the OpenAI-compatible chat API, the
-// stream and topic routes and the seeds' broadcast demo. Handlers decode and
-// validate requests, hand them to the generation runner, and render logs
-// onto the wire as Server-Sent Events. Every error leaves through one table
-// (errors.go) that maps Sluice's error codes to HTTP statuses.
+// stream and topic routes and the seeds' broadcast demo. Handlers have each
+// request admitted by the admit.Gate that every transport shares (keys,
+// limits, models, ownership, topic rules), hand chats to the generation
+// runner, and render logs onto the wire as Server-Sent Events. Every error
+// leaves with the status that wire's one table gives its code.
 package api
 
 import (
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/admit"
 	"github.com/sluice-dev/sluice/gen"
 	"github.com/sluice-dev/sluice/hub"
 )
@@ -24,17 +26,10 @@ type Config struct {
 	Retry        time.Duration // the reconnect delay suggested to clients (SSE retry:)
 	WriteTimeout time.Duration // a write that takes longer drops the reader
 	MaxBodyBytes int64         // request bodies over this are refused with 413
-	TopicMaxLen  int           // events a topic keeps for replay
 
-	// Keys, when set, are the API keys every API request must present
-	// (Authorization: Bearer); nil lets anyone in.
-	Keys *Keys
-	// PublicTopics may be read without a key ("*": every topic).
-	PublicTopics []string
 	// CORSOrigins may call the API from a browser ("*": any origin); none
 	// means same-origin only.
 	CORSOrigins []string
-	Limits      Limits
 }
 
 // Defaults for Config.
@@ -43,7 +38,6 @@ const (
 	DefaultRetry        = 3 * time.Second
 	DefaultWriteTimeout = 30 * time.Second
 	DefaultMaxBodyBytes = 4 << 20
-	DefaultTopicMaxLen  = 1000
 	DefaultTopic        = "default"
 )
 
@@ -52,20 +46,21 @@ type Server struct {
 	cfg    Config
 	store  sluice.Store
 	runner *gen.Runner
-	models *Models
+	gate   *admit.Gate
 	log    *slog.Logger
 	mux    *http.ServeMux
 
 	drainCtx context.Context // done when the server starts to shut down
 	drain    context.CancelFunc
 	hub      *hub.Hub
-	guard    *guard
 	streams  atomic.Int64 // SSE responses served outside the hub
+	ws       atomic.Pointer[func() int64]
 }
 
-// New returns a Server that reads and writes logs in store, runs
-// generations with runner and answers with the models in models.
-func New(cfg Config, store sluice.Store, runner *gen.Runner, models *Models, logger *slog.Logger) *Server {
+// New returns a Server that admits requests with gate (shared with the
+// other transports), runs generations with runner and reports what store
+// retains on /debug/stats.
+func New(cfg Config, store sluice.Store, runner *gen.Runner, gate *admit.Gate, logger *slog.Logger) *Server {
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = DefaultHeartbeat
 	}
@@ -78,15 +73,11 @@ func New(cfg Config, store sluice.Store, runner *gen.Runner, models *Models, log
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	if cfg.TopicMaxLen <= 0 {
-		cfg.TopicMaxLen = DefaultTopicMaxLen
-	}
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, store: store, runner: runner, models: models, log: logger, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, store: store, runner: runner, gate: gate, log: logger, mux: http.NewServeMux()}
 	s.drainCtx, s.drain = context.WithCancel(context.Background())
-	s.guard = newGuard(cfg.Limits)
 	s.hub = hub.New(hub.Options{Heartbeat: cfg.Heartbeat, Retry: cfg.Retry, WriteTimeout: cfg.WriteTimeout, Logger: logger})
 	s.routes()
 	return s
@@ -106,64 +97,40 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /debug/stats", s.handleStats)
 }
 
-// Handle adds a route open to all, for parts wired in by cmd (the UI).
+// Handle adds a route open to all, for parts wired in by cmd: the UI, and
+// the WebSocket endpoint, which admits its connections and what they carry
+// itself (with the same admit.Gate).
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // HandleAPI adds a route that, like the API's own, needs an API key when
 // the server has keys and counts against the caller's rate limit. The
 // handler finds the key's name with Caller.
-func (s *Server) HandleAPI(pattern string, h http.Handler) { s.handleKeyed(pattern, h, false) }
-
-// HandleStream is HandleAPI for a route whose responses are long-lived
-// streams (the WebSocket endpoint): each also takes a place in the stream
-// limits (Limits.StreamsPerAddr, MaxStreams), which the handler must give
-// back by calling StreamDone(ctx) once the stream has ended, however it
-// ends.
-func (s *Server) HandleStream(pattern string, h http.Handler) { s.handleKeyed(pattern, h, true) }
-
-func (s *Server) handleKeyed(pattern string, h http.Handler, stream bool) {
+func (s *Server) HandleAPI(pattern string, h http.Handler) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		who, ok := s.enter(w, r, false)
+		p, ok := s.enter(w, r)
 		if !ok {
 			return
 		}
-		ctx := context.WithValue(r.Context(), callerKey{}, who)
-		if stream {
-			release, ok := s.openStream(w, r)
-			if !ok {
-				return
-			}
-			ctx = context.WithValue(ctx, doneKey{}, release)
-		}
-		h.ServeHTTP(w, r.WithContext(ctx))
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, p.Caller().Key)))
 	})
 }
 
-type (
-	callerKey struct{}
-	doneKey   struct{}
-)
-
-// StreamDone returns the function that gives back the place a request
-// routed by HandleStream holds in the stream limits; elsewhere it returns a
-// function that does nothing. Calling it more than once is harmless.
-func StreamDone(ctx context.Context) func() {
-	if f, ok := ctx.Value(doneKey{}).(func()); ok {
-		return f
-	}
-	return func() {}
-}
+type callerKey struct{}
 
 // Caller returns the name of the API key that a request routed by
-// HandleAPI presented ("" when the server has no keys). Streams started for
-// it must be owned by it (gen.Runner.StartFor), and streams it reads must
-// be its own (MayUse).
+// HandleAPI presented ("" when the server has no keys).
 func Caller(ctx context.Context) string {
 	who, _ := ctx.Value(callerKey{}).(string)
 	return who
 }
 
-// ServeHTTP dispatches to the routes; unknown routes get an OpenAI-style 404.
+// CountWebSockets makes /debug/stats count the connections that f counts
+// (those of the WebSocket endpoint) among its streams. cmd wires it, so
+// that api does not depend on the WebSocket transport.
+func (s *Server) CountWebSockets(f func() int64) { s.ws.Store(&f) }
+
+// ServeHTTP dispatches to the routes; unknown routes get an OpenAI-style
+// 404, and a known route asked with the wrong method a 405 with Allow.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	setSecurityHeaders(w.Header())
 	if s.cors(w, r) {
@@ -171,6 +138,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Handler only looks the route up; ServeHTTP also fills PathValue.
 	if _, pattern := s.mux.Handler(r); pattern == "" {
+		if allow := s.allowedMethods(r); len(allow) > 0 {
+			writeMethodError(w, r, s.log, allow)
+			return
+		}
 		writeError(w, r, s.log, routeError(r))
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/admit"
 	"github.com/sluice-dev/sluice/hub"
 	"github.com/sluice-dev/sluice/sse"
 )
@@ -26,28 +27,39 @@ type streamOptions struct {
 	release func()
 }
 
-// startStream checks that a reader may start after the given ID, so that a
-// bad ID is still answered with a proper error status, then takes the
-// stream's place in the limits (see openStream). It reports false, having
-// answered, when the reader may not start; with 204 when the log has ended
-// and the reader has read it all: EventSource then stops reconnecting.
-func (s *Server) startStream(w http.ResponseWriter, r *http.Request, l sluice.Log, after string) (release func(), ok bool) {
-	switch err := sluice.CheckAfter(l, after); {
-	case errors.Is(err, io.EOF):
-		w.WriteHeader(http.StatusNoContent)
-		return nil, false
-	case err != nil:
-		writeError(w, r, s.log, err)
+// startStream checks that a reader may start after the given ID (see
+// checkAfter), then takes the stream's place in the limits (see
+// openStream). It reports false, having answered, when the reader may not
+// start.
+func (s *Server) startStream(w http.ResponseWriter, r *http.Request, c admit.Caller, l sluice.Log, after string) (release func(), ok bool) {
+	if !s.checkAfter(w, r, l, after) {
 		return nil, false
 	}
-	return s.openStream(w, r)
+	return s.openStream(w, r, c)
 }
 
-// openStream takes a place for r's stream in the stream limits, or answers
-// with the refusal and reports false. release must be called, once, when
-// the stream ends.
-func (s *Server) openStream(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
-	release, err := s.guard.openStream(clientAddr(r))
+// checkAfter checks that a reader may start after the given ID, so that a
+// bad ID is still answered with a proper error status. It reports false,
+// having answered, when the reader may not start; with 204 when the log has
+// ended and the reader has read it all: EventSource then stops
+// reconnecting.
+func (s *Server) checkAfter(w http.ResponseWriter, r *http.Request, l sluice.Log, after string) bool {
+	switch err := sluice.CheckAfter(r.Context(), l, after); {
+	case errors.Is(err, io.EOF):
+		w.WriteHeader(http.StatusNoContent)
+		return false
+	case err != nil:
+		writeError(w, r, s.log, err)
+		return false
+	}
+	return true
+}
+
+// openStream takes a place for the caller's stream in the stream limits
+// (admit.Gate.OpenStream), or answers with the refusal and reports false.
+// release must be called, once, when the stream ends.
+func (s *Server) openStream(w http.ResponseWriter, r *http.Request, c admit.Caller) (release func(), ok bool) {
+	release, err := s.gate.OpenStream(c)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return nil, false
@@ -147,5 +159,11 @@ func (s *Server) flush(rc *http.ResponseController, w http.ResponseWriter, buf [
 	if _, err := w.Write(buf); err != nil {
 		return err
 	}
-	return rc.Flush()
+	err := rc.Flush()
+	// The deadline bounds this write only. Left in place, it would end a
+	// quiet stream whose next write comes later than the write timeout
+	// (HTTP/2 resets a stream when its write deadline passes, whether or
+	// not a write is under way).
+	_ = rc.SetWriteDeadline(time.Time{})
+	return err
 }

@@ -1,58 +1,12 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
-	"regexp"
 
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/admit"
 )
-
-// topicName is what a topic may be called: safe in a URL path and a log
-// name.
-var topicName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-
-// OpenTopic returns the log behind the named topic in store, a ring of
-// maxLen events, creating it on first use. A bad name is EINVALID against
-// param, the field the client named it in. Both transports reach topics
-// through it, so that they reach the same ones.
-func OpenTopic(ctx context.Context, store sluice.Store, name string, maxLen int, param string) (sluice.Log, error) {
-	if name == "" {
-		return nil, invalid(param, "missing_required_parameter", "Missing required parameter: '"+param+"'.")
-	}
-	if !topicName.MatchString(name) {
-		return nil, invalid(param, "invalid_topic",
-			"A topic name is 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit.")
-	}
-	return store.Open(ctx, "topic/"+name, true, sluice.LogOptions{MaxLen: maxLen, Ring: true})
-}
-
-// openTopic is OpenTopic for a request naming the topic in its path.
-func (s *Server) openTopic(r *http.Request, name string) (sluice.Log, error) {
-	return OpenTopic(r.Context(), s.store, name, s.cfg.TopicMaxLen, "name")
-}
-
-// TopicEvent is the event that publishing data under the event name name
-// appends: a JSON string is sent as the text it holds, any other JSON value
-// as compact JSON. Missing or null data, and a name over 128 characters,
-// are EINVALID.
-func TopicEvent(name string, data json.RawMessage) (sluice.Event, error) {
-	if len(data) == 0 || string(data) == "null" {
-		return sluice.Event{}, invalid("data", "missing_required_parameter", "Missing required parameter: 'data'.")
-	}
-	if len(name) > 128 {
-		return sluice.Event{}, invalid("event", "invalid_value", "'event' must be at most 128 characters.")
-	}
-	out := []byte(data)
-	var str string
-	if json.Unmarshal(data, &str) == nil {
-		out = []byte(str)
-	} else if c, err := compact(data); err == nil {
-		out = c
-	}
-	return sluice.Event{Name: name, Data: out}, nil
-}
 
 func topicOf(r *http.Request) string {
 	if n := r.PathValue("name"); n != "" {
@@ -65,37 +19,40 @@ func topicOf(r *http.Request) string {
 // ?last_event_id=) when given, from the oldest kept event with
 // ?from=start, else only what is published from now on.
 func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
-	topic := topicOf(r)
-	if _, ok := s.enter(w, r, s.publicTopic(topic)); !ok {
+	c, ok := s.caller(w, r)
+	if !ok {
 		return
 	}
-	l, err := s.openTopic(r, topic)
+	topic, err := s.gate.Subscribe(c, topicOf(r), "name")
 	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	// The stream's place is taken before the topic is opened, so that a
+	// subscription refused for want of one creates no topic.
+	release, ok := s.openStream(w, r, c)
+	if !ok {
+		return
+	}
+	l, err := topic.Open(r.Context())
+	if err != nil {
+		release()
 		writeError(w, r, s.log, err)
 		return
 	}
 	after := lastEventID(r)
 	if after == "" && r.URL.Query().Get("from") != "start" {
 		if after, _, err = l.Last(r.Context()); err != nil {
+			release()
 			writeError(w, r, s.log, err)
 			return
 		}
 	}
-	release, ok := s.startStream(w, r, l, after)
-	if !ok {
+	if !s.checkAfter(w, r, l, after) {
+		release()
 		return
 	}
 	s.stream(w, r, l, after, streamOptions{stop: s.drainCtx, release: release})
-}
-
-// publicTopic reports whether a topic may be read without a key.
-func (s *Server) publicTopic(name string) bool {
-	for _, p := range s.cfg.PublicTopics {
-		if p == "*" || p == name {
-			return true
-		}
-	}
-	return false
 }
 
 // publishBody is what POST /v1/topics/{name}/events takes. A string Data is
@@ -106,7 +63,8 @@ type publishBody struct {
 }
 
 func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.enter(w, r, false); !ok {
+	pass, ok := s.enter(w, r)
+	if !ok {
 		return
 	}
 	var b publishBody
@@ -114,18 +72,19 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
-	ev, err := TopicEvent(b.Event, b.Data)
+	ev, err := admit.TopicEvent(b.Event, b.Data)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
 	}
-	s.publish(w, r, topicOf(r), ev)
+	s.publish(w, r, pass, topicOf(r), ev)
 }
 
 // handleSendMessage is the seeds' POST /send-message: {"message": "..."}
 // goes to every subscriber of the default topic as the event's data.
 func (s *Server) handleSendMessage(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.enter(w, r, false); !ok {
+	pass, ok := s.enter(w, r)
+	if !ok {
 		return
 	}
 	var b struct {
@@ -136,19 +95,15 @@ func (s *Server) handleSendMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if b.Message == nil {
-		writeError(w, r, s.log, invalid("message", "missing_required_parameter", "Missing required parameter: 'message'."))
+		writeError(w, r, s.log, &sluice.Error{Code: sluice.EINVALID, Param: "message", Kind: "missing_required_parameter",
+			Message: "Missing required parameter: 'message'."})
 		return
 	}
-	s.publish(w, r, DefaultTopic, sluice.Event{Data: []byte(*b.Message)})
+	s.publish(w, r, pass, DefaultTopic, sluice.Event{Data: []byte(*b.Message)})
 }
 
-func (s *Server) publish(w http.ResponseWriter, r *http.Request, topic string, ev sluice.Event) {
-	l, err := s.openTopic(r, topic)
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	id, err := l.Append(r.Context(), ev)
+func (s *Server) publish(w http.ResponseWriter, r *http.Request, pass *admit.Pass, topic string, ev sluice.Event) {
+	id, err := pass.Publish(r.Context(), topic, "name", ev)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return

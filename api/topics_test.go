@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sluice-dev/sluice/api"
+	"github.com/sluice-dev/sluice/admit"
 	"github.com/sluice-dev/sluice/sse"
 )
 
@@ -85,7 +85,7 @@ func TestTopicFansOutAndReplaysToLateJoiners(t *testing.T) {
 }
 
 func TestTopicKeepsOnlyItsBound(t *testing.T) {
-	e := newEnv(t, envOptions{API: api.Config{TopicMaxLen: 3}})
+	e := newEnv(t, envOptions{Admit: admit.Config{TopicMaxLen: 3}})
 	for i := range 5 {
 		publish(t, e, "small", map[string]any{"data": fmt.Sprint(i)})
 	}
@@ -141,7 +141,7 @@ func TestPublishErrors(t *testing.T) {
 }
 
 func TestResumeFromTrimmedIDSaysWhatWasMissed(t *testing.T) {
-	e := newEnv(t, envOptions{API: api.Config{TopicMaxLen: 3}})
+	e := newEnv(t, envOptions{Admit: admit.Config{TopicMaxLen: 3}})
 	first := publish(t, e, "small", map[string]any{"data": "0"})
 	for i := 1; i < 6; i++ {
 		publish(t, e, "small", map[string]any{"data": fmt.Sprint(i)})

@@ -63,8 +63,9 @@ func sluiceServer(t *testing.T, models ...map[string]sluice.Model) string {
 	s := testenv.NewServer(t, o)
 	stop, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	h = ws.NewHandler(ws.Options{Store: s.Store, Runner: s.Runner, Models: s.Models, Stop: stop, Logger: testenv.Logger(t)})
+	h = ws.NewHandler(ws.Options{Gate: s.Gate, Runner: s.Runner, Stop: stop, Logger: testenv.Logger(t)})
 	s.API.Handle("GET /ws", h)
+	s.API.CountWebSockets(func() int64 { return h.Stats().Connections })
 	return s.URL
 }
 

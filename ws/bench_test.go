@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/admit"
 	"github.com/sluice-dev/sluice/memory"
 	"github.com/sluice-dev/sluice/wire"
 )
@@ -32,7 +33,7 @@ func BenchmarkFollowLive(b *testing.B) {
 	token := sluice.Event{Data: chunks.Delta(sluice.Delta{Content: " token"})}
 
 	h := NewHandler(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	c := newConn(h, nil, "")
+	c := newConn(h, nil, admit.Caller{}, "/ws")
 	c.out = newSendQueue(1<<20, time.Minute)
 	s, err := c.reserve("stream", "bench", false)
 	if err != nil {

@@ -2,7 +2,6 @@ package ws
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"strconv"
@@ -12,8 +11,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/sluice-dev/sluice"
-	"github.com/sluice-dev/sluice/api"
-	"github.com/sluice-dev/sluice/gen"
+	"github.com/sluice-dev/sluice/admit"
 )
 
 // readBatch is the most events one Log.Read returns to a subscription.
@@ -37,7 +35,10 @@ type conn struct {
 	h   *Handler
 	ws  *websocket.Conn
 	out *sendQueue
-	who string // the API key's name (api.Caller); it owns what it starts
+	// caller is who opened the connection (admit.Gate.Identify): every
+	// operation is admitted for it, and it owns what it starts.
+	caller admit.Caller
+	path   string // the path the connection was opened on, for logs
 
 	ctx    context.Context // done when the connection ends
 	cancel context.CancelFunc
@@ -70,8 +71,8 @@ func (unsubscribe) Error() string { return "unsubscribed" }
 // errShutdown ends topic subscriptions when the server drains.
 var errShutdown = errors.New("server shutting down; reconnect")
 
-func newConn(h *Handler, wc *websocket.Conn, who string) *conn {
-	c := &conn{h: h, ws: wc, who: who, out: newSendQueue(h.opts.SendBuffer, h.opts.WriteTimeout), subs: make(map[string]*sub)}
+func newConn(h *Handler, wc *websocket.Conn, caller admit.Caller, path string) *conn {
+	c := &conn{h: h, ws: wc, caller: caller, path: path, out: newSendQueue(h.opts.SendBuffer, h.opts.WriteTimeout), subs: make(map[string]*sub)}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
 }
@@ -92,7 +93,7 @@ func (c *conn) serve() {
 			break
 		}
 		if typ != websocket.MessageText {
-			c.reply(errorReply(nil, invalid("", "invalid_frame", "Messages must be JSON text frames.")))
+			c.fail(nil, invalid("", "invalid_frame", "Messages must be JSON text frames."))
 			continue
 		}
 		c.handle(msg)
@@ -196,192 +197,6 @@ func (c *conn) cutOff() {
 	c.h.log.Info("ws: cut off a slow reader", "buffer_bytes", c.h.opts.SendBuffer, "timeout", c.h.opts.WriteTimeout)
 	c.out.requestClose(websocket.StatusPolicyViolation,
 		"too slow: send buffer full for "+c.h.opts.WriteTimeout.String()+"; reconnect and resume from the last event IDs", true)
-}
-
-// handle carries out one client message.
-func (c *conn) handle(msg []byte) {
-	var req request
-	if err := json.Unmarshal(msg, &req); err != nil {
-		c.reply(errorReply(nil, badJSON(err)))
-		return
-	}
-	switch req.Type {
-	case "chat.start":
-		c.chatStart(&req)
-	case "stream.attach":
-		c.streamAttach(&req)
-	case "stream.cancel":
-		c.streamCancel(&req)
-	case "topic.subscribe":
-		c.topicSubscribe(&req)
-	case "topic.publish":
-		c.topicPublish(&req)
-	case "unsubscribe":
-		c.unsubscribe(&req)
-	case "":
-		c.reply(errorReply(&req, invalid("type", "missing_required_parameter", "Missing required parameter: 'type'.")))
-	default:
-		c.reply(errorReply(&req, invalid("type", "unknown_type",
-			"Unknown message type '"+truncate(req.Type)+"': expected chat.start, stream.attach, stream.cancel, topic.subscribe, topic.publish or unsubscribe.")))
-	}
-}
-
-func (c *conn) chatStart(req *request) {
-	if len(req.Body) == 0 || string(req.Body) == "null" {
-		c.reply(errorReply(req, invalid("body", "missing_required_parameter", "Missing required parameter: 'body' (a chat completion request).")))
-		return
-	}
-	creq, err := api.DecodeChat(req.Body)
-	if err != nil {
-		c.reply(errorReply(req, err))
-		return
-	}
-	creq.Stream = true
-	model, err := c.h.opts.Models.Lookup(creq.Model)
-	if err != nil {
-		c.reply(errorReply(req, err))
-		return
-	}
-	s, err := c.reserve("stream", "", req.CancelOnClose)
-	if err != nil {
-		c.reply(errorReply(req, err))
-		return
-	}
-	g, err := c.h.opts.Runner.StartFor(c.who, creq, model)
-	if err != nil {
-		c.release(s)
-		c.reply(errorReply(req, err))
-		return
-	}
-	c.bind(s, g.ID)
-	c.reply(reply{Type: "started", ID: req.ID, Stream: g.ID}.encode())
-	c.follow(s, g.Log, "")
-}
-
-// openGeneration returns the log of the stream a request names, if this
-// connection's key may use it; otherwise it has answered with an error.
-func (c *conn) openGeneration(req *request) (sluice.Log, bool) {
-	if req.Stream == "" {
-		c.reply(errorReply(req, invalid("stream", "missing_required_parameter", "Missing required parameter: 'stream'.")))
-		return nil, false
-	}
-	l, err := c.h.opts.Store.Open(c.ctx, gen.LogName(req.Stream), false, sluice.LogOptions{})
-	if err == nil {
-		err = api.MayUse(c.who, l)
-	}
-	if err != nil {
-		c.reply(errorReply(req, err))
-		return nil, false
-	}
-	return l, true
-}
-
-func (c *conn) streamAttach(req *request) {
-	l, ok := c.openGeneration(req)
-	if !ok {
-		return
-	}
-	c.subscribe(req, "stream", req.Stream, l, req.LastEventID)
-}
-
-func (c *conn) topicSubscribe(req *request) {
-	l, err := c.openTopic(req.Topic)
-	if err != nil {
-		c.reply(errorReply(req, err))
-		return
-	}
-	after := req.LastEventID
-	switch req.From {
-	case "", "start":
-	default:
-		c.reply(errorReply(req, invalid("from", "invalid_value", "Invalid value for 'from': only \"start\" is allowed.")))
-		return
-	}
-	if after == "" && req.From != "start" {
-		if after, _, err = l.Last(c.ctx); err != nil {
-			c.reply(errorReply(req, err))
-			return
-		}
-	}
-	c.subscribe(req, "topic", req.Topic, l, after)
-}
-
-// subscribe starts following l after the given ID, once that ID checks.
-func (c *conn) subscribe(req *request, field, name string, l sluice.Log, after string) {
-	// Poll once, so that a bad ID is answered now, and a reader that has
-	// read a whole ended stream is told so (SSE answers 204).
-	switch err := sluice.CheckAfter(l, after); {
-	case errors.Is(err, io.EOF):
-		c.reply(reply{Type: "unsubscribed", ID: req.ID, Stream: req.Stream, Topic: req.Topic, Reason: "ended"}.encode())
-		return
-	case err != nil:
-		c.reply(errorReply(req, err))
-		return
-	}
-	s, err := c.reserve(field, name, false)
-	if err != nil {
-		c.reply(errorReply(req, err))
-		return
-	}
-	c.reply(reply{Type: "subscribed", ID: req.ID, Stream: streamOf(s), Topic: topicOf(s)}.encode())
-	c.follow(s, l, after)
-}
-
-func (c *conn) streamCancel(req *request) {
-	l, ok := c.openGeneration(req)
-	if !ok {
-		return
-	}
-	c.h.opts.Runner.Cancel(req.Stream)
-	_, end, err := l.Last(c.ctx)
-	if err != nil {
-		c.reply(errorReply(req, err))
-		return
-	}
-	c.reply(reply{Type: "cancelled", ID: req.ID, Stream: req.Stream, Status: end.String()}.encode())
-}
-
-func (c *conn) topicPublish(req *request) {
-	ev, err := api.TopicEvent(req.Event, req.Data)
-	if err != nil {
-		c.reply(errorReply(req, err))
-		return
-	}
-	l, err := c.openTopic(req.Topic)
-	if err != nil {
-		c.reply(errorReply(req, err))
-		return
-	}
-	id, err := l.Append(c.ctx, ev)
-	if err != nil {
-		c.reply(errorReply(req, err))
-		return
-	}
-	c.reply(reply{Type: "published", ID: req.ID, Topic: req.Topic, EventID: id}.encode())
-}
-
-func (c *conn) unsubscribe(req *request) {
-	var key string
-	switch {
-	case req.Stream != "" && req.Topic == "":
-		key = "stream:" + req.Stream
-	case req.Topic != "" && req.Stream == "":
-		key = "topic:" + req.Topic
-	default:
-		c.reply(errorReply(req, invalid("stream", "invalid_value", "Name either a 'stream' or a 'topic' to unsubscribe from.")))
-		return
-	}
-	c.mu.Lock()
-	s := c.subs[key]
-	c.mu.Unlock()
-	if s == nil {
-		c.reply(errorReply(req, &sluice.Error{Code: sluice.ENOTFOUND, Kind: "not_subscribed",
-			Message: "This connection has no subscription to " + truncate(req.Stream+req.Topic) + "."}))
-		return
-	}
-	// The subscription's goroutine answers, so that no event of it follows
-	// the answer.
-	s.cancel(unsubscribe{id: req.ID})
 }
 
 // reserve registers a subscription before it starts, so that the limits

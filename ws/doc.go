@@ -25,7 +25,7 @@
 //	    streams. Answered by {"type":"started","id":"r1","stream":"<stream id>"},
 //	    then the stream's events. With cancel_on_close the generation stops
 //	    when the connection closes (like Sluice-Cancel-On-Disconnect).
-//	{"type":"stream.attach","id":"r2","stream":"<stream id>","last_event_id":"12"}
+//	{"type":"stream.attach","id":"r2","stream":"<stream id>","last_event_id":"12-mx59yebt"}
 //	    Follow a generation from just after last_event_id ("" or absent: from
 //	    its first event). Answered by {"type":"subscribed","id":"r2","stream":...}
 //	    then events; or by {"type":"unsubscribed","stream":...,"reason":"ended"}
@@ -47,8 +47,8 @@
 //
 // Server → client, besides the answers above:
 //
-//	{"type":"event","stream":"<id>","id":"12","event":"","data":"..."}
-//	{"type":"event","topic":"room","id":"17","event":"joined","data":"..."}
+//	{"type":"event","stream":"<id>","id":"12-mx59yebt","event":"","data":"..."}
+//	{"type":"event","topic":"room","id":"17-mx59yeq3","event":"joined","data":"..."}
 //	    One log event. id is the event ID an SSE client sees in "id:", event
 //	    its "event:" name ("" is "message"), and data the exact data string of
 //	    the SSE event (a chat.completion.chunk, [DONE], or {"error":{...}}),
@@ -63,6 +63,19 @@
 // Several subscriptions share one connection (at most Options.MaxSubscriptions).
 // To resume after a dropped connection, attach or subscribe again with the
 // last event ID seen: no event is lost or repeated.
+//
+// # Admission
+//
+// Connections and what they carry are admitted by the admit.Gate that the
+// SSE API uses too. Opening a connection needs an API key when the server
+// has keys (Authorization: Bearer on the upgrade request), unless it has
+// public topics, which a connection without a key may then read; it takes
+// one place in the stream limits for as long as it is open. Each message that
+// does what an HTTP API request does (chat.start, stream.attach,
+// stream.cancel, topic.subscribe, topic.publish) is then admitted as that
+// request is, with the same request limits, ownership and topic rules, and
+// counts against the caller's rate limit as one request; a refusal is an
+// error frame with the error object that HTTP would answer.
 //
 // # Connection behaviour
 //

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,22 +14,23 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/sluice-dev/sluice"
-	"github.com/sluice-dev/sluice/api"
+	"github.com/sluice-dev/sluice/admit"
 	"github.com/sluice-dev/sluice/gen"
 	"github.com/sluice-dev/sluice/wire"
 )
 
-// Options configure a Handler. Store, Runner and Models are required; zero
-// fields of the rest take the defaults below.
+// Options configure a Handler. Gate and Runner are required; zero fields of
+// the rest take the defaults below.
 type Options struct {
-	Store  sluice.Store
+	// Gate admits each connection (a key when the server has keys, and a
+	// place in the stream limits) and each operation it carries, as it
+	// admits the SSE API's requests: give both transports the same one.
+	Gate   *admit.Gate
 	Runner *gen.Runner
-	Models *api.Models
 
-	TopicMaxLen      int           // events a topic keeps for replay (api.DefaultTopicMaxLen)
-	Heartbeat        time.Duration // ping after this long without sending (api.DefaultHeartbeat)
-	WriteTimeout     time.Duration // cut off a reader that takes no data this long (api.DefaultWriteTimeout)
-	MaxMessageBytes  int64         // largest client message (api.DefaultMaxBodyBytes plus 64 KiB)
+	Heartbeat        time.Duration // ping after this long without sending (DefaultHeartbeat)
+	WriteTimeout     time.Duration // cut off a reader that takes no data this long (DefaultWriteTimeout)
+	MaxMessageBytes  int64         // largest client message (DefaultMaxMessageBytes)
 	SendBuffer       int           // bytes of frames queued per connection (DefaultSendBuffer)
 	MaxSubscriptions int           // subscriptions per connection (DefaultMaxSubscriptions)
 
@@ -44,8 +47,12 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Defaults for Options.
+// Defaults for Options: the SSE API's heartbeat and write timeout, and room
+// for its largest request body (4 MiB) in a chat.start.
 const (
+	DefaultHeartbeat        = 15 * time.Second
+	DefaultWriteTimeout     = 30 * time.Second
+	DefaultMaxMessageBytes  = 4<<20 + 64<<10
 	DefaultSendBuffer       = 64 << 10
 	DefaultMaxSubscriptions = 64
 )
@@ -75,17 +82,14 @@ type Stats struct {
 
 // NewHandler returns a Handler for the given options.
 func NewHandler(opts Options) *Handler {
-	if opts.TopicMaxLen <= 0 {
-		opts.TopicMaxLen = api.DefaultTopicMaxLen
-	}
 	if opts.Heartbeat <= 0 {
-		opts.Heartbeat = api.DefaultHeartbeat
+		opts.Heartbeat = DefaultHeartbeat
 	}
 	if opts.WriteTimeout <= 0 {
-		opts.WriteTimeout = api.DefaultWriteTimeout
+		opts.WriteTimeout = DefaultWriteTimeout
 	}
 	if opts.MaxMessageBytes <= 0 {
-		opts.MaxMessageBytes = api.DefaultMaxBodyBytes + 64<<10
+		opts.MaxMessageBytes = DefaultMaxMessageBytes
 	}
 	if opts.SendBuffer <= 0 {
 		opts.SendBuffer = DefaultSendBuffer
@@ -171,16 +175,22 @@ func (h *Handler) leave(c *conn) {
 	}
 }
 
-// ServeHTTP upgrades the request to a WebSocket and serves it until it
-// closes.
+// ServeHTTP admits the connection (see Options.Gate), upgrades the request
+// to a WebSocket and serves it until it closes. A refused connection is
+// answered as the SSE API answers a refused request: the status, headers
+// and error object that wire gives the error.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	done := api.StreamDone(r.Context()) // the place the connection holds in the stream limits
-	if h.opts.Stop.Err() != nil || h.refusing() {
+	caller, err := h.opts.Gate.Identify(r.Header.Get("Authorization"), r.RemoteAddr)
+	var done func() // gives back the place the connection holds in the stream limits
+	if err == nil {
+		done, err = h.opts.Gate.Connect(caller)
+	}
+	if err == nil && (h.opts.Stop.Err() != nil || h.refusing()) {
 		done()
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Retry-After", "1")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_ = json.NewEncoder(w).Encode(wire.Error(errDraining))
+		err = errDraining
+	}
+	if err != nil {
+		h.refuse(w, r, err)
 		return
 	}
 	wc, err := websocket.Accept(w, r, &websocket.AcceptOptions{
@@ -200,7 +210,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// for a handler (a few kilobytes per connection), and the deep stack of
 	// the handler's goroutine goes with them.
 	// Nothing of r goes into the goroutine, so that the request is freed.
-	c := newConn(h, wc, api.Caller(r.Context()))
+	c := newConn(h, wc, caller, r.URL.Path)
 	if !h.enter(c) { // Shutdown began during the handshake
 		done()
 		_ = wc.CloseNow()
@@ -213,6 +223,33 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer h.conns.Add(-1)
 		c.serve()
 	}()
+}
+
+// refuse answers a request for a connection that may not be opened.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	h.logError(r.Method, r.URL.Path, err)
+	if after := wire.RetryAfter(err); after > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Max(1, math.Ceil(after.Seconds())))))
+	}
+	if sluice.ErrorCode(err) == sluice.EUNAUTHORIZED {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(wire.Status(err))
+	_ = json.NewEncoder(w).Encode(wire.Error(err))
+}
+
+// logError logs an error answered to a client with the fields and at the
+// level that the SSE API logs its errors with (api's writeError), so that
+// operators read both transports alike: method is the HTTP method of a
+// refused upgrade, or the type of a refused message.
+func (h *Handler) logError(method, path string, err error) {
+	status := wire.Status(err)
+	if status >= 500 {
+		h.log.Error("request failed", "method", method, "path", path, "status", status, "err", err)
+	} else {
+		h.log.Debug("request refused", "method", method, "path", path, "status", status, "err", err)
+	}
 }
 
 var errDraining = &sluice.Error{Code: sluice.EUNAVAILABLE, Kind: "server_shutting_down",

@@ -6,14 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sluice-dev/sluice"
-	"github.com/sluice-dev/sluice/api"
 )
-
-// openTopic returns the log behind a topic, creating it on first use, by
-// the rule the SSE API uses.
-func (c *conn) openTopic(name string) (sluice.Log, error) {
-	return api.OpenTopic(c.ctx, c.h.opts.Store, name, c.h.opts.TopicMaxLen, "topic")
-}
 
 func invalid(param, kind, msg string) error {
 	return &sluice.Error{Code: sluice.EINVALID, Param: param, Kind: kind, Message: msg}

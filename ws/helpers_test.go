@@ -13,8 +13,10 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/admit"
 	"github.com/sluice-dev/sluice/api"
 	"github.com/sluice-dev/sluice/demo"
+	"github.com/sluice-dev/sluice/gen"
 	"github.com/sluice-dev/sluice/internal/testenv"
 	"github.com/sluice-dev/sluice/memory"
 	"github.com/sluice-dev/sluice/sse"
@@ -28,19 +30,24 @@ func TestMain(m *testing.M) {
 }
 
 // env is an api.Server with the WebSocket handler on GET /ws, on a
-// loopback port: both transports over the same store and runner.
+// loopback port: both transports over the same store, runner and gate.
 type env struct {
 	URL    string
 	WSURL  string
 	Client *http.Client // trusts the server's certificate with http2
 	ws     *ws.Handler
 	store  *memory.Store
+	runner *gen.Runner
+	gate   *admit.Gate
 	stop   context.CancelFunc
 }
 
 type envOptions struct {
 	api    api.Config
+	admit  admit.Config
 	ws     ws.Options
+	perKey int               // generations one key may run at once
+	logs   *testenv.Recorder // when set, keeps what both transports log
 	demo   demo.Options
 	models map[string]sluice.Model
 	http2  bool // serve HTTP/2 over TLS: SSE then takes the fallback path
@@ -60,14 +67,20 @@ func newEnv(t *testing.T, o envOptions) *env {
 			h.Wait()
 		}
 	})
-	s := testenv.NewServer(t, testenv.Options{API: o.api, Demo: o.demo, Models: o.models, HTTP2: o.http2})
+	log := testenv.Logger(t)
+	if o.logs != nil {
+		log = o.logs.Logger()
+	}
+	s := testenv.NewServer(t, testenv.Options{API: o.api, Admit: o.admit, Demo: o.demo, Models: o.models, MaxPerKey: o.perKey, Logger: log, HTTP2: o.http2})
 	stopCtx, stop := context.WithCancel(context.Background())
 	t.Cleanup(stop)
 	opts := o.ws
-	opts.Store, opts.Runner, opts.Models, opts.Logger, opts.Stop = s.Store, s.Runner, s.Models, testenv.Logger(t), stopCtx
+	opts.Gate, opts.Runner, opts.Stop, opts.Logger = s.Gate, s.Runner, stopCtx, log
 	h = ws.NewHandler(opts)
-	s.API.HandleStream("GET /ws", h) // as cmd/sluice routes it: keys, rate and stream limits as for SSE
-	return &env{URL: s.URL, Client: s.Client, WSURL: "ws" + strings.TrimPrefix(s.URL, "http") + "/ws", ws: h, store: s.Store, stop: stop}
+	// As cmd/sluice routes it: the handler admits with the API's gate.
+	s.API.Handle("GET /ws", h)
+	s.API.CountWebSockets(func() int64 { return h.Stats().Connections })
+	return &env{URL: s.URL, Client: s.Client, WSURL: "ws" + strings.TrimPrefix(s.URL, "http") + "/ws", ws: h, store: s.Store, runner: s.Runner, gate: s.Gate, stop: stop}
 }
 
 // frame is any server frame.

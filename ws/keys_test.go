@@ -8,7 +8,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/sluice-dev/sluice/api"
+	"github.com/sluice-dev/sluice/admit"
 	"github.com/sluice-dev/sluice/demo"
 	"github.com/sluice-dev/sluice/internal/testenv"
 )
@@ -18,11 +18,11 @@ import (
 // key, over SSE and WebSocket alike.
 func TestKeysGuardWebSocketStreams(t *testing.T) {
 	const ann, bob = "sk-ann-0123456789abcdef", "sk-bob-0123456789abcdef"
-	keys, err := api.ParseKeys("ann: " + ann + "\nbob: " + bob + "\n")
+	keys, err := admit.ParseKeys("ann: " + ann + "\nbob: " + bob + "\n")
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, envOptions{api: api.Config{Keys: keys, Limits: api.Limits{StreamsPerAddr: 2}}, demo: demo.Options{TokensPerSecond: 200}})
+	e := newEnv(t, envOptions{admit: admit.Config{Keys: keys, Limits: admit.Limits{StreamsPerAddr: 2}}, demo: demo.Options{TokensPerSecond: 200}})
 	dial := func(key string) (*client, *http.Response, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -29,10 +29,13 @@ const (
 // quietEnv serves both transports with a demo model that thinks for
 // quietFor before its first token; with http2 SSE takes the fallback path
 // (a handler's goroutine) instead of the hub.
-func quietEnv(t *testing.T, http2 bool) *env {
+func quietEnv(t *testing.T, http2 bool) *env { return quietEnvBeating(t, http2, quietHeartbeat) }
+
+// quietEnvBeating is quietEnv with another heartbeat.
+func quietEnvBeating(t *testing.T, http2 bool, heartbeat time.Duration) *env {
 	return newEnv(t, envOptions{
-		api:   api.Config{Heartbeat: quietHeartbeat, WriteTimeout: quietTimeout},
-		ws:    ws.Options{Heartbeat: quietHeartbeat, WriteTimeout: quietTimeout},
+		api:   api.Config{Heartbeat: heartbeat, WriteTimeout: quietTimeout},
+		ws:    ws.Options{Heartbeat: heartbeat, WriteTimeout: quietTimeout},
 		demo:  demo.Options{TimeToFirstToken: quietFor, TokensPerSecond: 2000, MaxTokens: 20},
 		http2: http2,
 	})
@@ -65,14 +68,25 @@ func sseLines(t *testing.T, body io.Reader, stop func(data string) bool) (datas 
 // write timeouts before its first token, on every transport, and expects
 // the reader, which reads every heartbeat, to be kept to the end: the
 // whole answer and [DONE], never a silent cut.
+//
+// With a heartbeat longer than the write timeout, the stream is quiet for
+// longer than the write timeout between any two writes: a deadline left
+// from the last write must not end it (over HTTP/2 a passed deadline
+// resets the stream).
 func TestQuietStreamsOutliveTheWriteTimeout(t *testing.T) {
 	for _, tt := range []struct {
-		name  string
-		http2 bool
-	}{{"sse via the hub", false}, {"sse fallback over http2", true}} {
+		name      string
+		http2     bool
+		heartbeat time.Duration
+	}{
+		{"sse via the hub", false, quietHeartbeat},
+		{"sse fallback over http2", true, quietHeartbeat},
+		{"sse via the hub, heartbeat past the write timeout", false, 2 * quietTimeout},
+		{"sse fallback over http2, heartbeat past the write timeout", true, 2 * quietTimeout},
+	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			e := quietEnv(t, tt.http2)
+			e := quietEnvBeating(t, tt.http2, tt.heartbeat)
 			resp := testenv.Do(t, e.Client, "POST", e.URL+"/v1/chat/completions", chatBody("think first"))
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("status %s", resp.Status)
@@ -86,7 +100,7 @@ func TestQuietStreamsOutliveTheWriteTimeout(t *testing.T) {
 				t.Fatalf("the stream ended with %q after %q; want the answer and [DONE]", last, got)
 			}
 			// The role chunk comes at once; heartbeats fill the thinking.
-			if min := int(quietFor / quietHeartbeat / 2); pings < min {
+			if min := int(quietFor / tt.heartbeat / 2); pings < min {
 				t.Errorf("%d heartbeats while quiet, want at least %d", pings, min)
 			}
 		})

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/sluice-dev/sluice/admit"
 	"github.com/sluice-dev/sluice/api"
 )
 
@@ -24,7 +25,7 @@ type guardConfig struct {
 	StreamsPerAddr    int
 	MaxStreams        int
 
-	keys *api.Keys // from KeysFile and Keys
+	keys *admit.Keys // from KeysFile and Keys
 }
 
 func (g *guardConfig) flags(fs *flag.FlagSet) {
@@ -32,7 +33,7 @@ func (g *guardConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&g.Keys, "api-keys", "", "API keys, comma-separated (prefer --api-keys-file)")
 	fs.StringVar(&g.PublicTopics, "public-topics", "", "topics anyone may read without a key, comma-separated ('*': all)")
 	fs.StringVar(&g.CORSOrigins, "cors-origins", "", "origins that may call the API from a browser, comma-separated ('*': any); none: same-origin only")
-	fs.IntVar(&g.RateLimit, "rate-limit", 0, "requests per minute per API key (or client address without keys); 0: no limit")
+	fs.IntVar(&g.RateLimit, "rate-limit", 0, "API requests per minute per API key (or client address without keys), each /ws operation counting as one; 0: no limit")
 	fs.IntVar(&g.GenerationsPerKey, "max-generations-per-key", 0, "generations one API key may run at once; 0: no limit")
 	fs.IntVar(&g.MaxMessages, "max-messages", 1000, "messages in one chat request")
 	fs.IntVar(&g.MaxPromptBytes, "max-prompt-bytes", 1<<20, "bytes of message content in one chat request")
@@ -65,7 +66,7 @@ func (g *guardConfig) load() error {
 		fmt.Fprintf(&text, "env-key-%d: %s\n", i+1, k)
 	}
 	if text.Len() > 0 && len(errs) == 0 {
-		keys, err := api.ParseKeys(text.String())
+		keys, err := admit.ParseKeys(text.String())
 		if err != nil {
 			errs = append(errs, fmt.Errorf("--api-keys-file / --api-keys: %w", err))
 		}
@@ -74,12 +75,13 @@ func (g *guardConfig) load() error {
 	return errors.Join(errs...)
 }
 
-// apply sets the api.Config fields that guardConfig decides.
-func (g *guardConfig) apply(c *api.Config) {
-	c.Keys = g.keys
-	c.PublicTopics = splitList(g.PublicTopics)
+// apply sets the admission policy and the api.Config fields that
+// guardConfig decides.
+func (g *guardConfig) apply(a *admit.Config, c *api.Config) {
+	a.Keys = g.keys
+	a.PublicTopics = splitList(g.PublicTopics)
 	c.CORSOrigins = splitList(g.CORSOrigins)
-	c.Limits = api.Limits{
+	a.Limits = admit.Limits{
 		RequestsPerMinute: g.RateLimit, MaxMessages: g.MaxMessages, MaxPromptBytes: g.MaxPromptBytes,
 		StreamsPerAddr: g.StreamsPerAddr, MaxStreams: g.MaxStreams,
 	}

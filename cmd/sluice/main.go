@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sluice-dev/sluice/admit"
 	"github.com/sluice-dev/sluice/api"
 	"github.com/sluice-dev/sluice/bench"
 	"github.com/sluice-dev/sluice/demo"
@@ -88,11 +89,12 @@ func isFlag(s string) bool { return len(s) > 0 && s[0] == '-' && s != "-h" && s 
 // rest with an error event, and returns once every stream has ended.
 // ready, if set, is told the address the server listens on.
 func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr string)) error {
-	store := memory.New(memory.Options{Retention: cfg.Retention, RetainedBytes: int64(cfg.RetentionBytes), MaxLen: cfg.MaxLogLen})
+	store := memory.New(memory.Options{Retention: cfg.Retention, RetainedBytes: int64(cfg.RetentionBytes), MaxLen: cfg.MaxLogLen,
+		MaxTopics: cfg.MaxTopics, TopicMaxBytes: int64(cfg.TopicMaxBytes), TopicsMaxBytes: int64(cfg.TopicsMaxBytes)})
 	defer store.Close()
 	runner := gen.NewRunner(gen.Options{Store: store, MaxConcurrent: cfg.MaxGenerations, MaxPerOwner: cfg.Guard.GenerationsPerKey, Logger: log})
 
-	var models api.Models
+	var models admit.Models
 	dm := demo.New(demo.Options{TimeToFirstToken: cfg.DemoTTFT, TokensPerSecond: cfg.DemoTPS})
 	models.Add(dm.Info(), dm)
 	closeUpstreams, err := cfg.Upstreams.addTo(&models, log)
@@ -103,14 +105,19 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr st
 
 	apiCfg := api.Config{
 		Heartbeat: cfg.Heartbeat, Retry: cfg.Retry, WriteTimeout: cfg.WriteTimeout,
-		MaxBodyBytes: cfg.MaxBodyBytes, TopicMaxLen: cfg.TopicMaxLen,
+		MaxBodyBytes: cfg.MaxBodyBytes,
 	}
-	cfg.Guard.apply(&apiCfg)
-	srv := api.New(apiCfg, store, runner, &models, log)
+	admitCfg := admit.Config{TopicMaxLen: cfg.TopicMaxLen}
+	cfg.Guard.apply(&admitCfg, &apiCfg)
+	// One gate admits the requests of both transports: keys, limits, models
+	// and topic rules are the same over SSE and /ws, and counted once.
+	gate := admit.New(admitCfg, store, &models)
+	srv := api.New(apiCfg, store, runner, gate, log)
 	// WebSocket beside SSE, over the same logs; it drains when ctx ends.
-	wsh := ws.NewHandler(ws.Options{Store: store, Runner: runner, Models: &models, TopicMaxLen: cfg.TopicMaxLen,
+	wsh := ws.NewHandler(ws.Options{Gate: gate, Runner: runner,
 		Heartbeat: cfg.Heartbeat, WriteTimeout: cfg.WriteTimeout, MaxMessageBytes: cfg.MaxBodyBytes + 64<<10, Stop: ctx, Logger: log})
-	srv.HandleStream("GET /ws", wsh) // keys, rate and stream limits as for SSE
+	srv.Handle("GET /ws", wsh) // it admits its connections and messages with the gate
+	srv.CountWebSockets(func() int64 { return wsh.Stats().Connections })
 
 	for _, p := range web.Patterns { // the browser UI: /, /live, /assets/
 		srv.Handle(p, web.Handler())

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/sluice-dev/sluice"
-	"github.com/sluice-dev/sluice/api"
+	"github.com/sluice-dev/sluice/admit"
 	"github.com/sluice-dev/sluice/openai"
 )
 
@@ -98,7 +98,7 @@ func envUpstream(rawURL, list, key string) (upstreamConfig, error) {
 // addTo builds the upstreams and adds their models to table, next to the
 // demo model. The function it returns closes the upstreams' idle
 // connections.
-func (uc upstreamConfig) addTo(table *api.Models, log *slog.Logger) (closeAll func(), err error) {
+func (uc upstreamConfig) addTo(table *admit.Models, log *slog.Logger) (closeAll func(), err error) {
 	built := make(map[string]*openai.Upstream, len(uc.upstreams))
 	var all []*openai.Upstream
 	closeAll = func() {

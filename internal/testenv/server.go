@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/admit"
 	"github.com/sluice-dev/sluice/api"
 	"github.com/sluice-dev/sluice/demo"
 	"github.com/sluice-dev/sluice/gen"
@@ -26,9 +27,13 @@ import (
 // demo model and default limits.
 type Options struct {
 	API            api.Config
+	Admit          admit.Config // keys, limits and topic rules, for every transport
 	Demo           demo.Options
 	Models         map[string]sluice.Model // more models, by name, besides the demo
-	Retention      time.Duration
+	Retention      time.Duration           // when set, wins over Store.Retention
+	Store          memory.Options
+	MaxLogLen      int          // events a generation's log keeps (memory.Options.MaxLen), when set
+	Logger         *slog.Logger // the server's logger; nil: see Logger
 	MaxGenerations int
 	MaxPerKey      int
 	HTTP2          bool // serve HTTP/2 over TLS, where connections cannot be hijacked
@@ -40,7 +45,8 @@ type Server struct {
 	URL    string
 	Client *http.Client // a client for it (it trusts the TLS certificate)
 	API    *api.Server
-	Models *api.Models
+	Gate   *admit.Gate // admits the requests of every transport (give it to ws.Options)
+	Models *admit.Models
 	Runner *gen.Runner
 	Store  *memory.Store
 	Srv    *httptest.Server
@@ -49,16 +55,27 @@ type Server struct {
 // NewServer starts a Server. With -v its logs go to the test's log.
 func NewServer(t *testing.T, o Options) *Server {
 	t.Helper()
-	log := Logger(t)
-	store := memory.New(memory.Options{Retention: o.Retention})
+	log := o.Logger
+	if log == nil {
+		log = Logger(t)
+	}
+	so := o.Store
+	if o.Retention > 0 {
+		so.Retention = o.Retention
+	}
+	if o.MaxLogLen > 0 {
+		so.MaxLen = o.MaxLogLen
+	}
+	store := memory.New(so)
 	runner := gen.NewRunner(gen.Options{Store: store, MaxConcurrent: o.MaxGenerations, MaxPerOwner: o.MaxPerKey, Logger: log})
-	var models api.Models
+	var models admit.Models
 	dm := demo.New(o.Demo)
 	models.Add(dm.Info(), dm)
 	for name, m := range o.Models {
 		models.Add(sluice.ModelInfo{ID: name, OwnedBy: "test"}, m)
 	}
-	a := api.New(o.API, store, runner, &models, log)
+	gate := admit.New(o.Admit, store, &models)
+	a := api.New(o.API, store, runner, gate, log)
 	srv := httptest.NewUnstartedServer(a)
 	if o.HTTP2 {
 		srv.EnableHTTP2 = true
@@ -66,7 +83,7 @@ func NewServer(t *testing.T, o Options) *Server {
 	} else {
 		srv.Start()
 	}
-	s := &Server{URL: srv.URL, Client: srv.Client(), API: a, Models: &models, Runner: runner, Store: store, Srv: srv}
+	s := &Server{URL: srv.URL, Client: srv.Client(), API: a, Gate: gate, Models: &models, Runner: runner, Store: store, Srv: srv}
 	t.Cleanup(func() {
 		a.Drain()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

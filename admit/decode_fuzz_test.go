@@ -1,4 +1,4 @@
-package api
+package admit
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package api
+package admit
 
 import (
 	"bufio"
@@ -6,9 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
-	"net/http"
 	"strings"
-	"time"
 
 	"github.com/sluice-dev/sluice"
 )
@@ -91,59 +89,3 @@ var (
 	errNotYours = &sluice.Error{Code: sluice.EFORBIDDEN, Kind: "stream_of_another_key",
 		Message: "This stream was started with another API key."}
 )
-
-// caller returns the name of the API key that r presents: "" when the
-// server has no keys. With keys, a request without one is an error unless
-// optional is set; a wrong key is always one.
-func (s *Server) caller(r *http.Request, optional bool) (string, error) {
-	if s.cfg.Keys == nil {
-		return "", nil
-	}
-	auth := r.Header.Get("Authorization")
-	if auth == "" {
-		if optional {
-			return "", nil
-		}
-		return "", errNoKey
-	}
-	scheme, key, ok := strings.Cut(auth, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", errBadKey
-	}
-	id, ok := s.cfg.Keys.lookup(strings.TrimSpace(key))
-	if !ok {
-		return "", errBadKey
-	}
-	return id, nil
-}
-
-// MayUse reports, as an error, whether the caller who may read or stop
-// log l.
-func MayUse(who string, l sluice.Log) error {
-	if owner := l.Owner(); owner != "" && owner != who {
-		return errNotYours
-	}
-	return nil
-}
-
-// enter admits a request to the API: it finds the caller's key (see
-// caller) and takes one request from the caller's rate budget. On refusal
-// it has answered, and reports false.
-func (s *Server) enter(w http.ResponseWriter, r *http.Request, optionalKey bool) (string, bool) {
-	who, err := s.caller(r, optionalKey)
-	if err == nil {
-		budget := who
-		if budget == "" {
-			budget = "addr:" + clientAddr(r)
-		}
-		err = s.guard.allow(budget, time.Now())
-	}
-	if err != nil {
-		if sluice.ErrorCode(err) == sluice.EUNAUTHORIZED {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
-		}
-		writeError(w, r, s.log, err)
-		return "", false
-	}
-	return who, true
-}

@@ -1,0 +1,190 @@
+// Package admit decides whether a request may be carried out, for every
+// transport alike: who the caller is (API keys), how much it may ask (rate
+// and request limits, stream places), which model answers it, which
+// streams it may read (ownership) and which topics and events it may use.
+// In the flow request → model → log → reader → transport it is the first
+// step: the SSE API (api) and WebSocket (ws) turn what arrives on their
+// wire into calls of a Gate, and carry out only what it admits. A check
+// added here holds on every transport at once, and no transport reaches
+// into another for it. It sits with the transports at the edge of the
+// flow, so it may import what they import (the root package, and gen for
+// the names of generation logs); only transports, cmd and tests import it.
+//
+// Every API operation enters through one call that charges the caller's
+// rate budget: Enter (chat, attach, cancel, publish, and any other API
+// request) or Subscribe (reading a topic, which public topics allow without
+// a key). What the operation needs from the store (a generation's log, a
+// topic) is reached only through what that call returns, so a transport
+// cannot reach it without having been charged.
+package admit
+
+import (
+	"context"
+	"net"
+	"strings"
+
+	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/gen"
+)
+
+// Config is the admission policy. The zero value lets anyone in without
+// limits, with the default topic length.
+type Config struct {
+	// Keys, when set, are the API keys every API request must present
+	// (Authorization: Bearer); nil lets anyone in.
+	Keys *Keys
+	// PublicTopics may be read without a key ("*": every topic).
+	PublicTopics []string
+	Limits       Limits
+	TopicMaxLen  int // events a topic keeps for replay; 0 means DefaultTopicMaxLen
+}
+
+// DefaultTopicMaxLen is Config.TopicMaxLen's default.
+const DefaultTopicMaxLen = 1000
+
+// Gate admits requests by a Config, over one store and one table of models.
+// Every transport of a node shares one Gate, so that a caller's rate budget
+// and stream places are counted once, whatever it connects with. It is
+// safe for concurrent use.
+type Gate struct {
+	cfg    Config
+	store  sluice.Store
+	models *Models
+	lim    *limiter
+}
+
+// New returns a Gate that opens logs in store and finds models in models.
+func New(cfg Config, store sluice.Store, models *Models) *Gate {
+	if cfg.TopicMaxLen <= 0 {
+		cfg.TopicMaxLen = DefaultTopicMaxLen
+	}
+	if models == nil {
+		models = &Models{}
+	}
+	return &Gate{cfg: cfg, store: store, models: models, lim: newLimiter(cfg.Limits)}
+}
+
+// Models returns the table of models the gate admits requests for.
+func (g *Gate) Models() *Models { return g.models }
+
+// Caller is who sends a request, as Identify found it.
+type Caller struct {
+	Key  string // the name of the API key presented; "" when there is none
+	Addr string // the client's address, without its port
+
+	noKey bool // the server has keys and the request presented none
+}
+
+// budget names the rate budget the caller draws on: its key's, else its
+// address's.
+func (c Caller) budget() string {
+	if c.Key != "" {
+		return c.Key
+	}
+	return "addr:" + c.Addr
+}
+
+// Identify finds the caller of a request from its Authorization header and
+// its remote address (host:port, as net/http gives it). A key that is
+// presented and wrong is EUNAUTHORIZED at once; a missing one is only
+// refused by the operations that need one (public topics do not).
+func (g *Gate) Identify(authorization, remoteAddr string) (Caller, error) {
+	c := Caller{Addr: remoteAddr}
+	if host, _, err := net.SplitHostPort(remoteAddr); err == nil {
+		c.Addr = host
+	}
+	if g.cfg.Keys == nil {
+		return c, nil
+	}
+	if authorization == "" {
+		c.noKey = true
+		return c, nil
+	}
+	scheme, key, ok := strings.Cut(authorization, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return c, errBadKey
+	}
+	id, ok := g.cfg.Keys.lookup(strings.TrimSpace(key))
+	if !ok {
+		return c, errBadKey
+	}
+	c.Key = id
+	return c, nil
+}
+
+// Pass is an admitted API operation: its caller had the key it needs and
+// was charged for it. Its methods carry out the checks that depend on what
+// the operation asks for.
+type Pass struct {
+	g *Gate
+	c Caller
+}
+
+// Enter admits one API operation that needs a key (when the server has
+// keys) and charges it to the caller's rate budget: ERATELIMIT past it.
+func (g *Gate) Enter(c Caller) (*Pass, error) {
+	if c.noKey {
+		return nil, errNoKey
+	}
+	if err := g.lim.allow(c.budget()); err != nil {
+		return nil, err
+	}
+	return &Pass{g: g, c: c}, nil
+}
+
+// Caller returns who the operation is for: what it starts is owned by
+// Caller().Key (gen.Runner.StartFor).
+func (p *Pass) Caller() Caller { return p.c }
+
+// Chat decodes and checks a chat completion request body (see DecodeChat
+// and Limits), and finds the model it names.
+func (p *Pass) Chat(body []byte) (*sluice.ChatRequest, sluice.Model, error) {
+	req, err := DecodeChat(body)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := p.g.cfg.Limits.checkChat(req); err != nil {
+		return nil, nil, err
+	}
+	m, err := p.g.models.Lookup(req.Model)
+	if err != nil {
+		return nil, nil, err
+	}
+	return req, m, nil
+}
+
+// Stream returns the log of generation id, to read or stop, if the caller
+// may use it: ENOTFOUND for no such generation, EFORBIDDEN for one started
+// with another key.
+func (p *Pass) Stream(ctx context.Context, id string) (sluice.Log, error) {
+	l, err := p.g.store.Open(ctx, gen.LogName(id), false, sluice.LogOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if owner := l.Owner(); owner != "" && owner != p.c.Key {
+		return nil, errNotYours
+	}
+	return l, nil
+}
+
+// Connect admits a long-lived connection that carries operations of its
+// own (a /ws upgrade). It needs a key when the server has keys, unless
+// some topics are public: a caller without one may then read those over
+// the connection, as over HTTP, and every other operation it sends is
+// refused as the same HTTP request would be. Connecting is not charged to
+// the rate budget (each operation is) but takes a place in the stream
+// limits (see OpenStream).
+func (g *Gate) Connect(c Caller) (release func(), err error) {
+	if c.noKey && len(g.cfg.PublicTopics) == 0 {
+		return nil, errNoKey
+	}
+	return g.OpenStream(c)
+}
+
+// OpenStream takes a place for one of the caller's streams in the stream
+// limits, or refuses it: ERATELIMIT for an address over its share,
+// EUNAVAILABLE for a full node. release must be called when the stream
+// ends; more than once is harmless.
+func (g *Gate) OpenStream(c Caller) (release func(), err error) {
+	return g.lim.openStream(c.Addr)
+}
