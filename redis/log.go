@@ -82,7 +82,9 @@ func (l *Log) Append(ctx context.Context, ev sluice.Event) (string, error) {
 	case appendEnded:
 		return "", sluice.Errorf(sluice.ECONFLICT, "Stream %q has already ended.", l.name)
 	case appendFull:
-		return "", sluice.Errorf(sluice.ETOOLARGE, "Stream %q is full.", l.name)
+		full := sluice.Errorf(sluice.EFULL, "Stream %q is full.", l.name)
+		full.Kind = "log_full"
+		return "", full
 	}
 	return formatID(uint64(off), l.epoch), nil
 }

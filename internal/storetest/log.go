@@ -232,7 +232,7 @@ func testFull(t *testing.T, newStore NewStore) {
 	l := create(t, s, "gen/full", sluice.LogOptions{MaxLen: 3})
 	ids := appendN(t, l, 3)
 	_, err := l.Append(ctxFor(t), sluice.Event{Data: []byte("one too many")})
-	wantCode(t, "append past MaxLen", err, sluice.ETOOLARGE)
+	wantCode(t, "append past MaxLen", err, sluice.EFULL)
 	ids = append(ids, end(t, l))
 	wantIDs(t, "a full log's events", readAll(t, l, "", 10), ids)
 }
