@@ -42,6 +42,7 @@ type Config struct {
 	UpstreamURL    string      // the simple case: one upstream (models.go)
 	UpstreamModels string      // its models, comma-separated
 	PprofAddr      string      // serve net/http/pprof here, loopback only (pprof.go)
+	RedisURL       string      // keep logs in Redis, shared with other nodes (store.go)
 
 	// Upstreams is what ConfigFile or UpstreamURL describe, validated.
 	Upstreams upstreamConfig
@@ -86,6 +87,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.StringVar(&c.ConfigFile, "config", "", "TOML file of OpenAI-compatible upstreams and the models they serve")
 	fs.StringVar(&c.UpstreamURL, "upstream-url", "", "one OpenAI-compatible upstream, e.g. http://localhost:11434/v1 (its key: OPENAI_API_KEY)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060")
+	fs.StringVar(&c.RedisURL, "redis-url", "", "keep streams and topics in Redis, shared by every node given the same, e.g. redis://127.0.0.1:6379/0 (empty: in this process's memory)")
 	fs.StringVar(&c.UpstreamModels, "upstream-models", "", "the upstream's models to offer, comma-separated: name or name=upstream-name")
 
 	var errs []error
@@ -123,6 +125,9 @@ func (c Config) validate() error {
 	}
 	if c.PprofAddr != "" && !loopbackAddr(c.PprofAddr) {
 		bad("pprof-addr", "%q is not a loopback host:port; the profiler exposes the process", c.PprofAddr)
+	}
+	if c.RedisURL != "" && !validRedisURL(c.RedisURL) {
+		bad("redis-url", "want redis://[user:password@]host:port[/db], rediss:// for TLS, or unix:///path")
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("log-format", "%q is neither text nor json", c.LogFormat)

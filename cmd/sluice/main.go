@@ -23,7 +23,6 @@ import (
 	"github.com/sluice-dev/sluice/bench"
 	"github.com/sluice-dev/sluice/demo"
 	"github.com/sluice-dev/sluice/gen"
-	"github.com/sluice-dev/sluice/memory"
 	"github.com/sluice-dev/sluice/web"
 	"github.com/sluice-dev/sluice/ws"
 )
@@ -89,9 +88,11 @@ func isFlag(s string) bool { return len(s) > 0 && s[0] == '-' && s != "-h" && s 
 // rest with an error event, and returns once every stream has ended.
 // ready, if set, is told the address the server listens on.
 func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr string)) error {
-	store := memory.New(memory.Options{Retention: cfg.Retention, RetainedBytes: int64(cfg.RetentionBytes), MaxLen: cfg.MaxLogLen,
-		MaxTopics: cfg.MaxTopics, TopicMaxBytes: int64(cfg.TopicMaxBytes), TopicsMaxBytes: int64(cfg.TopicsMaxBytes)})
-	defer store.Close()
+	store, closeStore, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeStore() // last: every reader and generation has ended by then
 	runner := gen.NewRunner(gen.Options{Store: store, MaxConcurrent: cfg.MaxGenerations, MaxPerOwner: cfg.Guard.GenerationsPerKey, Logger: log})
 
 	var models admit.Models
