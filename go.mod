@@ -13,4 +13,9 @@ require (
 	golang.org/x/time v0.16.0
 )
 
-require github.com/redis/rueidis v1.0.80
+require (
+	github.com/gobwas/ws v1.5.0
+	github.com/redis/rueidis v1.0.80
+)
+
+require github.com/gobwas/httphead v0.1.0 // indirect
