@@ -86,6 +86,8 @@ type Handler struct {
 	started  bool               // the poller and heartbeat goroutines run
 	stopped  bool
 	stopBeat chan struct{}
+	// stopDrain unregisters drainAll from Options.Stop.
+	stopDrain func() bool
 
 	poll *poller        // nil where readiness cannot be watched
 	wg   sync.WaitGroup // every goroutine the handler starts
@@ -128,7 +130,7 @@ func NewHandler(opts Options) *Handler {
 	h := &Handler{opts: opts, log: opts.Logger, active: make(map[*conn]struct{}), feeds: make(map[string]*feed),
 		stopBeat: make(chan struct{})}
 	// Registered once, it holds no goroutine until Stop is done.
-	context.AfterFunc(opts.Stop, h.drainAll)
+	h.stopDrain = context.AfterFunc(opts.Stop, h.drainAll)
 	return h
 }
 
@@ -178,6 +180,7 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	stop := h.started && !h.stopped
 	h.stopped = true
 	h.mu.Unlock()
+	h.stopDrain()
 	if stop {
 		close(h.stopBeat)
 		h.poll.stop()
