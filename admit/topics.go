@@ -53,10 +53,10 @@ type Topic struct {
 // charged to the caller's rate budget.
 func (g *Gate) Subscribe(c Caller, name, param string) (*Topic, error) {
 	if c.noKey && !g.publicTopic(name) {
-		return nil, errNoKey
+		return nil, g.refuse("api-keys", errNoKey)
 	}
 	if err := g.lim.allow(c.budget()); err != nil {
-		return nil, err
+		return nil, g.refuse("rate-limit", err)
 	}
 	if err := checkTopicName(name, param); err != nil {
 		return nil, err
@@ -96,7 +96,11 @@ func (p *Pass) Publish(ctx context.Context, topic, param string, ev sluice.Event
 	if err != nil {
 		return "", err
 	}
-	return l.Append(ctx, ev)
+	id, err := l.Append(ctx, ev)
+	if err == nil {
+		p.g.obs.Published()
+	}
+	return id, err
 }
 
 // NormalizeData returns data with every CR LF and every lone CR turned into
