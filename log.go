@@ -2,7 +2,8 @@ package sluice
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
+	"strconv"
 	"time"
 )
 
@@ -32,8 +33,7 @@ func (e End) String() string {
 
 // Event is one entry of a log.
 type Event struct {
-	// ID is assigned by the log on append. IDs are opaque strings that only
-	// the log that issued them can compare; within one log they increase.
+	// ID is assigned by the log on append (see Log for what it is).
 	ID string
 	// Name is the event's type (SSE "event:" field); empty means "message".
 	Name string
@@ -47,9 +47,33 @@ type Event struct {
 // Log is an append-only, ordered, bounded sequence of events addressed by
 // name. Any number of goroutines may append and read at once.
 //
+// Event IDs are opaque strings, unique and increasing within one log, that
+// also say which incarnation of the log issued them: a log created anew
+// under the same name (after it expired, or in a restarted process) issues
+// IDs that the old one never did, so that a reader resuming from an old ID
+// is told its place is gone rather than refused or silently moved. (The
+// memory store's IDs are "<seq>-<epoch>", a decimal sequence from 1 and the
+// incarnation in base 36; only the store that issued an ID parses it.)
+//
+// Reading after an ID returns:
+//   - after "": every event kept, from the oldest;
+//   - after an ID this incarnation issued: the events that follow it; when
+//     some of them were trimmed away (only a ring log trims), a GapEvent
+//     (Gap.Reason GapTrimmed) first, whose ID is that of the last event
+//     missed, then the events from the oldest kept;
+//   - after an ID of another incarnation (one that has the shape of this
+//     store's IDs, or of the plain decimal IDs that earlier versions
+//     issued): a GapEvent (Gap.Reason GapReplaced), whose ID stands before
+//     the first event, so that resuming after it reads from the start, then
+//     every event kept, from the oldest;
+//   - after anything else, or an ID of this incarnation that it has not
+//     issued yet: EINVALID.
+//
 // A log ends when an event with End set is appended; appends after that fail
 // with ECONFLICT. An ended log is kept for the store's retention time, then
-// forgotten.
+// forgotten. A ring log (a topic) need not end: it is forgotten once nobody
+// has appended to it or read it for the retention time; a reader waiting in
+// Read counts as reading.
 type Log interface {
 	// Name returns the name the log was created under.
 	Name() string
@@ -63,23 +87,59 @@ type Log interface {
 	// but an ending event with EFULL.
 	Append(ctx context.Context, ev Event) (string, error)
 
-	// Read copies events that come after the event with ID after (the
-	// empty string means before the first) into buf[:0] and returns them,
-	// at most cap(buf). When there are none yet it waits until there are or
-	// ctx is done, and then returns ctx's error; so with ctx already done,
-	// Read only polls. Once the ending event has been read, Read returns it
-	// no more and reports io.EOF. With a buffer of no capacity, Read only
-	// waits: it returns no events and no error once there are some to read.
-	//
-	// An ID that this log never issued is EINVALID. When after is older than
-	// the oldest event still kept (only a ring log trims), Read starts at the
-	// oldest kept event, after an event named "sluice.gap" that says how
-	// many were missed and carries the ID of the last of them.
+	// Read copies events that come after the event with ID after (see Log
+	// for what each kind of ID reads) into buf[:0] and returns them, at
+	// most cap(buf), a GapEvent included. When there are none yet it waits
+	// until there are or ctx is done, and then returns ctx's error. Once the
+	// ending event has been read, Read returns it no more and reports
+	// io.EOF. With a buffer of no capacity, Read only waits: it returns no
+	// events and no error once there are some to read.
 	Read(ctx context.Context, after string, buf []Event) ([]Event, error)
 
-	// Last returns the ID of the newest event ("" when the log is empty) and
-	// whether the log has ended.
+	// Poll is Read without waiting: when nothing follows after yet, it
+	// returns no events and a nil error. ctx bounds only the store's own
+	// work (a memory store has none to bound).
+	Poll(ctx context.Context, after string, buf []Event) ([]Event, error)
+
+	// Last returns the ID of the newest event appended ("" when none has
+	// been; a ring may have trimmed it since) and whether the log has
+	// ended. Reading after it waits for the next event.
 	Last(ctx context.Context) (id string, end End, err error)
+}
+
+// GapEvent is the name of the event that a reader gets in place of events
+// it cannot have (see Log): its Data is a Gap as JSON, and its ID is where
+// to resume from.
+const GapEvent = "sluice.gap"
+
+// Reasons a Gap gives.
+const (
+	GapTrimmed  = "trimmed"  // events were dropped from a ring log before the reader read them
+	GapReplaced = "replaced" // the ID came from another incarnation of the log
+)
+
+// Gap is the data of a GapEvent.
+type Gap struct {
+	Reason string `json:"reason"` // GapTrimmed or GapReplaced
+	// Missed is how many events were trimmed away (GapTrimmed only: a
+	// replaced log cannot say what the reader missed).
+	Missed  uint64 `json:"missed,omitempty"`
+	Message string `json:"message"` // for people
+}
+
+// GapOf returns the GapEvent with the given ID that tells of g. It fills
+// in the message when g has none.
+func GapOf(id string, g Gap) Event {
+	if g.Message == "" {
+		switch g.Reason {
+		case GapTrimmed:
+			g.Message = strconv.FormatUint(g.Missed, 10) + " events were dropped from this stream before you read them."
+		case GapReplaced:
+			g.Message = "The stream was replaced (it expired, or the server restarted) since the event you resumed from; this is everything it holds, from the start."
+		}
+	}
+	data, _ := json.Marshal(g) // cannot fail: strings and a number
+	return Event{ID: id, Name: GapEvent, Data: data}
 }
 
 // LogOptions bound a log.
@@ -88,7 +148,9 @@ type LogOptions struct {
 	// default. A ring log drops its oldest events to stay within it; any
 	// other log refuses appends past it (but always accepts its ending).
 	MaxLen int
-	// Ring makes the log keep only its newest MaxLen events.
+	// Ring makes the log keep only its newest events: at most MaxLen, and
+	// within the store's byte bounds for rings (the newest event is always
+	// kept). Topics are rings.
 	Ring bool
 	// Owner names who may read and stop the log (an API key's ID); empty
 	// means anyone may. It is set when the log is created.
@@ -101,29 +163,20 @@ type Store interface {
 	// that name exists.
 	Create(ctx context.Context, name string, opts LogOptions) (Log, error)
 	// Open returns the log of that name, creating it with opts when create
-	// is set; otherwise an unknown or expired log is ENOTFOUND.
+	// is set; otherwise an unknown or expired log is ENOTFOUND. A store
+	// that holds as many ring logs as it may refuses to create another
+	// with EUNAVAILABLE.
 	Open(ctx context.Context, name string, create bool, opts LogOptions) (Log, error)
-	// Retention reports how long an ended log is kept.
+	// Retention reports how long an ended log is kept, and an idle ring.
 	Retention() time.Duration
 }
-
-// Polled is a context that is already done: Log.Read with it returns what is
-// there without waiting.
-var Polled = func() context.Context {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	return ctx
-}()
 
 // CheckAfter reports whether a reader may start reading l after the event ID
 // after, without waiting: nil when it may, io.EOF when l has ended and after
 // is its last event (there is nothing left to read), or the error Read
 // gives for an ID that l never issued. Transports call it before answering,
 // so that a bad ID still gets a proper error status.
-func CheckAfter(l Log, after string) error {
-	_, err := l.Read(Polled, after, make([]Event, 0, 1))
-	if errors.Is(err, context.Canceled) {
-		return nil
-	}
+func CheckAfter(ctx context.Context, l Log, after string) error {
+	_, err := l.Poll(ctx, after, make([]Event, 0, 1))
 	return err
 }

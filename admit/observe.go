@@ -2,7 +2,6 @@ package admit
 
 import (
 	"context"
-	"errors"
 
 	"github.com/sluice-dev/sluice"
 )
@@ -34,24 +33,17 @@ func (g *Gate) refuse(limit string, err error) error {
 	return err
 }
 
-// gapEvent is the name of the event a log gives a reader whose place is
-// gone (see sluice.Log.Read).
-const gapEvent = "sluice.gap"
-
 // CheckAfter reports whether a reader may start reading l after the event
 // ID after, without waiting, as sluice.CheckAfter does: nil when it may,
-// io.EOF when l has ended and after is its last event, or the error Read
+// io.EOF when l has ended and after is its last event, or the error Poll
 // gives for an ID that l never issued. resumed says the client named after
 // itself (Last-Event-ID, last_event_id): a reader that may start is then
 // counted as a resume, with a gap when its place was gone. Every transport
 // checks a reader's start here, so that resumes are counted alike.
 func (g *Gate) CheckAfter(ctx context.Context, l sluice.Log, after string, resumed bool) error {
-	evs, err := l.Read(sluice.Polled, after, make([]sluice.Event, 0, 1))
-	if errors.Is(err, context.Canceled) {
-		err = nil
-	}
+	evs, err := l.Poll(ctx, after, make([]sluice.Event, 0, 1))
 	if err == nil && resumed {
-		g.obs.Resumed(len(evs) > 0 && evs[0].Name == gapEvent)
+		g.obs.Resumed(len(evs) > 0 && evs[0].Name == sluice.GapEvent)
 	}
 	return err
 }

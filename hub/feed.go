@@ -6,6 +6,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/sse"
@@ -50,6 +51,7 @@ type feed struct {
 
 	mu      sync.Mutex
 	head    string // ID of the newest event delivered
+	ids     idStore
 	ended   bool   // the log's last event has been delivered
 	current []*sub // connections whose cursor is head
 	pumping bool   // the pump goroutine has been started
@@ -170,7 +172,7 @@ func (f *feed) deliver(inline bool) (ended bool) {
 		if ended {
 			return true
 		}
-		err := b.read(f.log, head)
+		err := b.read(f.ctx, f.log, head)
 		n := len(b.events)
 		if n == 0 {
 			if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, io.EOF) {
@@ -180,7 +182,10 @@ func (f *feed) deliver(inline bool) (ended bool) {
 		}
 		last := b.encode("")
 		f.mu.Lock()
-		f.head = last.ID
+		// The batch's IDs may live in its scratch space: the head outlives
+		// it, and so does every cursor set from it.
+		id := f.ids.keep(last.ID)
+		f.head = id
 		f.ended = last.End != sluice.EndNone
 		ended = f.ended
 		b.subs = append(b.subs[:0], f.current...)
@@ -189,7 +194,7 @@ func (f *feed) deliver(inline bool) (ended bool) {
 		}
 		f.mu.Unlock()
 		for _, s := range b.subs {
-			s.deliver(b.frame, last.ID, ended, inline)
+			s.deliver(b.frame, id, ended, inline)
 		}
 		f.hub.obs.Delivered(n * len(b.subs))
 		clear(b.subs) // let departed connections be collected
@@ -226,11 +231,12 @@ func (f *feed) leave(s *sub) {
 	}
 }
 
-// scratchReader is a log that can hand back events in the reader's own
+// scratchPoller is a log that can hand back events in the reader's own
 // scratch space rather than new memory (memory.Log does): the hub is done
-// with every batch it reads once it has encoded it.
-type scratchReader interface {
-	ReadScratch(ctx context.Context, after string, buf []sluice.Event, scratch []byte) ([]sluice.Event, []byte, error)
+// with every batch it reads once it has encoded it, but for the IDs it
+// keeps, which it copies.
+type scratchPoller interface {
+	PollScratch(ctx context.Context, after string, buf []sluice.Event, scratch []byte) ([]sluice.Event, []byte, error)
 }
 
 // batchBuf is what one round of reading and encoding a batch needs.
@@ -247,13 +253,33 @@ var batchPool = sync.Pool{New: func() any {
 }}
 
 // read polls l for the events after after, into b.events.
-func (b *batchBuf) read(l sluice.Log, after string) (err error) {
-	if sr, ok := l.(scratchReader); ok {
-		b.events, b.scratch, err = sr.ReadScratch(sluice.Polled, after, b.events, b.scratch)
+func (b *batchBuf) read(ctx context.Context, l sluice.Log, after string) (err error) {
+	if sp, ok := l.(scratchPoller); ok {
+		b.events, b.scratch, err = sp.PollScratch(ctx, after, b.events, b.scratch)
 		return err
 	}
-	b.events, err = l.Read(sluice.Polled, after, b.events)
+	b.events, err = l.Poll(ctx, after, b.events)
 	return err
+}
+
+// idStore keeps copies of event IDs in chunks of bytes that are only ever
+// appended to, never written again, so that the strings sharing them never
+// change: keeping the ID of each delivered batch then costs an allocation
+// every few dozen batches rather than one each. A chunk is garbage once no
+// head or cursor holds an ID in it. Its owner serialises calls.
+type idStore struct{ chunk []byte }
+
+// keep returns a copy of id that stays valid.
+func (s *idStore) keep(id string) string {
+	if id == "" {
+		return ""
+	}
+	if len(id) > cap(s.chunk)-len(s.chunk) {
+		s.chunk = make([]byte, 0, max(512, len(id)))
+	}
+	start := len(s.chunk)
+	s.chunk = append(s.chunk, id...)
+	return unsafe.String(unsafe.SliceData(s.chunk[start:]), len(id))
 }
 
 // encode puts b.events into b.frame as SSE, up to and including the event

@@ -37,6 +37,8 @@ type rig struct {
 	// waiting hides the memory log's Notify from the hub, whose pump then
 	// waits on the log itself, as it does for a store that cannot notify.
 	waiting bool
+	// attached, when set, is sent to each time Attach returns.
+	attached chan struct{}
 }
 
 // waitingLog is a log without Notify.
@@ -72,6 +74,9 @@ func newRig(t *testing.T, opts hub.Options) *rig {
 			Topic: req.URL.Query().Has("topic"), OnGone: func() { r.gone.Add(1) }, OnClose: r.onClose})
 		if err != nil {
 			http.Error(w, err.Error(), 503)
+		}
+		if r.attached != nil {
+			r.attached <- struct{}{}
 		}
 	}))
 	r.url = srv.URL
@@ -442,5 +447,50 @@ func TestDrainSendsARetryDelay(t *testing.T) {
 	var ms int
 	if _, err := fmt.Sscanf(string(rest), "retry: %d\n: server shutting down; reconnect\n", &ms); err != nil || ms < 1000 || ms > 1500 {
 		t.Fatalf("after drain: %q, want a jittered retry: then the reason", rest)
+	}
+}
+
+// TestAReaderFromAnotherIncarnationJoinsTheFeed attaches to an empty log
+// with an ID that an earlier incarnation of it issued. The reader is told
+// that its place is gone, and Attach returns at once: the reader's place,
+// before the first event, is spelt otherwise than the feed's head (the
+// empty log's ""), and it must join the feed all the same rather than look
+// again every millisecond until the first event. Then every event reaches
+// it and a reader that was up to date alike.
+func TestAReaderFromAnotherIncarnationJoinsTheFeed(t *testing.T) {
+	bothWays(t, readerFromAnotherIncarnationJoins)
+}
+
+func readerFromAnotherIncarnationJoins(t *testing.T, waiting bool) {
+	r := newRig(t, hub.Options{})
+	r.waiting = waiting
+	r.attached = make(chan struct{}, 2)
+	l := r.log(t, "topic/new")
+	attached := func() {
+		t.Helper()
+		select {
+		case <-r.attached:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Attach has not returned after 5s")
+		}
+	}
+	_, old, _ := r.dial(t, "/topic/new?topic&after=42")
+	attached()
+	if gap := readN(t, old, 1)[0]; gap.Name != sluice.GapEvent || !strings.Contains(gap.Data, `"reason":"replaced"`) {
+		t.Fatalf("first event %+v, want a replaced gap", gap)
+	}
+	_, fresh, _ := r.dial(t, "/topic/new?topic")
+	attached()
+	var ids []string
+	for _, d := range []string{"a", "b", "c"} {
+		ids = append(ids, appendData(t, l, d, sluice.EndNone))
+	}
+	for _, rd := range []*sse.Reader{old, fresh} {
+		evs := readN(t, rd, 3)
+		for i, ev := range evs {
+			if ev.Data != []string{"a", "b", "c"}[i] || ev.ID != ids[i] {
+				t.Fatalf("event %d: %+v, want %s under %q", i, ev, []string{"a", "b", "c"}[i], ids[i])
+			}
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -173,12 +174,26 @@ func (s *sub) catchUp() {
 		}
 		// Read what is there after the cursor, but never past the head:
 		// from the head on, the feed delivers.
-		err := b.read(s.feed.log, s.cursor)
+		log := s.feed.log
+		before, _, _ := log.Last(s.feed.ctx)
+		err := b.read(s.feed.ctx, log, s.cursor)
 		if len(b.events) == 0 {
+			if err == nil {
+				// Nothing follows the cursor: it stands where the log's
+				// newest event does, though it may be spelt otherwise (the
+				// ID of a gap event before an empty log's first). Unless
+				// the log grew meanwhile, take the log's own spelling, the
+				// one the head uses, so that the next join can match.
+				if now, _, _ := log.Last(s.feed.ctx); now == before && now != s.cursor {
+					s.cursor = now
+					s.wmu.Unlock()
+					continue
+				}
+			}
 			s.wmu.Unlock()
 			if err == nil || errors.Is(err, context.Canceled) {
-				// The head is a moment ahead of what this reader sees (or
-				// the cursor is a moment ahead of the head): look again.
+				// The cursor is a moment ahead of the head: the feed is
+				// about to deliver. Look again.
 				time.Sleep(time.Millisecond)
 				continue
 			}
@@ -189,7 +204,7 @@ func (s *sub) catchUp() {
 			return
 		}
 		last := b.encode(head)
-		s.cursor = last.ID
+		s.cursor = strings.Clone(last.ID) // it outlives the batch's scratch space
 		s.ended = last.End != sluice.EndNone
 		err = s.writeBlocking(b.frame)
 		if err == nil {

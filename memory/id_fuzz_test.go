@@ -1,35 +1,42 @@
 package memory
 
 import (
-	"strconv"
 	"testing"
 
 	"github.com/sluice-dev/sluice"
 )
 
-// FuzzParseID checks the Last-Event-ID parser: any string either is an ID
-// this store issues (and formats back to itself) or is refused as
-// EINVALID; nothing panics.
+// FuzzParseID checks the Last-Event-ID parser: any string is an ID of this
+// log (and formats back to itself), an ID of another incarnation (it has
+// the shape: "<seq>-<epoch>" or plain decimal), or is refused as EINVALID;
+// nothing panics.
 func FuzzParseID(f *testing.F) {
-	for _, s := range []string{"", "0", "1", "42", "01", "-1", "1e3", " 7", "18446744073709551615", "18446744073709551616", "٣"} {
+	for _, s := range []string{"", "0", "1", "42", "01", "-1", "1e3", " 7", "18446744073709551615", "18446744073709551616", "٣",
+		"1-mh3k2x1a", "0-mh3k2x1a", "1-", "-", "1-0", "1-MH3", "1-2-3", "1-zzzzzzzzzzzzzz", "1-3w5e11264sgsf"} {
 		f.Add(s)
 	}
+	l := newLog("topic/fuzz", sluice.LogOptions{MaxLen: 10})
+	f.Add(string(appendID(nil, 3, l.epoch)))
 	f.Fuzz(func(t *testing.T, id string) {
-		n, err := parseID(id)
-		if err != nil {
+		seq, ours, err := l.parseID(id)
+		switch {
+		case err != nil:
 			if sluice.ErrorCode(err) != sluice.EINVALID {
 				t.Fatalf("parseID(%q): %v is not EINVALID", id, err)
 			}
-			return
-		}
-		if id == "" {
-			if n != 0 {
-				t.Fatalf("parseID(\"\") = %d", n)
+		case id == "":
+			if !ours || seq != 0 {
+				t.Fatalf("parseID(\"\") = %d, %v", seq, ours)
 			}
-			return
-		}
-		if back := strconv.FormatUint(n, 10); back != id {
-			t.Fatalf("parseID(%q) = %d, which formats as %q", id, n, back)
+		case ours:
+			if back := string(appendID(nil, seq, l.epoch)); back != id {
+				t.Fatalf("parseID(%q) = %d, which formats as %q", id, seq, back)
+			}
+		default: // another incarnation: of the shape, with another epoch
+			num, epoch, dashed := cutLast(id, '-')
+			if _, ok := parseDecimal(num); !ok || (dashed && (epoch == l.epoch || !validEpoch(epoch))) {
+				t.Fatalf("parseID(%q) takes it for another incarnation's", id)
+			}
 		}
 	})
 }

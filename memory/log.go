@@ -3,55 +3,74 @@ package memory
 import (
 	"context"
 	"encoding/binary"
-	"io"
 	"math"
 	"math/bits"
-	"strconv"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/sluice-dev/sluice"
 )
 
-// Log is an in-memory sluice.Log. Event IDs are decimal sequence numbers
-// starting at 1; clients must treat them as opaque.
+// Log is an in-memory sluice.Log. Event IDs are "<seq>-<epoch>" (see
+// id.go); clients must treat them as opaque.
 //
 // Events are stored without pointers, so that the garbage collector never
 // scans them however many a retained log holds: each event's data is
 // copied into a block of bytes (a block is only ever appended to, so readers
 // keep slices of it without a lock), and its record says where, with its
-// name as a small index. Appending allocates only when a block fills.
+// name as a small index. Appending allocates only when a block, or a chunk
+// of IDs (id.go), fills.
 //
 // Most of a log's events look alike: every chunk of a chat completion
 // repeats the same ~190 bytes of JSON around a token of a few. So a log
-// keeps its first event of minShared bytes or more as a base, and stores of
-// each event only what lies between the start and the end it shares with
-// the base: a chunk of 237 bytes costs 24 (its record and its token;
+// keeps its first event of minShared to maxBase bytes as a base, and stores
+// of each event only what lies between the start and the end it shares
+// with the base: a chunk of 237 bytes costs 24 (its record and its token;
 // TestATokenCostsTheBytesItDoesNotShare holds it under 50). Reading such an
 // event puts it back together, in one allocation per Read; an event that
 // shares little with the base is stored whole and read without a copy.
 type Log struct {
+	// used is the store's sweep count at a ring's last use (Store.touch),
+	// which every read loads: it comes first, a cache line away from mu
+	// and waiters, which readers write.
+	used atomic.Int64
+
 	name  string
 	owner string
+	epoch string // this incarnation's, in every ID (see id.go)
 	ring  bool
 	max   int
-	onEnd func(size int64) // told the log's size in bytes when it ends
+	// maxBytes bounds the data a ring keeps (0: no bound); s, when set, is
+	// the store that counts every ring's bytes and forgets idle rings.
+	maxBytes int64
+	s        *Store
+	onEnd    func(size int64) // told the log's size in bytes when it ends
 
 	mu       sync.Mutex
-	pages    [][]rec  // the events' records, recPage to a page
-	pageBase uint64   // sequence of pages[0][0]
-	first    uint64   // sequence of the oldest event kept
-	next     uint64   // sequence the next append gets
-	blocks   [][]byte // blocks[i] is block number firstBlk+i; only the last has room
+	waiters  atomic.Int32 // readers waiting in Read, for the store's sweep; changed with mu held
+	watchers atomic.Int32 // Notify listeners, likewise
+	pages    [][]rec      // the events' records, recPage to a page
+	pageBase uint64       // sequence of pages[0][0]
+	first    uint64       // sequence of the oldest event kept
+	next     uint64       // sequence the next append gets
+	held     int64        // bytes of data of the events kept, as appended
+	blocks   [][]byte     // blocks[i] is block number firstBlk+i; only the last has room
 	firstBlk uint32
 	names    []string // event names by index; names[0] is ""
-	base     []byte   // the first event's data of minShared bytes or more, which the others share bytes with
+	base     []byte   // the first event's data of minShared to maxBase bytes, which the others share bytes with
+	ids      []byte   // where Append formats the IDs it hands out (see keepID)
+	last     string   // the newest event's ID; "" before the first
 	end      sluice.End
 	wake     chan struct{} // closed and replaced by an append that has readers to wake
 	waited   bool          // a reader is waiting on wake
 	notify   []listener    // replaced, never changed in place: Append calls a copy
 	nextID   int
+	// counted says that a ring's held bytes count in s.ringBytes (until
+	// the store forgets it). forgotten is set when the store has forgotten
+	// an idle ring that someone still held: the log refuses appends and
+	// reads from then on, rather than take events nobody will read.
+	counted   bool
+	forgotten bool
 }
 
 // rec is where one event's data is, and its name and end. The data is
@@ -72,24 +91,29 @@ func (r *rec) len() int { return int(r.pre) + int(r.n) + int(r.suf) }
 
 // minShared is the fewest bytes an event must share with the base to be
 // stored as a difference; below it, the copy on reading costs more than the
-// bytes saved.
-const minShared = 24
+// bytes saved. maxBase is the largest event taken as the base, which a log
+// keeps for as long as it lives, whatever it trims.
+const (
+	minShared = 24
+	maxBase   = 4 << 10
+)
 
 // Blocks start small, so that a short log costs little, and double up to
 // maxBlock; data larger than a block gets a block of its own.
 const (
 	minBlock = 512
 	maxBlock = 16 << 10
-	// maxNames is how many distinct event names one log can hold; events
-	// of further names are refused.
+	// maxNames is how many distinct event names one log can hold at once;
+	// a log that is not a ring refuses events of further names, a ring
+	// forgets the names of events it no longer keeps (see names.go).
 	maxNames = 256
 )
 
 var _ sluice.Log = (*Log)(nil)
 
 func newLog(name string, opts sluice.LogOptions) *Log {
-	return &Log{name: name, owner: opts.Owner, ring: opts.Ring, max: opts.MaxLen, first: 1, next: 1, pageBase: 1,
-		names: []string{""}, wake: make(chan struct{})}
+	return &Log{name: name, owner: opts.Owner, epoch: nextEpoch(), ring: opts.Ring, max: opts.MaxLen,
+		first: 1, next: 1, pageBase: 1, names: []string{""}, wake: make(chan struct{})}
 }
 
 // Name returns the log's name.
@@ -98,26 +122,31 @@ func (l *Log) Name() string { return l.name }
 // Owner returns who may read and stop the log; empty means anyone.
 func (l *Log) Owner() string { return l.owner }
 
-// Append copies ev into the log and wakes every waiting reader.
+// Append copies ev into the log and wakes every waiting reader. A ring
+// first drops its oldest events to make room, by count and by bytes; the
+// store may then trim other rings to keep all of them within its bound.
 func (l *Log) Append(_ context.Context, ev sluice.Event) (string, error) {
 	if uint64(len(ev.Data)) > math.MaxUint32 {
 		return "", sluice.Errorf(sluice.ETOOLARGE, "An event of %d bytes is too large.", len(ev.Data))
 	}
 	l.mu.Lock()
+	if l.forgotten {
+		l.mu.Unlock()
+		return "", errForgotten(l.name)
+	}
 	if l.end != sluice.EndNone {
 		l.mu.Unlock()
 		return "", sluice.Errorf(sluice.ECONFLICT, "Stream %q has already ended.", l.name)
 	}
-	if int(l.next-l.first) >= l.max {
-		if !l.ring && ev.End == sluice.EndNone {
-			l.mu.Unlock()
-			full := sluice.Errorf(sluice.EFULL, "Stream %q is full (%d events).", l.name, l.max)
-			full.Kind = "log_full"
-			return "", full
-		}
-		if l.ring {
+	if l.ring {
+		for l.first < l.next && (int(l.next-l.first) >= l.max || (l.maxBytes > 0 && l.held+int64(len(ev.Data)) > l.maxBytes)) {
 			l.trimOldest()
 		}
+	} else if int(l.next-l.first) >= l.max && ev.End == sluice.EndNone {
+		l.mu.Unlock()
+		full := sluice.Errorf(sluice.EFULL, "Stream %q is full (%d events).", l.name, l.max)
+		full.Kind = "log_full"
+		return "", full
 	}
 	name, ok := l.nameIndex(ev.Name)
 	if !ok {
@@ -129,7 +158,10 @@ func (l *Log) Append(_ context.Context, ev sluice.Event) (string, error) {
 	seq := l.next
 	l.next++
 	l.push(r)
+	l.addHeld(int64(len(ev.Data)))
 	l.end = ev.End
+	id := l.keepID(seq)
+	l.last = id
 	if ev.End != sluice.EndNone {
 		l.compact()
 	}
@@ -155,7 +187,20 @@ func (l *Log) Append(_ context.Context, ev sluice.Event) (string, error) {
 	if ev.End != sluice.EndNone && onEnd != nil {
 		onEnd(size)
 	}
-	return eventID(seq), nil
+	if l.ring && l.s != nil {
+		l.s.touch(l)
+		l.s.keepRingsWithin(l)
+	}
+	return id, nil
+}
+
+// addHeld counts n more bytes of data kept (fewer, when negative), in the
+// log and, for a ring, in its store. l.mu must be held.
+func (l *Log) addHeld(n int64) {
+	l.held += n
+	if l.counted {
+		l.s.ringBytes.Add(n)
+	}
 }
 
 // listener is a function Notify registered.
@@ -167,16 +212,17 @@ type listener struct {
 // Notify has fn called after every append, in the appending goroutine,
 // until stop is called (fn may still be running, or about to run, when stop
 // returns). fn must not block: the hub uses it to write new events to
-// connections at once, without waking a goroutine of its own.
+// connections at once, without waking a goroutine of its own. A ring with
+// a listener is in use: its store does not forget it.
 func (l *Log) Notify(fn func()) (stop func()) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.nextID++
 	id := l.nextID
 	l.notify = append(l.notify[:len(l.notify):len(l.notify)], listener{id, fn})
+	l.watchers.Store(int32(len(l.notify)))
 	return func() {
 		l.mu.Lock()
-		defer l.mu.Unlock()
 		kept := make([]listener, 0, len(l.notify))
 		for _, n := range l.notify {
 			if n.id != id {
@@ -184,13 +230,18 @@ func (l *Log) Notify(fn func()) (stop func()) {
 			}
 		}
 		l.notify = kept
+		l.watchers.Store(int32(len(l.notify)))
+		l.mu.Unlock()
+		if l.ring && l.s != nil {
+			l.s.touch(l) // its idle time starts now
+		}
 	}
 }
 
 // store copies what data does not share with the base into the last
 // block, or a new one, and returns where.
 func (l *Log) store(data []byte) rec {
-	if l.base == nil && len(data) >= minShared {
+	if l.base == nil && len(data) >= minShared && len(data) <= maxBase {
 		l.base = append([]byte(nil), data...)
 	}
 	var r rec
@@ -274,19 +325,23 @@ func (l *Log) push(r rec) {
 	l.pages[last] = append(l.pages[last], r)
 }
 
-// trimOldest drops the oldest event of a ring, and the record page and
-// blocks that no kept event uses any more.
+// trimOldest drops the oldest event of a ring, which must have one, and
+// the record page and blocks that no kept event uses any more. When it
+// drops the last event kept, only the last block stays: the next event
+// may fit in it.
 func (l *Log) trimOldest() {
+	l.addHeld(-int64(l.rec(l.first).len()))
 	l.first++
 	if l.first-l.pageBase == recPage {
 		l.pages[0] = nil
 		l.pages = l.pages[1:]
 		l.pageBase += recPage
 	}
-	if l.first == l.next {
-		return
+	oldest := l.firstBlk + uint32(len(l.blocks)) - 1
+	if l.first < l.next {
+		oldest = l.rec(l.first).blk
 	}
-	for oldest := l.rec(l.first).blk; l.firstBlk < oldest; l.firstBlk++ {
+	for ; l.firstBlk < oldest; l.firstBlk++ {
 		l.blocks[0] = nil
 		l.blocks = l.blocks[1:]
 	}
@@ -305,195 +360,4 @@ func (l *Log) compact() {
 			l.pages[last] = append([]rec(nil), p...)
 		}
 	}
-}
-
-// nameIndex returns the index of name in l.names, adding it if new.
-func (l *Log) nameIndex(name string) (uint8, bool) {
-	for i, n := range l.names {
-		if n == name {
-			return uint8(i), true
-		}
-	}
-	if len(l.names) >= maxNames {
-		return 0, false
-	}
-	l.names = append(l.names, name)
-	return uint8(len(l.names) - 1), true
-}
-
-// event returns the event of the given sequence, which l holds. An event
-// stored as a difference from the base is put back together at the end of
-// arena, which must have room for it.
-func (l *Log) event(seq uint64, arena *[]byte) sluice.Event {
-	r := l.rec(seq)
-	b := l.blocks[r.blk-l.firstBlk]
-	data := b[r.off : r.off+r.n : r.off+r.n]
-	if r.pre+r.suf > 0 {
-		start := len(*arena)
-		a := append(*arena, l.base[:r.pre]...)
-		a = append(a, data...)
-		a = append(a, l.base[len(l.base)-int(r.suf):]...)
-		*arena = a
-		data = a[start:len(a):len(a)]
-	}
-	return sluice.Event{ID: eventID(seq), Name: l.names[r.name], Data: data, End: r.end}
-}
-
-// Read returns the events after the given ID, waiting for some if needed.
-// Events that must be put back together get new memory of their own.
-func (l *Log) Read(ctx context.Context, after string, buf []sluice.Event) ([]sluice.Event, error) {
-	buf, _, err := l.ReadScratch(ctx, after, buf, nil)
-	return buf, err
-}
-
-// ReadScratch is Read for a reader that is done with the events it read
-// before it reads again, as the hub is once it has encoded them: events
-// that must be put back together are put in scratch, grown as needed and
-// returned for the next call, instead of in new memory. Their Data is
-// valid until scratch is used again. With a nil scratch it is Read.
-func (l *Log) ReadScratch(ctx context.Context, after string, buf []sluice.Event, scratch []byte) ([]sluice.Event, []byte, error) {
-	seq, err := parseID(after)
-	if err != nil {
-		return nil, scratch, err
-	}
-	buf = buf[:0]
-	for {
-		l.mu.Lock()
-		if seq >= l.next {
-			l.mu.Unlock()
-			return nil, scratch, badID(after)
-		}
-		start := seq + 1
-		if start < l.first {
-			if after != "" && cap(buf) > 1 {
-				// The reader's place was trimmed away: say so in-band, under
-				// the ID of the last event it missed, then go on.
-				buf = append(buf, gapEvent(l.first-1, l.first-start))
-			}
-			start = l.first
-		}
-		if start < l.next {
-			end := start + min(l.next-start, uint64(cap(buf)-len(buf)))
-			// One allocation holds every event of the batch that must be
-			// put back together.
-			size := 0
-			for s := start; s < end; s++ {
-				if r := l.rec(s); r.pre+r.suf > 0 {
-					size += r.len()
-				}
-			}
-			arena := scratch[:0]
-			if cap(arena) < size {
-				arena = make([]byte, 0, size)
-			}
-			for s := start; s < end; s++ {
-				buf = append(buf, l.event(s, &arena))
-			}
-			l.mu.Unlock()
-			if cap(arena) > cap(scratch) {
-				scratch = arena
-			}
-			return buf, scratch, nil
-		}
-		if l.end != sluice.EndNone {
-			l.mu.Unlock()
-			return buf, scratch, io.EOF
-		}
-		wake := l.wake
-		l.waited = true
-		l.mu.Unlock()
-
-		select {
-		case <-wake:
-		case <-ctx.Done():
-			return buf, scratch, ctx.Err()
-		}
-	}
-}
-
-// Last returns the newest event's ID and whether the log has ended.
-func (l *Log) Last(context.Context) (string, sluice.End, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.next == 1 {
-		return "", l.end, nil
-	}
-	return eventID(l.next - 1), l.end, nil
-}
-
-// size is about how many bytes l holds: its blocks, records and names.
-func (l *Log) size() int64 {
-	n := int64(cap(l.pages)+cap(l.blocks))*24 + int64(cap(l.base)) + 256
-	for _, p := range l.pages {
-		n += int64(cap(p)) * int64(unsafe.Sizeof(rec{}))
-	}
-	for _, b := range l.blocks {
-		n += int64(cap(b))
-	}
-	for _, name := range l.names {
-		n += int64(len(name)) + 16
-	}
-	return n
-}
-
-// parseID turns an event ID into its sequence number; "" is 0, before the
-// first event.
-func parseID(id string) (uint64, error) {
-	if id == "" {
-		return 0, nil
-	}
-	n, err := strconv.ParseUint(id, 10, 64)
-	if err != nil || (len(id) > 1 && id[0] == '0') {
-		return 0, badID(id)
-	}
-	return n, nil
-}
-
-func badID(id string) error {
-	if len(id) > 64 {
-		id = id[:64] + "…"
-	}
-	return &sluice.Error{Code: sluice.EINVALID, Param: "last_event_id", Kind: "invalid_event_id",
-		Message: "Event ID " + strconv.Quote(id) + " was not issued by this stream."}
-}
-
-// GapEvent is the name of the event a ring log hands a reader whose place
-// was trimmed away before it read on: its data says how many events it
-// missed, and its ID resumes after them.
-const GapEvent = "sluice.gap"
-
-func gapEvent(lastMissed, missed uint64) sluice.Event {
-	n := strconv.FormatUint(missed, 10)
-	return sluice.Event{ID: eventID(lastMissed), Name: GapEvent,
-		Data: []byte(`{"missed":` + n + `,"message":"` + n + ` events were dropped from this topic before you read them."}`)}
-}
-
-// The IDs of the first events are made once and shared by every log, so
-// that reading them allocates nothing: a generation rarely writes more
-// than a few thousand events. Each run of idChunk IDs is made the first
-// time one of them is asked for.
-const (
-	idChunk  = 1024
-	idChunks = 64 // IDs below idChunk*idChunks are shared
-)
-
-var sharedIDs [idChunks]atomic.Pointer[[idChunk]string]
-
-// eventID is the decimal ID of the event of sequence seq.
-func eventID(seq uint64) string {
-	if seq >= idChunk*idChunks {
-		return strconv.FormatUint(seq, 10)
-	}
-	c := sharedIDs[seq/idChunk].Load()
-	if c == nil {
-		c = new([idChunk]string)
-		base := seq / idChunk * idChunk
-		for i := range c {
-			c[i] = strconv.FormatUint(base+uint64(i), 10)
-		}
-		// Another goroutine may have made the same chunk meanwhile; either
-		// copy serves.
-		sharedIDs[seq/idChunk].CompareAndSwap(nil, c)
-	}
-	return c[seq%idChunk]
 }

@@ -2,6 +2,10 @@
 // single Sluice node. Appends wake every waiting reader at once by closing a
 // channel, so one event reaches many readers without a goroutine or a queue
 // per reader; readers then copy what is new in one batch.
+//
+// Everything it holds is bounded: ended logs by time and bytes (store.go),
+// topics (ring logs) by number, by bytes each and together, and by time
+// unused (topics.go).
 package memory
 
 import (
@@ -14,9 +18,12 @@ import (
 
 // Default limits, used where Options leaves a field zero.
 const (
-	DefaultMaxLen        = 65536
-	DefaultRetention     = 10 * time.Minute
-	DefaultRetainedBytes = 512 << 20
+	DefaultMaxLen         = 65536
+	DefaultRetention      = 10 * time.Minute
+	DefaultRetainedBytes  = 512 << 20
+	DefaultMaxTopics      = 10_000
+	DefaultTopicMaxBytes  = 8 << 20
+	DefaultTopicsMaxBytes = 256 << 20
 )
 
 // Options configure a Store. The zero value is ready to use.
@@ -32,6 +39,21 @@ type Options struct {
 	RetainedBytes int64
 	// MaxLen is the default bound on a log's length.
 	MaxLen int
+
+	// Topics are the ring logs (sluice.LogOptions.Ring). One that nobody
+	// appends to or reads for the retention time is forgotten; a reader
+	// waiting in Read, or a Notify listener, keeps it in use.
+	//
+	// MaxTopics bounds how many the store holds: creating one more is
+	// EUNAVAILABLE. TopicMaxBytes bounds the data one keeps: it drops its
+	// oldest events to stay within it, but always keeps its newest.
+	// TopicsMaxBytes bounds the data all of them keep together: past it,
+	// the least recently used lose their oldest events (down to 7/8 of it,
+	// so that a store at its bound does not sort its topics on every
+	// append). Zero means the Default; a negative value, no bound.
+	MaxTopics      int
+	TopicMaxBytes  int64
+	TopicsMaxBytes int64
 }
 
 // Store is an in-memory sluice.Store. It is safe for concurrent use. Close
@@ -50,6 +72,8 @@ type Store struct {
 	endedBytes int64
 	expiry     *time.Timer // armed while ended is not empty
 	evicted    int64       // logs forgotten early for the byte bound
+
+	topics // the bounds on ring logs (topics.go)
 }
 
 // endedLog is a log waiting out its retention.
@@ -72,7 +96,9 @@ func New(opts Options) *Store {
 	if opts.RetainedBytes == 0 {
 		opts.RetainedBytes = DefaultRetainedBytes
 	}
-	return &Store{retention: opts.Retention, maxBytes: opts.RetainedBytes, maxLen: opts.MaxLen, logs: make(map[string]*Log)}
+	s := &Store{retention: opts.Retention, maxBytes: opts.RetainedBytes, maxLen: opts.MaxLen, logs: make(map[string]*Log)}
+	s.topics.init(opts)
+	return s
 }
 
 // Retention reports how long an ended log is kept.
@@ -85,7 +111,7 @@ func (s *Store) Create(_ context.Context, name string, opts sluice.LogOptions) (
 	if _, ok := s.logs[name]; ok {
 		return nil, sluice.Errorf(sluice.ECONFLICT, "Log %q already exists.", name)
 	}
-	return s.createLocked(name, opts), nil
+	return s.create(name, opts)
 }
 
 // Open returns the named log, creating it when create is set.
@@ -93,12 +119,25 @@ func (s *Store) Open(_ context.Context, name string, create bool, opts sluice.Lo
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if l, ok := s.logs[name]; ok {
+		// Under s.mu, which the sweep holds too: a topic opened now is not
+		// forgotten before its opener uses it.
+		l.touch()
 		return l, nil
 	}
 	if !create {
 		return nil, sluice.Errorf(sluice.ENOTFOUND, "No stream %q: it never existed or has expired.", name)
 	}
-	return s.createLocked(name, opts), nil
+	return s.create(name, opts)
+}
+
+// create is createLocked returning a sluice.Log: nil, not a nil *Log, on
+// error. s.mu must be held.
+func (s *Store) create(name string, opts sluice.LogOptions) (sluice.Log, error) {
+	l, err := s.createLocked(name, opts)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
 // Len reports how many logs the store holds.
@@ -117,30 +156,42 @@ func (s *Store) Retained() (logs int, bytes int64, evicted int64) {
 	return len(s.ended), s.endedBytes, s.evicted
 }
 
-// Close forgets every log and stops the expiry timer. Readers of logs still
-// in use keep working; the store only stops handing them out.
+// Close forgets every log and stops the expiry timer and the topics'
+// sweep. Readers of logs still in use keep working; the store only stops
+// handing them out.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	clear(s.logs)
+	clear(s.rings)
 	s.ended, s.endedBytes = nil, 0
 	if s.expiry != nil {
 		s.expiry.Stop()
+	}
+	if s.sweeper != nil {
+		s.sweeper.Stop()
 	}
 	s.closed = true
 	return nil
 }
 
-func (s *Store) createLocked(name string, opts sluice.LogOptions) *Log {
+func (s *Store) createLocked(name string, opts sluice.LogOptions) (*Log, error) {
 	if opts.MaxLen <= 0 {
 		opts.MaxLen = s.maxLen
 	}
+	if opts.Ring && s.maxTopics >= 0 && len(s.rings) >= s.maxTopics {
+		return nil, s.tooManyTopics()
+	}
 	l := newLog(name, opts)
 	l.onEnd = func(size int64) { s.logEnded(l, size) }
-	if !s.closed {
-		s.logs[name] = l
+	if s.closed {
+		return l, nil
 	}
-	return l
+	s.logs[name] = l
+	if opts.Ring {
+		s.addRingLocked(l)
+	}
+	return l, nil
 }
 
 // logEnded queues l to be forgotten once the retention time has passed, or
@@ -184,7 +235,30 @@ func (s *Store) forgetFirstLocked() {
 	s.ended[0] = endedLog{}
 	s.ended = s.ended[1:]
 	s.endedBytes -= e.size
-	if s.logs[e.l.name] == e.l {
-		delete(s.logs, e.l.name)
+	s.dropLocked(e.l, false)
+}
+
+// dropLocked forgets l. A ring's data stops counting against the topics'
+// bound. With unused, l is a ring forgotten for being unused: whoever
+// still holds it may no longer use it (see Log.forgotten), and it is kept
+// after all if a reader has begun to wait on it meanwhile; dropLocked
+// reports whether it forgot l. The readers of an ended log read on to its
+// end.
+func (s *Store) dropLocked(l *Log, unused bool) bool {
+	if _, ok := s.rings[l]; ok {
+		l.mu.Lock()
+		if unused && (l.waiters.Load() > 0 || len(l.notify) > 0) {
+			l.mu.Unlock()
+			return false
+		}
+		l.addHeld(-l.held)
+		l.counted = false
+		l.forgotten = unused
+		l.mu.Unlock()
+		delete(s.rings, l)
 	}
+	if s.logs[l.name] == l {
+		delete(s.logs, l.name)
+	}
+	return true
 }

@@ -9,33 +9,56 @@ func (m *Metrics) WatchWebSockets(f func() int64) {
 		Help: "WebSocket connections open now."}, func() float64 { return float64(f()) }))
 }
 
+// StoreFigures are what a log store reports of what it holds (the memory
+// store reports them all; zero where a store does not count).
+type StoreFigures struct {
+	RetainedLogs    int   // ended logs kept for resuming
+	RetainedBytes   int64 // bytes they hold
+	Evicted         int64 // ended logs forgotten early for the byte bound, ever
+	Topics          int   // topic rings held
+	TopicBytes      int64 // bytes of event data they keep
+	TopicsForgotten int64 // topics forgotten for being unused, ever
+	TopicTrims      int64 // times topics were trimmed for the bound on all of them, ever
+}
+
 // WatchStore serves what the log store holds, which f reports when
-// scraped: the ended logs kept for resuming, the bytes they hold, and how
-// many ended logs were forgotten early to stay within the byte bound.
-func (m *Metrics) WatchStore(f func() (logs int, bytes int64, evicted int64)) {
+// scraped.
+func (m *Metrics) WatchStore(f func() StoreFigures) {
 	m.reg.MustRegister(&storeCollector{f: f})
 }
 
 var (
-	retainedLogs  = prometheus.NewDesc("sluice_store_retained_logs", "Ended streams the store keeps for resuming.", nil, nil)
-	retainedBytes = prometheus.NewDesc("sluice_store_retained_bytes", "Bytes the ended streams kept for resuming hold.", nil, nil)
-	evictions     = prometheus.NewDesc("sluice_store_evictions_total", "Ended streams forgotten before their retention was up, to keep within --retention-bytes.", nil, nil)
+	retainedLogs    = prometheus.NewDesc("sluice_store_retained_logs", "Ended streams the store keeps for resuming.", nil, nil)
+	retainedBytes   = prometheus.NewDesc("sluice_store_retained_bytes", "Bytes the ended streams kept for resuming hold.", nil, nil)
+	evictions       = prometheus.NewDesc("sluice_store_evictions_total", "Ended streams forgotten before their retention was up, to keep within --retention-bytes.", nil, nil)
+	topicsHeld      = prometheus.NewDesc("sluice_store_topics", "Topics the store holds.", nil, nil)
+	topicBytes      = prometheus.NewDesc("sluice_store_topic_bytes", "Bytes of event data the topics keep for replay.", nil, nil)
+	topicsForgotten = prometheus.NewDesc("sluice_store_topics_forgotten_total", "Topics forgotten for being unused for the retention time.", nil, nil)
+	topicTrims      = prometheus.NewDesc("sluice_store_topic_trims_total", "Times topics were trimmed to keep within --topics-max-bytes.", nil, nil)
 )
 
-// storeCollector asks the store once per scrape for all three figures.
+// storeCollector asks the store once per scrape for all its figures.
 type storeCollector struct {
-	f func() (int, int64, int64)
+	f func() StoreFigures
 }
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- retainedLogs
-	ch <- retainedBytes
-	ch <- evictions
+	for _, d := range []*prometheus.Desc{retainedLogs, retainedBytes, evictions, topicsHeld, topicBytes, topicsForgotten, topicTrims} {
+		ch <- d
+	}
 }
 
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
-	logs, bytes, evicted := c.f()
-	ch <- prometheus.MustNewConstMetric(retainedLogs, prometheus.GaugeValue, float64(logs))
-	ch <- prometheus.MustNewConstMetric(retainedBytes, prometheus.GaugeValue, float64(bytes))
-	ch <- prometheus.MustNewConstMetric(evictions, prometheus.CounterValue, float64(evicted))
+	s := c.f()
+	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
+	counter := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
+	}
+	gauge(retainedLogs, float64(s.RetainedLogs))
+	gauge(retainedBytes, float64(s.RetainedBytes))
+	counter(evictions, float64(s.Evicted))
+	gauge(topicsHeld, float64(s.Topics))
+	gauge(topicBytes, float64(s.TopicBytes))
+	counter(topicsForgotten, float64(s.TopicsForgotten))
+	counter(topicTrims, float64(s.TopicTrims))
 }

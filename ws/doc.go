@@ -25,7 +25,7 @@
 //	    streams. Answered by {"type":"started","id":"r1","stream":"<stream id>"},
 //	    then the stream's events. With cancel_on_close the generation stops
 //	    when the connection closes (like Sluice-Cancel-On-Disconnect).
-//	{"type":"stream.attach","id":"r2","stream":"<stream id>","last_event_id":"12"}
+//	{"type":"stream.attach","id":"r2","stream":"<stream id>","last_event_id":"12-mx59yebt"}
 //	    Follow a generation from just after last_event_id ("" or absent: from
 //	    its first event). Answered by {"type":"subscribed","id":"r2","stream":...}
 //	    then events; or by {"type":"unsubscribed","stream":...,"reason":"ended"}
@@ -47,8 +47,8 @@
 //
 // Server → client, besides the answers above:
 //
-//	{"type":"event","stream":"<id>","id":"12","event":"","data":"..."}
-//	{"type":"event","topic":"room","id":"17","event":"joined","data":"..."}
+//	{"type":"event","stream":"<id>","id":"12-mx59yebt","event":"","data":"..."}
+//	{"type":"event","topic":"room","id":"17-mx59yeq3","event":"joined","data":"..."}
 //	    One log event. id is the event ID an SSE client sees in "id:", event
 //	    its "event:" name ("" is "message"), and data the exact data string of
 //	    the SSE event (a chat.completion.chunk, [DONE], or {"error":{...}}),

@@ -2,6 +2,7 @@ package ws_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -39,22 +40,26 @@ func TestChatOverWebSocketMatchesSSE(t *testing.T) {
 	if len(frames) != len(sseEvents) {
 		t.Fatalf("%d frames over WebSocket, %d events over SSE", len(frames), len(sseEvents))
 	}
-	for i, f := range frames {
-		if f.ID != sseEvents[i].ID {
-			t.Fatalf("event %d: id %q over WebSocket, %q over SSE", i, f.ID, sseEvents[i].ID)
-		}
-	}
 	if end := frames[len(frames)-1].End; end != "done" {
 		t.Fatalf("last frame end = %q, want done", end)
 	}
-	// The stream is the same log over SSE too.
+	// The stream is the same log over SSE too, with the same IDs.
 	resp, err := http.Get(e.URL + "/v1/streams/" + started.Stream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
 		t.Fatalf("attach over SSE: %s", resp.Status)
+	}
+	same := testenv.Events(t, resp, -1)
+	if len(same) != len(frames) {
+		t.Fatalf("%d frames over WebSocket, %d events of the same stream over SSE", len(frames), len(same))
+	}
+	for i, f := range frames {
+		if f.ID != same[i].ID {
+			t.Fatalf("event %d: id %q over WebSocket, %q over SSE", i, f.ID, same[i].ID)
+		}
 	}
 }
 
@@ -123,12 +128,17 @@ func TestTopicFansOutAndReplaysToLateJoiners(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var p3 struct{ ID string }
+	err = json.NewDecoder(resp.Body).Decode(&p3)
 	resp.Body.Close()
+	if err != nil || p3.ID == "" {
+		t.Fatalf("HTTP publish: %v, %+v", err, p3)
+	}
 
 	want := []frame{
 		{Type: "event", Topic: "room", ID: p1.EventID, Data: "hello"},
 		{Type: "event", Topic: "room", ID: p2.EventID, Event: "joined", Data: `{"n":1,"user":"ann"}`},
-		{Type: "event", Topic: "room", ID: "3", Data: "multi\nline"},
+		{Type: "event", Topic: "room", ID: p3.ID, Data: "multi\nline"},
 	}
 	for _, c := range []*client{a, b} {
 		for i, w := range want {
@@ -238,7 +248,7 @@ func TestBadInputGetsAnErrorAndTheConnectionSurvives(t *testing.T) {
 		{"chat with empty messages", map[string]any{"type": "chat.start", "body": map[string]any{"model": "demo", "messages": []any{}}}, "empty_array", "messages", ""},
 		{"bad topic name", map[string]any{"type": "topic.subscribe", "topic": "../etc"}, "invalid_topic", "topic", ""},
 		{"bad from", map[string]any{"type": "topic.subscribe", "topic": "t", "from": "yesterday"}, "invalid_value", "from", ""},
-		{"bad event id", map[string]any{"type": "topic.subscribe", "topic": "t", "last_event_id": "999"}, "invalid_event_id", "last_event_id", ""},
+		{"bad event id", map[string]any{"type": "topic.subscribe", "topic": "t", "last_event_id": "not-an-id"}, "invalid_event_id", "last_event_id", ""},
 		{"publish without data", map[string]any{"type": "topic.publish", "topic": "t"}, "missing_required_parameter", "data", ""},
 		{"unsubscribe from nothing", map[string]any{"type": "unsubscribe", "topic": "t"}, "not_subscribed", "", ""},
 	}

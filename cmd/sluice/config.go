@@ -32,6 +32,9 @@ type Config struct {
 	MaxGenerations int
 	MaxLogLen      int
 	TopicMaxLen    int
+	TopicMaxBytes  byteSize
+	TopicsMaxBytes byteSize
+	MaxTopics      int
 	DemoTTFT       time.Duration
 	DemoTPS        float64
 	Guard          guardConfig // keys, CORS and limits (guard.go)
@@ -68,7 +71,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 30*time.Second, "drop a reader whose write takes longer than this")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", 30*time.Second, "close a connection whose request, headers and body, takes longer than this to arrive")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", time.Minute, "close a kept-alive connection idle for this long")
-	fs.DurationVar(&c.Retention, "retention", 10*time.Minute, "how long a finished stream stays resumable")
+	fs.DurationVar(&c.Retention, "retention", 10*time.Minute, "how long a finished stream stays resumable, and an unused topic is kept")
 	c.RetentionBytes = memory.DefaultRetainedBytes
 	fs.Var(&c.RetentionBytes, "retention-bytes", "most memory finished streams may hold while resumable; past it the oldest go first (e.g. 512MiB, 2GiB)")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 30*time.Second, "on SIGTERM, how long running generations may go on")
@@ -76,6 +79,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.IntVar(&c.MaxGenerations, "max-generations", 1000, "generations running at once; more are refused with 503")
 	fs.IntVar(&c.MaxLogLen, "max-log-len", 65536, "most events one generation may write")
 	fs.IntVar(&c.TopicMaxLen, "topic-max-len", 1000, "events a topic keeps for replay")
+	c.TopicMaxBytes = memory.DefaultTopicMaxBytes
+	fs.Var(&c.TopicMaxBytes, "topic-max-bytes", "bytes of events a topic keeps for replay (its newest event always stays)")
+	c.TopicsMaxBytes = memory.DefaultTopicsMaxBytes
+	fs.Var(&c.TopicsMaxBytes, "topics-max-bytes", "bytes of events all topics keep together; past it the least recently used lose their oldest first")
+	fs.IntVar(&c.MaxTopics, "max-topics", memory.DefaultMaxTopics, "topics held at once; creating one more is refused with 503")
 	fs.DurationVar(&c.DemoTTFT, "demo-ttft", 300*time.Millisecond, "demo model: time to first token")
 	fs.Float64Var(&c.DemoTPS, "demo-tps", 30, "demo model: tokens per second (0: as fast as possible)")
 	c.Guard.flags(fs)
@@ -160,10 +168,14 @@ func (c Config) validate() error {
 		name string
 		v    int64
 	}{{"retention-bytes", int64(c.RetentionBytes)}, {"max-body-bytes", c.MaxBodyBytes}, {"max-generations", int64(c.MaxGenerations)},
-		{"max-log-len", int64(c.MaxLogLen)}, {"topic-max-len", int64(c.TopicMaxLen)}} {
+		{"max-log-len", int64(c.MaxLogLen)}, {"topic-max-len", int64(c.TopicMaxLen)}, {"topic-max-bytes", int64(c.TopicMaxBytes)},
+		{"topics-max-bytes", int64(c.TopicsMaxBytes)}, {"max-topics", int64(c.MaxTopics)}} {
 		if n.v < 1 {
 			bad(n.name, "must be at least 1, got %d", n.v)
 		}
+	}
+	if c.TopicsMaxBytes < c.TopicMaxBytes {
+		bad("topics-max-bytes", "%v is less than --topic-max-bytes %v: one topic could not keep what it may", &c.TopicsMaxBytes, &c.TopicMaxBytes)
 	}
 	return errors.Join(errs...)
 }

@@ -23,6 +23,13 @@ func TestConfigDefaultsWorkWithNothingSet(t *testing.T) {
 	if c.Addr != "127.0.0.1:8080" || c.Heartbeat != 15*time.Second || c.Retention != 10*time.Minute || c.RetentionBytes != 512<<20 {
 		t.Fatalf("defaults: %+v", c)
 	}
+	if c.TopicMaxBytes != 8<<20 || c.TopicsMaxBytes != 256<<20 || c.MaxTopics != 10_000 {
+		t.Fatalf("topic bounds: %v, %v, %d", &c.TopicMaxBytes, &c.TopicsMaxBytes, c.MaxTopics)
+	}
+	c, err = parseConfig([]string{"--max-topics", "5"}, env("SLUICE_TOPIC_MAX_BYTES", "1MiB", "SLUICE_TOPICS_MAX_BYTES", "2MiB"), io.Discard)
+	if err != nil || c.MaxTopics != 5 || c.TopicMaxBytes != 1<<20 || c.TopicsMaxBytes != 2<<20 {
+		t.Fatalf("topic bounds set: %v, %v, %d, %v", &c.TopicMaxBytes, &c.TopicsMaxBytes, c.MaxTopics, err)
+	}
 }
 
 func TestConfigFlagWinsOverEnvironment(t *testing.T) {
@@ -52,6 +59,10 @@ func TestConfigErrorsNameTheFlag(t *testing.T) {
 		{[]string{"--retention-bytes", "0"}, nil, "--retention-bytes"},
 		{nil, []string{"SLUICE_RETENTION_BYTES", "-5MiB"}, "SLUICE_RETENTION_BYTES"},
 		{[]string{"--pprof-addr", "0.0.0.0:6060"}, nil, "--pprof-addr"},
+		{[]string{"--max-topics", "0"}, nil, "--max-topics"},
+		{[]string{"--topic-max-bytes", "0"}, nil, "--topic-max-bytes"},
+		{nil, []string{"SLUICE_TOPICS_MAX_BYTES", "lots"}, "SLUICE_TOPICS_MAX_BYTES"},
+		{[]string{"--topic-max-bytes", "16MiB", "--topics-max-bytes", "8MiB"}, nil, "--topics-max-bytes"},
 	}
 	for _, tt := range tests {
 		_, err := parseConfig(tt.args, env(tt.env...), io.Discard)

@@ -102,9 +102,14 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr st
 	ver, rev := buildVersion()
 	metrics := prom.New(prom.Options{Version: ver, Commit: rev, Models: append([]string{"demo"}, cfg.Upstreams.names()...)})
 
-	store := memory.New(memory.Options{Retention: cfg.Retention, RetainedBytes: int64(cfg.RetentionBytes), MaxLen: cfg.MaxLogLen})
+	store := memory.New(memory.Options{Retention: cfg.Retention, RetainedBytes: int64(cfg.RetentionBytes), MaxLen: cfg.MaxLogLen,
+		MaxTopics: cfg.MaxTopics, TopicMaxBytes: int64(cfg.TopicMaxBytes), TopicsMaxBytes: int64(cfg.TopicsMaxBytes)})
 	defer store.Close()
-	metrics.WatchStore(store.Retained)
+	metrics.WatchStore(func() (f prom.StoreFigures) {
+		f.RetainedLogs, f.RetainedBytes, f.Evicted = store.Retained()
+		f.Topics, f.TopicBytes, f.TopicsForgotten, f.TopicTrims = store.Topics()
+		return f
+	})
 	runner := gen.NewRunner(gen.Options{Store: store, MaxConcurrent: cfg.MaxGenerations, MaxPerOwner: cfg.Guard.GenerationsPerKey,
 		Logger: log, Observer: metrics})
 

@@ -136,3 +136,46 @@ func TestRunRejectsUnknownCommands(t *testing.T) {
 		t.Fatalf("err %v, output %q", err, out.String())
 	}
 }
+
+// TestTopicBoundFlagsReachTheStore serves with tight topic bounds: a third
+// topic is refused with 503, and a topic of 1 KiB keeps only the newest of
+// two 600-byte events.
+func TestTopicBoundFlagsReachTheStore(t *testing.T) {
+	url, _ := startServe(t, "--max-topics", "2", "--topic-max-bytes", "1KiB", "--topics-max-bytes", "1MiB")
+	post := func(topic, data string) *http.Response {
+		t.Helper()
+		resp, err := http.Post(url+"/v1/topics/"+topic+"/events", "application/json", strings.NewReader(`{"data":"`+data+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	for _, d := range []string{strings.Repeat("a", 600), strings.Repeat("b", 600)} {
+		if resp := post("one", d); resp.StatusCode != http.StatusCreated {
+			t.Fatalf("publish: %s", resp.Status)
+		}
+	}
+	post("two", "x")
+	if resp := post("three", "x"); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("a third topic: %s, Retry-After %q", resp.Status, resp.Header.Get("Retry-After"))
+	}
+	resp, err := http.Get(url + "/v1/topics/one/events?from=start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, "data: ") {
+			if line != "data: "+strings.Repeat("b", 600)+"\n" {
+				t.Fatalf("the oldest event kept is %.20q…, want the newest alone", line)
+			}
+			return
+		}
+	}
+}

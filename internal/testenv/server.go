@@ -30,8 +30,9 @@ type Options struct {
 	Admit          admit.Config // keys, limits and topic rules, for every transport
 	Demo           demo.Options
 	Models         map[string]sluice.Model // more models, by name, besides the demo
-	Retention      time.Duration
-	MaxLogLen      int          // events a generation's log keeps (memory.Options.MaxLen)
+	Retention      time.Duration           // when set, wins over Store.Retention
+	Store          memory.Options
+	MaxLogLen      int          // events a generation's log keeps (memory.Options.MaxLen), when set
 	Logger         *slog.Logger // the server's logger; nil: see Logger
 	MaxGenerations int
 	MaxPerKey      int
@@ -58,7 +59,14 @@ func NewServer(t *testing.T, o Options) *Server {
 	if log == nil {
 		log = Logger(t)
 	}
-	store := memory.New(memory.Options{Retention: o.Retention, MaxLen: o.MaxLogLen})
+	so := o.Store
+	if o.Retention > 0 {
+		so.Retention = o.Retention
+	}
+	if o.MaxLogLen > 0 {
+		so.MaxLen = o.MaxLogLen
+	}
+	store := memory.New(so)
 	runner := gen.NewRunner(gen.Options{Store: store, MaxConcurrent: o.MaxGenerations, MaxPerOwner: o.MaxPerKey, Logger: log})
 	var models admit.Models
 	dm := demo.New(o.Demo)
