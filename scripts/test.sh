@@ -16,7 +16,8 @@ cd "$(dirname "$0")/.."
 # gcc and libc6-dev: `go test -race` needs cgo, and Debian's gcc without its
 # recommended packages cannot link a program (no C library headers or crt1.o).
 # prometheus: its promtool lints what GET /metrics serves (cmd/sluice's
-# metrics tests fail without it); no Prometheus server is started.
+# metrics tests fail without it). The package also holds the Prometheus
+# server, which the tests neither start nor use.
 # openssl: tests/node makes the certificates its HTTPS server serves.
 DEBIAN_PACKAGES=(gcc libc6-dev chromium curl prometheus openssl)
 

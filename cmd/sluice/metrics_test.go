@@ -32,7 +32,13 @@ func getMetrics(t *testing.T, url string, header ...string) scrape {
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET %s: %v %s %s", url, err, resp.Status, b)
 	}
-	sc := scrape{text: string(b), samples: make(map[string]float64)}
+	return parseScrape(t, string(b))
+}
+
+// parseScrape reads the samples of a scrape in the text format.
+func parseScrape(t *testing.T, text string) scrape {
+	t.Helper()
+	sc := scrape{text: text, samples: make(map[string]float64)}
 	for line := range strings.Lines(sc.text) {
 		if strings.HasPrefix(line, "#") {
 			continue

@@ -29,6 +29,7 @@ const certCheckEvery = time.Second
 type certFiles struct {
 	certPath, keyPath string
 	log               *slog.Logger
+	checkEvery        time.Duration // certCheckEvery; tests set 0: every handshake
 
 	mu      sync.Mutex
 	cert    *tls.Certificate
@@ -38,7 +39,7 @@ type certFiles struct {
 
 // loadCertFiles loads the pair, or fails naming what is wrong with it.
 func loadCertFiles(certPath, keyPath string, log *slog.Logger) (*certFiles, error) {
-	c := &certFiles{certPath: certPath, keyPath: keyPath, log: log}
+	c := &certFiles{certPath: certPath, keyPath: keyPath, log: log, checkEvery: certCheckEvery}
 	stamp, err := c.stampNow()
 	if err != nil {
 		return nil, err
@@ -69,7 +70,7 @@ func (c *certFiles) stampNow() (string, error) {
 func (c *certFiles) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if now := time.Now(); now.Sub(c.checked) >= certCheckEvery {
+	if now := time.Now(); now.Sub(c.checked) >= c.checkEvery {
 		c.checked = now
 		c.reloadLocked()
 	}
