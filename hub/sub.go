@@ -175,21 +175,24 @@ func (s *sub) catchUp() {
 		// Read what is there after the cursor, but never past the head:
 		// from the head on, the feed delivers.
 		log := s.feed.log
-		before, _, _ := log.Last(s.feed.ctx)
 		err := b.read(s.feed.ctx, log, s.cursor)
-		if len(b.events) == 0 {
-			if err == nil {
-				// Nothing follows the cursor: it stands where the log's
-				// newest event does, though it may be spelt otherwise (the
-				// ID of a gap event before an empty log's first). Unless
-				// the log grew meanwhile, take the log's own spelling, the
-				// one the head uses, so that the next join can match.
-				if now, _, _ := log.Last(s.feed.ctx); now == before && now != s.cursor {
+		if len(b.events) == 0 && err == nil {
+			// Nothing follows the cursor, yet it is not the head. Either the
+			// feed is about to deliver, or the cursor stands where the log's
+			// newest event does but is spelt otherwise (the ID of a gap
+			// event before an empty log's first). In the second case, if
+			// still nothing follows it once the newest ID is known, take
+			// that spelling, the one the head uses, so that the next join
+			// matches. Only this rare path pays for the look.
+			if now, _, _ := log.Last(s.feed.ctx); now != s.cursor {
+				if err = b.read(s.feed.ctx, log, s.cursor); err == nil && len(b.events) == 0 {
 					s.cursor = now
 					s.wmu.Unlock()
 					continue
 				}
 			}
+		}
+		if len(b.events) == 0 {
 			s.wmu.Unlock()
 			if err == nil || errors.Is(err, context.Canceled) {
 				// The cursor is a moment ahead of the head: the feed is

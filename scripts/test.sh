@@ -19,7 +19,9 @@ cd "$(dirname "$0")/.."
 # metrics tests fail without it). The package also holds the Prometheus
 # server, which the tests neither start nor use.
 # openssl: tests/node makes the certificates its HTTPS server serves.
-DEBIAN_PACKAGES=(gcc libc6-dev chromium curl prometheus openssl)
+# redis-server (with redis-tools' redis-cli): the Redis store's tests start
+# real servers and a three-master cluster; Debian 12's 7.0 has sharded pub/sub.
+DEBIAN_PACKAGES=(gcc libc6-dev chromium curl redis-server redis-tools prometheus openssl)
 
 # The Node for tests/node when the system has none new enough. Debian 12's
 # nodejs is 18: playwright-core 1.62 and later refuse it, and its test runner

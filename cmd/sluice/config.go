@@ -46,6 +46,7 @@ type Config struct {
 	TLSCert        string      // serve HTTPS with this certificate chain and TLSKey (tls.go)
 	TLSKey         string
 	AccessLog      string // the access log's level, or "off"
+	RedisURL       string // keep logs in Redis, shared with other nodes (store.go)
 
 	// Upstreams is what ConfigFile or UpstreamURL describe, validated.
 	Upstreams upstreamConfig
@@ -90,6 +91,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.StringVar(&c.ConfigFile, "config", "", "TOML file of OpenAI-compatible upstreams and the models they serve")
 	fs.StringVar(&c.UpstreamURL, "upstream-url", "", "one OpenAI-compatible upstream, e.g. http://localhost:11434/v1 (its key: OPENAI_API_KEY)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060")
+	fs.StringVar(&c.RedisURL, "redis-url", "", "keep streams and topics in Redis, shared by every node given the same, e.g. redis://127.0.0.1:6379/0 (empty: in this process's memory)")
 	fs.StringVar(&c.UpstreamModels, "upstream-models", "", "the upstream's models to offer, comma-separated: name or name=upstream-name")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics (GET /metrics) on this address of its own, where no API key is asked, e.g. 127.0.0.1:9464; without it, /metrics is on --addr, behind the API keys")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate chain; reloaded when it changes (needs --tls-key)")
@@ -142,6 +144,9 @@ func (c Config) validate() error {
 	}
 	if _, _, err := c.accessLogLevel(); err != nil {
 		bad("access-log", "%q is none of debug, info, warn, error or off", c.AccessLog)
+	}
+	if c.RedisURL != "" && !validRedisURL(c.RedisURL) {
+		bad("redis-url", "want redis://[user:password@]host:port[/db], rediss:// for TLS, or unix:///path")
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("log-format", "%q is neither text nor json", c.LogFormat)

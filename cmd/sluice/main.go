@@ -23,7 +23,6 @@ import (
 	"github.com/sluice-dev/sluice/bench"
 	"github.com/sluice-dev/sluice/demo"
 	"github.com/sluice-dev/sluice/gen"
-	"github.com/sluice-dev/sluice/memory"
 	"github.com/sluice-dev/sluice/prom"
 	"github.com/sluice-dev/sluice/web"
 	"github.com/sluice-dev/sluice/ws"
@@ -102,14 +101,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr st
 	ver, rev := buildVersion()
 	metrics := prom.New(prom.Options{Version: ver, Commit: rev, Models: append([]string{"demo"}, cfg.Upstreams.names()...)})
 
-	store := memory.New(memory.Options{Retention: cfg.Retention, RetainedBytes: int64(cfg.RetentionBytes), MaxLen: cfg.MaxLogLen,
-		MaxTopics: cfg.MaxTopics, TopicMaxBytes: int64(cfg.TopicMaxBytes), TopicsMaxBytes: int64(cfg.TopicsMaxBytes)})
-	defer store.Close()
-	metrics.WatchStore(func() (f prom.StoreFigures) {
-		f.RetainedLogs, f.RetainedBytes, f.Evicted = store.Retained()
-		f.Topics, f.TopicBytes, f.TopicsForgotten, f.TopicTrims = store.Topics()
-		return f
-	})
+	store, closeStore, err := openStore(ctx, cfg, metrics)
+	if err != nil {
+		return err
+	}
+	defer closeStore() // last: every reader and generation has ended by then
 	runner := gen.NewRunner(gen.Options{Store: store, MaxConcurrent: cfg.MaxGenerations, MaxPerOwner: cfg.Guard.GenerationsPerKey,
 		Logger: log, Observer: metrics})
 
@@ -135,6 +131,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr st
 	// and topic rules are the same over SSE and /ws, and counted once.
 	gate := admit.New(admitCfg, store, &models)
 	srv := api.New(apiCfg, store, runner, gate, log)
+	// A store that can be asked whether it answers (Redis) is asked by
+	// /readyz, so that a node that lost it takes no new work.
+	if p, ok := store.(interface{ Ping(context.Context) error }); ok {
+		srv.CheckReady(p.Ping)
+	}
 	// WebSocket beside SSE, over the same logs; it drains when ctx ends.
 	wsh := ws.NewHandler(ws.Options{Gate: gate, Runner: runner,
 		Heartbeat: cfg.Heartbeat, WriteTimeout: cfg.WriteTimeout, MaxMessageBytes: cfg.MaxBodyBytes + 64<<10, Stop: ctx, Logger: log,
