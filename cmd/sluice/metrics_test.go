@@ -257,3 +257,54 @@ func freeAddr(t *testing.T) string {
 	defer ln.Close()
 	return ln.Addr().String()
 }
+
+// TestWithRedisItsRoundTripsAreMeasuredAndReadinessFollowsIt serves from
+// a real Redis: a chat's appends and reads show in the Redis metrics,
+// which promtool accepts, and /readyz says not ready once Redis is gone,
+// while /healthz still says the process lives.
+func TestWithRedisItsRoundTripsAreMeasuredAndReadinessFollowsIt(t *testing.T) {
+	r := testenv.StartRedis(t)
+	url, _ := startServe(t, "--redis-url", r.URL, "--demo-ttft", "0s", "--demo-tps", "0")
+	if resp := testenv.Do(t, http.DefaultClient, http.MethodGet, url+"/readyz", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("/readyz with Redis up: %s", resp.Status)
+	}
+	_, rd := sseRequest(t, http.MethodPost, url+"/v1/chat/completions",
+		`{"model":"demo","stream":true,"messages":[{"role":"user","content":"short"}]}`)
+	for ev, err := rd.Next(); ev.Data != "[DONE]"; ev, err = rd.Next() {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := getMetrics(t, url+"/metrics")
+	promtool(t, s)
+	if n := s.of(`sluice_redis_command_duration_seconds_count{command="append"}`); n < 3 {
+		t.Fatalf("%v appends to Redis measured for a whole chat", n)
+	}
+	if s.of(`sluice_redis_command_duration_seconds_count{command="read"}`) < 1 || s.of(`sluice_redis_errors_total{command="append"}`) != 0 {
+		t.Fatalf("Redis metrics:\n%s", grepLines(s.text, "sluice_redis"))
+	}
+	if strings.Contains(s.text, "sluice_store_retained_bytes") {
+		t.Fatal("the memory store's figures are served for a Redis store")
+	}
+
+	r.Stop()
+	resp := testenv.Do(t, http.DefaultClient, http.MethodGet, url+"/readyz", nil)
+	var body struct{ Status string }
+	decodeJSON(t, resp, &body)
+	if resp.StatusCode != http.StatusServiceUnavailable || body.Status != "store_unreachable" {
+		t.Fatalf("/readyz with Redis gone: %s %q, want 503 store_unreachable", resp.Status, body.Status)
+	}
+	if resp := testenv.Do(t, http.DefaultClient, http.MethodGet, url+"/healthz", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("/healthz with Redis gone: %s; the process is alive", resp.Status)
+	}
+}
+
+func grepLines(text, substr string) string {
+	var out strings.Builder
+	for line := range strings.Lines(text) {
+		if strings.Contains(line, substr) {
+			out.WriteString(line)
+		}
+	}
+	return out.String()
+}
