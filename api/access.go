@@ -65,6 +65,7 @@ type access struct {
 	key    string // the API key's name, once the caller is known
 	status int
 	bytes  int64
+	stream string       // the stream's ID (Sluice-Stream-ID), once the handler returned
 	hub    atomic.Int64 // bytes the hub wrote, when it took the connection over
 	refs   atomic.Int32
 }
@@ -114,6 +115,15 @@ func (s *Server) handOver(a *access) (done func(), keep func()) {
 	}
 }
 
+// done is release for the handler, which returned: the record lets go of
+// the ResponseWriter, which holds the request and its buffers, so that a
+// stream the hub serves costs its record alone until it ends.
+func (s *Server) done(a *access) {
+	a.stream = a.Header().Get(HeaderStreamID)
+	a.ResponseWriter = nil
+	s.release(a)
+}
+
 // release lets go of a; the last one to let go writes its line.
 func (s *Server) release(a *access) {
 	if a.refs.Add(-1) == 0 {
@@ -137,8 +147,8 @@ func (s *Server) logAccess(a *access) {
 		slog.Duration("duration", time.Since(a.start)), slog.String("key", a.key),
 		slog.String("addr", a.addr), slog.String("request_id", a.id),
 	}
-	if id := a.Header().Get(HeaderStreamID); id != "" {
-		attrs = append(attrs, slog.String("stream_id", id))
+	if a.stream != "" {
+		attrs = append(attrs, slog.String("stream_id", a.stream))
 	}
 	s.log.LogAttrs(context.Background(), s.cfg.AccessLogLevel, "request", attrs...)
 }

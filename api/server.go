@@ -185,7 +185,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a := &access{ResponseWriter: w, id: id, start: time.Now(), method: r.Method, path: r.URL.Path, addr: r.RemoteAddr}
 	a.refs.Store(1)
 	r = r.WithContext(context.WithValue(sluice.WithRequestID(r.Context(), id), accessKey{}, a))
-	defer s.release(a)
+	defer s.done(a)
 	s.serve(a, r)
 }
 

@@ -113,11 +113,13 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, l sluice.Lo
 	rc := http.NewResponseController(w)
 	w.WriteHeader(http.StatusOK)
 
-	buf := sse.AppendRetry(make([]byte, 0, 4096), hub.Jitter(s.cfg.Retry))
+	// Small buffers while the stream is idle, grown as events come: each
+	// HTTP/2 stream has its handler and these for as long as it is open.
+	buf := sse.AppendRetry(make([]byte, 0, 512), hub.Jitter(s.cfg.Retry))
 	if err := s.flush(rc, w, buf); err != nil {
 		return
 	}
-	events := make([]sluice.Event, 0, readBatch)
+	events := make([]sluice.Event, 0, 8)
 	gone := r.Context()
 	ctx := gone
 	if opts.stop != nil {
@@ -131,6 +133,9 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, l sluice.Lo
 		var err error
 		events, err = l.Read(rctx, after, events)
 		cancel()
+		if len(events) == cap(events) && cap(events) < readBatch {
+			events = append(make([]sluice.Event, 0, readBatch), events...) // a reader catching up
+		}
 
 		buf = buf[:0]
 		for i := range events {
