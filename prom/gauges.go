@@ -5,7 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // WatchWebSockets serves the number of open /ws connections, which f
 // reports when scraped.
 func (m *Metrics) WatchWebSockets(f func() int64) {
-	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_ws_connections_open",
+	m.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_ws_connections_open",
 		Help: "WebSocket connections open now."}, func() float64 { return float64(f()) }))
 }
 
@@ -24,7 +24,7 @@ type StoreFigures struct {
 // WatchStore serves what the log store holds, which f reports when
 // scraped.
 func (m *Metrics) WatchStore(f func() StoreFigures) {
-	m.reg.MustRegister(&storeCollector{f: f})
+	m.register(&storeCollector{f: f})
 }
 
 var (

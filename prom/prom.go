@@ -39,8 +39,9 @@ type Options struct {
 // hand out the observers to wire into the other packages. It is safe for
 // concurrent use.
 type Metrics struct {
-	reg    *prometheus.Registry
-	models map[string]bool // read only after New
+	reg        *prometheus.Registry
+	models     map[string]bool         // read only after New
+	collectors []prometheus.Collector // Sluice's own, for describing them
 
 	requests *prometheus.CounterVec
 
@@ -83,11 +84,9 @@ var (
 // Go runtime's and the process's collectors.
 func New(o Options) *Metrics {
 	reg := prometheus.NewRegistry()
-	f := func(c prometheus.Collector) { reg.MustRegister(c) }
-	f(collectors.NewGoCollector())
-	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := &Metrics{reg: reg, models: make(map[string]bool, len(o.Models))}
+	f := m.register
 	for _, name := range o.Models {
 		m.models[name] = true
 	}
@@ -166,9 +165,11 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{EnableOpenMetrics: true})
 }
 
-// Register adds collectors of other parts (a store's client) to the
-// metrics served.
-func (m *Metrics) Register(cs ...prometheus.Collector) { m.reg.MustRegister(cs...) }
+// register adds one of Sluice's own collectors to those served.
+func (m *Metrics) register(c prometheus.Collector) {
+	m.reg.MustRegister(c)
+	m.collectors = append(m.collectors, c)
+}
 
 // model is the label of a model name: itself when the server offers it,
 // else "other".

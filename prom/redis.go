@@ -32,7 +32,8 @@ func (m *Metrics) Redis() *Redis {
 		[]string{"command"})
 	e := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_redis_errors_total",
 		Help: "Round trips of the Redis store that Redis failed or that could not reach it, by command."}, []string{"command"})
-	m.reg.MustRegister(d, e)
+	m.register(d)
+	m.register(e)
 	r := &Redis{byName: make(map[string]redisMetrics, len(redisCommands)),
 		other: redisMetrics{duration: d.WithLabelValues("other"), errors: e.WithLabelValues("other")}}
 	for _, c := range redisCommands {

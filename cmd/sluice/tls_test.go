@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -20,6 +21,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/sluice-dev/sluice/internal/testenv"
 	"github.com/sluice-dev/sluice/sse"
@@ -217,6 +220,29 @@ func TestTLSServesEverythingOverHTTP2(t *testing.T) {
 		// What it has not read ends in a reset stream, not in all events.
 		if evs := eventData(slow, n); len(evs) == n {
 			t.Fatalf("the reader that stopped reading got all %d events", n)
+		}
+	})
+
+	t.Run("/ws upgrades over HTTP/1.1 on the same port", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		wsClient := &http.Client{Transport: &http.Transport{TLSClientConfig: client.Transport.(*http.Transport).TLSClientConfig.Clone()}}
+		wc, _, err := websocket.Dial(ctx, "wss://"+addr+"/ws", &websocket.DialOptions{HTTPClient: wsClient})
+		if err != nil {
+			t.Fatalf("wss:// dial: %v", err)
+		}
+		defer wc.CloseNow()
+		if err := wc.Write(ctx, websocket.MessageText, []byte(`{"type":"chat.start","body":{"model":"demo","messages":[{"role":"user","content":"short"}]}}`)); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			_, msg, err := wc.Read(ctx)
+			if err != nil {
+				t.Fatalf("reading /ws over TLS: %v", err)
+			}
+			if strings.Contains(string(msg), `"data":"[DONE]"`) {
+				break
+			}
 		}
 	})
 
