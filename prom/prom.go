@@ -40,7 +40,7 @@ type Options struct {
 // concurrent use.
 type Metrics struct {
 	reg        *prometheus.Registry
-	models     map[string]bool         // read only after New
+	models     map[string]bool        // read only after New
 	collectors []prometheus.Collector // Sluice's own, for describing them
 
 	requests *prometheus.CounterVec
