@@ -12,7 +12,7 @@ import { chromium } from 'playwright-core';
 import { makeCert, startSluice } from './server.js';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const T = { timeout: 90_000 };
+const T = { timeout: 120_000 };
 const TABS = 10;
 
 let browser;
