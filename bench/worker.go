@@ -311,8 +311,10 @@ func (w *worker) subscribe(d *net.Dialer) (*stream, error) {
 }
 
 // count counts the events of one subscription while the worker is marked.
-// SSE: every event starts "id: " after a blank line (the retry line, a
-// comment or the event before); WebSocket: every event is a frame.
+// SSE: every event starts with an "id: " line, after the line before it
+// (the retry line, a heartbeat comment or the event before, whose blank
+// line ends it): no data line can hold "\nid: ", since each starts
+// "data: "; WebSocket: every event is a frame.
 func (w *worker) count(s *stream) {
 	defer w.wg.Done()
 	interval := w.job.ReadInterval
@@ -328,7 +330,7 @@ func (w *worker) count(s *stream) {
 			}
 		}
 	}
-	c := newCounter("\n\nid: ")
+	c := newCounter(eventStart)
 	buf := make([]byte, 16<<10)
 	for {
 		n, err := s.resp.Body.Read(buf)
