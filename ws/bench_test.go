@@ -52,7 +52,7 @@ func BenchmarkDeliverLive(b *testing.B) {
 	}()
 
 	h := NewHandler(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	c := newConn(h, server, admit.Caller{}, "/ws", func() {})
+	c := newConn(h, server, admit.Caller{}, "/ws", "", func() {})
 	if ok, _ := h.enter(c); !ok {
 		b.Fatal("not entered")
 	}

@@ -32,7 +32,11 @@ type conn struct {
 	raw    syscall.RawConn // nc's socket; nil when it has none (TLS): reads then need a goroutine, writes wait up to fastWrite
 	caller admit.Caller    // who opened the connection (admit.Gate.Identify): every operation is admitted for it, and it owns what it starts
 	path   string          // the path the connection was opened on, for logs
-	done   func()          // gives back the connection's place in the stream limits
+	// requestID is the ID of the upgrade request (sluice.RequestID): the
+	// log lines of the connection's operations, and of the generations it
+	// starts, carry it.
+	requestID string
+	done      func() // gives back the connection's place in the stream limits
 
 	ctx    context.Context // done when the connection ends
 	cancel context.CancelFunc
@@ -93,8 +97,8 @@ func (unsubscribe) Error() string { return "unsubscribed" }
 // errShutdown ends topic subscriptions when the server drains.
 var errShutdown = errors.New("server shutting down; reconnect")
 
-func newConn(h *Handler, nc net.Conn, caller admit.Caller, path string, done func()) *conn {
-	c := &conn{h: h, nc: nc, caller: caller, path: path, done: done}
+func newConn(h *Handler, nc net.Conn, caller admit.Caller, path, requestID string, done func()) *conn {
+	c := &conn{h: h, nc: nc, caller: caller, path: path, requestID: requestID, done: done}
 	if sc, ok := nc.(syscall.Conn); ok {
 		c.raw, _ = sc.SyscallConn()
 	}
@@ -131,6 +135,7 @@ func (c *conn) reserve(field, name string, cancelOnClose bool) (*sub, error) {
 	}
 	c.subs = append(c.subs, s)
 	c.h.subs.Add(1)
+	c.h.opts.Observer.Opened(field == "topic")
 	return s, nil
 }
 
@@ -177,6 +182,7 @@ func (c *conn) release(s *sub) {
 		return
 	}
 	c.h.subs.Add(-1)
+	c.h.opts.Observer.Closed(s.field == "topic")
 	if s.feed != nil {
 		c.h.unref(s.feed)
 	}
@@ -316,6 +322,7 @@ func (c *conn) destroy() {
 			c.h.unref(s.feed)
 		}
 		c.h.subs.Add(-1)
+		c.h.opts.Observer.Closed(s.field == "topic")
 		if s.cancelOnClose && !ended && s.field == "stream" && s.name != "" {
 			orphans = append(orphans, s.name)
 		}

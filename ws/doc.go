@@ -14,9 +14,11 @@
 // each and without waiting on any; a connection whose socket is full, or
 // that is catching up from the log, has a flusher goroutine until it has
 // caught up. For that it uses github.com/gobwas/ws, a maintained library
-// that does the handshake and parses RFC 6455 frame headers, masks and
-// close codes with no goroutine or buffer of its own, and leaves reading
-// and writing to the caller: github.com/coder/websocket (used before)
+// that parses and checks RFC 6455 frame headers, masks and close codes
+// with no goroutine or buffer of its own, and leaves reading and writing
+// to the caller (the handshake, a few lines, is answered through net/http,
+// so that the API's access log and request IDs see it as any request):
+// github.com/coder/websocket (used before)
 // keeps a reading goroutine, buffers and its own framing per connection,
 // so a frame could not be built once for many connections. Frames follow
 // RFC 6455 exactly: masked client frames, fragmented messages with control

@@ -191,7 +191,7 @@ func (f *feed) deliver(inline bool) (ended bool) {
 			}
 			return errors.Is(err, io.EOF)
 		}
-		last := b.encode(f.field, f.name, "", 0)
+		last, _ := b.encode(f.field, f.name, 0)
 		f.mu.Lock()
 		// The batch's IDs may live in its scratch space: the head outlives
 		// it, and so does every cursor set from it.
@@ -205,7 +205,7 @@ func (f *feed) deliver(inline bool) (ended bool) {
 		}
 		f.mu.Unlock()
 		for _, s := range b.subs {
-			s.c.deliver(s, b.frame, id, ended, inline)
+			s.c.deliver(s, b.frame, n, id, ended, inline)
 		}
 		clear(b.subs) // let departed subscriptions be collected
 		if ended || n < cap(b.events) {
@@ -265,20 +265,19 @@ func (b *batchBuf) read(ctx context.Context, l sluice.Log, after string) (err er
 }
 
 // encode puts b.events into b.frame as one text frame each, up to and
-// including the event with ID upTo ("": all of them) or the first that
-// brings the frames to maxBytes (0: no bound), and returns the last event
-// encoded.
-func (b *batchBuf) encode(field, name, upTo string, maxBytes int) sluice.Event {
+// including the first that brings the frames to maxBytes (0: no bound),
+// and returns the last event encoded and how many were.
+func (b *batchBuf) encode(field, name string, maxBytes int) (sluice.Event, int) {
 	b.frame = b.frame[:0]
 	for i := range b.events {
 		ev := &b.events[i]
 		b.payload = appendEvent(b.payload[:0], field, name, ev)
 		b.frame = appendFrame(b.frame, ws.OpText, b.payload)
-		if (upTo != "" && ev.ID == upTo) || (maxBytes > 0 && len(b.frame) >= maxBytes) {
-			return *ev
+		if maxBytes > 0 && len(b.frame) >= maxBytes {
+			return *ev, i + 1
 		}
 	}
-	return b.events[len(b.events)-1]
+	return b.events[len(b.events)-1], len(b.events)
 }
 
 // put returns b to the pool, unless a batch grew it past what is worth

@@ -17,8 +17,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gobwas/ws"
-
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/admit"
 	"github.com/sluice-dev/sluice/gen"
@@ -52,6 +50,9 @@ type Options struct {
 	Stop context.Context
 
 	Logger *slog.Logger
+	// Observer, when set, is told of subscriptions, deliveries and slow
+	// readers (for metrics).
+	Observer Observer
 }
 
 // Defaults for Options: the SSE API's heartbeat and write timeout, and room
@@ -126,6 +127,9 @@ func NewHandler(opts Options) *Handler {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
 	}
 	h := &Handler{opts: opts, log: opts.Logger, active: make(map[*conn]struct{}), feeds: make(map[string]*feed),
 		stopBeat: make(chan struct{})}
@@ -362,6 +366,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		done()
 		err = errDraining
 	}
+	if err == nil {
+		if err = checkHandshake(r); err != nil {
+			done()
+			if r.Header.Get("Sec-WebSocket-Version") != "" && r.Header.Get("Sec-WebSocket-Version") != "13" {
+				w.Header().Set("Sec-WebSocket-Version", "13") // RFC 6455 4.2.2
+			}
+		}
+	}
 	if err == nil && !h.originAllowed(r) {
 		done()
 		err = &sluice.Error{Code: sluice.EFORBIDDEN, Kind: "origin_not_allowed",
@@ -371,23 +383,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, err)
 		return
 	}
-	// gobwas/ws writes the handshake on the hijacked connection and leaves
-	// it bare: github.com/coder/websocket (used before) keeps buffers and a
-	// reading goroutine per connection and frames each message itself, so
-	// a frame could not be built once and written to many connections.
-	up := ws.HTTPUpgrader{Timeout: h.opts.WriteTimeout, Protocol: func(p string) bool { return p == Subprotocol }}
-	nc, brw, _, err := up.Upgrade(r, w)
+	answerHandshake(w, r)
+	nc, brw, err := http.NewResponseController(w).Hijack() // net/http writes the 101 first
 	if err != nil {
 		done()
-		if nc != nil {
-			_ = nc.Close()
-		}
-		h.log.Debug("ws: upgrade refused", "remote", r.RemoteAddr, "err", err)
-		return // Upgrade has answered
+		h.log.Debug("ws: the connection could not be taken over", "remote", r.RemoteAddr, "err", err)
+		return
 	}
 	// Nothing of r or of net/http's buffers goes on with the connection, so
 	// that they are freed: only bytes the client sent after its handshake.
-	c := newConn(h, nc, caller, r.URL.Path, done)
+	c := newConn(h, nc, caller, r.URL.Path, sluice.RequestID(r.Context()), done)
 	if n := brw.Reader.Buffered(); n > 0 {
 		b, _ := brw.Reader.Peek(n)
 		c.rd.leftover = bytes.Clone(b)
@@ -460,7 +465,7 @@ func (h *Handler) refusing() bool {
 
 // refuse answers a request for a connection that may not be opened.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, err error) {
-	h.logError(r.Method, r.URL.Path, err)
+	h.logError(r.Method, r.URL.Path, sluice.RequestID(r.Context()), err)
 	if after := wire.RetryAfter(err); after > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Max(1, math.Ceil(after.Seconds())))))
 	}
@@ -475,13 +480,14 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, err error) {
 // logError logs an error answered to a client with the fields and at the
 // level that the SSE API logs its errors with (api's writeError), so that
 // operators read both transports alike: method is the HTTP method of a
-// refused upgrade, or the type of a refused message.
-func (h *Handler) logError(method, path string, err error) {
+// refused upgrade, or the type of a refused message; requestID is the
+// upgrade request's, which every message of the connection shares.
+func (h *Handler) logError(method, path, requestID string, err error) {
 	status := wire.Status(err)
 	if status >= 500 {
-		h.log.Error("request failed", "method", method, "path", path, "status", status, "err", err)
+		h.log.Error("request failed", "method", method, "path", path, "status", status, "request_id", requestID, "err", err)
 	} else {
-		h.log.Debug("request refused", "method", method, "path", path, "status", status, "err", err)
+		h.log.Debug("request refused", "method", method, "path", path, "status", status, "request_id", requestID, "err", err)
 	}
 }
 

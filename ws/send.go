@@ -97,7 +97,7 @@ func (c *conn) startFlush() {
 // another subscription is catching up), s leaves the feed instead and the
 // flusher catches it up from its cursor: the feed never waits on one
 // connection.
-func (c *conn) deliver(s *sub, frame []byte, id string, ended, inline bool) {
+func (c *conn) deliver(s *sub, frame []byte, n int, id string, ended, inline bool) {
 	c.wmu.Lock()
 	if !s.live || s.lag || c.closing || c.closed {
 		c.wmu.Unlock()
@@ -116,6 +116,7 @@ func (c *conn) deliver(s *sub, frame []byte, id string, ended, inline bool) {
 	}
 	c.writeLocked(frame)
 	c.wmu.Unlock()
+	c.h.opts.Observer.Delivered(n)
 	if ended {
 		c.release(s)
 	}
@@ -239,13 +240,13 @@ func (c *conn) catchUp(s *sub, cursor string, b *batchBuf) {
 		case errors.Is(err, io.EOF):
 			c.endSub(s, nil) // it had read the whole ended log
 		default:
-			c.h.log.Error("ws: read failed", "log", l.Name(), "err", err)
+			c.h.log.Error("ws: read failed", "request_id", c.requestID, "log", l.Name(), "err", err)
 			c.reply(errorReply(&request{Stream: streamOf(s), Topic: topicOf(s)}, err))
 			c.endSub(s, nil)
 		}
 		return
 	}
-	last := b.encode(s.field, s.name, "", c.h.opts.SendBuffer)
+	last, n := b.encode(s.field, s.name, c.h.opts.SendBuffer)
 	ended := last.End != sluice.EndNone
 	c.wmu.Lock()
 	if !s.live || !s.lag || s.cursor != cursor || c.closing {
@@ -259,6 +260,7 @@ func (c *conn) catchUp(s *sub, cursor string, b *batchBuf) {
 	}
 	c.out = append(c.out, b.frame...)
 	c.wmu.Unlock()
+	c.h.opts.Observer.Delivered(n)
 	if ended {
 		c.release(s)
 	}
@@ -289,7 +291,8 @@ func (c *conn) writeBlocking(b []byte) (int, error) {
 // for the write timeout.
 func (c *conn) cutOff() {
 	c.h.cutoffs.Add(1)
-	c.h.log.Info("ws: cut off a slow reader", "buffer_bytes", c.h.opts.SendBuffer, "timeout", c.h.opts.WriteTimeout)
+	c.h.opts.Observer.CutSlow(CutSendBufferFull)
+	c.h.log.Info("ws: cut off a slow reader", "request_id", c.requestID, "buffer_bytes", c.h.opts.SendBuffer, "timeout", c.h.opts.WriteTimeout)
 	c.requestClose(ws.StatusPolicyViolation,
 		"too slow: send buffer full for "+c.h.opts.WriteTimeout.String()+"; reconnect and resume from the last event IDs", true)
 }
