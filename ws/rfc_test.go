@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/testenv"
 )
 
 // rawClient speaks RFC 6455 framing by hand over TCP, so that the server's
@@ -181,6 +183,29 @@ func TestFramingFollowsRFC6455(t *testing.T) {
 		tc.send(c)
 		if code := c.closed(); code != tc.code {
 			t.Errorf("%s: closed with %d, want %d", tc.name, code, tc.code)
+		}
+	}
+}
+
+// TestHandshakesThatAreNotWebSocketsAreRefused: a GET without the upgrade,
+// or with another version of the protocol, is answered 400 with the error
+// object of the API, and the version this server speaks (RFC 6455 4.2.2).
+func TestHandshakesThatAreNotWebSocketsAreRefused(t *testing.T) {
+	e := newEnv(t, fast)
+	upgrade := []string{"Upgrade", "websocket", "Connection", "Upgrade", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}
+	for _, tc := range []struct {
+		name    string
+		header  []string
+		version string
+	}{
+		{"a plain GET", nil, ""},
+		{"version 8", append(upgrade, "Sec-WebSocket-Version", "8"), "13"},
+		{"a key of 8 bytes", []string{"Upgrade", "websocket", "Connection", "keep-alive, Upgrade", "Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "AAAAAAAAAAA="}, ""},
+	} {
+		resp := testenv.Do(t, http.DefaultClient, "GET", e.URL+"/ws", nil, tc.header...)
+		got := jsonOf(t, decodeError(t, resp))
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(got, "bad_websocket_handshake") || resp.Header.Get("Sec-WebSocket-Version") != tc.version {
+			t.Errorf("%s: %s %v %s", tc.name, resp.Status, resp.Header, got)
 		}
 	}
 }
