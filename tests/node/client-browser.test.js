@@ -84,17 +84,45 @@ test('in Chromium, chats and a topic read through a cutting proxy are the uninte
       return got;
     }, count);
     for (let i = 0; i < count; i++) {
-      const res = await postJSON(`${sluice.url}/v1/topics/browser-room/events`, { event: i % 10 ? undefined : 'tenth', data: { i, text: `événement ${i}` } });
+      const res = await postJSON(`${sluice.url}/v1/topics/browser-room/events`, { event: i % 10 ? undefined : 'tenth', data: { i, text: `événement ${i} `.repeat(20) } });
       assert.equal(res.status, 201);
     }
     const got = await reading;
     const want = await uninterrupted(`${sluice.url}/v1/topics/browser-room/events?from=start`, count);
     assert.deepEqual(got, want.map((e) => ({ id: e.id, event: e.event ?? 'message', data: e.data })));
+    // 100 events of over 200 bytes outgrow any cut point: the topic was cut.
     assert.ok(proxy.cuts > chatCuts, 'the topic was never cut');
     assert.deepEqual(page.errors, []);
   } finally {
     await close();
     await proxy.close();
+  }
+});
+
+test('the chat page streams an answer with the client it imports from /assets/js/sluice/', T, async () => {
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (err) => errors.push(err.message));
+    const loaded = [];
+    page.on('response', (r) => new URL(r.url()).pathname.startsWith('/assets/js/sluice/') && loaded.push(new URL(r.url()).pathname));
+    await page.goto(sluice.url + '/');
+    await page.waitForSelector('#app[data-ready]');
+    await page.locator('#input').fill('Which client streams this?');
+    await page.locator('#input').press('Enter');
+    await page.waitForSelector('.msg.assistant:last-child[data-status="done"]');
+    const { id, saved } = await page.evaluate(() => {
+      const c = JSON.parse(localStorage.getItem('sluice:v1:c:' + location.hash.replace('#/c/', '')));
+      return { id: c.messages.at(-1).streamId, saved: c.messages.at(-1).content };
+    });
+    const events = await uninterrupted(`${sluice.url}/v1/streams/${id}`);
+    assert.equal(events.pop().data, '[DONE]');
+    assert.equal(saved, events.map((e) => JSON.parse(e.data).choices[0]?.delta?.content ?? '').join(''));
+    assert.ok(loaded.includes('/assets/js/sluice/index.js') && loaded.includes('/assets/js/sluice/follow.js'), `loaded ${loaded}`);
+    assert.deepEqual(errors, []);
+  } finally {
+    await context.close();
   }
 });
 
