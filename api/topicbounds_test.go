@@ -82,7 +82,7 @@ func TestOneTopicPastMaxTopicsIsRefusedWith503(t *testing.T) {
 		}
 	}
 	publish(t, e, "t0", map[string]any{"data": "a topic that exists takes more"})
-	if n, _, _, _ := e.Store.Topics(); n != 3 {
+	if n, _, _, _ := e.Memory.Topics(); n != 3 {
 		t.Fatalf("%d topics, want 3", n)
 	}
 }
@@ -103,9 +103,9 @@ func TestASubscribedTopicOutlivesItsRetention(t *testing.T) {
 			}
 			for i := range 4 {
 				publish(t, e, fmt.Sprint("unused", i), map[string]any{"data": "w"})
-				testenv.Eventually(t, "an unused topic to be forgotten", func() bool { n, _, _, _ := e.Store.Topics(); return n == 1 })
+				testenv.Eventually(t, "an unused topic to be forgotten", func() bool { n, _, _, _ := e.Memory.Topics(); return n == 1 })
 			}
-			if _, _, forgotten, _ := e.Store.Topics(); forgotten != 4 {
+			if _, _, forgotten, _ := e.Memory.Topics(); forgotten != 4 {
 				t.Fatalf("%d topics forgotten, want only the 4 unused", forgotten)
 			}
 			publish(t, e, "kept", map[string]any{"data": "second"})

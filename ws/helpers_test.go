@@ -18,7 +18,6 @@ import (
 	"github.com/sluice-dev/sluice/demo"
 	"github.com/sluice-dev/sluice/gen"
 	"github.com/sluice-dev/sluice/internal/testenv"
-	"github.com/sluice-dev/sluice/memory"
 	"github.com/sluice-dev/sluice/sse"
 	"github.com/sluice-dev/sluice/ws"
 )
@@ -36,7 +35,7 @@ type env struct {
 	WSURL  string
 	Client *http.Client // trusts the server's certificate with http2
 	ws     *ws.Handler
-	store  *memory.Store
+	store  sluice.Store
 	runner *gen.Runner
 	gate   *admit.Gate
 	stop   context.CancelFunc

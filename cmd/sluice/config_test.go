@@ -60,9 +60,14 @@ func TestConfigErrorsNameTheFlag(t *testing.T) {
 		{nil, []string{"SLUICE_RETENTION_BYTES", "-5MiB"}, "SLUICE_RETENTION_BYTES"},
 		{[]string{"--pprof-addr", "0.0.0.0:6060"}, nil, "--pprof-addr"},
 		{[]string{"--max-topics", "0"}, nil, "--max-topics"},
+		{[]string{"--redis-url", "localhost:6379"}, nil, "--redis-url"},
+		{nil, []string{"SLUICE_REDIS_URL", "http://user:pw@localhost"}, "SLUICE_REDIS_URL"},
 		{[]string{"--topic-max-bytes", "0"}, nil, "--topic-max-bytes"},
 		{nil, []string{"SLUICE_TOPICS_MAX_BYTES", "lots"}, "SLUICE_TOPICS_MAX_BYTES"},
 		{[]string{"--topic-max-bytes", "16MiB", "--topics-max-bytes", "8MiB"}, nil, "--topics-max-bytes"},
+		{[]string{"--tls-cert", "cert.pem"}, nil, "--tls-key (SLUICE_TLS_KEY)"},
+		{[]string{"--access-log", "loud"}, nil, "--access-log"},
+		{[]string{"--metrics-addr", "9464"}, nil, "--metrics-addr"},
 	}
 	for _, tt := range tests {
 		_, err := parseConfig(tt.args, env(tt.env...), io.Discard)

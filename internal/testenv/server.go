@@ -26,12 +26,16 @@ import (
 // Options describe a Server. The zero value is a server with the fastest
 // demo model and default limits.
 type Options struct {
-	API            api.Config
-	Admit          admit.Config // keys, limits and topic rules, for every transport
-	Demo           demo.Options
-	Models         map[string]sluice.Model // more models, by name, besides the demo
-	Retention      time.Duration           // when set, wins over Store.Retention
-	Store          memory.Options
+	API       api.Config
+	Admit     admit.Config // keys, limits and topic rules, for every transport
+	Demo      demo.Options
+	Models    map[string]sluice.Model // more models, by name, besides the demo
+	Retention time.Duration           // when set, wins over Store.Retention
+	Store     memory.Options
+	// Logs, when set, is the store the server keeps its logs in (the test
+	// closes it: several servers may share one, as nodes share a Redis);
+	// otherwise it keeps them in a memory store made from Store.
+	Logs           sluice.Store
 	MaxLogLen      int          // events a generation's log keeps (memory.Options.MaxLen), when set
 	Logger         *slog.Logger // the server's logger; nil: see Logger
 	MaxGenerations int
@@ -48,7 +52,8 @@ type Server struct {
 	Gate   *admit.Gate // admits the requests of every transport (give it to ws.Options)
 	Models *admit.Models
 	Runner *gen.Runner
-	Store  *memory.Store
+	Store  sluice.Store  // where its logs are
+	Memory *memory.Store // Store, when it is the memory store it made
 	Srv    *httptest.Server
 }
 
@@ -66,7 +71,12 @@ func NewServer(t *testing.T, o Options) *Server {
 	if o.MaxLogLen > 0 {
 		so.MaxLen = o.MaxLogLen
 	}
-	store := memory.New(so)
+	var store sluice.Store = o.Logs
+	var mem *memory.Store
+	if store == nil {
+		mem = memory.New(so)
+		store = mem
+	}
 	runner := gen.NewRunner(gen.Options{Store: store, MaxConcurrent: o.MaxGenerations, MaxPerOwner: o.MaxPerKey, Logger: log})
 	var models admit.Models
 	dm := demo.New(o.Demo)
@@ -83,7 +93,7 @@ func NewServer(t *testing.T, o Options) *Server {
 	} else {
 		srv.Start()
 	}
-	s := &Server{URL: srv.URL, Client: srv.Client(), API: a, Gate: gate, Models: &models, Runner: runner, Store: store, Srv: srv}
+	s := &Server{URL: srv.URL, Client: srv.Client(), API: a, Gate: gate, Models: &models, Runner: runner, Store: store, Memory: mem, Srv: srv}
 	t.Cleanup(func() {
 		a.Drain()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -97,7 +107,9 @@ func NewServer(t *testing.T, o Options) *Server {
 		srv.CloseClientConnections()
 		srv.Close()
 		s.Client.CloseIdleConnections()
-		store.Close()
+		if mem != nil {
+			mem.Close()
+		}
 	})
 	return s
 }

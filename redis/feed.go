@@ -1,0 +1,326 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/sluice-dev/sluice"
+)
+
+// A feed is a node's one subscription to a log's channel, shared by all of
+// the node's readers that wait on the log, however many: Redis sends each
+// event to each node once, and the node hands it to its readers in
+// process. It keeps the newest events it received (its window), so that a
+// follower that reads again after each batch, as every reader does, gets
+// them without a round trip; a reader outside the window reads from the
+// stream instead.
+//
+// The window is exact, not a guess: the log's events are published in
+// offset order, by the script that appends them, and a subscription
+// delivers them in that order, so a window that grew one offset at a time
+// holds every event from its first to its last. When the connection breaks
+// the subscription ends (the client does not retry), and its readers look
+// again through a new one.
+type feed struct {
+	fs      *feeds
+	log     *Log // the handle that made it, for the keys and epoch
+	channel string
+	cancel  context.CancelFunc
+	ready   chan struct{} // closed when Redis has confirmed the subscription
+	done    chan struct{} // closed when the subscription has ended
+
+	mu       sync.Mutex
+	wake     chan struct{} // closed and replaced by each event received
+	win      []sluice.Event
+	winFirst uint64 // offset of win[0]
+	winBytes int
+	waiting  int       // readers in Read now
+	used     bool      // a reader came since the janitor last looked
+	left     time.Time // when waiting last dropped to 0
+	touched  time.Time // under feeds.mu: when the janitor last pushed back a ring's expiry
+	stopping bool      // under feeds.mu: no reader may join it any more
+	err      error     // why it ended, once done is closed
+}
+
+// Bounds on a window: a reader behind it reads from the stream. A node
+// keeps one window for each log its readers follow (thousands, with as
+// many generations running), and a follower is rarely more than a batch
+// behind: the bounds are a few batches of the hub's 64 events.
+const (
+	windowEvents = 256
+	windowBytes  = 64 << 10
+)
+
+// feeds are a Store's feeds by channel.
+type feeds struct {
+	s  *Store
+	mu sync.Mutex
+	m  map[string]*feed
+	wg sync.WaitGroup
+}
+
+func (fs *feeds) init(s *Store) {
+	fs.s = s
+	fs.m = make(map[string]*feed)
+}
+
+// acquire returns l's feed, subscribed, counting the caller as a waiting
+// reader until it calls release.
+func (fs *feeds) acquire(ctx context.Context, l *Log) (*feed, error) {
+	for {
+		fs.mu.Lock()
+		f := fs.m[l.channel]
+		if f != nil && f.stopping {
+			// Its unsubscribe must be done before another subscribe on
+			// the same connection, or the server's confirmation of it
+			// would end the new one.
+			fs.mu.Unlock()
+			select {
+			case <-f.done:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		if f == nil {
+			select {
+			case <-fs.s.stop:
+				fs.mu.Unlock()
+				return nil, sluice.Errorf(sluice.EUNAVAILABLE, "The log store is closed.")
+			default:
+			}
+			f = fs.start(l)
+		}
+		f.mu.Lock()
+		f.waiting++
+		f.used = true
+		f.mu.Unlock()
+		fs.mu.Unlock()
+		select {
+		case <-f.ready:
+			return f, nil
+		case <-f.done:
+			f.release()
+			return nil, unavailable(f.err)
+		case <-ctx.Done():
+			f.release()
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// peek returns l's feed if this node is subscribed to it, without
+// counting the caller as a reader, or nil.
+func (fs *feeds) peek(l *Log) *feed {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	f := fs.m[l.channel]
+	if f == nil || f.stopping {
+		return nil
+	}
+	select {
+	case <-f.ready:
+		return f
+	default:
+		return nil
+	}
+}
+
+// start subscribes to l's channel in a goroutine of its own. fs.mu must be
+// held.
+func (fs *feeds) start(l *Log) *feed {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &feed{fs: fs, log: l, channel: l.channel, cancel: cancel,
+		ready: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{})}
+	fs.m[l.channel] = f
+	fs.wg.Add(1)
+	go f.run(ctx)
+	return f
+}
+
+// run holds the subscription until it is cancelled or breaks.
+func (f *feed) run(ctx context.Context) {
+	defer f.fs.wg.Done()
+	client := f.fs.s.client
+	confirmed := false
+	ctx = rueidis.WithOnSubscriptionHook(ctx, func(s rueidis.PubSubSubscription) {
+		if s.Kind != "ssubscribe" || s.Channel != f.channel {
+			return
+		}
+		if !confirmed {
+			confirmed = true
+			close(f.ready)
+		}
+	})
+	// Receive leaves the channel subscribed on the shared connection when
+	// it returns; unsubscribe there, or the node would go on receiving
+	// the log's events for nobody.
+	ctx = rueidis.WithOnReceiveReturnHook(ctx, func(err error, c rueidis.CommandClient) error {
+		uctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		c.Do(uctx, c.B().Sunsubscribe().Channel(f.channel).Build())
+		return err
+	})
+	err := client.Receive(ctx, client.B().Ssubscribe().Channel(f.channel).Build(), f.receive)
+	if err == nil || errors.Is(err, context.Canceled) {
+		err = errors.New("redis: subscription to " + f.channel + " ended")
+	}
+
+	f.fs.mu.Lock()
+	if f.fs.m[f.channel] == f {
+		delete(f.fs.m, f.channel)
+	}
+	f.fs.mu.Unlock()
+	f.mu.Lock()
+	f.err = err
+	f.win, f.winBytes = nil, 0
+	f.mu.Unlock()
+	close(f.done)
+}
+
+// receive takes one published event (see appendScript) into the window
+// and wakes the waiting readers.
+func (f *feed) receive(m rueidis.PubSubMessage) {
+	ev, off, ok := parseMessage(m.Message, f.log.epoch)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !ok {
+		f.win, f.winBytes = nil, 0 // readers fall back on the stream
+	} else {
+		if len(f.win) > 0 && off != f.winFirst+uint64(len(f.win)) {
+			f.win, f.winBytes = nil, 0 // not the next: start again from it
+		}
+		if len(f.win) == 0 {
+			f.winFirst = off
+		}
+		f.win = append(f.win, ev)
+		f.winBytes += len(ev.Data)
+		for len(f.win) > 1 && (len(f.win) > windowEvents || f.winBytes > windowBytes) {
+			f.winBytes -= len(f.win[0].Data)
+			f.win[0] = sluice.Event{}
+			f.win = f.win[1:]
+			f.winFirst++
+		}
+	}
+	close(f.wake)
+	f.wake = make(chan struct{})
+}
+
+// parseMessage reads "<offset>:<end>:<name length>:<name><data>".
+func parseMessage(msg, epoch string) (sluice.Event, uint64, bool) {
+	num, rest, ok1 := strings.Cut(msg, ":")
+	end, rest, ok2 := strings.Cut(rest, ":")
+	nlen, rest, ok3 := strings.Cut(rest, ":")
+	off, ok4 := parseDecimal(num)
+	e, err1 := strconv.Atoi(end)
+	n, err2 := strconv.Atoi(nlen)
+	if !ok1 || !ok2 || !ok3 || !ok4 || err1 != nil || err2 != nil || n < 0 || n > len(rest) {
+		return sluice.Event{}, 0, false
+	}
+	return sluice.Event{ID: formatID(off, epoch), Name: rest[:n], Data: []byte(rest[n:]), End: sluice.End(e)}, off, true
+}
+
+// serveState is what serve found.
+type serveState int
+
+const (
+	missed   serveState = iota // the window cannot say: read the stream
+	served                     // buf holds the events that follow
+	caughtUp                   // nothing follows yet: wait
+	atEnd                      // the log's ending event has been read
+)
+
+// serve copies the events after offset off from the window into buf, and
+// returns the channel that the next event closes.
+func (f *feed) serve(off uint64, buf []sluice.Event) ([]sluice.Event, <-chan struct{}, serveState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.win) == 0 || off+1 < f.winFirst {
+		return buf, f.wake, missed
+	}
+	last := f.winFirst + uint64(len(f.win)) - 1
+	switch {
+	case off == last && f.win[len(f.win)-1].End != sluice.EndNone:
+		return buf, f.wake, atEnd
+	case off == last:
+		return buf, f.wake, caughtUp
+	case off > last:
+		return buf, f.wake, missed
+	}
+	for i := off + 1 - f.winFirst; i < uint64(len(f.win)) && len(buf) < cap(buf); i++ {
+		buf = append(buf, f.win[i])
+	}
+	return buf, f.wake, served
+}
+
+// release ends a reader's wait.
+func (f *feed) release() {
+	f.mu.Lock()
+	f.waiting--
+	if f.waiting == 0 {
+		f.left = time.Now()
+	}
+	f.mu.Unlock()
+}
+
+// sweep pushes back the expiry of the rings this node's readers use, and
+// ends the feeds unused for the linger time.
+func (fs *feeds) sweep() {
+	now := time.Now()
+	var touch []rueidis.LuaExec
+	fs.mu.Lock()
+	for _, f := range fs.m {
+		// A ring in use is pushed back a few times a retention, not at
+		// every sweep: a node may follow thousands. Use counts from one
+		// push to the next.
+		due := now.Sub(f.touched) >= fs.s.opts.Retention/4
+		f.mu.Lock()
+		used := f.used || f.waiting > 0
+		if due {
+			f.used = false
+		}
+		idle := f.waiting == 0 && now.Sub(f.left) > fs.s.opts.Linger
+		f.mu.Unlock()
+		if due && used && f.log.ring {
+			f.touched = now
+			touch = append(touch, rueidis.LuaExec{Keys: f.log.keys, Args: []string{f.log.epoch, millis(fs.s.opts.Retention)}})
+		}
+		if idle && !f.stopping {
+			f.stopping = true
+			f.cancel()
+		}
+	}
+	fs.mu.Unlock()
+	if len(touch) > 0 {
+		// In one pipeline; a ring that is gone already, or a failure
+		// that the readers will meet themselves, is no business of the
+		// janitor's.
+		ctx, cancel := context.WithTimeout(context.Background(), min(fs.s.opts.Retention/2, 5*time.Second))
+		defer cancel()
+		start := time.Now()
+		var err error
+		for _, res := range touchScript.ExecMulti(ctx, fs.s.client, touch...) {
+			if err == nil && !rueidis.IsRedisNil(res.Error()) {
+				err = res.Error()
+			}
+		}
+		fs.s.observe("touch", start, err) // one pipeline, one round trip
+	}
+}
+
+// closeAll ends every feed and waits for them.
+func (fs *feeds) closeAll() {
+	fs.mu.Lock()
+	for _, f := range fs.m {
+		f.stopping = true
+		f.cancel()
+	}
+	fs.mu.Unlock()
+	fs.wg.Wait()
+}

@@ -1,0 +1,136 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/sluice-dev/sluice"
+)
+
+// Log is a handle on one incarnation of a log in Redis. Handles are cheap
+// and hold no connection; any number of goroutines may use one at once.
+// Once its incarnation is gone (expired, or replaced by a log created anew
+// under its name), a handle's calls fail: ENOTFOUND, or for a ring
+// EUNAVAILABLE as a forgotten topic is in the memory store.
+type Log struct {
+	s       *Store
+	name    string
+	owner   string
+	epoch   string
+	ring    bool
+	keys    []string // state hash, stream
+	channel string   // this incarnation's pub/sub channel
+}
+
+var _ sluice.Log = (*Log)(nil)
+
+// open runs openScript and makes a handle of what it found or made.
+func (s *Store) open(ctx context.Context, name, mode string, opts sluice.LogOptions) (*Log, error) {
+	if opts.MaxLen <= 0 {
+		opts.MaxLen = s.opts.MaxLen
+	}
+	base, keys := s.keysOf(name)
+	ring := "0"
+	if opts.Ring {
+		ring = "1"
+	}
+	start := time.Now()
+	res := openScript.Exec(ctx, s.client, keys, []string{
+		mode, newEpoch(), ring, strconv.Itoa(opts.MaxLen), opts.Owner,
+		millis(s.opts.Retention), millis(s.opts.OpenTTL),
+	})
+	s.observe("open", start, res.Error())
+	if rueidis.IsRedisNil(res.Error()) {
+		return nil, sluice.Errorf(sluice.ENOTFOUND, "No stream %q: it never existed or has expired.", name)
+	}
+	if n, err := res.AsInt64(); err == nil && n == 0 {
+		return nil, sluice.Errorf(sluice.ECONFLICT, "Log %q already exists.", name)
+	}
+	st, err := res.AsStrSlice()
+	if err != nil || len(st) != 3 {
+		return nil, unavailable(errors.Join(errors.New("redis: open "+name), err))
+	}
+	return &Log{s: s, name: name, epoch: st[0], ring: st[1] == "1", owner: st[2],
+		keys: keys, channel: base + ":c:" + st[0]}, nil
+}
+
+// Name returns the name the log was created under.
+func (l *Log) Name() string { return l.name }
+
+// Owner returns who may read and stop the log; empty means anyone.
+func (l *Log) Owner() string { return l.owner }
+
+// Append adds ev in one script run: checked, stored, expiry set and
+// published to the log's channel.
+func (l *Log) Append(ctx context.Context, ev sluice.Event) (string, error) {
+	if size := len(ev.Name) + len(ev.Data); size > l.s.opts.MaxEventBytes {
+		return "", sluice.Errorf(sluice.ETOOLARGE, "An event of %d bytes is too large (at most %d).", size, l.s.opts.MaxEventBytes)
+	}
+	start := time.Now()
+	res := appendScript.Exec(ctx, l.s.client, l.keys, []string{
+		l.epoch, rueidis.BinaryString(ev.Data), ev.Name, strconv.Itoa(int(ev.End)), l.channel,
+		millis(l.s.opts.Retention), millis(l.s.opts.OpenTTL),
+	})
+	l.s.observe("append", start, res.Error())
+	off, err := res.AsInt64()
+	if err != nil {
+		return "", unavailable(errors.Join(errors.New("redis: append to "+l.name), err))
+	}
+	switch off {
+	case appendGone:
+		return "", l.gone()
+	case appendEnded:
+		return "", sluice.Errorf(sluice.ECONFLICT, "Stream %q has already ended.", l.name)
+	case appendFull:
+		full := sluice.Errorf(sluice.EFULL, "Stream %q is full.", l.name)
+		full.Kind = "log_full"
+		return "", full
+	}
+	return formatID(uint64(off), l.epoch), nil
+}
+
+// Last returns the newest event's ID and whether the log has ended.
+func (l *Log) Last(ctx context.Context) (string, sluice.End, error) {
+	start := time.Now()
+	res := lastScript.Exec(ctx, l.s.client, l.keys, []string{l.epoch})
+	l.s.observe("last", start, res.Error())
+	if rueidis.IsRedisNil(res.Error()) {
+		return "", sluice.EndNone, l.gone()
+	}
+	st, err := res.AsIntSlice()
+	if err != nil || len(st) != 2 {
+		return "", sluice.EndNone, unavailable(errors.Join(errors.New("redis: last of "+l.name), err))
+	}
+	if st[0] == 0 {
+		return "", sluice.End(st[1]), nil
+	}
+	return formatID(uint64(st[0]), l.epoch), sluice.End(st[1]), nil
+}
+
+// gone is the error of a handle whose incarnation Redis no longer holds.
+func (l *Log) gone() error {
+	if l.ring {
+		return &sluice.Error{Code: sluice.EUNAVAILABLE, Kind: "topic_forgotten",
+			Message: "The topic was forgotten after a time unused; subscribe or publish to it again.",
+			Err:     errors.New("redis: " + l.name + " of epoch " + l.epoch + " is gone")}
+	}
+	return sluice.Errorf(sluice.ENOTFOUND, "Stream %q has expired.", l.name)
+}
+
+// newEpoch returns a new incarnation's epoch: 8 random base-36 digits, the
+// first not 0. Random rather than a clock: nodes' clocks differ, and Redis
+// restarted without persistence forgets everything but the time; two
+// incarnations of one name get the same epoch once in 2.7e12.
+func newEpoch() string {
+	const lo, hi = 78364164096, 2821109907456 // 36^7, 36^8
+	return strconv.FormatUint(lo+rand.Uint64N(hi-lo), 36)
+}
+
+func millis(d interface{ Milliseconds() int64 }) string {
+	return strconv.FormatInt(max(d.Milliseconds(), 1), 10)
+}
