@@ -1,6 +1,6 @@
 // chat.js: one chat answer being read, across drops and reloads.
 
-import { ConnectionError, SluiceError } from './errors.js';
+import { ConnectionError, SluiceError, call } from './errors.js';
 import { Follower } from './follow.js';
 
 /** How long stop() waits for the server's closing event before giving up on it. */
@@ -223,21 +223,5 @@ export class ChatStream {
     call(this.#opts.onState, 'closed', { id: this.id, status });
     this.#resolve(this.#result);
     this.#wakeUp();
-  }
-}
-
-/**
- * Calls an application's callback. What it throws is reported as an
- * uncaught error, as an event listener's would be, and does not break the
- * stream.
- */
-export function call(fn, ...args) {
-  if (!fn) return;
-  try {
-    fn(...args);
-  } catch (err) {
-    queueMicrotask(() => {
-      throw err;
-    });
   }
 }

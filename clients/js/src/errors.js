@@ -65,3 +65,19 @@ export function messageOf(err) {
   const msg = err?.message || String(err);
   return cause && !msg.includes(cause) ? `${msg}: ${cause}` : msg;
 }
+
+/**
+ * Calls an application's callback. What it throws is reported as an
+ * uncaught error, as an event listener's would be, and does not break the
+ * stream.
+ */
+export function call(fn, ...args) {
+  if (!fn) return;
+  try {
+    fn(...args);
+  } catch (err) {
+    queueMicrotask(() => {
+      throw err;
+    });
+  }
+}

@@ -1,8 +1,7 @@
 // topic.js: a subscription to a topic, which follows it for as long as it
 // is open, across drops, server restarts and shutdowns.
 
-import { call } from './chat.js';
-import { SluiceError } from './errors.js';
+import { SluiceError, call } from './errors.js';
 import { Follower } from './follow.js';
 
 /**
