@@ -81,6 +81,12 @@ var (
 		Message: "Too many answers are being generated at once; try again shortly."}
 	errOwnerBusy = &sluice.Error{Code: sluice.ERATELIMIT, Kind: "too_many_generations_for_key", RetryAfter: time.Second,
 		Message: "This API key has as many answers running as it may; wait for one to finish."}
+	// errNodeLost is never returned here: a store that several nodes share
+	// ends the log with it when the node running the generation is lost
+	// (sluice.LogOptions.Lost).
+	errNodeLost = &sluice.Error{Code: sluice.EUNAVAILABLE, Kind: "node_lost",
+		Message: "The server generating this answer was lost (it stopped, or lost its connection); the answer is incomplete."}
+	lostEnding = wire.ErrorJSON(errNodeLost)
 )
 
 // NewRunner returns a runner writing into opts.Store.
@@ -134,7 +140,7 @@ func (r *Runner) StartFor(owner string, req *sluice.ChatRequest, m sluice.Model)
 	}
 
 	g := &Generation{ID: NewID(), Model: req.Model, Created: time.Now().Unix(), Owner: owner, done: make(chan struct{})}
-	l, err := r.store.Create(r.ctx, LogName(g.ID), sluice.LogOptions{Owner: owner})
+	l, err := r.store.Create(r.ctx, LogName(g.ID), sluice.LogOptions{Owner: owner, Lost: lostEnding})
 	if err != nil {
 		r.release(g)
 		r.wg.Done()

@@ -37,6 +37,7 @@ const (
 	DefaultMaxEventBytes = 1 << 20
 	DefaultPrefix        = "sluice"
 	DefaultLinger        = 10 * time.Second
+	DefaultLease         = 3 * time.Second
 )
 
 // Options configure a Store.
@@ -62,6 +63,10 @@ type Options struct {
 	// waiting reader left, so that a reader that reads again at once (as
 	// every follower does after each batch) finds the subscription there.
 	Linger time.Duration
+	// Lease is how long a node's lease on a log it writes lasts without
+	// renewal (see lease.go): it renews every Lease/3, and a log whose
+	// writer is lost ends within Lease + Lease/3 of its last renewal.
+	Lease time.Duration
 }
 
 // Store is a sluice.Store in Redis. It is safe for concurrent use; Close
@@ -69,9 +74,12 @@ type Options struct {
 type Store struct {
 	client rueidis.Client
 	opts   Options
-	feeds  feeds // this node's subscriptions (feed.go)
+	node   string // this node's ID, random, in the leases it holds
+	feeds  feeds  // this node's subscriptions (feed.go)
+	leases leases // the leases of the logs it writes (lease.go)
 
 	stop    chan struct{}
+	cancel  context.CancelFunc // of what the store's goroutines wait on
 	stopped sync.WaitGroup
 	closing sync.Once
 }
@@ -92,6 +100,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	opts.MaxLen = positive(opts.MaxLen, DefaultMaxLen)
 	opts.MaxEventBytes = positive(opts.MaxEventBytes, DefaultMaxEventBytes)
 	opts.Linger = positive(opts.Linger, DefaultLinger)
+	opts.Lease = positive(opts.Lease, DefaultLease)
 
 	// rueidis rather than go-redis: it pipelines every concurrent command
 	// onto one connection by itself (what a node appending for thousands
@@ -117,10 +126,15 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		client.Close()
 		return nil, fmt.Errorf("redis: ping %s: %w", co.InitAddress, err)
 	}
-	s := &Store{client: client, opts: opts, stop: make(chan struct{})}
+	s := &Store{client: client, opts: opts, node: newNodeID(), stop: make(chan struct{})}
 	s.feeds.init(s)
-	s.stopped.Add(1)
+	s.leases.init(s)
+	lctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.stopped.Add(3)
 	go s.janitor()
+	go s.leases.run()
+	go s.leases.listen(lctx)
 	return s, nil
 }
 
@@ -139,6 +153,7 @@ func (s *Store) Retention() time.Duration { return s.opts.Retention }
 func (s *Store) Close() error {
 	s.closing.Do(func() {
 		close(s.stop)
+		s.cancel()
 		s.feeds.closeAll()
 		s.stopped.Wait()
 		s.client.Close()

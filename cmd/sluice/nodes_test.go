@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bufio"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/testenv"
+)
+
+// sseEvent is an event as a client reads it off the wire.
+type sseEvent struct {
+	ID, Data string
+	At       time.Time // when it was read
+}
+
+// readEvents reads resp's events in a goroutine into the channel it
+// returns, which is closed when the stream ends.
+func readEvents(resp *http.Response) <-chan sseEvent {
+	out := make(chan sseEvent, 1024)
+	go func() {
+		defer close(out)
+		defer resp.Body.Close()
+		br := bufio.NewReader(resp.Body)
+		var ev sseEvent
+		for {
+			line, err := br.ReadString('\n')
+			line = strings.TrimSuffix(line, "\n")
+			switch {
+			case strings.HasPrefix(line, "id: "):
+				ev.ID = line[4:]
+			case strings.HasPrefix(line, "data: "):
+				ev.Data = line[6:]
+			case line == "" && ev.Data != "":
+				ev.At = time.Now()
+				out <- ev
+				ev = sseEvent{}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// get sends a GET with header's name, value pairs, closed when the test
+// ends.
+func get(t *testing.T, url string, header ...string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+// startChat starts a streamed chat on url and returns its stream ID and
+// its events.
+func startChat(t *testing.T, url, prompt string) (string, <-chan sseEvent) {
+	t.Helper()
+	body := `{"model":"demo","stream":true,"messages":[{"role":"user","content":"` + prompt + `"}]}`
+	resp, err := http.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("chat on %s: %s", url, resp.Status)
+	}
+	return resp.Header.Get("Sluice-Stream-ID"), readEvents(resp)
+}
+
+// attach follows stream id on url from after (empty: the start).
+func attach(t *testing.T, url, id, after string) <-chan sseEvent {
+	t.Helper()
+	resp := get(t, url+"/v1/streams/"+id, "Last-Event-ID", after)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("attach to %s on %s: %s", id, url, resp.Status)
+	}
+	return readEvents(resp)
+}
+
+// drain collects the rest of a stream's events, failing t if it does not
+// end within limit.
+func drain(t *testing.T, evs <-chan sseEvent, limit time.Duration) []sseEvent {
+	t.Helper()
+	var out []sseEvent
+	deadline := time.After(limit)
+	for {
+		select {
+		case ev, ok := <-evs:
+			if !ok {
+				return out
+			}
+			out = append(out, ev)
+		case <-deadline:
+			t.Fatalf("the stream did not end within %v; it has %d events so far", limit, len(out))
+		}
+	}
+}
+
+// TestALostNodesGenerationEndsWithNodeLostOnTheOthers runs a generation
+// on a node in a process of its own, followed by readers on two other
+// nodes, then kills or freezes that node: each reader gets one node_lost
+// event within the issue's 5 s (the lease's bound is 4 s), the same one,
+// and then the end of its stream. A frozen node that wakes up writes no
+// more to the stream and serves on.
+func TestALostNodesGenerationEndsWithNodeLostOnTheOthers(t *testing.T) {
+	const target = 5 * time.Second
+	for _, tc := range []struct {
+		name string
+		sig  syscall.Signal
+	}{{"kill -9", syscall.SIGKILL}, {"frozen", syscall.SIGSTOP}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := testenv.StartRedis(t)
+			a := startChild(t, "--redis-url", r.URL, "--demo-ttft", "0s", "--demo-tps", "20")
+			b, _ := startServe(t, "--redis-url", r.URL)
+			c, _ := startServe(t, "--redis-url", r.URL)
+
+			id, onA := startChat(t, a.URL, "tell me a long story about rivers and the sea")
+			readers := []<-chan sseEvent{attach(t, b, id, ""), attach(t, c, id, "")}
+			for i, rd := range readers {
+				if ev := <-rd; ev.Data == "" {
+					t.Fatalf("reader %d: no first event", i)
+				}
+			}
+			<-onA
+			a.signal(t, tc.sig)
+			lost := time.Now()
+
+			var endings []sseEvent
+			for i, rd := range readers {
+				evs := drain(t, rd, 3*target)
+				if len(evs) == 0 {
+					t.Fatalf("reader %d got nothing after the node was lost", i)
+				}
+				last := evs[len(evs)-1]
+				if !strings.Contains(last.Data, `"code":"node_lost"`) {
+					t.Fatalf("reader %d's stream ended with %q; want the node_lost error", i, last.Data)
+				}
+				if took := last.At.Sub(lost); took > target {
+					t.Fatalf("reader %d got node_lost %v after the node was lost; want within %v", i, took, target)
+				}
+				for _, ev := range evs[:len(evs)-1] {
+					if strings.Contains(ev.Data, "node_lost") || strings.Contains(ev.Data, `"error"`) {
+						t.Fatalf("reader %d got %q before its end", i, ev.Data)
+					}
+				}
+				endings = append(endings, last)
+			}
+			if endings[0].ID != endings[1].ID {
+				t.Fatalf("the readers' endings differ: %s and %s: the log was ended twice", endings[0].ID, endings[1].ID)
+			}
+			t.Logf("%s: node_lost reached the readers %v and %v after the node was lost", tc.name, endings[0].At.Sub(lost), endings[1].At.Sub(lost))
+
+			if tc.sig != syscall.SIGSTOP {
+				return
+			}
+			a.signal(t, syscall.SIGCONT)
+			// The woken node's generation finds its lease lapsed and stops;
+			// its own reader gets the same ending, and nothing after it.
+			evs := drain(t, onA, 3*target)
+			if len(evs) == 0 || evs[len(evs)-1].ID != endings[0].ID {
+				t.Fatalf("the woken node's reader ended with %v; want the node_lost event %s", evs[len(evs)-1:], endings[0].ID)
+			}
+			full := drain(t, attach(t, b, id, ""), 3*target)
+			if last := full[len(full)-1]; last.ID != endings[0].ID {
+				t.Fatalf("the stream goes on past its node_lost ending, to %q", last.Data)
+			}
+			// It serves on: a new answer streams, readable from another node.
+			next, _ := startChat(t, a.URL, "hello again")
+			if ev := <-attach(t, b, next, ""); !strings.Contains(ev.Data, "chat.completion.chunk") {
+				t.Fatalf("the woken node's next chat, read on another node: %q", ev.Data)
+			}
+		})
+	}
+}
