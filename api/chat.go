@@ -137,8 +137,7 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	s.runner.Cancel(id)
-	_, end, err := l.Last(r.Context())
+	end, err := s.runner.Stop(r.Context(), id, l)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return

@@ -10,7 +10,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,11 +23,31 @@ import (
 // LogName returns the name of the log that generation id writes.
 func LogName(id string) string { return "gen/" + id }
 
+// Peers are the other nodes that share the store, as generations see
+// them: a generation runs on the node that started it, and a request to
+// stop it may come to any node. The Redis store is one (it carries the
+// requests); a store of one node has none.
+type Peers interface {
+	// RequestStop asks the node that writes l to stop it, and reports
+	// whether a node was asked: false when l has ended, is gone or has no
+	// writer. It returns once the request is on its way.
+	RequestStop(ctx context.Context, l sluice.Log) (bool, error)
+	// OnStop makes stop be called with the name of each log that this
+	// node writes and another node asks to stop. stop returns at once.
+	OnStop(stop func(logName string))
+}
+
+// StopWait bounds how long Stop waits for a generation that another node
+// runs to end: long enough for a node that is lost rather than slow to be
+// found so (a Redis store's bound is 4 s).
+const StopWait = 5 * time.Second
+
 // Options configure a Runner.
 type Options struct {
 	Store         sluice.Store
-	MaxConcurrent int // generations running at once; 0 means 1000
-	MaxPerOwner   int // generations one owner may run at once; 0 means no limit but MaxConcurrent
+	Peers         Peers // nil: every generation runs on this node
+	MaxConcurrent int   // generations running at once; 0 means 1000
+	MaxPerOwner   int   // generations one owner may run at once; 0 means no limit but MaxConcurrent
 	Logger        *slog.Logger
 }
 
@@ -33,6 +55,7 @@ type Options struct {
 // use. Shutdown ends every generation and waits for their goroutines.
 type Runner struct {
 	store    sluice.Store
+	peers    Peers
 	log      *slog.Logger
 	slots    chan struct{}
 	perOwner int
@@ -98,10 +121,14 @@ func NewRunner(opts Options) *Runner {
 		opts.Logger = slog.Default()
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
-	return &Runner{
-		store: opts.Store, log: opts.Logger, slots: make(chan struct{}, opts.MaxConcurrent), perOwner: opts.MaxPerOwner,
+	r := &Runner{
+		store: opts.Store, peers: opts.Peers, log: opts.Logger, slots: make(chan struct{}, opts.MaxConcurrent), perOwner: opts.MaxPerOwner,
 		ctx: ctx, cancel: cancel, running: make(map[string]*Generation), owners: make(map[string]int),
 	}
+	if r.peers != nil {
+		r.peers.OnStop(r.stopLog)
+	}
+	return r
 }
 
 // NewID returns a fresh, unguessable generation ID (128 random bits).
@@ -182,6 +209,56 @@ func (r *Runner) Cancel(id string) bool {
 	g.cancel(errCancelled)
 	<-g.done
 	return true
+}
+
+// Stop stops generation id, whose log is l, wherever it runs: here, as
+// Cancel does, or on the node that runs it, through Peers; then it waits
+// until l has ended, for at most StopWait, and returns how l then stands
+// ("open" when the wait ran out: the generation has not stopped yet). A
+// generation that has ended already is not an error: its end is returned.
+func (r *Runner) Stop(ctx context.Context, id string, l sluice.Log) (sluice.End, error) {
+	if !r.Cancel(id) && r.peers != nil {
+		asked, err := r.peers.RequestStop(ctx, l)
+		if err != nil {
+			return sluice.EndNone, err
+		}
+		if asked {
+			wctx, cancel := context.WithTimeout(ctx, StopWait)
+			awaitEnd(wctx, l)
+			cancel()
+		}
+	}
+	_, end, err := l.Last(ctx)
+	return end, err
+}
+
+// awaitEnd waits until l has ended, or ctx is done.
+func awaitEnd(ctx context.Context, l sluice.Log) {
+	for ctx.Err() == nil {
+		id, end, err := l.Last(ctx)
+		if err != nil || end != sluice.EndNone {
+			return
+		}
+		// With no room for events, Read only waits for the next one.
+		if _, err := l.Read(ctx, id, nil); err != nil && !errors.Is(err, io.EOF) {
+			return
+		}
+	}
+}
+
+// stopLog stops the generation that writes the named log, if it runs
+// here, without waiting for it: Peers calls it when another node asks.
+func (r *Runner) stopLog(name string) {
+	id, ok := strings.CutPrefix(name, LogName(""))
+	if !ok {
+		return
+	}
+	r.mu.Lock()
+	g := r.running[id]
+	r.mu.Unlock()
+	if g != nil {
+		g.cancel(errCancelled)
+	}
 }
 
 // Running reports how many generations are running.

@@ -2,12 +2,15 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/sluice-dev/sluice"
 )
 
 // Leases are how the nodes that share logs learn that one of them is lost.
@@ -198,3 +201,37 @@ func (ls *leases) listen(ctx context.Context) {
 		}
 	}
 }
+
+// RequestStop asks the node that writes l to stop it, and reports whether
+// a node was asked: false when l has ended, is gone or has no writer. It
+// returns once the request is on its way; the writer's ending event says
+// when it has stopped. (gen.Runner uses it to cancel a generation that
+// another node runs.)
+func (s *Store) RequestStop(ctx context.Context, l sluice.Log) (bool, error) {
+	rl, ok := l.(*Log)
+	if !ok || rl.s != s {
+		return false, nil
+	}
+	res := stopScript.Exec(ctx, s.client, rl.keys[:1], []string{rl.epoch})
+	if rueidis.IsRedisNil(res.Error()) {
+		return false, nil
+	}
+	node, err := res.ToString()
+	if err != nil {
+		return false, unavailable(errors.Join(errors.New("redis: stop "+rl.name), err))
+	}
+	if node == s.node {
+		s.leases.stop(rl.name)
+		return true, nil
+	}
+	// Published for a prompt stop; if it is lost, the mark just made
+	// stops the writer at its next renewal.
+	_ = s.client.Do(ctx, s.client.B().Spublish().Channel(s.nodeChannel(node)).Message(rl.epoch+":"+rl.name).Build()).Error()
+	return true, nil
+}
+
+// OnStop makes stop be called with the name of each log that this node
+// writes and another node asks to stop (see RequestStop). stop must
+// return at once: it is called from the goroutines that receive from
+// Redis and renew the leases.
+func (s *Store) OnStop(stop func(name string)) { s.leases.onStop.Store(&stop) }

@@ -147,3 +147,61 @@ func TestAWaitingReaderOfALogThatExpiresIsTold(t *testing.T) {
 		t.Fatalf("the reader heard after %v; want within %v", took, bound)
 	}
 }
+
+// TestAStopRequestReachesTheWriter: a node asks the writer's node to stop
+// a log; the writer hears of it by message, or, when the message is lost,
+// from the mark at its next renewal. A log with no writer, or one that has
+// ended, asks no one.
+func TestAStopRequestReachesTheWriter(t *testing.T) {
+	r := testenv.StartRedis(t)
+	opts := Options{Prefix: "stop", Lease: 600 * time.Millisecond}
+	writer, other := newStore(t, r.URL, opts), newStore(t, r.URL, opts)
+	stops := make(chan string, 4)
+	writer.OnStop(func(name string) { stops <- name })
+	other.OnStop(func(name string) { t.Errorf("the node that asked was asked to stop %s", name) })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	l, err := writer.Create(ctx, "gen/stop", sluice.LogOptions{Lost: lostData})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := other.Open(ctx, "gen/stop", false, sluice.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if asked, err := other.RequestStop(ctx, h); !asked || err != nil {
+		t.Fatalf("RequestStop: %v, %v", asked, err)
+	}
+	if name := <-stops; name != "gen/stop" {
+		t.Fatalf("the writer was asked to stop %q", name)
+	}
+
+	// The mark alone, as when the message is lost: the next renewal finds it.
+	rl := l.(*Log)
+	if err := stopScript.Exec(ctx, other.client, rl.keys[:1], []string{rl.epoch}).Error(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case name := <-stops:
+		if name != "gen/stop" {
+			t.Fatalf("the writer was asked to stop %q", name)
+		}
+	case <-time.After(opts.Lease):
+		t.Fatal("the writer did not find the mark at its next renewal")
+	}
+
+	if _, err := l.Append(ctx, sluice.Event{Data: []byte("stopped"), End: sluice.EndCancelled}); err != nil {
+		t.Fatal(err)
+	}
+	if asked, err := other.RequestStop(ctx, h); asked || err != nil {
+		t.Fatalf("RequestStop of an ended log: %v, %v; want no one asked", asked, err)
+	}
+	free, err := other.Create(ctx, "gen/free", sluice.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if asked, err := writer.RequestStop(ctx, free); asked || err != nil {
+		t.Fatalf("RequestStop of a log with no writer: %v, %v; want no one asked", asked, err)
+	}
+}

@@ -88,12 +88,12 @@ func isFlag(s string) bool { return len(s) > 0 && s[0] == '-' && s != "-h" && s 
 // rest with an error event, and returns once every stream has ended.
 // ready, if set, is told the address the server listens on.
 func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr string)) error {
-	store, closeStore, err := openStore(ctx, cfg)
+	store, peers, closeStore, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer closeStore() // last: every reader and generation has ended by then
-	runner := gen.NewRunner(gen.Options{Store: store, MaxConcurrent: cfg.MaxGenerations, MaxPerOwner: cfg.Guard.GenerationsPerKey, Logger: log})
+	runner := gen.NewRunner(gen.Options{Store: store, Peers: peers, MaxConcurrent: cfg.MaxGenerations, MaxPerOwner: cfg.Guard.GenerationsPerKey, Logger: log})
 
 	var models admit.Models
 	dm := demo.New(demo.Options{TimeToFirstToken: cfg.DemoTTFT, TokensPerSecond: cfg.DemoTPS})

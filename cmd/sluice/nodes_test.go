@@ -2,11 +2,15 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/sluice-dev/sluice/internal/testenv"
 )
@@ -183,6 +187,68 @@ func TestALostNodesGenerationEndsWithNodeLostOnTheOthers(t *testing.T) {
 			next, _ := startChat(t, a.URL, "hello again")
 			if ev := <-attach(t, b, next, ""); !strings.Contains(ev.Data, "chat.completion.chunk") {
 				t.Fatalf("the woken node's next chat, read on another node: %q", ev.Data)
+			}
+		})
+	}
+}
+
+// TestCancelOnAnyNodeStopsTheGenerationWhereItRuns cancels a generation
+// that node A runs through node B, over HTTP and over /ws: every reader,
+// on A and on B, gets the cancelled event last, and B answers the real
+// status, "cancelled".
+func TestCancelOnAnyNodeStopsTheGenerationWhereItRuns(t *testing.T) {
+	r := testenv.StartRedis(t)
+	a, _ := startServe(t, "--redis-url", r.URL, "--demo-ttft", "0s", "--demo-tps", "20")
+	b, _ := startServe(t, "--redis-url", r.URL)
+	for _, via := range []string{"POST", "/ws"} {
+		t.Run(via, func(t *testing.T) {
+			id, onA := startChat(t, a, "tell me a long story about rivers and the sea")
+			onB := attach(t, b, id, "")
+			<-onA
+			<-onB
+			var status string
+			switch via {
+			case "POST":
+				resp, err := http.Post(b+"/v1/streams/"+id+"/cancel", "application/json", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var body struct{ Status string }
+				err = json.NewDecoder(resp.Body).Decode(&body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK || err != nil {
+					t.Fatalf("cancel on B: %s, %v", resp.Status, err)
+				}
+				status = body.Status
+			case "/ws":
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				wc, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(b, "http")+"/ws", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer wc.CloseNow()
+				if err := wc.Write(ctx, websocket.MessageText, []byte(`{"type":"stream.cancel","id":"c1","stream":"`+id+`"}`)); err != nil {
+					t.Fatal(err)
+				}
+				_, msg, err := wc.Read(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var reply struct{ Type, Status string }
+				if err := json.Unmarshal(msg, &reply); err != nil || reply.Type != "cancelled" {
+					t.Fatalf("stream.cancel on B answered %s", msg)
+				}
+				status = reply.Status
+			}
+			if status != "cancelled" {
+				t.Fatalf("cancel through B answered status %q; want cancelled", status)
+			}
+			for node, evs := range map[string]<-chan sseEvent{"A": onA, "B": onB} {
+				got := drain(t, evs, 10*time.Second)
+				if len(got) == 0 || !strings.Contains(got[len(got)-1].Data, `"code":"cancelled"`) {
+					t.Fatalf("the reader on %s ended with %v; want the cancelled event", node, got[max(len(got)-1, 0):])
+				}
 			}
 		})
 	}
