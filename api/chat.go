@@ -128,7 +128,11 @@ func (s *Server) handleAttach(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set(HeaderStreamID, r.PathValue("id"))
-	s.stream(w, r, l, after, streamOptions{release: release})
+	opts := streamOptions{release: release}
+	if s.cfg.DrainReaders {
+		opts.stop = s.drainCtx
+	}
+	s.stream(w, r, l, after, opts)
 }
 
 func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {

@@ -30,6 +30,15 @@ type Config struct {
 	// CORSOrigins may call the API from a browser ("*": any origin); none
 	// means same-origin only.
 	CORSOrigins []string
+
+	// DrainReaders makes Drain (shutdown) also end, at once, the streams
+	// of generations that readers attached to with GET /v1/streams/{id},
+	// telling them to reconnect: set it when other nodes share the store
+	// and can serve them, so that a node that is going away hands its
+	// readers over while its generations finish. A chat completion's own
+	// response stays with its generation either way: its client (an
+	// OpenAI SDK) may have no way to resume.
+	DrainReaders bool
 }
 
 // Defaults for Config.
@@ -149,8 +158,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // Drain tells every open topic subscription to end, for shutdown, and
-// refuses new ones. Generation readers end by themselves once their
-// generation has ended.
+// refuses new ones; with Config.DrainReaders, the readers of generations
+// that attached with GET /v1/streams/{id} too. Other generation readers
+// end by themselves once their generation has ended.
 func (s *Server) Drain() {
 	s.drain()
 	s.hub.Drain()

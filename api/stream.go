@@ -19,7 +19,9 @@ const readBatch = 256
 
 // streamOptions say how one SSE response ends, beyond the end of its log.
 type streamOptions struct {
-	// stop, when done, ends the response (topics end at shutdown).
+	// stop, when done, ends the response, telling the client to reconnect
+	// (topics end at shutdown, and with Config.DrainReaders the readers of
+	// generations too).
 	stop context.Context
 	// onGone runs when the client goes away before the log ended.
 	onGone func()
@@ -73,7 +75,7 @@ func (s *Server) openStream(w http.ResponseWriter, r *http.Request, c admit.Call
 // handler's goroutine serves it.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, l sluice.Log, after string, opts streamOptions) {
 	sse.SetHeaders(w.Header())
-	err := s.hub.Attach(w, l, after, hub.AttachOptions{Topic: opts.stop != nil, OnGone: opts.onGone, OnClose: opts.release})
+	err := s.hub.Attach(w, l, after, hub.AttachOptions{Drain: opts.stop != nil, OnGone: opts.onGone, OnClose: opts.release})
 	if err == nil {
 		return
 	}

@@ -48,7 +48,7 @@ func benchFanOut(b *testing.B, subs int) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sse.SetHeaders(w.Header())
 		last, _, _ := l.Last(ctx)
-		if err := h.Attach(w, l, last, hub.AttachOptions{Topic: true}); err != nil {
+		if err := h.Attach(w, l, last, hub.AttachOptions{Drain: true}); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}
 	}))

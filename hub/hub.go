@@ -46,7 +46,7 @@ type Options struct {
 }
 
 // Hub owns the connections handed to it with Attach. It is safe for
-// concurrent use. Drain ends topic subscriptions; Shutdown waits for every
+// concurrent use. Drain ends topic subscriptions (AttachOptions.Drain); Shutdown waits for every
 // connection to end.
 type Hub struct {
 	opts Options
@@ -104,9 +104,11 @@ var ErrNotHijackable = errors.New("hub: the connection cannot be taken over")
 
 // AttachOptions say how one connection ends, besides the end of its log.
 type AttachOptions struct {
-	// Topic marks a subscription that Drain ends (a topic never ends by
-	// itself).
-	Topic bool
+	// Drain marks a stream that Drain ends, telling its client to
+	// reconnect: a topic subscription (a topic never ends by itself), or
+	// a generation's reader that another node can serve (its log is in a
+	// store that the nodes share).
+	Drain bool
 	// OnGone runs, once, when the client goes away before the log ended.
 	OnGone func()
 	// OnClose runs, once, when the connection is closed for any reason
@@ -122,7 +124,7 @@ type AttachOptions struct {
 // written.
 func (h *Hub) Attach(w http.ResponseWriter, l sluice.Log, after string, opts AttachOptions) error {
 	h.mu.Lock()
-	if h.draining && opts.Topic {
+	if h.draining && opts.Drain {
 		h.mu.Unlock()
 		return sluice.Errorf(sluice.EUNAVAILABLE, "The server is shutting down.")
 	}
@@ -139,7 +141,7 @@ func (h *Hub) Attach(w http.ResponseWriter, l sluice.Log, after string, opts Att
 		_ = tc.SetWriteBuffer(h.opts.SendBuffer)
 	}
 	head := responseHead(w.Header(), Jitter(h.opts.Retry))
-	s := &sub{hub: h, conn: conn, topic: opts.Topic, onGone: opts.OnGone, onClose: opts.OnClose, cursor: after}
+	s := &sub{hub: h, conn: conn, drain: opts.Drain, onGone: opts.OnGone, onClose: opts.OnClose, cursor: after}
 	s.catching.Store(true) // by this goroutine, below
 	if sc, ok := conn.(syscall.Conn); ok {
 		s.raw, _ = sc.SyscallConn()
@@ -151,7 +153,7 @@ func (h *Hub) Attach(w http.ResponseWriter, l sluice.Log, after string, opts Att
 	}
 
 	h.mu.Lock()
-	if h.draining && opts.Topic {
+	if h.draining && opts.Drain {
 		h.mu.Unlock()
 		s.closeWith(h.drainFrame())
 		return nil
@@ -193,15 +195,15 @@ func (h *Hub) Len() int {
 	return len(h.subs)
 }
 
-// Drain tells every topic subscriber to reconnect elsewhere and closes it;
-// new topic subscriptions are refused. Generation streams go on until their
-// logs end.
+// Drain tells every stream attached with AttachOptions.Drain (topic
+// subscriptions) to reconnect elsewhere and closes it; new ones are
+// refused. The other streams go on until their logs end.
 func (h *Hub) Drain() {
 	h.mu.Lock()
 	h.draining = true
 	var topics []*sub
 	for s := range h.subs {
-		if s.topic {
+		if s.drain {
 			topics = append(topics, s)
 		}
 	}

@@ -71,7 +71,7 @@ func newRig(t *testing.T, opts hub.Options) *rig {
 		}
 		sse.SetHeaders(w.Header())
 		err = r.hub.Attach(w, l, req.URL.Query().Get("after"), hub.AttachOptions{
-			Topic: req.URL.Query().Has("topic"), OnGone: func() { r.gone.Add(1) }, OnClose: r.onClose})
+			Drain: req.URL.Query().Has("topic"), OnGone: func() { r.gone.Add(1) }, OnClose: r.onClose})
 		if err != nil {
 			http.Error(w, err.Error(), 503)
 		}

@@ -41,7 +41,7 @@ type sub struct {
 	feed    *feed
 	conn    net.Conn
 	raw     syscall.RawConn // conn's socket, for writes that must not wait; nil if it has none
-	topic   bool
+	drain   bool            // Drain ends it (AttachOptions.Drain)
 	onGone  func()
 	onClose func()
 

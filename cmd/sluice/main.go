@@ -107,6 +107,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr st
 	apiCfg := api.Config{
 		Heartbeat: cfg.Heartbeat, Retry: cfg.Retry, WriteTimeout: cfg.WriteTimeout,
 		MaxBodyBytes: cfg.MaxBodyBytes,
+		// Other nodes serve the readers of this one's generations from
+		// Redis: at shutdown they are handed over at once.
+		DrainReaders: cfg.RedisURL != "",
 	}
 	admitCfg := admit.Config{TopicMaxLen: cfg.TopicMaxLen}
 	cfg.Guard.apply(&admitCfg, &apiCfg)

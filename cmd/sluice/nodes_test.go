@@ -253,3 +253,45 @@ func TestCancelOnAnyNodeStopsTheGenerationWhereItRuns(t *testing.T) {
 		})
 	}
 }
+
+// TestADrainedReaderResumesOnAnotherNodeWithTheSameTranscript shuts node
+// A down (SIGTERM) while a reader follows a generation that A runs: the
+// reader is told to reconnect at once, resumes on node B from its
+// Last-Event-ID, and reads there what is left; what it read on both is
+// the uninterrupted stream, which A's generation finished within the
+// grace.
+func TestADrainedReaderResumesOnAnotherNodeWithTheSameTranscript(t *testing.T) {
+	r := testenv.StartRedis(t)
+	a, stopA := startServe(t, "--redis-url", r.URL, "--demo-ttft", "0s", "--demo-tps", "100", "--shutdown-grace", "20s")
+	b, _ := startServe(t, "--redis-url", r.URL)
+
+	id, whole := startChat(t, a, "tell me about rivers") // a few seconds' worth of tokens
+	onA := attach(t, a, id, "")
+	var read []sseEvent
+	for range 3 {
+		read = append(read, <-onA)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- stopA() }()
+	read = append(read, drain(t, onA, 5*time.Second)...)
+	if last := read[len(read)-1]; last.Data == "[DONE]" {
+		t.Fatal("the reader on A read the whole stream: it was not drained before the generation ended")
+	}
+	read = append(read, drain(t, attach(t, b, id, read[len(read)-1].ID), 30*time.Second)...)
+
+	want := drain(t, whole, 30*time.Second) // the chat's own response stays on A to the end
+	if err := <-stopped; err != nil {
+		t.Fatalf("A's shutdown: %v", err)
+	}
+	if len(want) == 0 || want[len(want)-1].Data != "[DONE]" {
+		t.Fatalf("A's generation did not finish within the grace: it ended with %v", want[max(len(want)-1, 0):])
+	}
+	if len(read) != len(want) {
+		t.Fatalf("the reader read %d events over A and B; the stream has %d", len(read), len(want))
+	}
+	for i := range want {
+		if read[i].ID != want[i].ID || read[i].Data != want[i].Data {
+			t.Fatalf("event %d: read %s %q, the stream has %s %q", i, read[i].ID, read[i].Data, want[i].ID, want[i].Data)
+		}
+	}
+}
