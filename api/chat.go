@@ -93,7 +93,9 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, g *gen.Generat
 			break
 		}
 		if err != nil {
-			if r.Context().Err() != nil && onGone != nil {
+			if r.Context().Err() == nil {
+				writeError(w, r, s.log, err) // the store failed: nothing was written yet
+			} else if onGone != nil {
 				onGone()
 			}
 			return

@@ -17,6 +17,7 @@ import (
 	"github.com/sluice-dev/sluice/admit"
 	"github.com/sluice-dev/sluice/gen"
 	"github.com/sluice-dev/sluice/hub"
+	"github.com/sluice-dev/sluice/wire"
 )
 
 // Config holds the knobs of the HTTP layer. Zero fields take the defaults
@@ -87,7 +88,8 @@ func New(cfg Config, store sluice.Store, runner *gen.Runner, gate *admit.Gate, l
 	}
 	s := &Server{cfg: cfg, store: store, runner: runner, gate: gate, log: logger, mux: http.NewServeMux()}
 	s.drainCtx, s.drain = context.WithCancel(context.Background())
-	s.hub = hub.New(hub.Options{Heartbeat: cfg.Heartbeat, Retry: cfg.Retry, WriteTimeout: cfg.WriteTimeout, Logger: logger})
+	s.hub = hub.New(hub.Options{Heartbeat: cfg.Heartbeat, Retry: cfg.Retry, WriteTimeout: cfg.WriteTimeout, Logger: logger,
+		ErrorData: wire.ErrorJSON})
 	s.routes()
 	return s
 }

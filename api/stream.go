@@ -11,6 +11,7 @@ import (
 	"github.com/sluice-dev/sluice/admit"
 	"github.com/sluice-dev/sluice/hub"
 	"github.com/sluice-dev/sluice/sse"
+	"github.com/sluice-dev/sluice/wire"
 )
 
 // readBatch is the most events one write carries: a reader that fell behind
@@ -136,7 +137,12 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, l sluice.Lo
 		case errors.Is(err, context.DeadlineExceeded):
 			buf = sse.AppendComment(buf, "ping")
 		default:
-			s.log.Error("stream: read failed", "log", l.Name(), "err", err)
+			// The store is unreachable, or the log is gone: the client is
+			// told, and comes back after its retry delay.
+			s.log.Warn("stream: read failed", "log", l.Name(), "err", err)
+			buf = sse.AppendEvent(buf, "", "", wire.ErrorJSON(err))
+			buf = sse.AppendRetry(buf, hub.Jitter(s.cfg.Retry))
+			_ = s.flush(rc, w, buf)
 			return
 		}
 		if ferr := s.flush(rc, w, buf); ferr != nil {

@@ -42,7 +42,13 @@ type Options struct {
 	// by then gets a last "sluice.resume" event and is closed, and resumes
 	// with Last-Event-ID. 4096 when zero.
 	MaxLag int
-	Logger *slog.Logger
+	// ErrorData makes the data of the last event of a connection whose
+	// log cannot be read (its store is unreachable, or the log is gone)
+	// from why: the API gives an OpenAI-style error object, which is how
+	// clients read an error in a stream. The event has no ID, so that the
+	// client resumes after the last event it got. nil: a fixed object.
+	ErrorData func(error) []byte
+	Logger    *slog.Logger
 }
 
 // Hub owns the connections handed to it with Attach. It is safe for
@@ -82,6 +88,11 @@ func New(opts Options) *Hub {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.ErrorData == nil {
+		opts.ErrorData = func(error) []byte {
+			return []byte(`{"error":{"message":"The stream cannot be read now; reconnect shortly.","type":"server_error","code":"unavailable"}}`)
+		}
 	}
 	h := &Hub{opts: opts, log: opts.Logger, feeds: make(map[string]*feed), subs: make(map[*sub]struct{}),
 		idle: make(chan struct{}), stop: make(chan struct{})}

@@ -155,7 +155,12 @@ func (s *sub) catchUp() {
 			s.close()
 			return
 		}
-		joined, head := s.feed.join(s)
+		joined, head, ferr := s.feed.join(s)
+		if ferr != nil {
+			s.wmu.Unlock()
+			s.fail(ferr)
+			return
+		}
 		if joined {
 			s.lagBudget = 0
 			s.catching.Store(false)
@@ -190,10 +195,11 @@ func (s *sub) catchUp() {
 				time.Sleep(time.Millisecond)
 				continue
 			}
-			if !errors.Is(err, io.EOF) {
-				s.hub.log.Error("hub: reading a log", "log", s.feed.log.Name(), "err", err)
+			if errors.Is(err, io.EOF) {
+				s.gone()
+			} else {
+				s.fail(err)
 			}
-			s.gone()
 			return
 		}
 		last := b.encode(head)
@@ -247,6 +253,20 @@ func (s *sub) ping() {
 // come back spread out rather than all at once, and a comment saying why.
 func (h *Hub) drainFrame() []byte {
 	return append(sse.AppendRetry(nil, Jitter(h.opts.Retry)), drainComment...)
+}
+
+// errorFrame is the last event of a connection whose log could not be
+// read (see Options.ErrorData), then a retry: delay: the client comes back,
+// to this node or another, when the store may answer again.
+func (h *Hub) errorFrame(err error) []byte {
+	return sse.AppendRetry(sse.AppendEvent(nil, "", "", h.opts.ErrorData(err)), Jitter(h.opts.Retry))
+}
+
+// fail ends a connection whose log could not be read with an error event.
+// It is not gone: nothing that waits on its client's leaving runs.
+func (s *sub) fail(err error) {
+	s.hub.log.Warn("hub: a stream's log cannot be read", "log", s.feed.log.Name(), "err", err)
+	s.closeWith(s.hub.errorFrame(err))
 }
 
 // finishFrom closes the connection after a delivery. Inline, the

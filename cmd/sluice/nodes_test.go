@@ -295,3 +295,71 @@ func TestADrainedReaderResumesOnAnotherNodeWithTheSameTranscript(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisLostWhileStreamingAndBack stops Redis under a generation:
+// every reader, on the generating node and another, gets an error event
+// and the end of its stream; new requests get 503 with Retry-After while
+// /healthz stays live; and once Redis is back (restarted, empty, on the
+// same port) the nodes serve again by themselves.
+func TestRedisLostWhileStreamingAndBack(t *testing.T) {
+	r := testenv.StartRedis(t)
+	a, _ := startServe(t, "--redis-url", r.URL, "--demo-ttft", "0s", "--demo-tps", "20")
+	b, _ := startServe(t, "--redis-url", r.URL, "--demo-ttft", "0s", "--demo-tps", "0")
+
+	id, onA := startChat(t, a, "tell me a long story about rivers and the sea")
+	readers := map[string]<-chan sseEvent{"the chat on A": onA, "a reader on A": attach(t, a, id, ""), "a reader on B": attach(t, b, id, "")}
+	for who, rd := range readers {
+		if ev := <-rd; ev.Data == "" {
+			t.Fatalf("%s: no first event", who)
+		}
+	}
+	r.Stop()
+	for who, rd := range readers {
+		evs := drain(t, rd, 10*time.Second)
+		if len(evs) == 0 || !strings.Contains(evs[len(evs)-1].Data, `"error"`) || evs[len(evs)-1].ID != "" {
+			t.Fatalf("%s ended with %v; want an error event without an ID", who, evs[max(len(evs)-1, 0):])
+		}
+	}
+
+	body := `{"model":"demo","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+	for _, node := range []string{a, b} {
+		resp, err := http.Post(node+"/v1/chat/completions", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("a chat with Redis down: %s, Retry-After %q; want 503 with Retry-After", resp.Status, resp.Header.Get("Retry-After"))
+		}
+		if resp := get(t, node+"/v1/streams/"+id); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("a resume with Redis down: %s, Retry-After %q; want 503 with Retry-After", resp.Status, resp.Header.Get("Retry-After"))
+		}
+		if resp := get(t, node+"/healthz"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("/healthz with Redis down: %s; want 200: the process is alive", resp.Status)
+		}
+	}
+
+	r.Restart(t)
+	testenv.Eventually(t, "both nodes to serve again", func() bool {
+		for _, node := range []string{a, b} {
+			resp, err := http.Post(node+"/v1/chat/completions", "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusOK {
+				resp.Body.Close()
+				return false
+			}
+			t.Cleanup(func() { resp.Body.Close() })
+			next := resp.Header.Get("Sluice-Stream-ID")
+			if ev := <-readEvents(resp); !strings.Contains(ev.Data, "chat.completion.chunk") {
+				t.Fatalf("a chat on %s after Redis came back began with %q", node, ev.Data)
+			}
+			other := map[string]string{a: b, b: a}[node]
+			if ev := <-attach(t, other, next, ""); !strings.Contains(ev.Data, "chat.completion.chunk") {
+				t.Fatalf("the chat of %s, read on the other node after Redis came back, began with %q", node, ev.Data)
+			}
+		}
+		return true
+	})
+}
