@@ -37,6 +37,9 @@ type Config struct {
 	PublicTopics []string
 	Limits       Limits
 	TopicMaxLen  int // events a topic keeps for replay; 0 means DefaultTopicMaxLen
+	// Observer, when set, is told of refusals, resumes and publishes (for
+	// metrics).
+	Observer Observer
 }
 
 // DefaultTopicMaxLen is Config.TopicMaxLen's default.
@@ -51,6 +54,7 @@ type Gate struct {
 	store  sluice.Store
 	models *Models
 	lim    *limiter
+	obs    Observer
 }
 
 // New returns a Gate that opens logs in store and finds models in models.
@@ -61,7 +65,11 @@ func New(cfg Config, store sluice.Store, models *Models) *Gate {
 	if models == nil {
 		models = &Models{}
 	}
-	return &Gate{cfg: cfg, store: store, models: models, lim: newLimiter(cfg.Limits)}
+	obs := cfg.Observer
+	if obs == nil {
+		obs = nopObserver{}
+	}
+	return &Gate{cfg: cfg, store: store, models: models, lim: newLimiter(cfg.Limits), obs: obs}
 }
 
 // Models returns the table of models the gate admits requests for.
@@ -102,11 +110,11 @@ func (g *Gate) Identify(authorization, remoteAddr string) (Caller, error) {
 	}
 	scheme, key, ok := strings.Cut(authorization, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return c, errBadKey
+		return c, g.refuse("api-keys", errBadKey)
 	}
 	id, ok := g.cfg.Keys.lookup(strings.TrimSpace(key))
 	if !ok {
-		return c, errBadKey
+		return c, g.refuse("api-keys", errBadKey)
 	}
 	c.Key = id
 	return c, nil
@@ -124,10 +132,10 @@ type Pass struct {
 // keys) and charges it to the caller's rate budget: ERATELIMIT past it.
 func (g *Gate) Enter(c Caller) (*Pass, error) {
 	if c.noKey {
-		return nil, errNoKey
+		return nil, g.refuse("api-keys", errNoKey)
 	}
 	if err := g.lim.allow(c.budget()); err != nil {
-		return nil, err
+		return nil, g.refuse("rate-limit", err)
 	}
 	return &Pass{g: g, c: c}, nil
 }
@@ -143,8 +151,8 @@ func (p *Pass) Chat(body []byte) (*sluice.ChatRequest, sluice.Model, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := p.g.cfg.Limits.checkChat(req); err != nil {
-		return nil, nil, err
+	if limit, err := p.g.cfg.Limits.checkChat(req); err != nil {
+		return nil, nil, p.g.refuse(limit, err)
 	}
 	m, err := p.g.models.Lookup(req.Model)
 	if err != nil {
@@ -162,7 +170,7 @@ func (p *Pass) Stream(ctx context.Context, id string) (sluice.Log, error) {
 		return nil, err
 	}
 	if owner := l.Owner(); owner != "" && owner != p.c.Key {
-		return nil, errNotYours
+		return nil, p.g.refuse("api-keys", errNotYours)
 	}
 	return l, nil
 }
@@ -176,7 +184,7 @@ func (p *Pass) Stream(ctx context.Context, id string) (sluice.Log, error) {
 // limits (see OpenStream).
 func (g *Gate) Connect(c Caller) (release func(), err error) {
 	if c.noKey && len(g.cfg.PublicTopics) == 0 {
-		return nil, errNoKey
+		return nil, g.refuse("api-keys", errNoKey)
 	}
 	return g.OpenStream(c)
 }
@@ -186,5 +194,9 @@ func (g *Gate) Connect(c Caller) (release func(), err error) {
 // EUNAVAILABLE for a full node. release must be called when the stream
 // ends; more than once is harmless.
 func (g *Gate) OpenStream(c Caller) (release func(), err error) {
-	return g.lim.openStream(c.Addr)
+	release, limit, err := g.lim.openStream(c.Addr)
+	if err != nil {
+		return nil, g.refuse(limit, err)
+	}
+	return release, nil
 }

@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -49,14 +50,18 @@ type Options struct {
 	// client resumes after the last event it got. nil: a fixed object.
 	ErrorData func(error) []byte
 	Logger    *slog.Logger
+	// Observer, when set, is told of connections, deliveries and slow
+	// readers (for metrics).
+	Observer Observer
 }
 
 // Hub owns the connections handed to it with Attach. It is safe for
-// concurrent use. Drain ends topic subscriptions (AttachOptions.Drain); Shutdown waits for every
+// concurrent use. Drain ends topic subscriptions; Shutdown waits for every
 // connection to end.
 type Hub struct {
 	opts Options
 	log  *slog.Logger
+	obs  Observer
 
 	mu       sync.Mutex
 	feeds    map[string]*feed // by log name
@@ -94,7 +99,10 @@ func New(opts Options) *Hub {
 			return []byte(`{"error":{"message":"The stream cannot be read now; reconnect shortly.","type":"server_error","code":"unavailable"}}`)
 		}
 	}
-	h := &Hub{opts: opts, log: opts.Logger, feeds: make(map[string]*feed), subs: make(map[*sub]struct{}),
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
+	}
+	h := &Hub{opts: opts, log: opts.Logger, obs: opts.Observer, feeds: make(map[string]*feed), subs: make(map[*sub]struct{}),
 		idle: make(chan struct{}), stop: make(chan struct{})}
 	h.wg.Add(1)
 	go h.heartbeats()
@@ -115,16 +123,21 @@ var ErrNotHijackable = errors.New("hub: the connection cannot be taken over")
 
 // AttachOptions say how one connection ends, besides the end of its log.
 type AttachOptions struct {
-	// Drain marks a stream that Drain ends, telling its client to
-	// reconnect: a topic subscription (a topic never ends by itself), or
-	// a generation's reader that another node can serve (its log is in a
-	// store that the nodes share).
+	// Topic marks a subscription to a topic, which Drain ends (a topic
+	// never ends by itself).
+	Topic bool
+	// Drain marks a generation's reader that Drain ends too, telling it
+	// to reconnect: another node can serve it (its log is in a store
+	// that the nodes share).
 	Drain bool
 	// OnGone runs, once, when the client goes away before the log ended.
 	OnGone func()
 	// OnClose runs, once, when the connection is closed for any reason
 	// (after OnGone, if that runs).
 	OnClose func()
+	// Written, when set, is added the bytes written to the connection,
+	// the response head included, as they are written (for access logs).
+	Written *atomic.Int64
 }
 
 // Attach takes over the connection of w, writes the response head (status
@@ -135,7 +148,7 @@ type AttachOptions struct {
 // written.
 func (h *Hub) Attach(w http.ResponseWriter, l sluice.Log, after string, opts AttachOptions) error {
 	h.mu.Lock()
-	if h.draining && opts.Drain {
+	if h.draining && (opts.Topic || opts.Drain) {
 		h.mu.Unlock()
 		return sluice.Errorf(sluice.EUNAVAILABLE, "The server is shutting down.")
 	}
@@ -152,7 +165,7 @@ func (h *Hub) Attach(w http.ResponseWriter, l sluice.Log, after string, opts Att
 		_ = tc.SetWriteBuffer(h.opts.SendBuffer)
 	}
 	head := responseHead(w.Header(), Jitter(h.opts.Retry))
-	s := &sub{hub: h, conn: conn, drain: opts.Drain, onGone: opts.OnGone, onClose: opts.OnClose, cursor: after}
+	s := &sub{hub: h, conn: conn, topic: opts.Topic, drain: opts.Topic || opts.Drain, onGone: opts.OnGone, onClose: opts.OnClose, written: opts.Written, cursor: after}
 	s.catching.Store(true) // by this goroutine, below
 	if sc, ok := conn.(syscall.Conn); ok {
 		s.raw, _ = sc.SyscallConn()
@@ -164,7 +177,7 @@ func (h *Hub) Attach(w http.ResponseWriter, l sluice.Log, after string, opts Att
 	}
 
 	h.mu.Lock()
-	if h.draining && opts.Drain {
+	if h.draining && (opts.Topic || opts.Drain) {
 		h.mu.Unlock()
 		s.closeWith(h.drainFrame())
 		return nil
@@ -178,6 +191,7 @@ func (h *Hub) Attach(w http.ResponseWriter, l sluice.Log, after string, opts Att
 	s.feed = f
 	h.subs[s] = struct{}{}
 	h.mu.Unlock()
+	h.obs.Opened(s.topic)
 	if h.hang != nil {
 		h.hang.watch(s)
 	}
@@ -206,8 +220,8 @@ func (h *Hub) Len() int {
 	return len(h.subs)
 }
 
-// Drain tells every stream attached with AttachOptions.Drain (topic
-// subscriptions) to reconnect elsewhere and closes it; new ones are
+// Drain tells every topic subscriber, and every stream attached with
+// AttachOptions.Drain, to reconnect elsewhere and closes it; new ones are
 // refused. The other streams go on until their logs end.
 func (h *Hub) Drain() {
 	h.mu.Lock()
@@ -268,6 +282,7 @@ func (h *Hub) remove(s *sub) {
 		return
 	}
 	delete(h.subs, s)
+	h.obs.Closed(s.topic)
 	if len(h.subs) == 0 {
 		close(h.idle)
 		h.idle = make(chan struct{})

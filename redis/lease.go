@@ -106,7 +106,10 @@ func (ls *leases) renew(ctx context.Context) {
 	for i, l := range logs {
 		execs[i] = rueidis.LuaExec{Keys: l.keys[:1], Args: []string{l.epoch, ls.s.node, lease}}
 	}
-	for i, res := range renewScript.ExecMulti(ctx, ls.s.client, execs...) {
+	start := time.Now()
+	results := renewScript.ExecMulti(ctx, ls.s.client, execs...)
+	ls.s.observe("lease", start, firstError(results))
+	for i, res := range results {
 		n, err := res.AsInt64()
 		switch {
 		case err != nil:
@@ -152,11 +155,24 @@ func (ls *leases) check(ctx context.Context) {
 	for i, f := range feeds {
 		execs[i] = rueidis.LuaExec{Keys: f.log.keys, Args: ls.lookArgs(f.log)}
 	}
-	for i, res := range appendScript.ExecMulti(ctx, ls.s.client, execs...) {
+	start := time.Now()
+	results := appendScript.ExecMulti(ctx, ls.s.client, execs...)
+	ls.s.observe("lease", start, firstError(results))
+	for i, res := range results {
 		if st, err := res.AsIntSlice(); err == nil && len(st) == 3 && st[0] == appendGone {
 			fs.end(feeds[i])
 		}
 	}
+}
+
+// firstError returns the first error of a pipeline's results.
+func firstError(results []rueidis.RedisResult) error {
+	for _, res := range results {
+		if err := res.Error(); err != nil && !rueidis.IsRedisNil(err) {
+			return err
+		}
+	}
+	return nil
 }
 
 // lookArgs are appendScript's arguments for a run with no events.
@@ -212,7 +228,9 @@ func (s *Store) RequestStop(ctx context.Context, l sluice.Log) (bool, error) {
 	if !ok || rl.s != s {
 		return false, nil
 	}
+	start := time.Now()
 	res := stopScript.Exec(ctx, s.client, rl.keys[:1], []string{rl.epoch})
+	s.observe("stop", start, res.Error())
 	if rueidis.IsRedisNil(res.Error()) {
 		return false, nil
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"strconv"
+	"time"
 
 	"github.com/redis/rueidis"
 
@@ -39,11 +40,13 @@ func (s *Store) open(ctx context.Context, name, mode string, opts sluice.LogOpti
 	if opts.Ring {
 		ring = "1"
 	}
+	start := time.Now()
 	res := openScript.Exec(ctx, s.client, keys, []string{
 		mode, newEpoch(), ring, strconv.Itoa(opts.MaxLen), opts.Owner,
 		millis(s.opts.Retention), millis(s.opts.OpenTTL),
 		s.node, millis(s.opts.Lease), rueidis.BinaryString(opts.Lost),
 	})
+	s.observe("open", start, res.Error())
 	if rueidis.IsRedisNil(res.Error()) {
 		return nil, sluice.Errorf(sluice.ENOTFOUND, "No stream %q: it never existed or has expired.", name)
 	}
@@ -95,7 +98,10 @@ func (l *Log) appendEvents(ctx context.Context, evs []sluice.Event) (top uint64,
 	for _, ev := range evs {
 		args = append(args, rueidis.BinaryString(ev.Data), ev.Name, strconv.Itoa(int(ev.End)))
 	}
-	res, err := appendScript.Exec(ctx, l.s.client, l.keys, args).AsIntSlice()
+	start := time.Now()
+	r := appendScript.Exec(ctx, l.s.client, l.keys, args)
+	l.s.observe("append", start, r.Error())
+	res, err := r.AsIntSlice()
 	if err != nil || len(res) != 3 {
 		return 0, 0, unavailable(errors.Join(errors.New("redis: append to "+l.name), err))
 	}
@@ -126,7 +132,9 @@ func (l *Log) appendEvents(ctx context.Context, evs []sluice.Event) (top uint64,
 
 // Last returns the newest event's ID and whether the log has ended.
 func (l *Log) Last(ctx context.Context) (string, sluice.End, error) {
+	start := time.Now()
 	res := lastScript.Exec(ctx, l.s.client, l.keys, []string{l.epoch})
+	l.s.observe("last", start, res.Error())
 	if rueidis.IsRedisNil(res.Error()) {
 		return "", sluice.EndNone, l.gone()
 	}

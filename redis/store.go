@@ -67,6 +67,9 @@ type Options struct {
 	// renewal (see lease.go): it renews every Lease/3, and a log whose
 	// writer is lost ends within Lease + Lease/3 of its last renewal.
 	Lease time.Duration
+	// Observer, when set, is told of every round trip to Redis (for
+	// metrics).
+	Observer Observer
 }
 
 // Store is a sluice.Store in Redis. It is safe for concurrent use; Close
@@ -101,6 +104,9 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	opts.MaxEventBytes = positive(opts.MaxEventBytes, DefaultMaxEventBytes)
 	opts.Linger = positive(opts.Linger, DefaultLinger)
 	opts.Lease = positive(opts.Lease, DefaultLease)
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
+	}
 
 	// rueidis rather than go-redis: it pipelines every concurrent command
 	// onto one connection by itself (what a node appending for thousands

@@ -65,6 +65,9 @@ func TestConfigErrorsNameTheFlag(t *testing.T) {
 		{[]string{"--topic-max-bytes", "0"}, nil, "--topic-max-bytes"},
 		{nil, []string{"SLUICE_TOPICS_MAX_BYTES", "lots"}, "SLUICE_TOPICS_MAX_BYTES"},
 		{[]string{"--topic-max-bytes", "16MiB", "--topics-max-bytes", "8MiB"}, nil, "--topics-max-bytes"},
+		{[]string{"--tls-cert", "cert.pem"}, nil, "--tls-key (SLUICE_TLS_KEY)"},
+		{[]string{"--access-log", "loud"}, nil, "--access-log"},
+		{[]string{"--metrics-addr", "9464"}, nil, "--metrics-addr"},
 	}
 	for _, tt := range tests {
 		_, err := parseConfig(tt.args, env(tt.env...), io.Discard)
