@@ -254,6 +254,16 @@ func (r *Runner) Stop(ctx context.Context, id string, l sluice.Log) (sluice.End,
 	return end, err
 }
 
+// deferrer is a log that takes events without waiting for each to be
+// stored (the Redis store's, which coalesces them into one script run per
+// few milliseconds under load): a generation's chunks go so, and its last
+// events, whose Append waits for those before, as Append. Defer reports a
+// failure of an earlier deferred event, Flush of any.
+type deferrer interface {
+	Defer(ctx context.Context, ev sluice.Event) error
+	Flush(ctx context.Context) error
+}
+
 // awaitEnd waits until l has ended, or ctx is done.
 func awaitEnd(ctx context.Context, l sluice.Log) {
 	for ctx.Err() == nil {
@@ -333,6 +343,14 @@ func (r *Runner) run(ctx context.Context, g *Generation, req *sluice.ChatRequest
 	// ending event is always stored.
 	wctx := context.WithoutCancel(ctx)
 	var buf []byte // each chunk is encoded here; the log keeps a copy
+	write := func(ev sluice.Event) error {
+		_, err := g.Log.Append(wctx, ev)
+		return err
+	}
+	dl, deferring := g.Log.(deferrer)
+	if deferring {
+		write = func(ev sluice.Event) error { return dl.Defer(wctx, ev) }
+	}
 	var (
 		tokens    int // deltas that carried some of the answer
 		ttft      time.Duration
@@ -340,7 +358,7 @@ func (r *Runner) run(ctx context.Context, g *Generation, req *sluice.ChatRequest
 	)
 	usage, err := m.Stream(ctx, req, func(d sluice.Delta) error {
 		buf = chunks.AppendDelta(buf[:0], d)
-		if _, err := g.Log.Append(wctx, sluice.Event{Data: buf}); err != nil {
+		if err := write(sluice.Event{Data: buf}); err != nil {
 			return err
 		}
 		if d.Content != "" || d.ReasoningContent != "" || len(d.ToolCalls) > 0 {
@@ -358,6 +376,9 @@ func (r *Runner) run(ctx context.Context, g *Generation, req *sluice.ChatRequest
 	})
 	if err != nil && ctx.Err() != nil {
 		err = context.Cause(ctx)
+	}
+	if err == nil && deferring {
+		err = dl.Flush(wctx) // the last tokens may yet fail
 	}
 
 	end := sluice.EndDone

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -26,6 +27,9 @@ type Log struct {
 	writer  string   // the node that holds the log's lease; "" when it has none
 	keys    []string // state hash, stream
 	channel string   // this incarnation's pub/sub channel
+
+	qmu sync.Mutex
+	q   queue // deferred appends (coalesce.go)
 }
 
 var _ sluice.Log = (*Log)(nil)
@@ -72,9 +76,10 @@ func (l *Log) Name() string { return l.name }
 func (l *Log) Owner() string { return l.owner }
 
 // Append adds ev in one script run: checked, stored, expiry set and
-// published to the log's channel. An ending event ends this node's lease
-// on the log, whether it is stored or not: a writer that cannot end its
-// log leaves it to be ended as lost.
+// published to the log's channel, after the events deferred to l before
+// it (whether they were stored or not). An ending event ends this node's
+// lease on the log, whether it is stored or not: a writer that cannot end
+// its log leaves it to be ended as lost.
 func (l *Log) Append(ctx context.Context, ev sluice.Event) (string, error) {
 	if size := len(ev.Name) + len(ev.Data); size > l.s.opts.MaxEventBytes {
 		return "", sluice.Errorf(sluice.ETOOLARGE, "An event of %d bytes is too large (at most %d).", size, l.s.opts.MaxEventBytes)
@@ -82,25 +87,32 @@ func (l *Log) Append(ctx context.Context, ev sluice.Event) (string, error) {
 	if ev.End != sluice.EndNone && l.writer == l.s.node {
 		defer l.s.leases.drop(l)
 	}
-	top, _, err := l.appendEvents(ctx, []sluice.Event{ev})
+	if err := l.Flush(ctx); err != nil && ctx.Err() != nil {
+		return "", err
+	}
+	start := time.Now()
+	res := appendScript.Exec(ctx, l.s.client, l.keys, l.appendArgs([]sluice.Event{ev}))
+	l.s.observe("append", start, res.Error())
+	top, _, err := l.appendResult(res)
 	if err != nil {
 		return "", err
 	}
 	return formatID(top, l.epoch), nil
 }
 
-// appendEvents appends evs in one script run, and returns the offset of
-// the last one appended and how many were; an error says why the rest
-// were not.
-func (l *Log) appendEvents(ctx context.Context, evs []sluice.Event) (top uint64, n int, err error) {
+// appendArgs are appendScript's arguments to append evs.
+func (l *Log) appendArgs(evs []sluice.Event) []string {
 	args := make([]string, 0, 5+3*len(evs))
 	args = append(args, l.epoch, l.channel, millis(l.s.opts.Retention), millis(l.s.opts.OpenTTL), l.s.node)
 	for _, ev := range evs {
 		args = append(args, rueidis.BinaryString(ev.Data), ev.Name, strconv.Itoa(int(ev.End)))
 	}
-	start := time.Now()
-	r := appendScript.Exec(ctx, l.s.client, l.keys, args)
-	l.s.observe("append", start, r.Error())
+	return args
+}
+
+// appendResult reads appendScript's answer: the offset of the last event
+// appended and how many were; an error says why the rest were not.
+func (l *Log) appendResult(r rueidis.RedisResult) (top uint64, n int, err error) {
 	res, err := r.AsIntSlice()
 	if err != nil || len(res) != 3 {
 		return 0, 0, unavailable(errors.Join(errors.New("redis: append to "+l.name), err))

@@ -33,7 +33,12 @@ func openStore(ctx context.Context, cfg Config, metrics *prom.Metrics) (_ sluice
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	s, err := redis.New(ctx, redis.Options{URL: cfg.RedisURL, Retention: cfg.Retention, MaxLen: cfg.MaxLogLen, Observer: metrics.Redis()})
+	coalesce := cfg.RedisCoalesce
+	if coalesce == 0 {
+		coalesce = -1 // the flag's 0 is off; the store's is its default
+	}
+	s, err := redis.New(ctx, redis.Options{URL: cfg.RedisURL, Retention: cfg.Retention, MaxLen: cfg.MaxLogLen,
+		Coalesce: coalesce, Observer: metrics.Redis()})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("--redis-url (%s): %w", envName("redis-url"), err)
 	}
