@@ -52,8 +52,9 @@ type coalescer struct {
 	s    *Store
 	wake chan struct{} // has a signal when a log was listed
 
-	mu   sync.Mutex
-	logs []*Log // the logs with events queued and not yet taken, each once
+	mu     sync.Mutex
+	logs   []*Log // the logs with events queued and not yet taken, each once
+	closed bool   // the store has closed: no round will come
 }
 
 // Defer queues ev to be appended to l after the events queued before it,
@@ -134,6 +135,11 @@ func (l *Log) waitChanged() <-chan struct{} {
 // list puts l in the next round.
 func (c *coalescer) list(l *Log) {
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		fail(l, errClosed)
+		return
+	}
 	c.logs = append(c.logs, l)
 	c.mu.Unlock()
 	select {
@@ -142,9 +148,14 @@ func (c *coalescer) list(l *Log) {
 	}
 }
 
-// run sends rounds until the store closes.
+// errClosed is what deferred appends meet once the store is closed.
+var errClosed = &sluice.Error{Code: sluice.EUNAVAILABLE, Kind: "store_closed", Message: "The log store is closed."}
+
+// run sends rounds until the store closes, and then fails what is left,
+// so that no writer waits for a round that will not come.
 func (c *coalescer) run() {
 	defer c.s.stopped.Done()
+	defer c.failAll()
 	var last time.Time // when the last round began
 	var logs []*Log
 	for {
@@ -177,6 +188,31 @@ func (c *coalescer) run() {
 			default:
 			}
 		}
+	}
+}
+
+// failAll fails the deferred appends still queued.
+func (c *coalescer) failAll() {
+	c.mu.Lock()
+	logs := c.logs
+	c.logs, c.closed = nil, true
+	c.mu.Unlock()
+	for _, l := range logs {
+		fail(l, errClosed)
+	}
+}
+
+// fail drops what l has queued, and makes err its error unless it has one.
+func fail(l *Log, err error) {
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	if l.q.err == nil {
+		l.q.err = err
+	}
+	l.q.events, l.q.bytes, l.q.listed = nil, 0, false
+	if l.q.changed != nil {
+		close(l.q.changed)
+		l.q.changed = nil
 	}
 }
 

@@ -208,3 +208,41 @@ func TestCoalescingCutsScriptRunsPerToken(t *testing.T) {
 		}
 	}
 }
+
+// TestDeferredAppendsFailOnceTheStoreCloses: what is still queued when the
+// store closes fails, and so does a later Defer: no writer waits for a
+// round that will not come.
+func TestDeferredAppendsFailOnceTheStoreCloses(t *testing.T) {
+	s := newStore(t, testenv.StartRedis(t).URL, Options{Coalesce: time.Hour})
+	ctx := context.Background()
+	l, err := s.Create(ctx, "gen/closing", sluice.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dl := l.(*Log)
+	for _, data := range []string{"goes at once", "waits for the hour"} {
+		if err := dl.Defer(ctx, sluice.Event{Data: []byte(data)}); err != nil {
+			t.Fatal(err)
+		}
+		if data == "goes at once" {
+			if err := dl.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	s.Close()
+	if err := dl.Flush(ctx); sluice.ErrorCode(err) != sluice.EUNAVAILABLE {
+		t.Fatalf("Flush after the store closed: %v; want EUNAVAILABLE", err)
+	}
+	other, err := newStore(t, testenv.StartRedis(t).URL, Options{Coalesce: time.Hour}).Create(ctx, "gen/late", sluice.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.(*Log).s.Close()
+	if err := other.(*Log).Defer(ctx, sluice.Event{Data: []byte("x")}); err != nil {
+		t.Fatalf("Defer does not wait for Redis, even after Close: %v", err)
+	}
+	if err := other.(*Log).Flush(ctx); sluice.ErrorCode(err) != sluice.EUNAVAILABLE {
+		t.Fatalf("Flush of a Defer after Close: %v; want EUNAVAILABLE", err)
+	}
+}
