@@ -246,6 +246,7 @@ func (f *feed) fail(err error) {
 		}
 	}
 	h.mu.Unlock()
+	h.log.Warn("hub: a stream's log cannot be read; its readers are told so", "log", f.log.Name(), "readers", len(failed), "err", err)
 	for _, s := range failed {
 		s.fail(err)
 	}

@@ -282,8 +282,9 @@ func (h *Hub) errorFrame(err error) []byte {
 
 // fail ends a connection whose log could not be read with an error event.
 // It is not gone: nothing that waits on its client's leaving runs.
+// (Its feed logs the failure once, not each of its thousands of readers.)
 func (s *sub) fail(err error) {
-	s.hub.log.Warn("hub: a stream's log cannot be read", "log", s.feed.log.Name(), "err", err)
+	s.hub.log.Debug("hub: a stream's log cannot be read", "log", s.feed.log.Name(), "err", err)
 	s.closeWith(s.hub.errorFrame(err))
 }
 
