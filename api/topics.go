@@ -65,7 +65,7 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set(HeaderLastEventID, after)
-	s.stream(w, r, l, after, streamOptions{stop: s.drainCtx, release: release})
+	s.stream(w, r, l, after, streamOptions{stop: s.drainCtx, topic: true, release: release})
 }
 
 // publishBody is what POST /v1/topics/{name}/events takes. A string Data is
