@@ -101,12 +101,12 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr st
 	ver, rev := buildVersion()
 	metrics := prom.New(prom.Options{Version: ver, Commit: rev, Models: append([]string{"demo"}, cfg.Upstreams.names()...)})
 
-	store, closeStore, err := openStore(ctx, cfg, metrics)
+	store, peers, closeStore, err := openStore(ctx, cfg, metrics)
 	if err != nil {
 		return err
 	}
 	defer closeStore() // last: every reader and generation has ended by then
-	runner := gen.NewRunner(gen.Options{Store: store, MaxConcurrent: cfg.MaxGenerations, MaxPerOwner: cfg.Guard.GenerationsPerKey,
+	runner := gen.NewRunner(gen.Options{Store: store, Peers: peers, MaxConcurrent: cfg.MaxGenerations, MaxPerOwner: cfg.Guard.GenerationsPerKey,
 		Logger: log, Observer: metrics})
 
 	var models admit.Models
@@ -124,6 +124,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr st
 		MaxBodyBytes: cfg.MaxBodyBytes, AccessLogLevel: accessLevel, NoAccessLog: noAccessLog,
 		Observers: api.Observers{Hub: metrics.Streams(prom.TransportSSE), Fallback: metrics.Streams(prom.TransportSSEFallback),
 			Requests: metrics},
+		// Other nodes serve the readers of this one's generations from
+		// Redis: at shutdown they are handed over at once.
+		DrainReaders: cfg.RedisURL != "",
 	}
 	admitCfg := admit.Config{TopicMaxLen: cfg.TopicMaxLen, Observer: metrics}
 	cfg.Guard.apply(&admitCfg, &apiCfg)

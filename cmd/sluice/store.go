@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/gen"
 	"github.com/sluice-dev/sluice/memory"
 	"github.com/sluice-dev/sluice/prom"
 	"github.com/sluice-dev/sluice/redis"
@@ -14,10 +15,12 @@ import (
 
 // openStore returns the store that keeps the logs, as cfg chooses: Redis
 // when --redis-url is set, so that several nodes serve each other's streams
-// and topics, else this process's memory; either reports to metrics. Redis that cannot be reached is
-// an error at once, not at the first request. close releases the store;
-// the caller calls it once nothing reads or writes a log any more.
-func openStore(ctx context.Context, cfg Config, metrics *prom.Metrics) (sluice.Store, func() error, error) {
+// and topics, else this process's memory; either reports to metrics. Redis
+// that cannot be reached is an error at once, not at the first request.
+// peers, with Redis, carry requests to stop generations between the nodes
+// (nil on memory). close releases the store; the caller calls it once
+// nothing reads or writes a log any more.
+func openStore(ctx context.Context, cfg Config, metrics *prom.Metrics) (_ sluice.Store, peers gen.Peers, close func() error, _ error) {
 	if cfg.RedisURL == "" {
 		s := memory.New(memory.Options{Retention: cfg.Retention, RetainedBytes: int64(cfg.RetentionBytes), MaxLen: cfg.MaxLogLen,
 			MaxTopics: cfg.MaxTopics, TopicMaxBytes: int64(cfg.TopicMaxBytes), TopicsMaxBytes: int64(cfg.TopicsMaxBytes)})
@@ -26,15 +29,20 @@ func openStore(ctx context.Context, cfg Config, metrics *prom.Metrics) (sluice.S
 			f.Topics, f.TopicBytes, f.TopicsForgotten, f.TopicTrims = s.Topics()
 			return f
 		})
-		return s, s.Close, nil
+		return s, nil, s.Close, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	s, err := redis.New(ctx, redis.Options{URL: cfg.RedisURL, Retention: cfg.Retention, MaxLen: cfg.MaxLogLen, Observer: metrics.Redis()})
-	if err != nil {
-		return nil, nil, fmt.Errorf("--redis-url (%s): %w", envName("redis-url"), err)
+	coalesce := cfg.RedisCoalesce
+	if coalesce == 0 {
+		coalesce = -1 // the flag's 0 is off; the store's is its default
 	}
-	return s, s.Close, nil
+	s, err := redis.New(ctx, redis.Options{URL: cfg.RedisURL, Retention: cfg.Retention, MaxLen: cfg.MaxLogLen,
+		Coalesce: coalesce, Observer: metrics.Redis()})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("--redis-url (%s): %w", envName("redis-url"), err)
+	}
+	return s, s, s.Close, nil
 }
 
 // validRedisURL reports whether u has a scheme and shape the Redis store

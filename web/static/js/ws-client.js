@@ -1,17 +1,19 @@
-// ws-client.js: the chat streams of sse-client.js over Sluice's WebSocket
-// (GET /ws; its protocol is in the server's ws/doc.go), with the same
-// ChatStream interface, so that a page can use either transport.
+// ws-client.js: the chat streams of @sluice-dev/client (clients/js, served
+// under ./sluice/) over Sluice's WebSocket (GET /ws; its protocol is in the
+// server's ws/doc.go), with the same ChatStream interface as far as the
+// chat page uses it (callbacks and done), so that the page can use either
+// transport.
 //
 // An answer is started with a chat.start message; its events come as
 // frames carrying the same IDs as SSE's. When the connection drops, the
-// client opens a new one with the same backoff as sse-client.js and sends
+// client opens a new one with the client's backoff policy and sends
 // stream.attach with the last event ID it saw: the answer continues with
 // nothing lost or doubled. That is the one thing SSE gives for free
 // (EventSource reconnects by itself with Last-Event-ID) and a WebSocket
 // client must write.
 //
-// A browser cannot set Authorization on a WebSocket, so the API key in
-// client.headers travels as a subprotocol ("sluice.key.<base64url>") beside
+// A browser cannot set Authorization on a WebSocket, so the API key of the
+// client's requests travels as a subprotocol ("sluice.key.<base64url>") beside
 // "sluice", which the server selects: never in the URL.
 //
 // Each answer has a connection of its own, as each has a request of its
@@ -21,7 +23,7 @@
 //   const client = new SluiceWSClient();
 //   const stream = client.chat({ model: 'demo', messages }, { onDelta: (t) => out.append(t) });
 
-import { SluiceClient, SluiceError, backoff, defaultRetry } from './sse-client.js';
+import { SluiceClient, SluiceError, backoff, defaultRetry } from './sluice/index.js';
 
 const sleep = (ms, signal) =>
   new Promise((resolve) => {
@@ -33,7 +35,7 @@ const sleep = (ms, signal) =>
     }, { once: true });
   });
 
-/** The subprotocols to offer: "sluice", and the API key when there is one. */
+/** The subprotocols to offer: "sluice", and the API key of headers' Authorization when there is one. */
 export function protocolsFor(headers) {
   const m = /^Bearer\s+(.+)$/i.exec(headers?.Authorization ?? '');
   if (!m) return ['sluice'];
@@ -46,7 +48,7 @@ export function protocolsFor(headers) {
 const retryable = new Set(['rate_limit_exceeded', 'too_many_streams', 'server_full', 'server_shutting_down']);
 
 /**
- * WSChatStream is ChatStream (see sse-client.js) over /ws: the same
+ * WSChatStream is ChatStream (see clients/js/src/chat.js) over /ws: the same
  * fields, callbacks, states and done result.
  */
 export class WSChatStream {
@@ -67,6 +69,8 @@ export class WSChatStream {
     this.lastEventId = opts.lastEventId ?? '';
     this.text = opts.text ?? '';
     this.finishReason = null;
+    this.usage = null;
+    this.status = null;
     this.done = new Promise((r) => (this.#resolve = r));
   }
 
@@ -92,21 +96,23 @@ export class WSChatStream {
   }
 
   #state(state, info = {}) {
-    this.#opts.onState?.(state, info);
+    this.#opts.onState?.(state, { id: this.id, ...info });
   }
 
   #finish(status, extra = {}) {
     if (this.#finished) return;
     this.#finished = true;
+    this.status = status;
     this.#stop.abort();
     if (this.#ws && this.#ws.readyState <= WebSocket.OPEN) this.#ws.close(1000);
-    this.#state('closed', { status });
-    this.#resolve({ status, text: this.text, finishReason: this.finishReason, ...extra });
+    this.#state('closed', { id: this.id, status });
+    this.#resolve({ status, text: this.text, finishReason: this.finishReason, usage: this.usage, ...extra });
   }
 
   /** Handles one event frame; returns true once the stream has ended. */
   #event(f) {
     if (f.id) this.lastEventId = f.id;
+    if (f.event) return false; // not a chunk: a gap, or a name a later Sluice may add
     if (f.data === '[DONE]') {
       this.#finish('done');
       return true;
@@ -115,18 +121,19 @@ export class WSChatStream {
     try {
       msg = JSON.parse(f.data);
     } catch {
-      return false;
+      // Never skip what might be part of the answer: say it is broken.
+      this.#finish('error', { error: new SluiceError(`Event ${f.id} is not a chat.completion.chunk.`, { code: 'invalid_event' }) });
+      return true;
     }
     if (msg?.error) {
       const e = msg.error;
-      this.#finish(e.code === 'cancelled' ? 'cancelled' : 'error', {
-        error: new SluiceError(e.message || 'The answer failed.', { code: e.code, type: e.type }),
-      });
+      this.#finish(e.code === 'cancelled' ? 'cancelled' : 'error', { error: new SluiceError(e.message || 'The answer failed.', { error: e }) });
       return true;
     }
     this.#opts.onChunk?.(msg, this);
     const choice = msg?.choices?.[0];
     if (choice?.finish_reason) this.finishReason = choice.finish_reason;
+    if (msg?.usage) this.usage = msg.usage;
     const delta = choice?.delta?.content;
     if (typeof delta === 'string' && delta !== '') {
       this.text += delta;
@@ -170,7 +177,7 @@ export class WSChatStream {
       let progressed = false;
       let retryAfter = 0;
       let reason = 'the connection closed before the answer ended';
-      const ws = new WebSocket(this.#client.wsURL(), protocolsFor(this.#client.headers));
+      const ws = new WebSocket(this.#client.wsURL(), protocolsFor(this.#client.requestHeaders()));
       this.#ws = ws;
       ws.onopen = () => {
         const msg = body !== undefined
@@ -206,7 +213,7 @@ export class WSChatStream {
             break;
           case 'error': {
             const e = f.error ?? {};
-            const err = new SluiceError(e.message || 'The request failed.', { code: e.code, type: e.type });
+            const err = new SluiceError(e.message || 'The request failed.', { error: e });
             if (f.id === 'cancel') break; // the answer ends, or has ended, by itself
             if (f.id === 'attach' && e.code === 'not_found') {
               this.#finish('expired', {
@@ -232,8 +239,8 @@ export class WSChatStream {
 }
 
 /**
- * SluiceWSClient is SluiceClient (models, cancel over HTTP) whose chat and
- * resume stream over /ws.
+ * SluiceWSClient is SluiceClient (models, cancel, topics over HTTP) whose
+ * chat and attach stream over /ws.
  */
 export class SluiceWSClient extends SluiceClient {
   /** The /ws URL: baseURL's, or the page's own origin's. */
@@ -245,13 +252,13 @@ export class SluiceWSClient extends SluiceClient {
   }
 
   chat(body, opts = {}) {
-    const s = new WSChatStream(this, opts);
-    s.run({ ...body, stream: true }).catch((err) => s.abort(err));
+    const s = new WSChatStream(this, { ...opts, retry: { ...this.retry, ...opts.retry } });
+    s.run({ ...body, stream: true }).catch(() => s.abort());
     return s;
   }
 
-  resume(id, lastEventId = '', opts = {}) {
-    const s = new WSChatStream(this, { ...opts, id, lastEventId });
+  attach(id, lastEventId = '', opts = {}) {
+    const s = new WSChatStream(this, { ...opts, retry: { ...this.retry, ...opts.retry }, id, lastEventId });
     s.run().catch(() => s.abort());
     return s;
   }
