@@ -99,9 +99,13 @@
 // The server pings after Options.Heartbeat without sending anything, and
 // closes a connection whose ping is not answered within Options.WriteTimeout.
 // Frames wait in a per-connection send buffer bounded to Options.SendBuffer
-// bytes; a reader that lets it stay full for Options.WriteTimeout is cut off
-// with close code 1008 (policy violation) and a reason saying so, and should
-// resume from its last event IDs. A message larger than
+// bytes (the socket's, in the kernel; a subscription that falls behind is
+// caught up from its log, which is its buffer, rather than from memory of
+// the connection's); a reader that lets it stay full for
+// Options.WriteTimeout is cut off with close code 1008 (policy violation)
+// and a reason saying so, after the frames it was sent, and should resume
+// from its last event IDs. A client that sends messages without reading
+// the answers is not read until they fit the send buffer. A message larger than
 // Options.MaxMessageBytes closes the connection with 1009. On shutdown, topic
 // subscriptions end at once and the connection closes with 1001 (going away)
 // once its generations have ended.
