@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -115,7 +116,13 @@ func appendData(t *testing.T, l sluice.Log, data string, end sluice.End) string 
 // after the response head and the retry line.
 func (r *rig) dial(t *testing.T, path string) (net.Conn, *sse.Reader, *http.Response) {
 	t.Helper()
-	c, err := net.Dial("tcp", strings.TrimPrefix(r.url, "http://"))
+	return r.dialWith(t, &net.Dialer{}, path)
+}
+
+// dialWith is dial with d.
+func (r *rig) dialWith(t *testing.T, d *net.Dialer, path string) (net.Conn, *sse.Reader, *http.Response) {
+	t.Helper()
+	c, err := d.Dial("tcp", strings.TrimPrefix(r.url, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,13 +427,23 @@ func TestLaggingReaderIsToldToResume(t *testing.T) {
 	obs := &counts{}
 	r := newRig(t, hub.Options{MaxLag: 20, SendBuffer: 4096, Observer: obs})
 	l := r.log(t, "topic/lag")
-	conn, rd, _ := r.dial(t, "/topic/lag?topic")
-	if tc, ok := conn.(*net.TCPConn); ok {
-		tc.SetReadBuffer(4096)
-	}
+	// A small receive buffer, set before the connection opens (set later,
+	// the window already offered stays), so that the flood cannot all sit
+	// in the kernel and the reader is really slower than the writer.
+	small := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	conn, rd, _ := r.dialWith(t, small, "/topic/lag?topic")
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second)) // a reader never cut fails, not hangs
 	payload := strings.Repeat("z", 1000)
-	var ids []string
-	for range 400 {
+	// One event read first: the connection is then attached and up to date,
+	// so the flood below reaches it live (a connection attached after the
+	// flood would catch up with no lag budget, as a new reader should).
+	ids := []string{appendData(t, l, payload, sluice.EndNone)}
+	if _, err := rd.Next(); err != nil {
+		t.Fatal(err)
+	}
+	for range 399 {
 		ids = append(ids, appendData(t, l, payload, sluice.EndNone))
 	}
 	var last sse.Event
@@ -460,7 +477,7 @@ func TestLaggingReaderIsToldToResume(t *testing.T) {
 		}
 	}
 	_, rest, _ := r.dial(t, "/topic/lag?topic&after="+resumeFrom)
-	n := len(got) - 1
+	n := len(got) // the first event, and all of got but the resume event
 	for n < len(ids) {
 		ev, err := rest.Next()
 		if err != nil || ev.ID != ids[n] {
