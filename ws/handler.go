@@ -180,7 +180,7 @@ func (h *Handler) leave(c *conn) {
 // answered as the SSE API answers a refused request: the status, headers
 // and error object that wire gives the error.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	caller, err := h.opts.Gate.Identify(r.Header.Get("Authorization"), r.RemoteAddr)
+	caller, err := h.opts.Gate.Identify(r.Header.Get("Authorization"), r.RemoteAddr, r.Header.Values("X-Forwarded-For"))
 	var done func() // gives back the place the connection holds in the stream limits
 	if err == nil {
 		done, err = h.opts.Gate.Connect(caller)

@@ -88,12 +88,12 @@ func isFlag(s string) bool { return len(s) > 0 && s[0] == '-' && s != "-h" && s 
 // rest with an error event, and returns once every stream has ended.
 // ready, if set, is told the address the server listens on.
 func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr string)) error {
-	store, closeStore, err := openStore(ctx, cfg)
+	store, counter, closeStore, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer closeStore() // last: every reader and generation has ended by then
-	runner := gen.NewRunner(gen.Options{Store: store, MaxConcurrent: cfg.MaxGenerations, MaxPerOwner: cfg.Guard.GenerationsPerKey, Logger: log})
+	runner := gen.NewRunner(gen.Options{Store: store, MaxConcurrent: cfg.MaxGenerations, Logger: log})
 
 	var models admit.Models
 	dm := demo.New(demo.Options{TimeToFirstToken: cfg.DemoTTFT, TokensPerSecond: cfg.DemoTPS})
@@ -108,7 +108,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr st
 		Heartbeat: cfg.Heartbeat, Retry: cfg.Retry, WriteTimeout: cfg.WriteTimeout,
 		MaxBodyBytes: cfg.MaxBodyBytes,
 	}
-	admitCfg := admit.Config{TopicMaxLen: cfg.TopicMaxLen}
+	admitCfg := admit.Config{TopicMaxLen: cfg.TopicMaxLen, Counter: counter}
 	cfg.Guard.apply(&admitCfg, &apiCfg)
 	// One gate admits the requests of both transports: keys, limits, models
 	// and topic rules are the same over SSE and /ws, and counted once.

@@ -39,7 +39,7 @@ type Options struct {
 	MaxLogLen      int          // events a generation's log keeps (memory.Options.MaxLen), when set
 	Logger         *slog.Logger // the server's logger; nil: see Logger
 	MaxGenerations int
-	MaxPerKey      int
+	MaxPerKey      int  // generations one key runs at once (admit.Limits.GenerationsPerKey), when set
 	HTTP2          bool // serve HTTP/2 over TLS, where connections cannot be hijacked
 }
 
@@ -77,12 +77,15 @@ func NewServer(t *testing.T, o Options) *Server {
 		mem = memory.New(so)
 		store = mem
 	}
-	runner := gen.NewRunner(gen.Options{Store: store, MaxConcurrent: o.MaxGenerations, MaxPerOwner: o.MaxPerKey, Logger: log})
+	runner := gen.NewRunner(gen.Options{Store: store, MaxConcurrent: o.MaxGenerations, Logger: log})
 	var models admit.Models
 	dm := demo.New(o.Demo)
 	models.Add(dm.Info(), dm)
 	for name, m := range o.Models {
 		models.Add(sluice.ModelInfo{ID: name, OwnedBy: "test"}, m)
+	}
+	if o.MaxPerKey > 0 {
+		o.Admit.Limits.GenerationsPerKey = o.MaxPerKey
 	}
 	gate := admit.New(o.Admit, store, &models)
 	a := api.New(o.API, store, runner, gate, log)
