@@ -109,6 +109,7 @@ func waitOrKill(cmd *exec.Cmd) {
 type server struct {
 	host string // host:port
 	cmd  *exec.Cmd
+	dir  string // a directory of its own, if any (the cluster's Redis)
 }
 
 // startServer runs `sluice serve` (or, with baseline, the naive baseline
