@@ -73,3 +73,22 @@ func ErrorMessage(err error) string {
 	}
 	return "Internal error."
 }
+
+// ErrorKind returns the finest reason err gives: the Kind of the first
+// *Error in its chain, else that error's Code; EINTERNAL when there is no
+// *Error, and "" for nil. Kinds and codes are fixed strings of Sluice's own
+// code, never text from a client or an upstream, so they can name a metric's
+// label value.
+func ErrorKind(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		if e.Kind != "" {
+			return e.Kind
+		}
+		return e.Code
+	}
+	return EINTERNAL
+}

@@ -45,6 +45,9 @@ type Config struct {
 	// X-Forwarded-For names the client (see Identify); from any other
 	// peer the header is ignored.
 	TrustedProxies []netip.Prefix
+	// Observer, when set, is told of refusals, resumes and publishes (for
+	// metrics).
+	Observer Observer
 }
 
 // DefaultTopicMaxLen is Config.TopicMaxLen's default.
@@ -59,6 +62,7 @@ type Gate struct {
 	store  sluice.Store
 	models *Models
 	lim    *limiter
+	obs    Observer
 }
 
 // New returns a Gate that opens logs in store and finds models in models.
@@ -69,7 +73,11 @@ func New(cfg Config, store sluice.Store, models *Models) *Gate {
 	if models == nil {
 		models = &Models{}
 	}
-	return &Gate{cfg: cfg, store: store, models: models, lim: newLimiter(cfg.Limits, cfg.Counter)}
+	obs := cfg.Observer
+	if obs == nil {
+		obs = nopObserver{}
+	}
+	return &Gate{cfg: cfg, store: store, models: models, lim: newLimiter(cfg.Limits, cfg.Counter), obs: obs}
 }
 
 // Models returns the table of models the gate admits requests for.
@@ -109,11 +117,11 @@ func (g *Gate) Identify(authorization, remoteAddr string, forwardedFor []string)
 	}
 	scheme, key, ok := strings.Cut(authorization, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return c, errBadKey
+		return c, g.refuse("api-keys", errBadKey)
 	}
 	id, ok := g.cfg.Keys.lookup(strings.TrimSpace(key))
 	if !ok {
-		return c, errBadKey
+		return c, g.refuse("api-keys", errBadKey)
 	}
 	c.Key = id
 	return c, nil
@@ -132,10 +140,10 @@ type Pass struct {
 // EUNAVAILABLE when a shared Counter cannot be reached.
 func (g *Gate) Enter(ctx context.Context, c Caller) (*Pass, error) {
 	if c.noKey {
-		return nil, errNoKey
+		return nil, g.refuse("api-keys", errNoKey)
 	}
 	if err := g.lim.allow(ctx, c.budget()); err != nil {
-		return nil, err
+		return nil, g.refuse("rate-limit", err)
 	}
 	return &Pass{g: g, c: c}, nil
 }
@@ -145,20 +153,20 @@ func (g *Gate) Enter(ctx context.Context, c Caller) (*Pass, error) {
 func (p *Pass) Caller() Caller { return p.c }
 
 // Start starts answering req with m on runner, as a generation owned by
-// the caller's key (gen.Runner.StartFor), having taken one of the key's
-// places among its running generations (Limits.GenerationsPerKey; counted
-// by Config.Counter, so across nodes when it is shared): ERATELIMIT when
-// the key has none left. The place is given back when the model has
+// the caller's key (gen.Runner.Start: ctx lends it its values, the request
+// ID), having taken one of the key's places among its running generations
+// (Limits.GenerationsPerKey; counted by Config.Counter, so across nodes
+// when it is shared): ERATELIMIT when the key has none left. The place is given back when the model has
 // finished, on the generation's own goroutine, so that nothing else waits
 // for the generation to end.
 func (p *Pass) Start(ctx context.Context, runner *gen.Runner, req *sluice.ChatRequest, m sluice.Model) (*gen.Generation, error) {
 	release, err := p.g.lim.holdGeneration(ctx, p.c.Key)
 	if err != nil {
-		return nil, err
+		return nil, p.g.refuse("max-generations-per-key", err)
 	}
-	g, err := runner.StartFor(p.c.Key, req, heldModel{Model: m, release: release})
+	g, err := runner.Start(ctx, p.c.Key, req, heldModel{Model: m, release: release})
 	if err != nil {
-		release() // StartFor failed before it ran the model
+		release() // Start failed before it ran the model
 		return nil, err
 	}
 	return g, nil
@@ -184,8 +192,8 @@ func (p *Pass) Chat(body []byte) (*sluice.ChatRequest, sluice.Model, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := p.g.cfg.Limits.checkChat(req); err != nil {
-		return nil, nil, err
+	if limit, err := p.g.cfg.Limits.checkChat(req); err != nil {
+		return nil, nil, p.g.refuse(limit, err)
 	}
 	m, err := p.g.models.Lookup(req.Model)
 	if err != nil {
@@ -203,7 +211,7 @@ func (p *Pass) Stream(ctx context.Context, id string) (sluice.Log, error) {
 		return nil, err
 	}
 	if owner := l.Owner(); owner != "" && owner != p.c.Key {
-		return nil, errNotYours
+		return nil, p.g.refuse("api-keys", errNotYours)
 	}
 	return l, nil
 }
@@ -217,7 +225,7 @@ func (p *Pass) Stream(ctx context.Context, id string) (sluice.Log, error) {
 // limits (see OpenStream).
 func (g *Gate) Connect(c Caller) (release func(), err error) {
 	if c.noKey && len(g.cfg.PublicTopics) == 0 {
-		return nil, errNoKey
+		return nil, g.refuse("api-keys", errNoKey)
 	}
 	return g.OpenStream(c)
 }
@@ -227,5 +235,9 @@ func (g *Gate) Connect(c Caller) (release func(), err error) {
 // EUNAVAILABLE for a full node. release must be called when the stream
 // ends; more than once is harmless.
 func (g *Gate) OpenStream(c Caller) (release func(), err error) {
-	return g.lim.openStream(c.Addr)
+	release, limit, err := g.lim.openStream(c.Addr)
+	if err != nil {
+		return nil, g.refuse(limit, err)
+	}
+	return release, nil
 }

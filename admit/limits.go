@@ -22,10 +22,11 @@ type Limits struct {
 	MaxStreams        int // streams open at once on this node
 }
 
-// checkChat applies the request limits to a decoded chat request.
-func (l Limits) checkChat(req *sluice.ChatRequest) error {
+// checkChat applies the request limits to a decoded chat request. It
+// names the limit a request breaks.
+func (l Limits) checkChat(req *sluice.ChatRequest) (limit string, err error) {
 	if l.MaxMessages > 0 && len(req.Messages) > l.MaxMessages {
-		return &sluice.Error{Code: sluice.EINVALID, Param: "messages", Kind: "too_many_messages",
+		return "max-messages", &sluice.Error{Code: sluice.EINVALID, Param: "messages", Kind: "too_many_messages",
 			Message: "Too many messages: this server takes at most " + itoa(l.MaxMessages) + " in one request."}
 	}
 	if l.MaxPromptBytes > 0 {
@@ -34,11 +35,11 @@ func (l Limits) checkChat(req *sluice.ChatRequest) error {
 			n += len(m.Content)
 		}
 		if n > l.MaxPromptBytes {
-			return &sluice.Error{Code: sluice.EINVALID, Param: "messages", Kind: "prompt_too_large",
+			return "max-prompt-bytes", &sluice.Error{Code: sluice.EINVALID, Param: "messages", Kind: "prompt_too_large",
 				Message: "The messages are too long: this server takes at most " + itoa(l.MaxPromptBytes) + " bytes of content in one request."}
 		}
 	}
-	return nil
+	return "", nil
 }
 
 // limiter keeps the counters behind Limits: the per-key ones in a Counter
@@ -117,18 +118,18 @@ func counterFailed(err error) error {
 		Message: "This server cannot check its limits at the moment; try again shortly.", Err: err}
 }
 
-// openStream counts a stream from addr, or refuses it: 429 for one address
-// over its share, 503 for a full node. release must be called, once, when
-// the stream ends.
-func (g *limiter) openStream(addr string) (release func(), err error) {
+// openStream counts a stream from addr, or refuses it, naming the limit:
+// 429 for one address over its share, 503 for a full node. release must be
+// called, once, when the stream ends.
+func (g *limiter) openStream(addr string) (release func(), limit string, err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.limits.MaxStreams > 0 && g.streams >= g.limits.MaxStreams {
-		return nil, &sluice.Error{Code: sluice.EUNAVAILABLE, Kind: "server_full", RetryAfter: jitter(5 * time.Second),
+		return nil, "max-streams", &sluice.Error{Code: sluice.EUNAVAILABLE, Kind: "server_full", RetryAfter: jitter(5 * time.Second),
 			Message: "This server has as many open streams as it can take; try again shortly."}
 	}
 	if g.limits.StreamsPerAddr > 0 && g.perAddr[addr] >= g.limits.StreamsPerAddr {
-		return nil, &sluice.Error{Code: sluice.ERATELIMIT, Kind: "too_many_streams", RetryAfter: jitter(2 * time.Second),
+		return nil, "max-streams-per-addr", &sluice.Error{Code: sluice.ERATELIMIT, Kind: "too_many_streams", RetryAfter: jitter(2 * time.Second),
 			Message: "Too many open streams from your address; close some first."}
 	}
 	g.streams++
@@ -143,7 +144,7 @@ func (g *limiter) openStream(addr string) (release func(), err error) {
 				delete(g.perAddr, addr)
 			}
 		})
-	}, nil
+	}, "", nil
 }
 
 // jitter spreads a Retry-After by up to half again, so that clients refused

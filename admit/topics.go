@@ -53,10 +53,10 @@ type Topic struct {
 // charged to the caller's rate budget.
 func (g *Gate) Subscribe(ctx context.Context, c Caller, name, param string) (*Topic, error) {
 	if c.noKey && !g.publicTopic(name) {
-		return nil, errNoKey
+		return nil, g.refuse("api-keys", errNoKey)
 	}
 	if err := g.lim.allow(ctx, c.budget()); err != nil {
-		return nil, err
+		return nil, g.refuse("rate-limit", err)
 	}
 	if err := checkTopicName(name, param); err != nil {
 		return nil, err
@@ -66,7 +66,17 @@ func (g *Gate) Subscribe(ctx context.Context, c Caller, name, param string) (*To
 
 // Open returns the topic's log, creating it on first use.
 func (t *Topic) Open(ctx context.Context) (sluice.Log, error) {
-	return openTopic(ctx, t.g.store, t.name, t.g.cfg.TopicMaxLen, t.param)
+	l, err := openTopic(ctx, t.g.store, t.name, t.g.cfg.TopicMaxLen, t.param)
+	return l, t.g.topicRefusal(err)
+}
+
+// topicRefusal counts err as a refusal when it is the store's, for holding
+// as many topics as it may, and returns it.
+func (g *Gate) topicRefusal(err error) error {
+	if sluice.ErrorKind(err) == "too_many_topics" {
+		return g.refuse("max-topics", err)
+	}
+	return err
 }
 
 // publicTopic reports whether a topic may be read without a key.
@@ -94,9 +104,13 @@ func (p *Pass) Publish(ctx context.Context, topic, param string, ev sluice.Event
 	ev.Data = NormalizeData(ev.Data)
 	l, err := openTopic(ctx, p.g.store, topic, p.g.cfg.TopicMaxLen, param)
 	if err != nil {
-		return "", err
+		return "", p.g.topicRefusal(err)
 	}
-	return l.Append(ctx, ev)
+	id, err := l.Append(ctx, ev)
+	if err == nil {
+		p.g.obs.Published()
+	}
+	return id, err
 }
 
 // NormalizeData returns data with every CR LF and every lone CR turned into

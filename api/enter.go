@@ -10,6 +10,9 @@ import (
 // answered 401, and reports false.
 func (s *Server) caller(w http.ResponseWriter, r *http.Request) (admit.Caller, bool) {
 	c, err := s.gate.Identify(r.Header.Get("Authorization"), r.RemoteAddr, r.Header.Values("X-Forwarded-For"))
+	if a := accessOf(r); a != nil {
+		a.key = c.Key
+	}
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return c, false

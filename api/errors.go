@@ -19,9 +19,9 @@ import (
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	status := wire.Status(err)
 	if status >= 500 {
-		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "request_id", sluice.RequestID(r.Context()), "err", err)
 	} else {
-		log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+		log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", status, "request_id", sluice.RequestID(r.Context()), "err", err)
 	}
 	if after := wire.RetryAfter(err); after > 0 {
 		w.Header().Set("Retry-After", retryAfterSeconds(after))
@@ -77,7 +77,7 @@ func (s *Server) allowedMethods(r *http.Request) []string {
 // served there: 405 with Allow and an OpenAI-style error object.
 func writeMethodError(w http.ResponseWriter, r *http.Request, log *slog.Logger, allow []string) {
 	w.Header().Set("Allow", strings.Join(allow, ", "))
-	log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", http.StatusMethodNotAllowed, "err", errMethod)
+	log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", http.StatusMethodNotAllowed, "request_id", sluice.RequestID(r.Context()), "err", errMethod)
 	writeJSON(w, http.StatusMethodNotAllowed, wire.Error(&sluice.Error{Code: sluice.EINVALID, Kind: "method_not_allowed",
 		Message: "Method " + r.Method + " is not allowed on " + r.URL.Path + " (allowed: " + strings.Join(allow, ", ") + ")."}))
 }

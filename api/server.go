@@ -30,7 +30,40 @@ type Config struct {
 	// CORSOrigins may call the API from a browser ("*": any origin); none
 	// means same-origin only.
 	CORSOrigins []string
+
+	// AccessLogLevel is the level of the access log's lines, one per
+	// request (info by default); NoAccessLog turns them off.
+	AccessLogLevel slog.Level
+	NoAccessLog    bool
+
+	// Observers are told what the HTTP layer does, for metrics; nil ones
+	// are not.
+	Observers Observers
 }
+
+// Observers watch the HTTP layer for metrics.
+type Observers struct {
+	Hub      hub.Observer    // SSE streams the hub serves (HTTP/1.1)
+	Fallback StreamObserver  // SSE streams served in their handlers (HTTP/2)
+	Requests RequestObserver // every request answered
+}
+
+// StreamObserver is told of the SSE streams served in handlers, as
+// hub.Observer is of the hub's; its methods must be safe for concurrent
+// use and must neither block, lock nor allocate.
+type StreamObserver interface {
+	Opened(topic bool)
+	Closed(topic bool)
+	Delivered(n int)
+	CutSlow(reason string)
+}
+
+type nopStreams struct{}
+
+func (nopStreams) Opened(bool)    {}
+func (nopStreams) Closed(bool)    {}
+func (nopStreams) Delivered(int)  {}
+func (nopStreams) CutSlow(string) {}
 
 // Defaults for Config.
 const (
@@ -55,6 +88,9 @@ type Server struct {
 	hub      *hub.Hub
 	streams  atomic.Int64 // SSE responses served outside the hub
 	ws       atomic.Pointer[func() int64]
+	fallback StreamObserver
+	requests RequestObserver
+	ready    atomic.Pointer[func(context.Context) error]
 }
 
 // New returns a Server that admits requests with gate (shared with the
@@ -76,9 +112,17 @@ func New(cfg Config, store sluice.Store, runner *gen.Runner, gate *admit.Gate, l
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, store: store, runner: runner, gate: gate, log: logger, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, store: store, runner: runner, gate: gate, log: logger, mux: http.NewServeMux(),
+		fallback: cfg.Observers.Fallback, requests: cfg.Observers.Requests}
+	if s.fallback == nil {
+		s.fallback = nopStreams{}
+	}
+	if s.requests == nil {
+		s.requests = nopRequests{}
+	}
 	s.drainCtx, s.drain = context.WithCancel(context.Background())
-	s.hub = hub.New(hub.Options{Heartbeat: cfg.Heartbeat, Retry: cfg.Retry, WriteTimeout: cfg.WriteTimeout, Logger: logger})
+	s.hub = hub.New(hub.Options{Heartbeat: cfg.Heartbeat, Retry: cfg.Retry, WriteTimeout: cfg.WriteTimeout, Logger: logger,
+		Observer: cfg.Observers.Hub})
 	s.routes()
 	return s
 }
@@ -94,6 +138,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /events", s.handleSubscribe)
 	s.mux.HandleFunc("POST /send-message", s.handleSendMessage)
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
+	s.mux.HandleFunc("GET /readyz", s.handleReady)
 	s.mux.HandleFunc("GET /debug/stats", s.handleStats)
 }
 
@@ -131,13 +176,28 @@ func (s *Server) CountWebSockets(f func() int64) { s.ws.Store(&f) }
 
 // ServeHTTP dispatches to the routes; unknown routes get an OpenAI-style
 // 404, and a known route asked with the wrong method a 405 with Allow.
+// Every request gets a request ID (X-Request-ID, echoed; see
+// sluice.RequestID) and one access log line once answered: a stream the hub
+// took over is logged when it ends.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := requestID(r.Header.Get(HeaderRequestID))
+	w.Header().Set(HeaderRequestID, id)
+	a := &access{ResponseWriter: w, id: id, start: time.Now(), method: r.Method, path: r.URL.Path, addr: r.RemoteAddr}
+	a.refs.Store(1)
+	r = r.WithContext(context.WithValue(sluice.WithRequestID(r.Context(), id), accessKey{}, a))
+	defer s.done(a)
+	s.serve(a, r)
+}
+
+func (s *Server) serve(w *access, r *http.Request) {
 	setSecurityHeaders(w.Header())
 	if s.cors(w, r) {
 		return
 	}
 	// Handler only looks the route up; ServeHTTP also fills PathValue.
-	if _, pattern := s.mux.Handler(r); pattern == "" {
+	_, pattern := s.mux.Handler(r)
+	w.route = pattern
+	if pattern == "" {
 		if allow := s.allowedMethods(r); len(allow) > 0 {
 			writeMethodError(w, r, s.log, allow)
 			return
@@ -170,4 +230,33 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 		status, code = "draining", http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, map[string]any{"status": status, "generations": s.runner.Running()})
+}
+
+// CheckReady makes /readyz ask f too whether this node takes new work (cmd
+// wires the store's check: a Redis store must answer).
+func (s *Server) CheckReady(f func(ctx context.Context) error) { s.ready.Store(&f) }
+
+// readyTimeout bounds /readyz's check of the store, so that a load balancer
+// gets an answer before its own timeout.
+const readyTimeout = 2 * time.Second
+
+// handleReady answers whether this node takes new work: 200 {"status":
+// "ready"}, or 503 when it drains ("draining") or its store does not answer
+// ("store_unreachable", the error in the log), so that a load balancer sends
+// new work elsewhere. /healthz only says the process is alive.
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	if s.drainCtx.Err() != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "draining"})
+		return
+	}
+	if f := s.ready.Load(); f != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+		defer cancel()
+		if err := (*f)(ctx); err != nil {
+			s.log.Warn("not ready: the store does not answer", "request_id", sluice.RequestID(r.Context()), "err", err)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "store_unreachable"})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
 }

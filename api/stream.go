@@ -32,19 +32,20 @@ type streamOptions struct {
 // openStream). It reports false, having answered, when the reader may not
 // start.
 func (s *Server) startStream(w http.ResponseWriter, r *http.Request, c admit.Caller, l sluice.Log, after string) (release func(), ok bool) {
-	if !s.checkAfter(w, r, l, after) {
+	if !s.checkAfter(w, r, l, after, after != "") {
 		return nil, false
 	}
 	return s.openStream(w, r, c)
 }
 
 // checkAfter checks that a reader may start after the given ID, so that a
-// bad ID is still answered with a proper error status. It reports false,
+// bad ID is still answered with a proper error status; resumed says the
+// client named the ID (see admit.Gate.CheckAfter). It reports false,
 // having answered, when the reader may not start; with 204 when the log has
 // ended and the reader has read it all: EventSource then stops
 // reconnecting.
-func (s *Server) checkAfter(w http.ResponseWriter, r *http.Request, l sluice.Log, after string) bool {
-	switch err := sluice.CheckAfter(r.Context(), l, after); {
+func (s *Server) checkAfter(w http.ResponseWriter, r *http.Request, l sluice.Log, after string, resumed bool) bool {
+	switch err := s.gate.CheckAfter(r.Context(), l, after, resumed); {
 	case errors.Is(err, io.EOF):
 		w.WriteHeader(http.StatusNoContent)
 		return false
@@ -73,10 +74,24 @@ func (s *Server) openStream(w http.ResponseWriter, r *http.Request, c admit.Call
 // handler's goroutine serves it.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, l sluice.Log, after string, opts streamOptions) {
 	sse.SetHeaders(w.Header())
-	err := s.hub.Attach(w, l, after, hub.AttachOptions{Topic: opts.stop != nil, OnGone: opts.onGone, OnClose: opts.release})
+	// The access log line of a stream the hub takes over is written when
+	// the stream ends, with what the hub wrote.
+	a := accessOf(r)
+	logged, keep := s.handOver(a)
+	ao := hub.AttachOptions{Topic: opts.stop != nil, OnGone: opts.onGone, OnClose: func() {
+		if opts.release != nil {
+			opts.release()
+		}
+		logged()
+	}}
+	if a != nil {
+		ao.Written = &a.hub
+	}
+	err := s.hub.Attach(w, l, after, ao)
 	if err == nil {
 		return
 	}
+	keep()
 	if opts.release != nil {
 		defer opts.release()
 	}
@@ -92,14 +107,19 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, l sluice.Log, af
 func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, l sluice.Log, after string, opts streamOptions) {
 	s.streams.Add(1)
 	defer s.streams.Add(-1)
+	topic := opts.stop != nil
+	s.fallback.Opened(topic)
+	defer s.fallback.Closed(topic)
 	rc := http.NewResponseController(w)
 	w.WriteHeader(http.StatusOK)
 
-	buf := sse.AppendRetry(make([]byte, 0, 4096), hub.Jitter(s.cfg.Retry))
+	// Small buffers while the stream is idle, grown as events come: each
+	// HTTP/2 stream has its handler and these for as long as it is open.
+	buf := sse.AppendRetry(make([]byte, 0, 512), hub.Jitter(s.cfg.Retry))
 	if err := s.flush(rc, w, buf); err != nil {
 		return
 	}
-	events := make([]sluice.Event, 0, readBatch)
+	events := make([]sluice.Event, 0, 8)
 	gone := r.Context()
 	ctx := gone
 	if opts.stop != nil {
@@ -113,6 +133,9 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, l sluice.Lo
 		var err error
 		events, err = l.Read(rctx, after, events)
 		cancel()
+		if len(events) == cap(events) && cap(events) < readBatch {
+			events = append(make([]sluice.Event, 0, readBatch), events...) // a reader catching up
+		}
 
 		buf = buf[:0]
 		for i := range events {
@@ -120,6 +143,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, l sluice.Lo
 			buf = sse.AppendEvent(buf, ev.ID, ev.Name, ev.Data)
 			after = ev.ID
 		}
+		sent := len(events)
 		switch {
 		case err == nil || errors.Is(err, io.EOF):
 		case gone.Err() != nil:
@@ -137,12 +161,21 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, l sluice.Lo
 			s.log.Error("stream: read failed", "log", l.Name(), "err", err)
 			return
 		}
+		began := time.Now()
 		if ferr := s.flush(rc, w, buf); ferr != nil {
+			// A write that failed after the whole write timeout went to a
+			// client that took nothing for that long (HTTP/2 resets the
+			// stream, which also ends the request's context); one that
+			// left fails sooner.
+			if time.Since(began) >= s.cfg.WriteTimeout {
+				s.fallback.CutSlow(hub.CutWriteTimeout)
+			}
 			if opts.onGone != nil && !errors.Is(err, io.EOF) {
 				opts.onGone()
 			}
 			return
 		}
+		s.fallback.Delivered(sent)
 		if errors.Is(err, io.EOF) {
 			return
 		}

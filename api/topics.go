@@ -41,6 +41,7 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	after := lastEventID(r)
+	resumed := after != ""
 	if after == "" && r.URL.Query().Get("from") != "start" {
 		if after, _, err = l.Last(r.Context()); err != nil {
 			release()
@@ -48,7 +49,7 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if !s.checkAfter(w, r, l, after) {
+	if !s.checkAfter(w, r, l, after, resumed) {
 		release()
 		return
 	}

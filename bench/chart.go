@@ -118,6 +118,8 @@ func colorOf(server, transport string) color.RGBA {
 		return color.RGBA{140, 60, 190, 255}
 	case transport == "ws":
 		return color.RGBA{230, 120, 20, 255}
+	case transport == TransportH2:
+		return color.RGBA{20, 160, 120, 255}
 	}
 	return color.RGBA{30, 100, 200, 255}
 }
@@ -242,6 +244,8 @@ func upper(s string) string {
 		return "SSE"
 	case "ws":
 		return "WebSocket"
+	case TransportH2:
+		return "SSE over HTTP/2"
 	}
 	return s
 }

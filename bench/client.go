@@ -199,6 +199,11 @@ type counter struct {
 	n    int64
 }
 
+// eventStart begins every SSE event Sluice writes: its id line, after a
+// line break. The retry line and heartbeats share a block with the event
+// that follows them, so a blank line does not always come first.
+const eventStart = "\nid: "
+
 func newCounter(pat string) *counter { return &counter{pat: []byte(pat)} }
 
 func (c *counter) feed(p []byte) {

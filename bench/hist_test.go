@@ -30,13 +30,15 @@ func TestHistQuantilesWithinHalfAPercent(t *testing.T) {
 }
 
 func TestCounterFindsPatternsSplitAcrossReads(t *testing.T) {
-	stream := strings.Repeat("retry: 3000\n\nid: 1\ndata: x\n\nid: 2\ndata: y\n\n: ping\n\n", 50)
+	// As Sluice writes them: retry: and heartbeats in the block of the
+	// event that follows them.
+	stream := strings.Repeat("retry: 3000\nid: 1\ndata: x\n\nid: 2\ndata: y\n\n: ping\nid: 3\ndata: z\n\n", 50)
 	for _, size := range []int{1, 2, 3, 5, 7, 64, len(stream)} {
-		c := newCounter("\n\nid: ")
+		c := newCounter(eventStart)
 		for i := 0; i < len(stream); i += size {
 			c.feed([]byte(stream[i:min(i+size, len(stream))]))
 		}
-		if c.n != 100 { // two events in each repeat
+		if c.n != 150 { // three events in each repeat
 			t.Errorf("pieces of %d: counted %d", size, c.n)
 		}
 	}

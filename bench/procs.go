@@ -107,9 +107,10 @@ func waitOrKill(cmd *exec.Cmd) {
 // server is a server under test: one the bench started, or one given by
 // --url.
 type server struct {
-	host string // host:port
-	cmd  *exec.Cmd
-	dir  string // a directory of its own, if any (the cluster's Redis)
+	host   string // host:port
+	cmd    *exec.Cmd
+	scheme string // "http", or "https" for a server started with TLS
+	dir    string // a directory of its own, if any (the cluster's Redis)
 }
 
 // startServer runs `sluice serve` (or, with baseline, the naive baseline
@@ -143,9 +144,12 @@ func (r *runner) startServer(ctx context.Context, baseline bool, extra ...string
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &server{host: host, cmd: cmd}
+	s := &server{host: host, cmd: cmd, scheme: "http"}
+	if slices.Contains(extra, "--tls-cert") {
+		s.scheme = "https"
+	}
 	for range 500 {
-		if resp, err := http.Get("http://" + host + "/debug/stats"); err == nil {
+		if resp, err := benchClient.Get(s.scheme + "://" + host + "/debug/stats"); err == nil {
 			resp.Body.Close()
 			return s, nil
 		}
@@ -168,6 +172,7 @@ func (s *server) stop() {
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	waitOrKill(s.cmd)
 	http.DefaultClient.CloseIdleConnections()
+	benchClient.CloseIdleConnections()
 }
 
 // cpu returns the server's CPU time so far, in seconds, when the bench
@@ -204,8 +209,12 @@ type ServerStats struct {
 // live objects only.
 func (s *server) stats(ctx context.Context) (ServerStats, error) {
 	var st ServerStats
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+s.host+"/debug/stats?gc=1", nil)
-	resp, err := http.DefaultClient.Do(req)
+	scheme := s.scheme
+	if scheme == "" {
+		scheme = "http"
+	}
+	req, _ := http.NewRequestWithContext(ctx, "GET", scheme+"://"+s.host+"/debug/stats?gc=1", nil)
+	resp, err := benchClient.Do(req)
 	if err != nil {
 		return st, err
 	}

@@ -28,7 +28,7 @@ type Config struct {
 	ModelURL string
 	ProxyURL string // with ModelURL: a bare reverse proxy to it, to compare with (optional)
 
-	Transports []string // "sse", "ws"
+	Transports []string // "sse", "ws", "h2" (SSE over HTTPS and HTTP/2: idle only)
 	Scenarios  []string // "idle", "ttft", "added", "fanout", "capacity", "floor", "cluster"
 	Nodes      int      // cluster: the nodes of its largest setup; 0 means 3
 	Baseline   bool     // also measure the naive net/http server (idle, fanout, capacity) and the raw floor (capacity)
@@ -62,7 +62,7 @@ type Config struct {
 // Defaults fills zero fields.
 func (c *Config) Defaults() {
 	if len(c.Transports) == 0 {
-		c.Transports = []string{"sse", "ws"}
+		c.Transports = []string{"sse", "ws", TransportH2}
 	}
 	if len(c.Scenarios) == 0 {
 		c.Scenarios = []string{"idle", "ttft", "added", "fanout", "capacity", "floor"}
@@ -110,6 +110,10 @@ type runner struct {
 	deadline time.Time
 	src      int // next source address
 	res      *Result
+
+	certOnce sync.Once // the certificate of HTTPS servers (h2.go)
+	certDir  string
+	certErr  error
 }
 
 // Run runs the configured scenarios and returns their figures. It stops by
@@ -129,6 +133,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer cancel()
 	dl, _ := ctx.Deadline()
 	r := &runner{cfg: cfg, deadline: dl, res: newResult(cfg)}
+	defer func() {
+		if r.certDir != "" {
+			os.RemoveAll(r.certDir)
+		}
+	}()
 	var errs []error
 	for _, sc := range cfg.Scenarios {
 		if sc == "cluster" {
@@ -183,6 +192,10 @@ func (r *runner) scenario(ctx context.Context, sc, tr string, baseline bool) err
 		name = "baseline"
 	}
 	r.printf("== %s over %s (%s)\n", sc, strings.ToUpper(tr), name)
+	if tr == TransportH2 && sc != "idle" {
+		r.printf("  skipped: over HTTP/2 the bench measures idle memory only\n")
+		return nil
+	}
 	switch sc {
 	case "idle":
 		return r.idle(ctx, tr, baseline)

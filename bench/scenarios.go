@@ -249,7 +249,18 @@ type CapacityPoint struct {
 }
 
 func (r *runner) idle(ctx context.Context, tr string, baseline bool) error {
-	srv, err := r.startServer(ctx, baseline)
+	var extra []string
+	if tr == TransportH2 {
+		if r.cfg.URL != "" {
+			r.printf("  skipped: with --url, the bench does not know the server's certificate\n")
+			return nil
+		}
+		var err error
+		if extra, err = r.tlsArgs(); err != nil {
+			return err
+		}
+	}
+	srv, err := r.startServer(ctx, baseline, extra...)
 	if err != nil {
 		return err
 	}

@@ -173,7 +173,8 @@ type worker struct {
 	firstErr string
 	hists    Report // histograms merged from finished connections
 
-	loop *sseLoop // Linux: reads the SSE generations
+	loop *sseLoop   // Linux: reads the SSE generations
+	h2   *h2Streams // idle subscriptions over HTTP/2
 }
 
 func newWorker(j Job) *worker {
@@ -240,6 +241,9 @@ func (w *worker) open() Report {
 		}
 		return Report{Ev: "ready", Opened: j.N}
 	}
+	if j.Transport == TransportH2 {
+		w.h2 = newH2Streams(d)
+	}
 	sem := make(chan struct{}, 256)
 	var opening sync.WaitGroup
 	for i := range j.N {
@@ -252,6 +256,16 @@ func (w *worker) open() Report {
 			defer func() { <-sem; opening.Done() }()
 			if j.Ramp > 0 {
 				time.Sleep(time.Duration(int64(j.Ramp) * int64(i) / int64(max(j.N, 1))))
+			}
+			if w.h2 != nil {
+				if err := w.h2.subscribe(j.Host, j.Topic); err != nil {
+					w.fail(err)
+					return
+				}
+				w.mu.Lock()
+				w.opened++
+				w.mu.Unlock()
+				return
 			}
 			s, err := w.subscribe(d)
 			if err != nil {
@@ -297,8 +311,10 @@ func (w *worker) subscribe(d *net.Dialer) (*stream, error) {
 }
 
 // count counts the events of one subscription while the worker is marked.
-// SSE: every event starts "id: " after a blank line (the retry line, a
-// comment or the event before); WebSocket: every event is a frame.
+// SSE: every event starts with an "id: " line, after the line before it
+// (the retry line, a heartbeat comment or the event before, whose blank
+// line ends it): no data line can hold "\nid: ", since each starts
+// "data: "; WebSocket: every event is a frame.
 func (w *worker) count(s *stream) {
 	defer w.wg.Done()
 	interval := w.job.ReadInterval
@@ -314,7 +330,7 @@ func (w *worker) count(s *stream) {
 			}
 		}
 	}
-	c := newCounter("\n\nid: ")
+	c := newCounter(eventStart)
 	buf := make([]byte, 16<<10)
 	for {
 		n, err := s.resp.Body.Read(buf)
@@ -364,6 +380,9 @@ func (w *worker) stop() Report {
 		c.Close()
 	}
 	w.mu.Unlock()
+	if w.h2 != nil {
+		w.h2.close()
+	}
 	w.wg.Wait()
 	w.loopWG.Wait()
 	w.deadline.Stop()

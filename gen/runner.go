@@ -27,6 +27,7 @@ type Options struct {
 	MaxConcurrent int // generations running at once; 0 means 1000
 	MaxPerOwner   int // generations one owner may run at once; 0 means no limit but MaxConcurrent
 	Logger        *slog.Logger
+	Observer      Observer // told of every generation, for metrics; nil: none
 }
 
 // Runner starts, tracks and stops generations. It is safe for concurrent
@@ -34,6 +35,7 @@ type Options struct {
 type Runner struct {
 	store    sluice.Store
 	log      *slog.Logger
+	obs      Observer
 	slots    chan struct{}
 	perOwner int
 	wg       sync.WaitGroup
@@ -53,6 +55,9 @@ type Generation struct {
 	Created int64
 	Owner   string
 	Log     sluice.Log
+	// RequestID is the ID of the request that started the generation
+	// (sluice.RequestID), in its log lines; "" when none.
+	RequestID string
 
 	cancel context.CancelCauseFunc
 	done   chan struct{}
@@ -91,9 +96,12 @@ func NewRunner(opts Options) *Runner {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
+	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	return &Runner{
-		store: opts.Store, log: opts.Logger, slots: make(chan struct{}, opts.MaxConcurrent), perOwner: opts.MaxPerOwner,
+		store: opts.Store, log: opts.Logger, obs: opts.Observer, slots: make(chan struct{}, opts.MaxConcurrent), perOwner: opts.MaxPerOwner,
 		ctx: ctx, cancel: cancel, running: make(map[string]*Generation), owners: make(map[string]int),
 	}
 }
@@ -105,24 +113,33 @@ func NewID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// StartFor begins answering req with m, under the model name the client
+// StartFor is Start for a request that carries no request ID.
+func (r *Runner) StartFor(owner string, req *sluice.ChatRequest, m sluice.Model) (*Generation, error) {
+	return r.Start(context.Background(), owner, req, m)
+}
+
+// Start begins answering req with m, under the model name the client
 // asked for, as a generation that only owner may read and stop ("": anyone;
 // see sluice.LogOptions.Owner). It returns at once; the answer is written
-// into the generation's log. It fails with EUNAVAILABLE when the runner is
-// full or shutting down, and ERATELIMIT when owner runs as many as it may.
-func (r *Runner) StartFor(owner string, req *sluice.ChatRequest, m sluice.Model) (*Generation, error) {
+// into the generation's log. ctx only lends the generation its values (the
+// request ID, for its log lines and its model's): the generation outlives
+// it. It fails with EUNAVAILABLE when the runner is full or shutting down,
+// and ERATELIMIT when owner runs as many as it may.
+func (r *Runner) Start(ctx context.Context, owner string, req *sluice.ChatRequest, m sluice.Model) (*Generation, error) {
 	select {
 	case r.slots <- struct{}{}:
 	default:
+		r.obs.Refused("max-generations", errBusy.Kind)
 		return nil, errBusy
 	}
 	r.mu.Lock()
 	var err error
+	limit := ""
 	switch {
 	case r.closing:
-		err = errShutdown
+		err, limit = errShutdown, "shutdown"
 	case owner != "" && r.perOwner > 0 && r.owners[owner] >= r.perOwner:
-		err = errOwnerBusy
+		err, limit = errOwnerBusy, "max-generations-per-key"
 	default:
 		r.owners[owner]++
 		r.wg.Add(1) // here, so that Shutdown cannot miss it
@@ -130,10 +147,12 @@ func (r *Runner) StartFor(owner string, req *sluice.ChatRequest, m sluice.Model)
 	r.mu.Unlock()
 	if err != nil {
 		<-r.slots
+		r.obs.Refused(limit, sluice.ErrorKind(err))
 		return nil, err
 	}
 
-	g := &Generation{ID: NewID(), Model: req.Model, Created: time.Now().Unix(), Owner: owner, done: make(chan struct{})}
+	g := &Generation{ID: NewID(), Model: req.Model, Created: time.Now().Unix(), Owner: owner,
+		RequestID: sluice.RequestID(ctx), done: make(chan struct{})}
 	l, err := r.store.Create(r.ctx, LogName(g.ID), sluice.LogOptions{Owner: owner})
 	if err != nil {
 		r.release(g)
@@ -141,14 +160,17 @@ func (r *Runner) StartFor(owner string, req *sluice.ChatRequest, m sluice.Model)
 		return nil, err
 	}
 	g.Log = l
-	ctx, cancel := context.WithCancelCause(r.ctx)
+	gctx, cancel := context.WithCancelCause(r.ctx)
+	if g.RequestID != "" {
+		gctx = sluice.WithRequestID(gctx, g.RequestID)
+	}
 	g.cancel = cancel
 
 	r.mu.Lock()
 	r.running[g.ID] = g
 	r.mu.Unlock()
 
-	go r.run(ctx, g, req, m)
+	go r.run(gctx, g, req, m, r.obs.Started(g.Model))
 	return g, nil
 }
 
@@ -211,7 +233,10 @@ func (r *Runner) Shutdown(ctx context.Context) error {
 	return ctx.Err()
 }
 
-func (r *Runner) run(ctx context.Context, g *Generation, req *sluice.ChatRequest, m sluice.Model) {
+// upstreamer is a model served by an upstream, which it names (openai.Model).
+type upstreamer interface{ Upstream() string }
+
+func (r *Runner) run(ctx context.Context, g *Generation, req *sluice.ChatRequest, m sluice.Model, tr Tracker) {
 	defer r.wg.Done()
 	defer func() {
 		r.release(g)
@@ -225,10 +250,28 @@ func (r *Runner) run(ctx context.Context, g *Generation, req *sluice.ChatRequest
 	// ending event is always stored.
 	wctx := context.WithoutCancel(ctx)
 	var buf []byte // each chunk is encoded here; the log keeps a copy
+	var (
+		tokens    int // deltas that carried some of the answer
+		ttft      time.Duration
+		lastToken time.Time
+	)
 	usage, err := m.Stream(ctx, req, func(d sluice.Delta) error {
 		buf = chunks.AppendDelta(buf[:0], d)
-		_, err := g.Log.Append(wctx, sluice.Event{Data: buf})
-		return err
+		if _, err := g.Log.Append(wctx, sluice.Event{Data: buf}); err != nil {
+			return err
+		}
+		if d.Content != "" || d.ReasoningContent != "" || len(d.ToolCalls) > 0 {
+			now := time.Now()
+			if tokens == 0 {
+				ttft = now.Sub(start)
+				tr.FirstToken(ttft)
+			} else {
+				tr.NextToken(now.Sub(lastToken))
+			}
+			lastToken = now
+			tokens++
+		}
+		return nil
 	})
 	if err != nil && ctx.Err() != nil {
 		err = context.Cause(ctx)
@@ -252,13 +295,38 @@ func (r *Runner) run(ctx context.Context, g *Generation, req *sluice.ChatRequest
 		g.err = err
 	}
 	if _, aerr := g.Log.Append(wctx, sluice.Event{Data: data, End: end}); aerr != nil {
-		r.log.Error("generation: cannot end log", "id", g.ID, "err", aerr)
+		r.log.Error("generation: cannot end log", "id", g.ID, "request_id", g.RequestID, "err", aerr)
 	}
-	attrs := []any{"id", g.ID, "model", g.Model, "end", end.String(), "duration", time.Since(start).Round(time.Millisecond),
-		"prompt_tokens", usage.PromptTokens, "completion_tokens", usage.CompletionTokens}
+	reason := endReason(end, err)
+	tr.Ended(reason)
+	// One line says all an operator asks of a generation, under the ID of
+	// the request that started it.
+	attrs := []any{"id", g.ID, "request_id", g.RequestID, "model", g.Model, "owner", g.Owner}
+	if u, ok := m.(upstreamer); ok {
+		attrs = append(attrs, "upstream", u.Upstream())
+	}
+	attrs = append(attrs, "end", reason, "duration", time.Since(start).Round(time.Millisecond), "tokens", tokens)
+	if tokens > 0 {
+		attrs = append(attrs, "ttft", ttft.Round(time.Millisecond))
+	}
+	attrs = append(attrs, "prompt_tokens", usage.PromptTokens, "completion_tokens", usage.CompletionTokens)
 	if err != nil && end == sluice.EndError {
 		r.log.Warn("generation failed", append(attrs, "err", err)...)
 		return
 	}
 	r.log.Info("generation ended", attrs...)
+}
+
+// endReason is what a Tracker is told of a generation that ended with end
+// after err.
+func endReason(end sluice.End, err error) string {
+	switch {
+	case end == sluice.EndDone:
+		return EndDone
+	case end == sluice.EndCancelled:
+		return EndCancelled
+	case errors.Is(err, errShutdown):
+		return EndShutdown
+	}
+	return EndError
 }

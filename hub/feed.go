@@ -196,6 +196,7 @@ func (f *feed) deliver(inline bool) (ended bool) {
 		for _, s := range b.subs {
 			s.deliver(b.frame, id, ended, inline)
 		}
+		f.hub.obs.Delivered(n * len(b.subs))
 		clear(b.subs) // let departed connections be collected
 		if ended || n < cap(b.events) {
 			return ended
@@ -243,6 +244,7 @@ type batchBuf struct {
 	events  []sluice.Event
 	scratch []byte // where the log puts events back together
 	frame   []byte // the batch, encoded
+	encoded int    // events in frame
 	subs    []*sub // the connections a delivery writes the frame to
 }
 
@@ -288,9 +290,11 @@ func (b *batchBuf) encode(upTo string) sluice.Event {
 		ev := &b.events[i]
 		b.frame = sse.AppendEvent(b.frame, ev.ID, ev.Name, ev.Data)
 		if upTo != "" && ev.ID == upTo {
+			b.encoded = i + 1
 			return *ev
 		}
 	}
+	b.encoded = len(b.events)
 	return b.events[len(b.events)-1]
 }
 

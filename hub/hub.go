@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -43,6 +44,9 @@ type Options struct {
 	// with Last-Event-ID. 4096 when zero.
 	MaxLag int
 	Logger *slog.Logger
+	// Observer, when set, is told of connections, deliveries and slow
+	// readers (for metrics).
+	Observer Observer
 }
 
 // Hub owns the connections handed to it with Attach. It is safe for
@@ -51,6 +55,7 @@ type Options struct {
 type Hub struct {
 	opts Options
 	log  *slog.Logger
+	obs  Observer
 
 	mu       sync.Mutex
 	feeds    map[string]*feed // by log name
@@ -83,7 +88,10 @@ func New(opts Options) *Hub {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	h := &Hub{opts: opts, log: opts.Logger, feeds: make(map[string]*feed), subs: make(map[*sub]struct{}),
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
+	}
+	h := &Hub{opts: opts, log: opts.Logger, obs: opts.Observer, feeds: make(map[string]*feed), subs: make(map[*sub]struct{}),
 		idle: make(chan struct{}), stop: make(chan struct{})}
 	h.wg.Add(1)
 	go h.heartbeats()
@@ -112,6 +120,9 @@ type AttachOptions struct {
 	// OnClose runs, once, when the connection is closed for any reason
 	// (after OnGone, if that runs).
 	OnClose func()
+	// Written, when set, is added the bytes written to the connection,
+	// the response head included, as they are written (for access logs).
+	Written *atomic.Int64
 }
 
 // Attach takes over the connection of w, writes the response head (status
@@ -139,7 +150,7 @@ func (h *Hub) Attach(w http.ResponseWriter, l sluice.Log, after string, opts Att
 		_ = tc.SetWriteBuffer(h.opts.SendBuffer)
 	}
 	head := responseHead(w.Header(), Jitter(h.opts.Retry))
-	s := &sub{hub: h, conn: conn, topic: opts.Topic, onGone: opts.OnGone, onClose: opts.OnClose, cursor: after}
+	s := &sub{hub: h, conn: conn, topic: opts.Topic, onGone: opts.OnGone, onClose: opts.OnClose, written: opts.Written, cursor: after}
 	s.catching.Store(true) // by this goroutine, below
 	if sc, ok := conn.(syscall.Conn); ok {
 		s.raw, _ = sc.SyscallConn()
@@ -165,6 +176,7 @@ func (h *Hub) Attach(w http.ResponseWriter, l sluice.Log, after string, opts Att
 	s.feed = f
 	h.subs[s] = struct{}{}
 	h.mu.Unlock()
+	h.obs.Opened(s.topic)
 	if h.hang != nil {
 		h.hang.watch(s)
 	}
@@ -255,6 +267,7 @@ func (h *Hub) remove(s *sub) {
 		return
 	}
 	delete(h.subs, s)
+	h.obs.Closed(s.topic)
 	if len(h.subs) == 0 {
 		close(h.idle)
 		h.idle = make(chan struct{})

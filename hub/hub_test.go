@@ -221,7 +221,8 @@ func everyReaderGetsEveryEventOnce(t *testing.T, waiting bool) {
 func TestSlowReaderDoesNotHoldUpOthers(t *testing.T) { bothWays(t, slowReaderDoesNotHoldUpOthers) }
 
 func slowReaderDoesNotHoldUpOthers(t *testing.T, waiting bool) {
-	r := newRig(t, hub.Options{WriteTimeout: 500 * time.Millisecond})
+	obs := &counts{}
+	r := newRig(t, hub.Options{WriteTimeout: 500 * time.Millisecond, Observer: obs})
 	r.waiting = waiting
 	l := r.log(t, "topic/slow")
 	slow, _, _ := r.dial(t, "/topic/slow?topic")
@@ -259,6 +260,28 @@ func slowReaderDoesNotHoldUpOthers(t *testing.T, waiting bool) {
 	}
 	if r.gone.Load() != 1 {
 		t.Fatalf("OnGone ran %d times, want 1 (the slow reader)", r.gone.Load())
+	}
+	// Counted as cut for the write timeout; the fast one got every event.
+	if obs.timeouts.Load() != 1 || obs.lagging.Load() != 0 || obs.delivered.Load() < n {
+		t.Fatalf("observed %d write-timeout cuts, %d lagging, %d events delivered; want 1, 0 and at least %d",
+			obs.timeouts.Load(), obs.lagging.Load(), obs.delivered.Load(), n)
+	}
+}
+
+// counts is a hub.Observer that counts what it is told.
+type counts struct {
+	open, delivered, lagging, timeouts atomic.Int64
+}
+
+func (c *counts) Opened(bool)     { c.open.Add(1) }
+func (c *counts) Closed(bool)     { c.open.Add(-1) }
+func (c *counts) Delivered(n int) { c.delivered.Add(int64(n)) }
+func (c *counts) CutSlow(reason string) {
+	switch reason {
+	case hub.CutLagging:
+		c.lagging.Add(1)
+	case hub.CutWriteTimeout:
+		c.timeouts.Add(1)
 	}
 }
 
@@ -394,7 +417,8 @@ func TestCallbacksNeverRunInTheAppendingGoroutine(t *testing.T) {
 // MaxLag events, it gets a last sluice.resume event, and resuming from its
 // last event ID gives it the rest.
 func TestLaggingReaderIsToldToResume(t *testing.T) {
-	r := newRig(t, hub.Options{MaxLag: 20, SendBuffer: 4096})
+	obs := &counts{}
+	r := newRig(t, hub.Options{MaxLag: 20, SendBuffer: 4096, Observer: obs})
 	l := r.log(t, "topic/lag")
 	conn, rd, _ := r.dial(t, "/topic/lag?topic")
 	if tc, ok := conn.(*net.TCPConn); ok {
@@ -425,6 +449,15 @@ func TestLaggingReaderIsToldToResume(t *testing.T) {
 	}
 	if r.gone.Load() != 0 {
 		t.Fatal("a reader told to resume was treated as gone")
+	}
+	if obs.lagging.Load() != 1 || obs.timeouts.Load() != 0 || obs.delivered.Load() < int64(len(got)-1) {
+		t.Fatalf("observed %d lagging cuts, %d write-timeout cuts, %d events delivered; want 1, 0 and at least %d",
+			obs.lagging.Load(), obs.timeouts.Load(), obs.delivered.Load(), len(got)-1)
+	}
+	for deadline := time.Now().Add(10 * time.Second); obs.open.Load() != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections open after the cut", obs.open.Load())
+		}
 	}
 	_, rest, _ := r.dial(t, "/topic/lag?topic&after="+resumeFrom)
 	n := len(got) - 1

@@ -44,6 +44,7 @@ type sub struct {
 	topic   bool
 	onGone  func()
 	onClose func()
+	written *atomic.Int64 // AttachOptions.Written, or nil
 
 	wmu       sync.Mutex // serialises writes and guards cursor and pending
 	cursor    string     // ID of the last event written
@@ -59,10 +60,18 @@ type sub struct {
 
 func (s *sub) touch() { s.lastWrite.Store(time.Now().UnixNano()) }
 
+// wrote counts n bytes written to the connection.
+func (s *sub) wrote(n int) {
+	if s.written != nil && n > 0 {
+		s.written.Add(int64(n))
+	}
+}
+
 // writeBlocking writes b within the write timeout.
 func (s *sub) writeBlocking(b []byte) error {
 	_ = s.conn.SetWriteDeadline(time.Now().Add(s.hub.opts.WriteTimeout))
-	_, err := s.conn.Write(b)
+	n, err := s.conn.Write(b)
+	s.wrote(n)
 	if err == nil {
 		s.touch()
 	}
@@ -100,6 +109,7 @@ func (s *sub) deliver(frame []byte, id string, ended, inline bool) {
 	} else {
 		n, err = s.writeFast(frame)
 	}
+	s.wrote(n)
 	s.cursor = id
 	if err == nil {
 		s.touch()
@@ -146,7 +156,7 @@ func (s *sub) catchUp() {
 			s.pending = s.pending[:0]
 			if err != nil {
 				s.wmu.Unlock()
-				s.gone()
+				s.goneAfter(err)
 				return
 			}
 		}
@@ -200,19 +210,23 @@ func (s *sub) catchUp() {
 		s.cursor = strings.Clone(last.ID) // it outlives the batch's scratch space
 		s.ended = last.End != sluice.EndNone
 		err = s.writeBlocking(b.frame)
+		if err == nil {
+			s.hub.obs.Delivered(b.encoded)
+		}
 		if err == nil && s.lagBudget > 0 && !s.ended {
 			if s.lagBudget -= len(b.events); s.lagBudget <= 0 {
 				// It takes data more slowly than the log grows: rather than
 				// trail further and further, it is told to come back.
 				_ = s.writeBlocking(resumeEvent)
 				s.wmu.Unlock()
+				s.hub.obs.CutSlow(CutLagging)
 				s.close() // not gone: it is to come back, so nothing is cancelled
 				return
 			}
 		}
 		s.wmu.Unlock()
 		if err != nil {
-			s.gone()
+			s.goneAfter(err)
 			return
 		}
 	}
@@ -231,13 +245,16 @@ func (s *sub) ping() {
 	// Without waiting: a delivery may be waiting for the lock. A socket
 	// with no room for a ping has a client that stopped reading; once it
 	// has taken nothing for the write timeout, it is dropped.
-	_, err := s.writeNow(pingComment)
+	n, err := s.writeNow(pingComment)
+	s.wrote(n)
 	s.wmu.Unlock()
 	switch {
 	case err == nil:
 		s.touch()
-	case !errors.Is(err, errWouldBlock),
-		time.Since(time.Unix(0, s.lastWrite.Load())) > s.hub.opts.WriteTimeout:
+	case !errors.Is(err, errWouldBlock):
+		s.gone()
+	case time.Since(time.Unix(0, s.lastWrite.Load())) > s.hub.opts.WriteTimeout:
+		s.hub.obs.CutSlow(CutWriteTimeout)
 		s.gone()
 	}
 }
@@ -269,6 +286,15 @@ func (s *sub) finishFrom(inline, gone bool) {
 // gone handles a client that left (or stopped reading) before the end.
 func (s *sub) gone() { s.finish(nil, true) }
 
+// goneAfter is gone after a blocking write failed with err: one that ran
+// out of time is a client that took no bytes for the write timeout.
+func (s *sub) goneAfter(err error) {
+	if errors.Is(err, os.ErrDeadlineExceeded) && !s.closed.Load() {
+		s.hub.obs.CutSlow(CutWriteTimeout)
+	}
+	s.gone()
+}
+
 // close ends a connection whose stream is complete.
 func (s *sub) close() { s.finish(nil, false) }
 
@@ -287,7 +313,8 @@ func (s *sub) finish(comment []byte, gone bool) {
 	if comment != nil && s.lockUnlessCatching() {
 		if len(s.pending) == 0 {
 			_ = s.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-			_, _ = s.conn.Write(comment)
+			n, _ := s.conn.Write(comment)
+			s.wrote(n)
 		}
 		s.wmu.Unlock()
 	}

@@ -24,6 +24,9 @@ type Options struct {
 	FallbackModels map[string]string
 	// Logger receives retries and fallbacks; nil means slog.Default().
 	Logger *slog.Logger
+	// Observer is told of attempts, retries, fallbacks and failures (for
+	// metrics); nil means none.
+	Observer Observer
 }
 
 // Model is a sluice.Model answered by an upstream (and its fallbacks). It
@@ -31,6 +34,7 @@ type Options struct {
 type Model struct {
 	routes []route
 	log    *slog.Logger
+	obs    Observer
 }
 
 // route is one upstream to try and the model's name there.
@@ -41,9 +45,12 @@ type route struct {
 
 // New returns the model that o describes.
 func New(o Options) *Model {
-	m := &Model{log: o.Logger}
+	m := &Model{log: o.Logger, obs: o.Observer}
 	if m.log == nil {
 		m.log = slog.Default()
+	}
+	if m.obs == nil {
+		m.obs = nopObserver{}
 	}
 	// Upstreams are built fallback first, so the chain cannot loop; the
 	// length cap guards against a hand-made one that does.
@@ -68,11 +75,12 @@ func (m *Model) Stream(ctx context.Context, req *sluice.ChatRequest, emit func(s
 	if err := checkRequest(req); err != nil {
 		return sluice.Usage{}, err
 	}
-	c := &call{ctx: ctx, req: req, emit: emit, log: m.log}
+	c := &call{ctx: ctx, req: req, emit: emit, log: m.log, obs: m.obs}
 	var out outcome
 	for i, r := range m.routes {
 		if i > 0 {
-			m.log.Warn("upstream failed; trying its fallback", "upstream", m.routes[i-1].up.Name(),
+			m.obs.Fallback(m.routes[i-1].up.Name(), r.up.Name())
+			m.log.Warn("upstream failed; trying its fallback", "request_id", sluice.RequestID(ctx), "upstream", m.routes[i-1].up.Name(),
 				"fallback", r.up.Name(), "err", out.err)
 		}
 		out = c.try(r)
@@ -81,6 +89,14 @@ func (m *Model) Stream(ctx context.Context, req *sluice.ChatRequest, emit func(s
 		}
 	}
 	return c.result(), out.err
+}
+
+// Upstream names the upstream the model is asked of first (gen logs it).
+func (m *Model) Upstream() string {
+	if len(m.routes) == 0 {
+		return ""
+	}
+	return m.routes[0].up.Name()
 }
 
 // checkRequest refuses what an upstream would answer but Sluice's deltas
@@ -115,7 +131,14 @@ func (c *call) try(r route) outcome {
 	body := requestBody(r.model, c.req)
 	start := time.Now()
 	for n := 1; ; n++ {
+		if n > 1 {
+			c.obs.Retry(u.Name())
+		}
+		c.obs.Attempt(u.Name())
 		out := c.attempt(u, body)
+		if kind := upstreamFault(out.err); kind != "" {
+			c.obs.Failed(u.Name(), kind)
+		}
 		if out.err == nil || !out.transient || c.emitted > 0 {
 			return out
 		}
@@ -124,7 +147,7 @@ func (c *call) try(r route) outcome {
 			out.err = gaveUp(out.err, n, time.Since(start))
 			return out
 		}
-		c.log.Warn("upstream attempt failed; retrying", "upstream", u.Name(), "attempt", n, "wait", wait.Round(time.Millisecond), "err", out.err)
+		c.log.Warn("upstream attempt failed; retrying", "request_id", sluice.RequestID(c.ctx), "upstream", u.Name(), "attempt", n, "wait", wait.Round(time.Millisecond), "err", out.err)
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:

@@ -24,6 +24,7 @@ type call struct {
 	req  *sluice.ChatRequest
 	emit func(sluice.Delta) error
 	log  *slog.Logger
+	obs  Observer
 
 	emitted  int          // deltas emitted; after the first, nothing is replayed
 	role     string       // a role the upstream sent alone, not yet emitted

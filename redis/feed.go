@@ -303,7 +303,14 @@ func (fs *feeds) sweep() {
 		// janitor's.
 		ctx, cancel := context.WithTimeout(context.Background(), min(fs.s.opts.Retention/2, 5*time.Second))
 		defer cancel()
-		touchScript.ExecMulti(ctx, fs.s.client, touch...)
+		start := time.Now()
+		var err error
+		for _, res := range touchScript.ExecMulti(ctx, fs.s.client, touch...) {
+			if err == nil && !rueidis.IsRedisNil(res.Error()) {
+				err = res.Error()
+			}
+		}
+		fs.s.observe("touch", start, err) // one pipeline, one round trip
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"strconv"
+	"time"
 
 	"github.com/redis/rueidis"
 
@@ -38,10 +39,12 @@ func (s *Store) open(ctx context.Context, name, mode string, opts sluice.LogOpti
 	if opts.Ring {
 		ring = "1"
 	}
+	start := time.Now()
 	res := openScript.Exec(ctx, s.client, keys, []string{
 		mode, newEpoch(), ring, strconv.Itoa(opts.MaxLen), opts.Owner,
 		millis(s.opts.Retention), millis(s.opts.OpenTTL),
 	})
+	s.observe("open", start, res.Error())
 	if rueidis.IsRedisNil(res.Error()) {
 		return nil, sluice.Errorf(sluice.ENOTFOUND, "No stream %q: it never existed or has expired.", name)
 	}
@@ -68,10 +71,12 @@ func (l *Log) Append(ctx context.Context, ev sluice.Event) (string, error) {
 	if size := len(ev.Name) + len(ev.Data); size > l.s.opts.MaxEventBytes {
 		return "", sluice.Errorf(sluice.ETOOLARGE, "An event of %d bytes is too large (at most %d).", size, l.s.opts.MaxEventBytes)
 	}
+	start := time.Now()
 	res := appendScript.Exec(ctx, l.s.client, l.keys, []string{
 		l.epoch, rueidis.BinaryString(ev.Data), ev.Name, strconv.Itoa(int(ev.End)), l.channel,
 		millis(l.s.opts.Retention), millis(l.s.opts.OpenTTL),
 	})
+	l.s.observe("append", start, res.Error())
 	off, err := res.AsInt64()
 	if err != nil {
 		return "", unavailable(errors.Join(errors.New("redis: append to "+l.name), err))
@@ -91,7 +96,9 @@ func (l *Log) Append(ctx context.Context, ev sluice.Event) (string, error) {
 
 // Last returns the newest event's ID and whether the log has ended.
 func (l *Log) Last(ctx context.Context) (string, sluice.End, error) {
+	start := time.Now()
 	res := lastScript.Exec(ctx, l.s.client, l.keys, []string{l.epoch})
+	l.s.observe("last", start, res.Error())
 	if rueidis.IsRedisNil(res.Error()) {
 		return "", sluice.EndNone, l.gone()
 	}

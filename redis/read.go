@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"time"
 
 	"github.com/redis/rueidis"
 
@@ -104,9 +105,11 @@ func (l *Log) fetch(ctx context.Context, off uint64, ours bool, buf []sluice.Eve
 	if !ours {
 		off = 0 // a replaced reader reads everything kept
 	}
+	start := time.Now()
 	res := readScript.Exec(ctx, l.s.client, l.keys, []string{
 		l.epoch, strconv.FormatUint(off, 10), strconv.Itoa(cap(buf)), millis(l.s.opts.Retention),
 	})
+	l.s.observe("read", start, res.Error())
 	if rueidis.IsRedisNil(res.Error()) {
 		return buf, true, l.gone()
 	}

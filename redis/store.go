@@ -62,6 +62,9 @@ type Options struct {
 	// waiting reader left, so that a reader that reads again at once (as
 	// every follower does after each batch) finds the subscription there.
 	Linger time.Duration
+	// Observer, when set, is told of every round trip to Redis (for
+	// metrics).
+	Observer Observer
 }
 
 // Store is a sluice.Store in Redis. It is safe for concurrent use; Close
@@ -92,6 +95,9 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	opts.MaxLen = positive(opts.MaxLen, DefaultMaxLen)
 	opts.MaxEventBytes = positive(opts.MaxEventBytes, DefaultMaxEventBytes)
 	opts.Linger = positive(opts.Linger, DefaultLinger)
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
+	}
 
 	// rueidis rather than go-redis: it pipelines every concurrent command
 	// onto one connection by itself (what a node appending for thousands

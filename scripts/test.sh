@@ -15,11 +15,15 @@ cd "$(dirname "$0")/.."
 # here (a server that tests start, a tool they run) is installed when missing.
 # gcc and libc6-dev: `go test -race` needs cgo, and Debian's gcc without its
 # recommended packages cannot link a program (no C library headers or crt1.o).
+# prometheus: its promtool lints what GET /metrics serves (cmd/sluice's
+# metrics tests fail without it). The package also holds the Prometheus
+# server, which the tests neither start nor use.
+# openssl: tests/node makes the certificates its HTTPS server serves.
 # redis-server (with redis-tools' redis-cli): the Redis store's tests start
 # real servers and a three-master cluster; Debian 12's 7.0 has sharded pub/sub.
 # nginx: tests/cluster runs three nodes behind it, as docs/scale-out.md
 # configures it (started as a plain process; the package's service is not used).
-DEBIAN_PACKAGES=(gcc libc6-dev chromium curl redis-server redis-tools nginx)
+DEBIAN_PACKAGES=(gcc libc6-dev chromium curl redis-server redis-tools prometheus openssl nginx)
 
 # The Node for tests/node when the system has none new enough. Debian 12's
 # nodejs is 18: playwright-core 1.62 and later refuse it, and its test runner

@@ -33,7 +33,7 @@ func BenchmarkFollowLive(b *testing.B) {
 	token := sluice.Event{Data: chunks.Delta(sluice.Delta{Content: " token"})}
 
 	h := NewHandler(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	c := newConn(h, nil, admit.Caller{}, "/ws")
+	c := newConn(h, nil, admit.Caller{}, "/ws", "")
 	c.out = newSendQueue(1<<20, time.Minute)
 	s, err := c.reserve("stream", "bench", false)
 	if err != nil {

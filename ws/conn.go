@@ -39,6 +39,10 @@ type conn struct {
 	// operation is admitted for it, and it owns what it starts.
 	caller admit.Caller
 	path   string // the path the connection was opened on, for logs
+	// requestID is the ID of the upgrade request (sluice.RequestID): the
+	// log lines of the connection's operations, and of the generations it
+	// starts, carry it.
+	requestID string
 
 	ctx    context.Context // done when the connection ends
 	cancel context.CancelFunc
@@ -71,8 +75,8 @@ func (unsubscribe) Error() string { return "unsubscribed" }
 // errShutdown ends topic subscriptions when the server drains.
 var errShutdown = errors.New("server shutting down; reconnect")
 
-func newConn(h *Handler, wc *websocket.Conn, caller admit.Caller, path string) *conn {
-	c := &conn{h: h, ws: wc, caller: caller, path: path, out: newSendQueue(h.opts.SendBuffer, h.opts.WriteTimeout), subs: make(map[string]*sub)}
+func newConn(h *Handler, wc *websocket.Conn, caller admit.Caller, path, requestID string) *conn {
+	c := &conn{h: h, ws: wc, caller: caller, path: path, requestID: requestID, out: newSendQueue(h.opts.SendBuffer, h.opts.WriteTimeout), subs: make(map[string]*sub)}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
 }
@@ -194,7 +198,8 @@ func (c *conn) reply(frame []byte) {
 // full for the write timeout.
 func (c *conn) cutOff() {
 	c.h.cutoffs.Add(1)
-	c.h.log.Info("ws: cut off a slow reader", "buffer_bytes", c.h.opts.SendBuffer, "timeout", c.h.opts.WriteTimeout)
+	c.h.opts.Observer.CutSlow(CutSendBufferFull)
+	c.h.log.Info("ws: cut off a slow reader", "request_id", c.requestID, "buffer_bytes", c.h.opts.SendBuffer, "timeout", c.h.opts.WriteTimeout)
 	c.out.requestClose(websocket.StatusPolicyViolation,
 		"too slow: send buffer full for "+c.h.opts.WriteTimeout.String()+"; reconnect and resume from the last event IDs", true)
 }
@@ -225,6 +230,7 @@ func (c *conn) reserve(field, name string, cancelOnClose bool) (*sub, error) {
 	}
 	c.subs[s.key] = s
 	c.h.subs.Add(1)
+	c.h.opts.Observer.Opened(field == "topic")
 	return s, nil
 }
 
@@ -248,6 +254,7 @@ func (c *conn) release(s *sub) {
 	}
 	c.mu.Unlock()
 	c.h.subs.Add(-1)
+	c.h.opts.Observer.Closed(s.field == "topic")
 	if last {
 		c.out.requestClose(websocket.StatusGoingAway, errShutdown.Error(), false)
 	}
@@ -297,17 +304,20 @@ func (c *conn) read(ctx context.Context, s *sub, l sluice.Log, after string) {
 		if len(events) == cap(events) && cap(events) < readBatch {
 			events = append(make([]sluice.Event, 0, readBatch), events...)
 		}
+		sent := 0
 		for i := range events {
 			ev := &events[i]
 			frame := appendEvent(make([]byte, 0, eventSize(s.name, ev)), s.field, s.name, ev)
 			if perr := c.out.push(ctx, frame); perr != nil {
 				if errors.Is(perr, errSlow) {
+					c.h.opts.Observer.Delivered(sent)
 					c.cutOff()
 					return
 				}
 				err = perr
 				break
 			}
+			sent++
 			after = ev.ID
 			if ev.End != sluice.EndNone {
 				c.mu.Lock()
@@ -315,6 +325,7 @@ func (c *conn) read(ctx context.Context, s *sub, l sluice.Log, after string) {
 				c.mu.Unlock()
 			}
 		}
+		c.h.opts.Observer.Delivered(sent)
 		switch {
 		case err == nil:
 			continue
@@ -326,7 +337,7 @@ func (c *conn) read(ctx context.Context, s *sub, l sluice.Log, after string) {
 		case errors.Is(err, errQueueClosed):
 			return
 		default:
-			c.h.log.Error("ws: read failed", "log", l.Name(), "err", err)
+			c.h.log.Error("ws: read failed", "request_id", c.requestID, "log", l.Name(), "err", err)
 			c.reply(errorReply(&request{Stream: streamOf(s), Topic: topicOf(s)}, err))
 			return
 		}

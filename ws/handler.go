@@ -45,6 +45,9 @@ type Options struct {
 	Stop context.Context
 
 	Logger *slog.Logger
+	// Observer, when set, is told of subscriptions, deliveries and slow
+	// readers (for metrics).
+	Observer Observer
 }
 
 // Defaults for Options: the SSE API's heartbeat and write timeout, and room
@@ -102,6 +105,9 @@ func NewHandler(opts Options) *Handler {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
 	}
 	return &Handler{opts: opts, log: opts.Logger, active: make(map[*conn]struct{})}
 }
@@ -210,7 +216,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// for a handler (a few kilobytes per connection), and the deep stack of
 	// the handler's goroutine goes with them.
 	// Nothing of r goes into the goroutine, so that the request is freed.
-	c := newConn(h, wc, caller, r.URL.Path)
+	c := newConn(h, wc, caller, r.URL.Path, sluice.RequestID(r.Context()))
 	if !h.enter(c) { // Shutdown began during the handshake
 		done()
 		_ = wc.CloseNow()
@@ -227,7 +233,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // refuse answers a request for a connection that may not be opened.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, err error) {
-	h.logError(r.Method, r.URL.Path, err)
+	h.logError(r.Method, r.URL.Path, sluice.RequestID(r.Context()), err)
 	if after := wire.RetryAfter(err); after > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Max(1, math.Ceil(after.Seconds())))))
 	}
@@ -242,13 +248,14 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, err error) {
 // logError logs an error answered to a client with the fields and at the
 // level that the SSE API logs its errors with (api's writeError), so that
 // operators read both transports alike: method is the HTTP method of a
-// refused upgrade, or the type of a refused message.
-func (h *Handler) logError(method, path string, err error) {
+// refused upgrade, or the type of a refused message; requestID is the
+// upgrade request's, which every message of the connection shares.
+func (h *Handler) logError(method, path, requestID string, err error) {
 	status := wire.Status(err)
 	if status >= 500 {
-		h.log.Error("request failed", "method", method, "path", path, "status", status, "err", err)
+		h.log.Error("request failed", "method", method, "path", path, "status", status, "request_id", requestID, "err", err)
 	} else {
-		h.log.Debug("request refused", "method", method, "path", path, "status", status, "err", err)
+		h.log.Debug("request refused", "method", method, "path", path, "status", status, "request_id", requestID, "err", err)
 	}
 }
 

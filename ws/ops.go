@@ -49,7 +49,7 @@ func (c *conn) fail(req *request, err error) {
 	if req != nil && req.Type != "" {
 		method = truncate(req.Type)
 	}
-	c.h.logError(method, c.path, err)
+	c.h.logError(method, c.path, c.requestID, err)
 	c.reply(errorReply(req, err))
 }
 
@@ -84,7 +84,7 @@ func (c *conn) chatStart(req *request) {
 		c.fail(req, err)
 		return
 	}
-	g, err := pass.Start(c.ctx, c.h.opts.Runner, creq, model)
+	g, err := pass.Start(sluice.WithRequestID(c.ctx, c.requestID), c.h.opts.Runner, creq, model)
 	if err != nil {
 		c.release(s)
 		c.fail(req, err)
@@ -168,7 +168,7 @@ func (c *conn) topicSubscribe(req *request) {
 func (c *conn) subscribe(req *request, s *sub, l sluice.Log, after string) {
 	// Poll once, so that a bad ID is answered now, and a reader that has
 	// read a whole ended stream is told so (SSE answers 204).
-	switch err := sluice.CheckAfter(c.ctx, l, after); {
+	switch err := c.h.opts.Gate.CheckAfter(c.ctx, l, after, req.LastEventID != ""); {
 	case errors.Is(err, io.EOF):
 		c.release(s)
 		c.reply(reply{Type: "unsubscribed", ID: req.ID, Stream: req.Stream, Topic: req.Topic, Reason: "ended"}.encode())

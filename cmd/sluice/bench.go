@@ -36,7 +36,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.URL, "url", "", "a running server to measure, http://127.0.0.1:PORT (loopback only); empty: start servers")
 	fs.DurationVar(&cfg.DemoTTFT, "demo-ttft", 300*time.Millisecond, "started servers: the demo model's time to first token")
 	fs.Float64Var(&cfg.DemoTPS, "demo-tps", 50, "started servers: the demo model's tokens per second")
-	fs.StringVar(&transports, "transports", "sse,ws", "transports to measure: sse, ws")
+	fs.StringVar(&transports, "transports", "sse,ws,h2", "transports to measure: sse, ws, h2 (SSE over HTTPS and HTTP/2; idle memory only)")
 	fs.StringVar(&scenarios, "scenarios", "idle,ttft,added,fanout,capacity,floor", "what to measure: idle, ttft, added (what Sluice adds to a model's TTFT), fanout, capacity, floor (timer lateness with no I/O), cluster (ttft, fanout and added for one node on memory, one on Redis and --nodes on Redis, side by side; starts redis-server)")
 	fs.IntVar(&cfg.Nodes, "nodes", 3, "cluster: the nodes of its largest setup, all on one Redis")
 	fs.StringVar(&cfg.ModelURL, "model-url", "", "with --url: the model that server serves as \"upstream\", for added (a running sluice bench-baseline)")
@@ -67,8 +67,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.Transports = splitList(transports)
 	cfg.Scenarios = splitList(scenarios)
 	for _, t := range cfg.Transports {
-		if t != "sse" && t != "ws" {
-			errs = append(errs, fmt.Errorf("--transports: %q is neither sse nor ws", t))
+		if t != "sse" && t != "ws" && t != bench.TransportH2 {
+			errs = append(errs, fmt.Errorf("--transports: %q is none of sse, ws and h2", t))
 		}
 	}
 	for _, s := range cfg.Scenarios {

@@ -42,7 +42,11 @@ type Config struct {
 	UpstreamURL    string      // the simple case: one upstream (models.go)
 	UpstreamModels string      // its models, comma-separated
 	PprofAddr      string      // serve net/http/pprof here, loopback only (pprof.go)
-	RedisURL       string      // keep logs in Redis, shared with other nodes (store.go)
+	MetricsAddr    string      // serve /metrics here, on a listener of its own (metrics.go)
+	TLSCert        string      // serve HTTPS with this certificate chain and TLSKey (tls.go)
+	TLSKey         string
+	AccessLog      string // the access log's level, or "off"
+	RedisURL       string // keep logs in Redis, shared with other nodes (store.go)
 
 	// Upstreams is what ConfigFile or UpstreamURL describe, validated.
 	Upstreams upstreamConfig
@@ -89,6 +93,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "keep streams and topics in Redis, shared by every node given the same, e.g. redis://127.0.0.1:6379/0 (empty: in this process's memory)")
 	fs.StringVar(&c.UpstreamModels, "upstream-models", "", "the upstream's models to offer, comma-separated: name or name=upstream-name")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics (GET /metrics) on this address of its own, where no API key is asked, e.g. 127.0.0.1:9464; without it, /metrics is on --addr, behind the API keys")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate chain; reloaded when it changes (needs --tls-key)")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "the PEM private key of --tls-cert; reloaded when it changes")
+	fs.StringVar(&c.AccessLog, "access-log", "info", "level of the access log, one line per request: debug, info, warn or off")
 
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -125,6 +133,17 @@ func (c Config) validate() error {
 	}
 	if c.PprofAddr != "" && !loopbackAddr(c.PprofAddr) {
 		bad("pprof-addr", "%q is not a loopback host:port; the profiler exposes the process", c.PprofAddr)
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			bad("metrics-addr", "%q is not host:port", c.MetricsAddr)
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("tls-cert", "--tls-cert and --tls-key (%s) go together: give both or neither", envName("tls-key"))
+	}
+	if _, _, err := c.accessLogLevel(); err != nil {
+		bad("access-log", "%q is none of debug, info, warn, error or off", c.AccessLog)
 	}
 	if c.RedisURL != "" && !validRedisURL(c.RedisURL) {
 		bad("redis-url", "want redis://[user:password@]host:port[/db], rediss:// for TLS, or unix:///path")
@@ -175,6 +194,15 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// accessLogLevel returns the access log's level, or off.
+func (c Config) accessLogLevel() (level slog.Level, off bool, err error) {
+	if strings.EqualFold(c.AccessLog, "off") {
+		return 0, true, nil
+	}
+	err = level.UnmarshalText([]byte(c.AccessLog))
+	return level, false, err
 }
 
 func (c Config) logger(w io.Writer) *slog.Logger {

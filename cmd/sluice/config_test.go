@@ -66,6 +66,9 @@ func TestConfigErrorsNameTheFlag(t *testing.T) {
 		{nil, []string{"SLUICE_TOPICS_MAX_BYTES", "lots"}, "SLUICE_TOPICS_MAX_BYTES"},
 		{[]string{"--topic-max-bytes", "16MiB", "--topics-max-bytes", "8MiB"}, nil, "--topics-max-bytes"},
 		{[]string{"--trusted-proxies", "10.0.0.0/8,nginx"}, nil, "--trusted-proxies (SLUICE_TRUSTED_PROXIES)"},
+		{[]string{"--tls-cert", "cert.pem"}, nil, "--tls-key (SLUICE_TLS_KEY)"},
+		{[]string{"--access-log", "loud"}, nil, "--access-log"},
+		{[]string{"--metrics-addr", "9464"}, nil, "--metrics-addr"},
 	}
 	for _, tt := range tests {
 		_, err := parseConfig(tt.args, env(tt.env...), io.Discard)

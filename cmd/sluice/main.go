@@ -23,6 +23,7 @@ import (
 	"github.com/sluice-dev/sluice/bench"
 	"github.com/sluice-dev/sluice/demo"
 	"github.com/sluice-dev/sluice/gen"
+	"github.com/sluice-dev/sluice/prom"
 	"github.com/sluice-dev/sluice/web"
 	"github.com/sluice-dev/sluice/ws"
 )
@@ -88,37 +89,59 @@ func isFlag(s string) bool { return len(s) > 0 && s[0] == '-' && s != "-h" && s 
 // rest with an error event, and returns once every stream has ended.
 // ready, if set, is told the address the server listens on.
 func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr string)) error {
-	store, counter, closeStore, err := openStore(ctx, cfg)
+	var certs *certFiles
+	if cfg.TLSCert != "" {
+		var err error
+		if certs, err = loadCertFiles(cfg.TLSCert, cfg.TLSKey, log); err != nil {
+			return fmt.Errorf("--tls-cert, --tls-key: %w", err)
+		}
+	}
+	// Every part reports to one set of metrics, which the packages know
+	// only as their own small observer interfaces (see prom).
+	ver, rev := buildVersion()
+	metrics := prom.New(prom.Options{Version: ver, Commit: rev, Models: append([]string{"demo"}, cfg.Upstreams.names()...)})
+
+	store, counter, closeStore, err := openStore(ctx, cfg, metrics)
 	if err != nil {
 		return err
 	}
 	defer closeStore() // last: every reader and generation has ended by then
-	runner := gen.NewRunner(gen.Options{Store: store, MaxConcurrent: cfg.MaxGenerations, Logger: log})
+	runner := gen.NewRunner(gen.Options{Store: store, MaxConcurrent: cfg.MaxGenerations, Logger: log, Observer: metrics})
 
 	var models admit.Models
 	dm := demo.New(demo.Options{TimeToFirstToken: cfg.DemoTTFT, TokensPerSecond: cfg.DemoTPS})
 	models.Add(dm.Info(), dm)
-	closeUpstreams, err := cfg.Upstreams.addTo(&models, log)
+	closeUpstreams, err := cfg.Upstreams.addTo(&models, log, metrics)
 	if err != nil {
 		return err
 	}
 	defer closeUpstreams()
 
+	accessLevel, noAccessLog, _ := cfg.accessLogLevel() // validated
 	apiCfg := api.Config{
 		Heartbeat: cfg.Heartbeat, Retry: cfg.Retry, WriteTimeout: cfg.WriteTimeout,
-		MaxBodyBytes: cfg.MaxBodyBytes,
+		MaxBodyBytes: cfg.MaxBodyBytes, AccessLogLevel: accessLevel, NoAccessLog: noAccessLog,
+		Observers: api.Observers{Hub: metrics.Streams(prom.TransportSSE), Fallback: metrics.Streams(prom.TransportSSEFallback),
+			Requests: metrics},
 	}
-	admitCfg := admit.Config{TopicMaxLen: cfg.TopicMaxLen, Counter: counter}
+	admitCfg := admit.Config{TopicMaxLen: cfg.TopicMaxLen, Counter: counter, Observer: metrics}
 	cfg.Guard.apply(&admitCfg, &apiCfg)
 	// One gate admits the requests of both transports: keys, limits, models
 	// and topic rules are the same over SSE and /ws, and counted once.
 	gate := admit.New(admitCfg, store, &models)
 	srv := api.New(apiCfg, store, runner, gate, log)
+	// A store that can be asked whether it answers (Redis) is asked by
+	// /readyz, so that a node that lost it takes no new work.
+	if p, ok := store.(interface{ Ping(context.Context) error }); ok {
+		srv.CheckReady(p.Ping)
+	}
 	// WebSocket beside SSE, over the same logs; it drains when ctx ends.
 	wsh := ws.NewHandler(ws.Options{Gate: gate, Runner: runner,
-		Heartbeat: cfg.Heartbeat, WriteTimeout: cfg.WriteTimeout, MaxMessageBytes: cfg.MaxBodyBytes + 64<<10, Stop: ctx, Logger: log})
+		Heartbeat: cfg.Heartbeat, WriteTimeout: cfg.WriteTimeout, MaxMessageBytes: cfg.MaxBodyBytes + 64<<10, Stop: ctx, Logger: log,
+		Observer: metrics.Streams(prom.TransportWS)})
 	srv.Handle("GET /ws", wsh) // it admits its connections and messages with the gate
 	srv.CountWebSockets(func() int64 { return wsh.Stats().Connections })
+	metrics.WatchWebSockets(func() int64 { return wsh.Stats().Connections })
 
 	for _, p := range web.Patterns { // the browser UI: /, /live, /assets/
 		srv.Handle(p, web.Handler())
@@ -130,6 +153,19 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr st
 			return fmt.Errorf("--pprof-addr: %w", err)
 		}
 		defer stopPprof()
+	}
+	// Metrics on a listener of their own need no key: that listener is the
+	// operator's to keep private. On the API's, they are an API route.
+	if cfg.MetricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metrics.Handler())
+		stopMetrics, err := serveAside("metrics", cfg.MetricsAddr, "/metrics", mux, log)
+		if err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		defer stopMetrics()
+	} else {
+		srv.HandleAPI("GET /metrics", metrics.Handler())
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -146,9 +182,19 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr st
 		IdleTimeout:       cfg.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	scheme := "http"
 	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
-	log.Info("sluice listening", "url", "http://"+ln.Addr().String(), "models", len(models.List()))
+	if certs != nil {
+		// HTTPS with HTTP/2 (which ServeTLS sets up) and HTTP/1.1. HTTP/2
+		// streams cannot be taken over by the hub: they are served in their
+		// handlers (api's fallback), with the same heartbeats and cuts.
+		scheme = "https"
+		hs.TLSConfig = certs.tlsConfig()
+		go func() { served <- hs.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { served <- hs.Serve(ln) }()
+	}
+	log.Info("sluice listening", "url", scheme+"://"+ln.Addr().String(), "models", len(models.List()))
 	if ready != nil {
 		ready(ln.Addr().String())
 	}

@@ -95,10 +95,19 @@ func envUpstream(rawURL, list, key string) (upstreamConfig, error) {
 	}, nil
 }
 
+// names returns the names of the models configured.
+func (uc upstreamConfig) names() []string {
+	out := make([]string, len(uc.models))
+	for i, m := range uc.models {
+		out[i] = m.name
+	}
+	return out
+}
+
 // addTo builds the upstreams and adds their models to table, next to the
-// demo model. The function it returns closes the upstreams' idle
-// connections.
-func (uc upstreamConfig) addTo(table *admit.Models, log *slog.Logger) (closeAll func(), err error) {
+// demo model; obs (nil: none) is told what they do with their upstreams.
+// The function it returns closes the upstreams' idle connections.
+func (uc upstreamConfig) addTo(table *admit.Models, log *slog.Logger, obs openai.Observer) (closeAll func(), err error) {
 	built := make(map[string]*openai.Upstream, len(uc.upstreams))
 	var all []*openai.Upstream
 	closeAll = func() {
@@ -120,7 +129,7 @@ func (uc upstreamConfig) addTo(table *admit.Models, log *slog.Logger) (closeAll 
 	for _, m := range uc.models {
 		table.Add(sluice.ModelInfo{ID: m.name, OwnedBy: m.upstream, Description: m.description},
 			openai.New(openai.Options{Upstream: built[m.upstream], Model: m.model, FallbackModels: m.fallbackModels,
-				Logger: log.With("model", m.name)}))
+				Logger: log.With("model", m.name), Observer: obs}))
 		log.Info("model", "name", m.name, "upstream", m.upstream, "upstream_model", m.model)
 	}
 	return closeAll, nil

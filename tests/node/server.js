@@ -6,13 +6,19 @@
 //   const other = await startSluice({ args: ['--api-keys', key] }); // inside one test
 //   await other.stop(); // SIGTERM, then asserts a clean exit (code 0)
 //
+//   const tls = await makeCert(); // a certificate for 127.0.0.1 (openssl)
+//   const secure = await startSluice({ tls }); // HTTPS: HTTP/2 and HTTP/1.1
+//   await secure.get('/metrics'); // {status, body}, trusting that certificate
+//
 // The binary is built once per process from the repository this file lives
 // in (go build ./cmd/sluice), unless SLUICE_BIN names one already built.
 
 import { spawn, execFile } from 'node:child_process';
 import { after, before } from 'node:test';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -67,15 +73,56 @@ export function freePort() {
 }
 
 /**
+ * Makes a self-signed certificate for 127.0.0.1 and localhost with openssl
+ * (scripts/test.sh installs it), in a directory removed when the process
+ * exits. Returns the files' paths and the certificate itself, to trust.
+ * @returns {Promise<{cert: string, key: string, ca: string}>}
+ */
+export async function makeCert() {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'sluice-cert-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  try {
+    await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+      '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost',
+      '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost']);
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw new Error(`openssl could not make a certificate (scripts/test.sh installs openssl): ${err.stderr || err.message}`);
+  }
+  return { cert, key, ca: await readFile(cert, 'utf8') };
+}
+
+/**
+ * GET or POST to url with node's own http(s) client, trusting ca for
+ * HTTPS (fetch cannot be told to). Resolves to {status, body}.
+ */
+export function request(url, { ca, method = 'GET', body, headers = {}, timeout = 5000 } = {}) {
+  const mod = url.startsWith('https:') ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = mod.request(url, { method, ca, headers, timeout }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (c) => { text += c; }).on('end', () => resolve({ status: res.statusCode, body: text }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${url}: no answer in ${timeout} ms`)));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/**
  * Starts sluice on a free loopback port and waits until GET /healthz
  * answers 200. It logs at warn level unless args say otherwise.
  *
  * @param {object} [opts]
  * @param {string[]} [opts.args] extra flags, e.g. ['--demo-tps', '200']
  * @param {Record<string,string>} [opts.env] extra environment (SLUICE_*)
- * @returns {Promise<{url: string, stop: () => Promise<void>, logs: () => string}>}
+ * @param {{cert: string, key: string, ca: string}} [opts.tls] serve HTTPS with this certificate (makeCert)
+ * @returns {Promise<{url: string, stop: () => Promise<void>, logs: () => string,
+ *   get: (path: string) => Promise<{status: number, body: string}>}>}
  */
-export async function startSluice({ args = [], env = {} } = {}) {
+export async function startSluice({ args = [], env = {}, tls } = {}) {
   const bin = await sluiceBinary();
   // Another process may take the port between our close and sluice's
   // listen; try again with a fresh port if sluice exits at start.
@@ -83,7 +130,7 @@ export async function startSluice({ args = [], env = {} } = {}) {
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
     try {
-      return await launch(bin, port, args, env);
+      return await launch(bin, port, args, env, tls);
     } catch (err) {
       lastErr = err;
       if (!/address already in use/i.test(err.message)) throw err;
@@ -92,8 +139,9 @@ export async function startSluice({ args = [], env = {} } = {}) {
   throw lastErr;
 }
 
-async function launch(bin, port, args, env) {
-  const url = `http://127.0.0.1:${port}`;
+async function launch(bin, port, args, env, tls) {
+  const url = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  if (tls) args = ['--tls-cert', tls.cert, '--tls-key', tls.key, ...args];
   const child = spawn(bin, ['serve', '--addr', `127.0.0.1:${port}`, '--log-level', 'warn', ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -119,8 +167,9 @@ async function launch(bin, port, args, env) {
     });
   });
 
+  const get = (p) => request(url + p, { ca: tls?.ca });
   try {
-    await waitHealthy(url, exited);
+    await waitHealthy(url, exited, tls?.ca);
   } catch (err) {
     child.kill('SIGKILL');
     await exited;
@@ -150,7 +199,7 @@ async function launch(bin, port, args, env) {
     })();
     return stopped;
   };
-  return { url, stop, logs };
+  return { url, stop, logs, get };
 }
 
 /**
@@ -172,7 +221,7 @@ export function useSluice(args = [], setup = async () => {}) {
 }
 
 /** Polls GET /healthz until it answers 200; fails at once if sluice exits. */
-async function waitHealthy(url, exited) {
+async function waitHealthy(url, exited, ca) {
   let gone = null;
   exited.then((r) => {
     gone = r;
@@ -185,10 +234,9 @@ async function waitHealthy(url, exited) {
       throw new Error(`sluice exited before it was healthy (code ${gone.code}, signal ${gone.signal}${gone.error ? ', ' + gone.error.message : ''})`);
     }
     try {
-      const res = await fetch(url + '/healthz', { signal: AbortSignal.timeout(1000) });
-      const body = await res.text();
+      const res = await request(url + '/healthz', { ca, timeout: 1000 });
       if (res.status === 200) return;
-      last = `${res.status} ${body.trim()}`;
+      last = `${res.status} ${res.body.trim()}`;
     } catch (err) {
       last = err.cause?.code || err.message;
     }
