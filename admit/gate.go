@@ -164,6 +164,9 @@ func (p *Pass) Start(ctx context.Context, runner *gen.Runner, req *sluice.ChatRe
 	if err != nil {
 		return nil, p.g.refuse("max-generations-per-key", err)
 	}
+	if release == nil { // no place to hold: the model as it is
+		return runner.Start(ctx, p.c.Key, req, m)
+	}
 	g, err := runner.Start(ctx, p.c.Key, req, heldModel{Model: m, release: release})
 	if err != nil {
 		release() // Start failed before it ran the model

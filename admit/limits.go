@@ -84,13 +84,14 @@ func (g *limiter) allow(ctx context.Context, who string) error {
 }
 
 // holdGeneration takes one of key's places for a running generation
-// (Limits.GenerationsPerKey), or refuses with ERATELIMIT. Callers without
-// a key are bounded by the node's generation limit only. release must be
-// called once the generation has ended.
+// (Limits.GenerationsPerKey), or refuses with ERATELIMIT. release must be
+// called once the generation has ended; it is nil when nothing was taken:
+// there is no such limit, or no key (callers without one are bounded by
+// the node's generation limit only).
 func (g *limiter) holdGeneration(ctx context.Context, key string) (release func(), err error) {
 	n := g.limits.GenerationsPerKey
 	if n <= 0 || key == "" {
-		return func() {}, nil
+		return nil, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, counterTimeout)
 	defer cancel()
