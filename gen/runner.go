@@ -294,13 +294,21 @@ func (r *Runner) run(ctx context.Context, g *Generation, req *sluice.ChatRequest
 	if end != sluice.EndDone {
 		g.err = err
 	}
+	// The generation is counted and logged as ended before its ending event
+	// is stored: a reader that has seen the end then finds it in the
+	// metrics and the log.
+	reason := endReason(end, err)
+	tr.Ended(reason)
+	r.logEnd(g, m, reason, start, tokens, ttft, usage, end, err)
 	if _, aerr := g.Log.Append(wctx, sluice.Event{Data: data, End: end}); aerr != nil {
 		r.log.Error("generation: cannot end log", "id", g.ID, "request_id", g.RequestID, "err", aerr)
 	}
-	reason := endReason(end, err)
-	tr.Ended(reason)
-	// One line says all an operator asks of a generation, under the ID of
-	// the request that started it.
+}
+
+// logEnd writes the one line that says all an operator asks of a
+// generation, under the ID of the request that started it.
+func (r *Runner) logEnd(g *Generation, m sluice.Model, reason string, start time.Time, tokens int, ttft time.Duration,
+	usage sluice.Usage, end sluice.End, err error) {
 	attrs := []any{"id", g.ID, "request_id", g.RequestID, "model", g.Model, "owner", g.Owner}
 	if u, ok := m.(upstreamer); ok {
 		attrs = append(attrs, "upstream", u.Upstream())

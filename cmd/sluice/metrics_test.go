@@ -151,8 +151,14 @@ func TestMetricsMoveWithAChatACancelARefusalAndAResume(t *testing.T) {
 	// A cancel: a long answer stopped after its first token.
 	respC, rdC := sseRequest(t, http.MethodPost, url+"/v1/chat/completions",
 		`{"model":"demo","stream":true,"messages":[{"role":"user","content":"long"}]}`)
-	if _, err := rdC.Next(); err != nil {
-		t.Fatal(err)
+	for {
+		ev, err := rdC.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(ev.Data, `"content":"`) && !strings.Contains(ev.Data, `"content":""`) {
+			break // its first token (the first event is the role alone)
+		}
 	}
 	cancel := testenv.Do(t, http.DefaultClient, http.MethodPost, url+"/v1/streams/"+respC.Header.Get("Sluice-Stream-ID")+"/cancel", nil)
 	if cancel.StatusCode != http.StatusOK {
