@@ -64,13 +64,13 @@ func (l *Limits) Close() error {
 	return nil
 }
 
-// takeScript is GCRA, the token bucket kept as one number: the time at
+// takeBucketScript is GCRA, the token bucket kept as one number: the time at
 // which the bucket will be full again (its "theoretical arrival time"),
 // in microseconds of Redis's clock. ARGV: the interval between two
 // requests at the steady rate, and the burst, both in microseconds. It
 // returns 0 when a request was taken, else the microseconds until one can
 // be. The key expires when the bucket is full, which is the same as no key.
-var takeScript = rueidis.NewLuaScript(`
+var takeBucketScript = rueidis.NewLuaScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
@@ -88,7 +88,7 @@ return 0
 func (l *Limits) Take(ctx context.Context, who string, perMinute int) (time.Duration, error) {
 	interval := float64(time.Minute/time.Microsecond) / float64(perMinute)
 	burst := interval * float64(perMinute)
-	wait, err := takeScript.Exec(ctx, l.client, []string{l.prefix + "r:" + who}, []string{
+	wait, err := takeBucketScript.Exec(ctx, l.client, []string{l.prefix + "r:" + who}, []string{
 		strconv.FormatFloat(interval, 'f', 3, 64), strconv.FormatFloat(burst, 'f', 3, 64),
 	}).AsInt64()
 	if err != nil {
@@ -98,11 +98,11 @@ func (l *Limits) Take(ctx context.Context, who string, perMinute int) (time.Dura
 }
 
 // The places named who are a sorted set of the holders' random members,
-// scored by when each lapses (milliseconds of Redis's clock). holdScript
+// scored by when each lapses (milliseconds of Redis's clock). holdPlaceScript
 // drops the lapsed ones, then adds one if fewer than ARGV[1] are left.
 // ARGV: max, HoldTTL in milliseconds, the new member. It returns 1 when
 // the place was taken.
-var holdScript = rueidis.NewLuaScript(`
+var holdPlaceScript = rueidis.NewLuaScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -112,10 +112,10 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 `)
 
-// renewScript pushes back the lapse of the members in ARGV[2:], those
+// renewPlacesScript pushes back the lapse of the members in ARGV[2:], those
 // still there only (XX: a place released meanwhile stays released), by
 // HoldTTL (ARGV[1], milliseconds).
-var renewScript = rueidis.NewLuaScript(`
+var renewPlacesScript = rueidis.NewLuaScript(`
 local t = redis.call('TIME')
 local lapse = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
 for i = 2, #ARGV do
@@ -133,7 +133,7 @@ const releaseTimeout = 2 * time.Second
 func (l *Limits) Hold(ctx context.Context, who string, max int) (func(), bool, error) {
 	key := l.prefix + "h:" + who
 	member := newMember()
-	ok, err := holdScript.Exec(ctx, l.client, []string{key}, []string{
+	ok, err := holdPlaceScript.Exec(ctx, l.client, []string{key}, []string{
 		strconv.Itoa(max), millis(l.ttl), member,
 	}).AsInt64()
 	if err != nil {
@@ -193,7 +193,7 @@ func (l *Limits) renew() {
 		// A renewal that fails (Redis down) is tried again at the next
 		// tick; a place that lapsed meanwhile stays lapsed (XX).
 		ctx, cancel := context.WithTimeout(context.Background(), l.ttl/3)
-		renewScript.ExecMulti(ctx, l.client, execs...)
+		renewPlacesScript.ExecMulti(ctx, l.client, execs...)
 		cancel()
 	}
 }
