@@ -155,6 +155,16 @@ type LogOptions struct {
 	// Owner names who may read and stop the log (an API key's ID); empty
 	// means anyone may. It is set when the log is created.
 	Owner string
+	// Lost, when set, makes the node that creates the log its one writer,
+	// holding a lease on it until the log ends: a store that several
+	// nodes share ends the log with an event of this data (End EndError)
+	// when that node is lost (it stopped renewing its lease: killed, cut
+	// off or frozen), exactly once, within a bound the store states, and
+	// refuses the lost node's appends from then on; so no reader waits
+	// for ever on a writer that is gone. A store that only one node uses
+	// (memory) ignores it: its readers go with its writer. Rings have no
+	// writer.
+	Lost []byte
 }
 
 // Store keeps logs by name.

@@ -93,7 +93,9 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, g *gen.Generat
 			break
 		}
 		if err != nil {
-			if r.Context().Err() != nil && onGone != nil {
+			if r.Context().Err() == nil {
+				writeError(w, r, s.log, err) // the store failed: nothing was written yet
+			} else if onGone != nil {
 				onGone()
 			}
 			return
@@ -128,7 +130,11 @@ func (s *Server) handleAttach(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set(HeaderStreamID, r.PathValue("id"))
-	s.stream(w, r, l, after, streamOptions{release: release})
+	opts := streamOptions{release: release}
+	if s.cfg.DrainReaders {
+		opts.stop = s.drainCtx
+	}
+	s.stream(w, r, l, after, opts)
 }
 
 func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
@@ -137,8 +143,7 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	s.runner.Cancel(id)
-	_, end, err := l.Last(r.Context())
+	end, err := s.runner.Stop(r.Context(), id, l)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return

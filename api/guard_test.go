@@ -193,7 +193,8 @@ func TestCORS(t *testing.T) {
 	}
 	resp := e.Post(t, "/v1/chat/completions", chatBody("short"), "Origin", "https://app.example")
 	if resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example" ||
-		!strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "Sluice-Stream-ID") {
+		!strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "Sluice-Stream-ID") ||
+		!strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), api.HeaderLastEventID) {
 		t.Fatalf("a cross-origin stream lacks CORS headers: %v", resp.Header)
 	}
 	events(t, resp, -1)

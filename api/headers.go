@@ -60,7 +60,7 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
 	} else {
 		h.Set("Access-Control-Allow-Origin", origin)
 	}
-	h.Set("Access-Control-Expose-Headers", HeaderStreamID+", Retry-After")
+	h.Set("Access-Control-Expose-Headers", HeaderStreamID+", "+HeaderLastEventID+", Retry-After")
 	if preflight {
 		h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
 		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID, "+HeaderCancelOnDisconnect)

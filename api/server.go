@@ -17,6 +17,7 @@ import (
 	"github.com/sluice-dev/sluice/admit"
 	"github.com/sluice-dev/sluice/gen"
 	"github.com/sluice-dev/sluice/hub"
+	"github.com/sluice-dev/sluice/wire"
 )
 
 // Config holds the knobs of the HTTP layer. Zero fields take the defaults
@@ -30,6 +31,15 @@ type Config struct {
 	// CORSOrigins may call the API from a browser ("*": any origin); none
 	// means same-origin only.
 	CORSOrigins []string
+
+	// DrainReaders makes Drain (shutdown) also end, at once, the streams
+	// of generations that readers attached to with GET /v1/streams/{id},
+	// telling them to reconnect: set it when other nodes share the store
+	// and can serve them, so that a node that is going away hands its
+	// readers over while its generations finish. A chat completion's own
+	// response stays with its generation either way: its client (an
+	// OpenAI SDK) may have no way to resume.
+	DrainReaders bool
 
 	// AccessLogLevel is the level of the access log's lines, one per
 	// request (info by default); NoAccessLog turns them off.
@@ -122,7 +132,7 @@ func New(cfg Config, store sluice.Store, runner *gen.Runner, gate *admit.Gate, l
 	}
 	s.drainCtx, s.drain = context.WithCancel(context.Background())
 	s.hub = hub.New(hub.Options{Heartbeat: cfg.Heartbeat, Retry: cfg.Retry, WriteTimeout: cfg.WriteTimeout, Logger: logger,
-		Observer: cfg.Observers.Hub})
+		ErrorData: wire.ErrorJSON, Observer: cfg.Observers.Hub})
 	s.routes()
 	return s
 }
@@ -209,8 +219,9 @@ func (s *Server) serve(w *access, r *http.Request) {
 }
 
 // Drain tells every open topic subscription to end, for shutdown, and
-// refuses new ones. Generation readers end by themselves once their
-// generation has ended.
+// refuses new ones; with Config.DrainReaders, the readers of generations
+// that attached with GET /v1/streams/{id} too. Other generation readers
+// end by themselves once their generation has ended.
 func (s *Server) Drain() {
 	s.drain()
 	s.hub.Drain()

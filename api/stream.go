@@ -11,6 +11,7 @@ import (
 	"github.com/sluice-dev/sluice/admit"
 	"github.com/sluice-dev/sluice/hub"
 	"github.com/sluice-dev/sluice/sse"
+	"github.com/sluice-dev/sluice/wire"
 )
 
 // readBatch is the most events one write carries: a reader that fell behind
@@ -19,8 +20,12 @@ const readBatch = 256
 
 // streamOptions say how one SSE response ends, beyond the end of its log.
 type streamOptions struct {
-	// stop, when done, ends the response (topics end at shutdown).
+	// stop, when done, ends the response, telling the client to reconnect
+	// (topics end at shutdown, and with Config.DrainReaders the readers of
+	// generations too).
 	stop context.Context
+	// topic marks a topic's subscription (for metrics).
+	topic bool
 	// onGone runs when the client goes away before the log ended.
 	onGone func()
 	// release runs, once, when the stream has ended (see guard.openStream).
@@ -78,7 +83,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, l sluice.Log, af
 	// the stream ends, with what the hub wrote.
 	a := accessOf(r)
 	logged, keep := s.handOver(a)
-	ao := hub.AttachOptions{Topic: opts.stop != nil, OnGone: opts.onGone, OnClose: func() {
+	ao := hub.AttachOptions{Topic: opts.topic, Drain: opts.stop != nil, OnGone: opts.onGone, OnClose: func() {
 		if opts.release != nil {
 			opts.release()
 		}
@@ -107,9 +112,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, l sluice.Log, af
 func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, l sluice.Log, after string, opts streamOptions) {
 	s.streams.Add(1)
 	defer s.streams.Add(-1)
-	topic := opts.stop != nil
-	s.fallback.Opened(topic)
-	defer s.fallback.Closed(topic)
+	s.fallback.Opened(opts.topic)
+	defer s.fallback.Closed(opts.topic)
 	rc := http.NewResponseController(w)
 	w.WriteHeader(http.StatusOK)
 
@@ -158,7 +162,12 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, l sluice.Lo
 		case errors.Is(err, context.DeadlineExceeded):
 			buf = sse.AppendComment(buf, "ping")
 		default:
-			s.log.Error("stream: read failed", "log", l.Name(), "err", err)
+			// The store is unreachable, or the log is gone: the client is
+			// told, and comes back after its retry delay.
+			s.log.Warn("stream: read failed", "log", l.Name(), "err", err)
+			buf = sse.AppendEvent(buf, "", "", wire.ErrorJSON(err))
+			buf = sse.AppendRetry(buf, hub.Jitter(s.cfg.Retry))
+			_ = s.flush(rc, w, buf)
 			return
 		}
 		began := time.Now()

@@ -8,6 +8,17 @@ import (
 	"github.com/sluice-dev/sluice/admit"
 )
 
+// HeaderLastEventID, on the response to a subscription, names the event
+// the subscription starts after ("" for the topic's start): the
+// Last-Event-ID to resume with if the connection drops before the first
+// event. Without it, a subscriber to new events only that is cut before
+// any came could not tell the server where it had been, and would miss
+// what was published until it was back. It is a header, not an id: line,
+// because an id: line commits only at a blank line, and a block with no
+// data reaches some clients (@microsoft/fetch-event-source) as an empty
+// message.
+const HeaderLastEventID = "Sluice-Last-Event-ID"
+
 func topicOf(r *http.Request) string {
 	if n := r.PathValue("name"); n != "" {
 		return n
@@ -53,7 +64,8 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 		release()
 		return
 	}
-	s.stream(w, r, l, after, streamOptions{stop: s.drainCtx, release: release})
+	w.Header().Set(HeaderLastEventID, after)
+	s.stream(w, r, l, after, streamOptions{stop: s.drainCtx, topic: true, release: release})
 }
 
 // publishBody is what POST /v1/topics/{name}/events takes. A string Data is

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/sluice-dev/sluice/admit"
+	"github.com/sluice-dev/sluice/api"
 	"github.com/sluice-dev/sluice/sse"
 )
 
@@ -154,5 +155,40 @@ func TestResumeFromTrimmedIDSaysWhatWasMissed(t *testing.T) {
 	}
 	if ev := next(t, rd); ev.Data != "3" {
 		t.Fatalf("after the gap: %+v", ev)
+	}
+}
+
+// A subscription names the event it starts after, so that a client cut
+// before its first event can resume from there and miss nothing.
+func TestSubscriptionNamesTheEventItStartsAfter(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	empty, _ := subscribe(t, e, "/v1/topics/quiet/events")
+	defer empty.Body.Close()
+	first := publish(t, e, "room", map[string]any{"data": "one"})
+	second := publish(t, e, "room", map[string]any{"data": "two"})
+	tests := []struct {
+		name, path string
+		header     []string
+		want       string
+	}{
+		{"new events only", "/v1/topics/room/events", nil, second},
+		{"from the start", "/v1/topics/room/events?from=start", nil, ""},
+		{"after an ID", "/v1/topics/room/events", []string{"Last-Event-ID", first}, first},
+	}
+	for _, tt := range tests {
+		resp, rd := subscribe(t, e, tt.path, tt.header...)
+		if got := resp.Header.Values(api.HeaderLastEventID); len(got) != 1 || got[0] != tt.want {
+			t.Errorf("%s: %s %q, want %q", tt.name, api.HeaderLastEventID, got, tt.want)
+		}
+		if tt.want == first {
+			if ev := next(t, rd); ev.ID != second {
+				t.Errorf("%s: the first event is %q, want %q", tt.name, ev.ID, second)
+			}
+		}
+		resp.Body.Close()
+	}
+	// A topic with no event yet starts at its start: "" again, present.
+	if got := empty.Header.Values(api.HeaderLastEventID); len(got) != 1 || got[0] != "" {
+		t.Errorf("an empty topic: %s %q, want one empty value", api.HeaderLastEventID, got)
 	}
 }

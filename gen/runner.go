@@ -10,7 +10,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,11 +23,31 @@ import (
 // LogName returns the name of the log that generation id writes.
 func LogName(id string) string { return "gen/" + id }
 
+// Peers are the other nodes that share the store, as generations see
+// them: a generation runs on the node that started it, and a request to
+// stop it may come to any node. The Redis store is one (it carries the
+// requests); a store of one node has none.
+type Peers interface {
+	// RequestStop asks the node that writes l to stop it, and reports
+	// whether a node was asked: false when l has ended, is gone or has no
+	// writer. It returns once the request is on its way.
+	RequestStop(ctx context.Context, l sluice.Log) (bool, error)
+	// OnStop makes stop be called with the name of each log that this
+	// node writes and another node asks to stop. stop returns at once.
+	OnStop(stop func(logName string))
+}
+
+// StopWait bounds how long Stop waits for a generation that another node
+// runs to end: long enough for a node that is lost rather than slow to be
+// found so (a Redis store's bound is 4 s).
+const StopWait = 5 * time.Second
+
 // Options configure a Runner.
 type Options struct {
 	Store         sluice.Store
-	MaxConcurrent int // generations running at once; 0 means 1000
-	MaxPerOwner   int // generations one owner may run at once; 0 means no limit but MaxConcurrent
+	Peers         Peers // nil: every generation runs on this node
+	MaxConcurrent int   // generations running at once; 0 means 1000
+	MaxPerOwner   int   // generations one owner may run at once; 0 means no limit but MaxConcurrent
 	Logger        *slog.Logger
 	Observer      Observer // told of every generation, for metrics; nil: none
 }
@@ -34,6 +56,7 @@ type Options struct {
 // use. Shutdown ends every generation and waits for their goroutines.
 type Runner struct {
 	store    sluice.Store
+	peers    Peers
 	log      *slog.Logger
 	obs      Observer
 	slots    chan struct{}
@@ -86,6 +109,12 @@ var (
 		Message: "Too many answers are being generated at once; try again shortly."}
 	errOwnerBusy = &sluice.Error{Code: sluice.ERATELIMIT, Kind: "too_many_generations_for_key", RetryAfter: time.Second,
 		Message: "This API key has as many answers running as it may; wait for one to finish."}
+	// errNodeLost is never returned here: a store that several nodes share
+	// ends the log with it when the node running the generation is lost
+	// (sluice.LogOptions.Lost).
+	errNodeLost = &sluice.Error{Code: sluice.EUNAVAILABLE, Kind: "node_lost",
+		Message: "The server generating this answer was lost (it stopped, or lost its connection); the answer is incomplete."}
+	lostEnding = wire.ErrorJSON(errNodeLost)
 )
 
 // NewRunner returns a runner writing into opts.Store.
@@ -100,10 +129,14 @@ func NewRunner(opts Options) *Runner {
 		opts.Observer = nopObserver{}
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
-	return &Runner{
-		store: opts.Store, log: opts.Logger, obs: opts.Observer, slots: make(chan struct{}, opts.MaxConcurrent), perOwner: opts.MaxPerOwner,
+	r := &Runner{
+		store: opts.Store, peers: opts.Peers, log: opts.Logger, obs: opts.Observer, slots: make(chan struct{}, opts.MaxConcurrent), perOwner: opts.MaxPerOwner,
 		ctx: ctx, cancel: cancel, running: make(map[string]*Generation), owners: make(map[string]int),
 	}
+	if r.peers != nil {
+		r.peers.OnStop(r.stopLog)
+	}
+	return r
 }
 
 // NewID returns a fresh, unguessable generation ID (128 random bits).
@@ -153,7 +186,7 @@ func (r *Runner) Start(ctx context.Context, owner string, req *sluice.ChatReques
 
 	g := &Generation{ID: NewID(), Model: req.Model, Created: time.Now().Unix(), Owner: owner,
 		RequestID: sluice.RequestID(ctx), done: make(chan struct{})}
-	l, err := r.store.Create(r.ctx, LogName(g.ID), sluice.LogOptions{Owner: owner})
+	l, err := r.store.Create(r.ctx, LogName(g.ID), sluice.LogOptions{Owner: owner, Lost: lostEnding})
 	if err != nil {
 		r.release(g)
 		r.wg.Done()
@@ -198,6 +231,66 @@ func (r *Runner) Cancel(id string) bool {
 	g.cancel(errCancelled)
 	<-g.done
 	return true
+}
+
+// Stop stops generation id, whose log is l, wherever it runs: here, as
+// Cancel does, or on the node that runs it, through Peers; then it waits
+// until l has ended, for at most StopWait, and returns how l then stands
+// ("open" when the wait ran out: the generation has not stopped yet). A
+// generation that has ended already is not an error: its end is returned.
+func (r *Runner) Stop(ctx context.Context, id string, l sluice.Log) (sluice.End, error) {
+	if !r.Cancel(id) && r.peers != nil {
+		asked, err := r.peers.RequestStop(ctx, l)
+		if err != nil {
+			return sluice.EndNone, err
+		}
+		if asked {
+			wctx, cancel := context.WithTimeout(ctx, StopWait)
+			awaitEnd(wctx, l)
+			cancel()
+		}
+	}
+	_, end, err := l.Last(ctx)
+	return end, err
+}
+
+// deferrer is a log that takes events without waiting for each to be
+// stored (the Redis store's, which coalesces them into one script run per
+// few milliseconds under load): a generation's chunks go so, and its last
+// events, whose Append waits for those before, as Append. Defer reports a
+// failure of an earlier deferred event, Flush of any.
+type deferrer interface {
+	Defer(ctx context.Context, ev sluice.Event) error
+	Flush(ctx context.Context) error
+}
+
+// awaitEnd waits until l has ended, or ctx is done.
+func awaitEnd(ctx context.Context, l sluice.Log) {
+	for ctx.Err() == nil {
+		id, end, err := l.Last(ctx)
+		if err != nil || end != sluice.EndNone {
+			return
+		}
+		// With no room for events, Read only waits for the next one.
+		if _, err := l.Read(ctx, id, nil); err != nil && !errors.Is(err, io.EOF) {
+			return
+		}
+	}
+}
+
+// stopLog stops the generation that writes the named log, if it runs
+// here, without waiting for it: Peers calls it when another node asks.
+func (r *Runner) stopLog(name string) {
+	id, ok := strings.CutPrefix(name, LogName(""))
+	if !ok {
+		return
+	}
+	r.mu.Lock()
+	g := r.running[id]
+	r.mu.Unlock()
+	if g != nil {
+		g.cancel(errCancelled)
+	}
 }
 
 // Running reports how many generations are running.
@@ -250,6 +343,14 @@ func (r *Runner) run(ctx context.Context, g *Generation, req *sluice.ChatRequest
 	// ending event is always stored.
 	wctx := context.WithoutCancel(ctx)
 	var buf []byte // each chunk is encoded here; the log keeps a copy
+	write := func(ev sluice.Event) error {
+		_, err := g.Log.Append(wctx, ev)
+		return err
+	}
+	dl, deferring := g.Log.(deferrer)
+	if deferring {
+		write = func(ev sluice.Event) error { return dl.Defer(wctx, ev) }
+	}
 	var (
 		tokens    int // deltas that carried some of the answer
 		ttft      time.Duration
@@ -257,7 +358,7 @@ func (r *Runner) run(ctx context.Context, g *Generation, req *sluice.ChatRequest
 	)
 	usage, err := m.Stream(ctx, req, func(d sluice.Delta) error {
 		buf = chunks.AppendDelta(buf[:0], d)
-		if _, err := g.Log.Append(wctx, sluice.Event{Data: buf}); err != nil {
+		if err := write(sluice.Event{Data: buf}); err != nil {
 			return err
 		}
 		if d.Content != "" || d.ReasoningContent != "" || len(d.ToolCalls) > 0 {
@@ -275,6 +376,9 @@ func (r *Runner) run(ctx context.Context, g *Generation, req *sluice.ChatRequest
 	})
 	if err != nil && ctx.Err() != nil {
 		err = context.Cause(ctx)
+	}
+	if err == nil && deferring {
+		err = dl.Flush(wctx) // the last tokens may yet fail
 	}
 
 	end := sluice.EndDone

@@ -55,6 +55,7 @@ type feed struct {
 	ended   bool   // the log's last event has been delivered
 	current []*sub // connections whose cursor is head
 	pumping bool   // the pump goroutine has been started
+	err     error  // why the log could not be read; the feed takes no one after it
 
 	refs int // connections attached, current or catching up; under hub.mu
 }
@@ -143,12 +144,15 @@ func (f *feed) pump() {
 		// Wait with no buffer, then read into buffers from a pool: a
 		// thousand idle pumps hold none.
 		if _, err := f.log.Read(f.ctx, head, nil); err != nil {
-			if errors.Is(err, io.EOF) {
+			switch {
+			case errors.Is(err, io.EOF):
 				f.mu.Lock()
 				f.ended = true
 				f.mu.Unlock()
+			case f.ctx.Err() == nil:
+				f.fail(err)
 			}
-			return // ended, or stopped: no connection is left
+			return // ended, stopped (no connection is left) or failed
 		}
 		if f.deliver(false) {
 			return
@@ -205,15 +209,47 @@ func (f *feed) deliver(inline bool) (ended bool) {
 }
 
 // join makes s current if its cursor is at the head, and reports the head
-// otherwise, which s must reach first. An ended feed takes no one.
-func (f *feed) join(s *sub) (joined bool, head string) {
+// otherwise, which s must reach first. An ended feed takes no one; a
+// failed one says why.
+func (f *feed) join(s *sub) (joined bool, head string, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.err != nil {
+		return false, f.head, f.err
+	}
 	if s.cursor == f.head && !f.ended {
 		f.current = append(f.current, s)
-		return true, f.head
+		return true, f.head, nil
 	}
-	return false, f.head
+	return false, f.head, nil
+}
+
+// fail ends the feed after its log could not be read (the store is
+// unreachable, or the log is gone): its current connections get an error
+// event and close; those catching up meet the error themselves, reading or
+// joining; and a connection attached from now on gets a new feed, which
+// tries the log afresh.
+func (f *feed) fail(err error) {
+	f.mu.Lock()
+	f.err = err
+	f.current = nil
+	f.mu.Unlock()
+	h := f.hub
+	var failed []*sub
+	h.mu.Lock()
+	if h.feeds[f.log.Name()] == f {
+		delete(h.feeds, f.log.Name())
+	}
+	for s := range h.subs {
+		if s.feed == f && !s.catching.Load() {
+			failed = append(failed, s)
+		}
+	}
+	h.mu.Unlock()
+	h.log.Warn("hub: a stream's log cannot be read; its readers are told so", "log", f.log.Name(), "readers", len(failed), "err", err)
+	for _, s := range failed {
+		s.fail(err)
+	}
 }
 
 // leave takes s out of the current connections.

@@ -43,7 +43,13 @@ type Options struct {
 	// by then gets a last "sluice.resume" event and is closed, and resumes
 	// with Last-Event-ID. 4096 when zero.
 	MaxLag int
-	Logger *slog.Logger
+	// ErrorData makes the data of the last event of a connection whose
+	// log cannot be read (its store is unreachable, or the log is gone)
+	// from why: the API gives an OpenAI-style error object, which is how
+	// clients read an error in a stream. The event has no ID, so that the
+	// client resumes after the last event it got. nil: a fixed object.
+	ErrorData func(error) []byte
+	Logger    *slog.Logger
 	// Observer, when set, is told of connections, deliveries and slow
 	// readers (for metrics).
 	Observer Observer
@@ -88,6 +94,11 @@ func New(opts Options) *Hub {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.ErrorData == nil {
+		opts.ErrorData = func(error) []byte {
+			return []byte(`{"error":{"message":"The stream cannot be read now; reconnect shortly.","type":"server_error","code":"unavailable"}}`)
+		}
+	}
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}
 	}
@@ -112,9 +123,13 @@ var ErrNotHijackable = errors.New("hub: the connection cannot be taken over")
 
 // AttachOptions say how one connection ends, besides the end of its log.
 type AttachOptions struct {
-	// Topic marks a subscription that Drain ends (a topic never ends by
-	// itself).
+	// Topic marks a subscription to a topic, which Drain ends (a topic
+	// never ends by itself).
 	Topic bool
+	// Drain marks a generation's reader that Drain ends too, telling it
+	// to reconnect: another node can serve it (its log is in a store
+	// that the nodes share).
+	Drain bool
 	// OnGone runs, once, when the client goes away before the log ended.
 	OnGone func()
 	// OnClose runs, once, when the connection is closed for any reason
@@ -133,7 +148,7 @@ type AttachOptions struct {
 // written.
 func (h *Hub) Attach(w http.ResponseWriter, l sluice.Log, after string, opts AttachOptions) error {
 	h.mu.Lock()
-	if h.draining && opts.Topic {
+	if h.draining && (opts.Topic || opts.Drain) {
 		h.mu.Unlock()
 		return sluice.Errorf(sluice.EUNAVAILABLE, "The server is shutting down.")
 	}
@@ -150,7 +165,7 @@ func (h *Hub) Attach(w http.ResponseWriter, l sluice.Log, after string, opts Att
 		_ = tc.SetWriteBuffer(h.opts.SendBuffer)
 	}
 	head := responseHead(w.Header(), Jitter(h.opts.Retry))
-	s := &sub{hub: h, conn: conn, topic: opts.Topic, onGone: opts.OnGone, onClose: opts.OnClose, written: opts.Written, cursor: after}
+	s := &sub{hub: h, conn: conn, topic: opts.Topic, drain: opts.Topic || opts.Drain, onGone: opts.OnGone, onClose: opts.OnClose, written: opts.Written, cursor: after}
 	s.catching.Store(true) // by this goroutine, below
 	if sc, ok := conn.(syscall.Conn); ok {
 		s.raw, _ = sc.SyscallConn()
@@ -162,7 +177,7 @@ func (h *Hub) Attach(w http.ResponseWriter, l sluice.Log, after string, opts Att
 	}
 
 	h.mu.Lock()
-	if h.draining && opts.Topic {
+	if h.draining && (opts.Topic || opts.Drain) {
 		h.mu.Unlock()
 		s.closeWith(h.drainFrame())
 		return nil
@@ -205,15 +220,15 @@ func (h *Hub) Len() int {
 	return len(h.subs)
 }
 
-// Drain tells every topic subscriber to reconnect elsewhere and closes it;
-// new topic subscriptions are refused. Generation streams go on until their
-// logs end.
+// Drain tells every topic subscriber, and every stream attached with
+// AttachOptions.Drain, to reconnect elsewhere and closes it; new ones are
+// refused. The other streams go on until their logs end.
 func (h *Hub) Drain() {
 	h.mu.Lock()
 	h.draining = true
 	var topics []*sub
 	for s := range h.subs {
-		if s.topic {
+		if s.drain {
 			topics = append(topics, s)
 		}
 	}

@@ -41,7 +41,8 @@ type sub struct {
 	feed    *feed
 	conn    net.Conn
 	raw     syscall.RawConn // conn's socket, for writes that must not wait; nil if it has none
-	topic   bool
+	topic   bool            // AttachOptions.Topic
+	drain   bool            // Hub.Drain ends it: a topic, or AttachOptions.Drain
 	onGone  func()
 	onClose func()
 	written *atomic.Int64 // AttachOptions.Written, or nil
@@ -165,7 +166,12 @@ func (s *sub) catchUp() {
 			s.close()
 			return
 		}
-		joined, head := s.feed.join(s)
+		joined, head, ferr := s.feed.join(s)
+		if ferr != nil {
+			s.wmu.Unlock()
+			s.fail(ferr)
+			return
+		}
 		if joined {
 			s.lagBudget = 0
 			s.catching.Store(false)
@@ -200,10 +206,11 @@ func (s *sub) catchUp() {
 				time.Sleep(time.Millisecond)
 				continue
 			}
-			if !errors.Is(err, io.EOF) {
-				s.hub.log.Error("hub: reading a log", "log", s.feed.log.Name(), "err", err)
+			if errors.Is(err, io.EOF) {
+				s.gone()
+			} else {
+				s.fail(err)
 			}
-			s.gone()
 			return
 		}
 		last := b.encode(head)
@@ -264,6 +271,21 @@ func (s *sub) ping() {
 // come back spread out rather than all at once, and a comment saying why.
 func (h *Hub) drainFrame() []byte {
 	return append(sse.AppendRetry(nil, Jitter(h.opts.Retry)), drainComment...)
+}
+
+// errorFrame is the last event of a connection whose log could not be
+// read (see Options.ErrorData), then a retry: delay: the client comes back,
+// to this node or another, when the store may answer again.
+func (h *Hub) errorFrame(err error) []byte {
+	return sse.AppendRetry(sse.AppendEvent(nil, "", "", h.opts.ErrorData(err)), Jitter(h.opts.Retry))
+}
+
+// fail ends a connection whose log could not be read with an error event.
+// It is not gone: nothing that waits on its client's leaving runs.
+// (Its feed logs the failure once, not each of its thousands of readers.)
+func (s *sub) fail(err error) {
+	s.hub.log.Debug("hub: a stream's log cannot be read", "log", s.feed.log.Name(), "err", err)
+	s.closeWith(s.hub.errorFrame(err))
 }
 
 // finishFrom closes the connection after a delivery. Inline, the

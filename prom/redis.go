@@ -8,7 +8,7 @@ import (
 
 // redisCommands are the round trips the Redis store makes, as
 // redis.Observer names them.
-var redisCommands = []string{"open", "append", "last", "read", "touch"}
+var redisCommands = []string{"open", "append", "last", "read", "touch", "lease", "stop"}
 
 // Redis counts the Redis store's round trips; it implements
 // redis.Observer. Each command's metrics are resolved once, so that an
@@ -27,7 +27,7 @@ type redisMetrics struct {
 // observer to give the store. A node without Redis serves none of them.
 func (m *Metrics) Redis() *Redis {
 	d := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sluice_redis_command_duration_seconds",
-		Help:    "Round trips of the Redis store (open, append, last, read, touch), from sending to the answer.",
+		Help:    "Round trips of the Redis store (open, append, last, read, touch, lease, stop), from sending to the answer.",
 		Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}},
 		[]string{"command"})
 	e := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_redis_errors_total",

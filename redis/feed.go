@@ -184,15 +184,18 @@ func (f *feed) run(ctx context.Context) {
 	close(f.done)
 }
 
-// receive takes one published event (see appendScript) into the window
-// and wakes the waiting readers.
+// receive takes the events of one published message (see appendScript)
+// into the window and wakes the waiting readers.
 func (f *feed) receive(m rueidis.PubSubMessage) {
-	ev, off, ok := parseMessage(m.Message, f.log.epoch)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !ok {
-		f.win, f.winBytes = nil, 0 // readers fall back on the stream
-	} else {
+	for msg := m.Message; msg != ""; {
+		ev, off, rest, ok := parseMessage(msg, f.log.epoch)
+		if !ok {
+			f.win, f.winBytes = nil, 0 // readers fall back on the stream
+			break
+		}
+		msg = rest
 		if len(f.win) > 0 && off != f.winFirst+uint64(len(f.win)) {
 			f.win, f.winBytes = nil, 0 // not the next: start again from it
 		}
@@ -212,18 +215,27 @@ func (f *feed) receive(m rueidis.PubSubMessage) {
 	f.wake = make(chan struct{})
 }
 
-// parseMessage reads "<offset>:<end>:<name length>:<name><data>".
-func parseMessage(msg, epoch string) (sluice.Event, uint64, bool) {
-	num, rest, ok1 := strings.Cut(msg, ":")
-	end, rest, ok2 := strings.Cut(rest, ":")
-	nlen, rest, ok3 := strings.Cut(rest, ":")
-	off, ok4 := parseDecimal(num)
-	e, err1 := strconv.Atoi(end)
-	n, err2 := strconv.Atoi(nlen)
-	if !ok1 || !ok2 || !ok3 || !ok4 || err1 != nil || err2 != nil || n < 0 || n > len(rest) {
-		return sluice.Event{}, 0, false
+// parseMessage reads the first event of msg, each
+// "<offset>:<end>:<name length>:<data length>:<name><data>", and returns
+// the rest.
+func parseMessage(msg, epoch string) (ev sluice.Event, off uint64, rest string, ok bool) {
+	var fields [4]string
+	rest = msg
+	for i := range fields {
+		var found bool
+		if fields[i], rest, found = strings.Cut(rest, ":"); !found {
+			return sluice.Event{}, 0, "", false
+		}
 	}
-	return sluice.Event{ID: formatID(off, epoch), Name: rest[:n], Data: []byte(rest[n:]), End: sluice.End(e)}, off, true
+	off, ok1 := parseDecimal(fields[0])
+	e, err1 := strconv.Atoi(fields[1])
+	n, err2 := strconv.Atoi(fields[2])
+	d, err3 := strconv.Atoi(fields[3])
+	if !ok1 || err1 != nil || err2 != nil || err3 != nil || n < 0 || d < 0 || n > len(rest) || d > len(rest)-n {
+		return sluice.Event{}, 0, "", false
+	}
+	ev = sluice.Event{ID: formatID(off, epoch), Name: rest[:n], Data: []byte(rest[n : n+d]), End: sluice.End(e)}
+	return ev, off, rest[n+d:], true
 }
 
 // serveState is what serve found.
@@ -311,6 +323,16 @@ func (fs *feeds) sweep() {
 			}
 		}
 		fs.s.observe("touch", start, err) // one pipeline, one round trip
+	}
+}
+
+// end ends f, so that its readers look at the log again.
+func (fs *feeds) end(f *feed) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if !f.stopping {
+		f.stopping = true
+		f.cancel()
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -23,8 +24,12 @@ type Log struct {
 	owner   string
 	epoch   string
 	ring    bool
+	writer  string   // the node that holds the log's lease; "" when it has none
 	keys    []string // state hash, stream
 	channel string   // this incarnation's pub/sub channel
+
+	qmu sync.Mutex
+	q   queue // deferred appends (coalesce.go)
 }
 
 var _ sluice.Log = (*Log)(nil)
@@ -43,6 +48,7 @@ func (s *Store) open(ctx context.Context, name, mode string, opts sluice.LogOpti
 	res := openScript.Exec(ctx, s.client, keys, []string{
 		mode, newEpoch(), ring, strconv.Itoa(opts.MaxLen), opts.Owner,
 		millis(s.opts.Retention), millis(s.opts.OpenTTL),
+		s.node, millis(s.opts.Lease), rueidis.BinaryString(opts.Lost),
 	})
 	s.observe("open", start, res.Error())
 	if rueidis.IsRedisNil(res.Error()) {
@@ -52,11 +58,15 @@ func (s *Store) open(ctx context.Context, name, mode string, opts sluice.LogOpti
 		return nil, sluice.Errorf(sluice.ECONFLICT, "Log %q already exists.", name)
 	}
 	st, err := res.AsStrSlice()
-	if err != nil || len(st) != 3 {
+	if err != nil || len(st) != 4 {
 		return nil, unavailable(errors.Join(errors.New("redis: open "+name), err))
 	}
-	return &Log{s: s, name: name, epoch: st[0], ring: st[1] == "1", owner: st[2],
-		keys: keys, channel: base + ":c:" + st[0]}, nil
+	l := &Log{s: s, name: name, epoch: st[0], ring: st[1] == "1", owner: st[2], writer: st[3],
+		keys: keys, channel: base + ":c:" + st[0]}
+	if l.writer == s.node {
+		s.leases.hold(l)
+	}
+	return l, nil
 }
 
 // Name returns the name the log was created under.
@@ -66,32 +76,70 @@ func (l *Log) Name() string { return l.name }
 func (l *Log) Owner() string { return l.owner }
 
 // Append adds ev in one script run: checked, stored, expiry set and
-// published to the log's channel.
+// published to the log's channel, after the events deferred to l before
+// it (whether they were stored or not). An ending event ends this node's
+// lease on the log, whether it is stored or not: a writer that cannot end
+// its log leaves it to be ended as lost.
 func (l *Log) Append(ctx context.Context, ev sluice.Event) (string, error) {
 	if size := len(ev.Name) + len(ev.Data); size > l.s.opts.MaxEventBytes {
 		return "", sluice.Errorf(sluice.ETOOLARGE, "An event of %d bytes is too large (at most %d).", size, l.s.opts.MaxEventBytes)
 	}
-	start := time.Now()
-	res := appendScript.Exec(ctx, l.s.client, l.keys, []string{
-		l.epoch, rueidis.BinaryString(ev.Data), ev.Name, strconv.Itoa(int(ev.End)), l.channel,
-		millis(l.s.opts.Retention), millis(l.s.opts.OpenTTL),
-	})
-	l.s.observe("append", start, res.Error())
-	off, err := res.AsInt64()
-	if err != nil {
-		return "", unavailable(errors.Join(errors.New("redis: append to "+l.name), err))
+	if ev.End != sluice.EndNone && l.writer == l.s.node {
+		defer l.s.leases.drop(l)
 	}
-	switch off {
+	if err := l.Flush(ctx); err != nil && ctx.Err() != nil {
+		return "", err
+	}
+	start := time.Now()
+	res := appendScript.Exec(ctx, l.s.client, l.keys, l.appendArgs([]sluice.Event{ev}))
+	l.s.observe("append", start, res.Error())
+	top, _, err := l.appendResult(res)
+	if err != nil {
+		return "", err
+	}
+	return formatID(top, l.epoch), nil
+}
+
+// appendArgs are appendScript's arguments to append evs.
+func (l *Log) appendArgs(evs []sluice.Event) []string {
+	args := make([]string, 0, 5+3*len(evs))
+	args = append(args, l.epoch, l.channel, millis(l.s.opts.Retention), millis(l.s.opts.OpenTTL), l.s.node)
+	for _, ev := range evs {
+		args = append(args, rueidis.BinaryString(ev.Data), ev.Name, strconv.Itoa(int(ev.End)))
+	}
+	return args
+}
+
+// appendResult reads appendScript's answer: the offset of the last event
+// appended and how many were; an error says why the rest were not.
+func (l *Log) appendResult(r rueidis.RedisResult) (top uint64, n int, err error) {
+	res, err := r.AsIntSlice()
+	if err != nil || len(res) != 3 {
+		return 0, 0, unavailable(errors.Join(errors.New("redis: append to "+l.name), err))
+	}
+	status, top, n := res[0], uint64(res[1]), int(res[2])
+	switch status {
+	case appendOK:
+		return top, n, nil
 	case appendGone:
-		return "", l.gone()
+		err = l.gone()
 	case appendEnded:
-		return "", sluice.Errorf(sluice.ECONFLICT, "Stream %q has already ended.", l.name)
+		err = sluice.Errorf(sluice.ECONFLICT, "Stream %q has already ended.", l.name)
 	case appendFull:
 		full := sluice.Errorf(sluice.EFULL, "Stream %q is full.", l.name)
 		full.Kind = "log_full"
-		return "", full
+		err = full
+	case appendLost:
+		l.s.leases.drop(l)
+		err = &sluice.Error{Code: sluice.ECONFLICT, Kind: "node_lost",
+			Message: "Stream " + strconv.Quote(l.name) + " was ended as lost: this server did not renew its lease in time.",
+			Err:     errors.New("redis: the lease on " + l.name + " lapsed")}
+	case appendNotWriter:
+		err = sluice.Errorf(sluice.ECONFLICT, "Stream %q is written by another server.", l.name)
+	default:
+		err = unavailable(errors.New("redis: append to " + l.name + ": status " + strconv.FormatInt(status, 10)))
 	}
-	return formatID(uint64(off), l.epoch), nil
+	return top, n, err
 }
 
 // Last returns the newest event's ID and whether the log has ended.
@@ -130,6 +178,9 @@ func newEpoch() string {
 	const lo, hi = 78364164096, 2821109907456 // 36^7, 36^8
 	return strconv.FormatUint(lo+rand.Uint64N(hi-lo), 36)
 }
+
+// newNodeID returns a node's ID: 16 random base-36 digits, never met again.
+func newNodeID() string { return newEpoch() + newEpoch() }
 
 func millis(d interface{ Milliseconds() int64 }) string {
 	return strconv.FormatInt(max(d.Milliseconds(), 1), 10)

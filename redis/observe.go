@@ -12,8 +12,9 @@ import (
 // method is called for every append and read, so it must be safe for
 // concurrent use and must neither block, lock nor allocate.
 type Observer interface {
-	// Command is told of one script run (the commands: "open", "append",
-	// "last", "read", "touch") that took d; err is set when Redis failed
+	// Command is told of one round trip (the commands: "open", "append",
+	// "last", "read", "touch", and "lease", one pipelined round renewing
+	// or looking at leases, and "stop") that took d; err is set when Redis failed
 	// it or could not be reached ("no such log" answers are not errors).
 	Command(name string, d time.Duration, err error)
 }

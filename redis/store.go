@@ -37,6 +37,7 @@ const (
 	DefaultMaxEventBytes = 1 << 20
 	DefaultPrefix        = "sluice"
 	DefaultLinger        = 10 * time.Second
+	DefaultLease         = 3 * time.Second
 )
 
 // Options configure a Store.
@@ -62,6 +63,17 @@ type Options struct {
 	// waiting reader left, so that a reader that reads again at once (as
 	// every follower does after each batch) finds the subscription there.
 	Linger time.Duration
+	// Lease is how long a node's lease on a log it writes lasts without
+	// renewal (see lease.go): it renews every Lease/3, and a log whose
+	// writer is lost ends within Lease + Lease/3 of its last renewal.
+	Lease time.Duration
+	// Coalesce is the least time between two rounds of deferred appends
+	// (Log.Defer, coalesce.go): appends that come within it of the last
+	// round wait for the next and go together, one script run a log; one
+	// that comes after a quiet spell goes at once. Zero means
+	// DefaultCoalesce; a negative value sends each deferred append alone,
+	// as Append does.
+	Coalesce time.Duration
 	// Observer, when set, is told of every round trip to Redis (for
 	// metrics).
 	Observer Observer
@@ -70,11 +82,15 @@ type Options struct {
 // Store is a sluice.Store in Redis. It is safe for concurrent use; Close
 // releases its connections and stops its goroutines.
 type Store struct {
-	client rueidis.Client
-	opts   Options
-	feeds  feeds // this node's subscriptions (feed.go)
+	client    rueidis.Client
+	opts      Options
+	node      string    // this node's ID, random, in the leases it holds
+	feeds     feeds     // this node's subscriptions (feed.go)
+	leases    leases    // the leases of the logs it writes (lease.go)
+	coalescer coalescer // rounds of deferred appends (coalesce.go)
 
 	stop    chan struct{}
+	cancel  context.CancelFunc // of what the store's goroutines wait on
 	stopped sync.WaitGroup
 	closing sync.Once
 }
@@ -95,6 +111,10 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	opts.MaxLen = positive(opts.MaxLen, DefaultMaxLen)
 	opts.MaxEventBytes = positive(opts.MaxEventBytes, DefaultMaxEventBytes)
 	opts.Linger = positive(opts.Linger, DefaultLinger)
+	opts.Lease = positive(opts.Lease, DefaultLease)
+	if opts.Coalesce == 0 {
+		opts.Coalesce = DefaultCoalesce
+	}
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}
 	}
@@ -123,10 +143,17 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		client.Close()
 		return nil, fmt.Errorf("redis: ping %s: %w", co.InitAddress, err)
 	}
-	s := &Store{client: client, opts: opts, stop: make(chan struct{})}
+	s := &Store{client: client, opts: opts, node: newNodeID(), stop: make(chan struct{})}
 	s.feeds.init(s)
-	s.stopped.Add(1)
+	s.leases.init(s)
+	s.coalescer = coalescer{s: s, wake: make(chan struct{}, 1)}
+	lctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.stopped.Add(4)
 	go s.janitor()
+	go s.coalescer.run()
+	go s.leases.run()
+	go s.leases.listen(lctx)
 	return s, nil
 }
 
@@ -145,6 +172,7 @@ func (s *Store) Retention() time.Duration { return s.opts.Retention }
 func (s *Store) Close() error {
 	s.closing.Do(func() {
 		close(s.stop)
+		s.cancel()
 		s.feeds.closeAll()
 		s.stopped.Wait()
 		s.client.Close()

@@ -1,8 +1,9 @@
 // Package web is Sluice's browser UI: a chat page at / and the broadcast
-// page at /live, with their styles and scripts under /assets/. Everything
-// is embedded in the binary with go:embed and served from memory, so
-// `sluice` alone gives a person a chat page, with no build step and no
-// request to any other host.
+// page at /live, with their styles and scripts under /assets/, and the
+// JavaScript client (package clients/js) under /assets/js/sluice/, which
+// the chat page streams with. Everything is embedded in the binary with
+// go:embed and served from memory, so `sluice` alone gives a person a chat
+// page, with no build step and no request to any other host.
 //
 // The pages are plain HTML, CSS and ES modules that use Sluice's public HTTP
 // API and nothing else: in the flow request → model → log → reader →
@@ -22,6 +23,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sluice-dev/sluice/clients/js"
 )
 
 //go:embed static
@@ -96,28 +99,40 @@ func serve(w http.ResponseWriter, r *http.Request, f *file) {
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(f.body))
 }
 
-// load reads every embedded file once, keyed by its path under static/.
+// clientDir is where the chat page finds the JavaScript client: the npm
+// package of clients/js, whose source that package embeds, so that the
+// page imports the very code that application developers install rather
+// than a copy of it.
+const clientDir = "js/sluice/"
+
+// load reads every embedded file once, keyed by its path under static/,
+// and the client's modules under clientDir.
 func load() map[string]*file {
 	files := map[string]*file{}
-	err := fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		body, err := static.ReadFile(p)
+	add := func(fsys fs.FS, root, prefix string) {
+		err := fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			body, err := fs.ReadFile(fsys, p)
+			if err != nil {
+				return err
+			}
+			sum := sha256.Sum256(body)
+			name := prefix + strings.TrimPrefix(strings.TrimPrefix(p, root), "/")
+			files[name] = &file{
+				body:        body,
+				contentType: contentType(p),
+				etag:        `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`,
+			}
+			return nil
+		})
 		if err != nil {
-			return err
+			panic("web: reading the embedded files: " + err.Error()) // cannot happen: the files are in the binary
 		}
-		sum := sha256.Sum256(body)
-		files[strings.TrimPrefix(p, "static/")] = &file{
-			body:        body,
-			contentType: contentType(p),
-			etag:        `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`,
-		}
-		return nil
-	})
-	if err != nil {
-		panic("web: reading the embedded files: " + err.Error()) // cannot happen: the files are in the binary
 	}
+	add(static, "static", "")
+	add(js.Source, ".", clientDir)
 	return files
 }
 

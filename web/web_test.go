@@ -3,6 +3,8 @@ package web
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -26,7 +28,8 @@ func TestHandlerServesPagesAndAssets(t *testing.T) {
 	}{
 		{"/", "text/html; charset=utf-8", `<script type="module" src="/assets/js/app.js">`, true},
 		{"/live", "text/html; charset=utf-8", `<script type="module" src="/assets/js/live.js">`, true},
-		{"/assets/js/sse-client.js", "text/javascript; charset=utf-8", "export class SluiceClient", false},
+		{"/assets/js/sluice/index.js", "text/javascript; charset=utf-8", "export { SluiceClient }", false},
+		{"/assets/js/sluice/client.js", "text/javascript; charset=utf-8", "export class SluiceClient", false},
 		{"/assets/js/markdown.js", "text/javascript; charset=utf-8", "export function render", false},
 		{"/assets/js/app.js", "text/javascript; charset=utf-8", "import", false},
 		{"/assets/js/live.js", "text/javascript; charset=utf-8", "EventSource", false},
@@ -78,18 +81,21 @@ func TestHandlerRefusesWhatItDoesNotServe(t *testing.T) {
 		method, path string
 		status       int
 	}{
-		{http.MethodGet, "/assets/", http.StatusNotFound},           // no directory listings
-		{http.MethodGet, "/assets/js/", http.StatusNotFound},        //
-		{http.MethodGet, "/assets/index.html", http.StatusNotFound}, // pages only at their routes
-		{http.MethodGet, "/assets/missing.js", http.StatusNotFound}, //
-		{http.MethodGet, "/assets/../web.go", http.StatusNotFound},  // nothing outside static/
-		{http.MethodGet, "/index.html", http.StatusNotFound},        //
-		{http.MethodPost, "/", http.StatusMethodNotAllowed},         //
-		{http.MethodHead, "/assets/css/app.css", http.StatusOK},     // HEAD works like GET
-		{http.MethodGet, "/live/", http.StatusNotFound},             //
-		{http.MethodGet, "/assets/js/app.js?v=1", http.StatusOK},    // queries are ignored
-		{http.MethodGet, "/assets/js/sse-client.js", http.StatusOK}, //
-		{http.MethodGet, "/assets/js/sse-client.js/x", http.StatusNotFound},
+		{http.MethodGet, "/assets/", http.StatusNotFound},             // no directory listings
+		{http.MethodGet, "/assets/js/", http.StatusNotFound},          //
+		{http.MethodGet, "/assets/index.html", http.StatusNotFound},   // pages only at their routes
+		{http.MethodGet, "/assets/missing.js", http.StatusNotFound},   //
+		{http.MethodGet, "/assets/../web.go", http.StatusNotFound},    // nothing outside static/
+		{http.MethodGet, "/index.html", http.StatusNotFound},          //
+		{http.MethodPost, "/", http.StatusMethodNotAllowed},           //
+		{http.MethodHead, "/assets/css/app.css", http.StatusOK},       // HEAD works like GET
+		{http.MethodGet, "/live/", http.StatusNotFound},               //
+		{http.MethodGet, "/assets/js/app.js?v=1", http.StatusOK},      // queries are ignored
+		{http.MethodGet, "/assets/js/sluice/index.js", http.StatusOK}, //
+		{http.MethodGet, "/assets/js/sluice/index.js/x", http.StatusNotFound},
+		{http.MethodGet, "/assets/js/sluice/index.d.ts", http.StatusNotFound}, // the client's source only
+		{http.MethodGet, "/assets/js/sluice/js.go", http.StatusNotFound},      //
+		{http.MethodGet, "/assets/js/sse-client.js", http.StatusNotFound},     // the copy the client replaced
 	}
 	for _, tt := range tests {
 		if w := get(t, tt.method, tt.path, nil); w.Code != tt.status {
@@ -114,5 +120,39 @@ func TestScriptsBuildNoHTMLFromStringsAndLoadNothingFromElsewhere(t *testing.T) 
 		if m := external.FindString(text); m != "" {
 			t.Errorf("%s loads from another host: %s", name, m)
 		}
+	}
+}
+
+// The chat page streams with the JavaScript client of clients/js, served
+// byte for byte as npm installs it, and web/static holds no copy of it.
+func TestThePageImportsTheClientPackageItself(t *testing.T) {
+	src, err := os.ReadDir("../clients/js/src")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range src {
+		if !strings.HasSuffix(e.Name(), ".js") {
+			continue
+		}
+		n++
+		want, err := os.ReadFile(filepath.Join("../clients/js/src", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w := get(t, http.MethodGet, "/assets/js/sluice/"+e.Name(), nil); w.Code != http.StatusOK || w.Body.String() != string(want) {
+			t.Errorf("/assets/js/sluice/%s: status %d, and not the package's file", e.Name(), w.Code)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no modules in clients/js/src")
+	}
+	for name, f := range load() {
+		if !strings.HasPrefix(name, "js/sluice/") && strings.Contains(string(f.body), "class ChatStream") {
+			t.Errorf("%s holds a copy of the client", name)
+		}
+	}
+	if app := get(t, http.MethodGet, "/assets/js/app.js", nil).Body.String(); !strings.Contains(app, "from './sluice/index.js'") {
+		t.Error("app.js does not import the client package")
 	}
 }

@@ -187,8 +187,7 @@ func (c *conn) streamCancel(req *request) {
 	if !ok {
 		return
 	}
-	c.h.opts.Runner.Cancel(req.Stream)
-	_, end, err := l.Last(c.ctx)
+	end, err := c.h.opts.Runner.Stop(c.ctx, req.Stream, l)
 	if err != nil {
 		c.fail(req, err)
 		return

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/memory"
+	"github.com/sluice-dev/sluice/redis"
 )
 
 // Config is everything `sluice serve` can be told, from flags and SLUICE_*
@@ -47,6 +48,7 @@ type Config struct {
 	TLSKey         string
 	AccessLog      string // the access log's level, or "off"
 	RedisURL       string // keep logs in Redis, shared with other nodes (store.go)
+	RedisCoalesce  time.Duration
 
 	// Upstreams is what ConfigFile or UpstreamURL describe, validated.
 	Upstreams upstreamConfig
@@ -92,6 +94,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.StringVar(&c.UpstreamURL, "upstream-url", "", "one OpenAI-compatible upstream, e.g. http://localhost:11434/v1 (its key: OPENAI_API_KEY)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "keep streams and topics in Redis, shared by every node given the same, e.g. redis://127.0.0.1:6379/0 (empty: in this process's memory)")
+	fs.DurationVar(&c.RedisCoalesce, "redis-coalesce", redis.DefaultCoalesce, "with --redis-url, under load: the least time between two rounds of token appends to Redis; tokens that come within it go together, one script run a stream (a token after a quiet spell goes at once; 0: every token alone)")
 	fs.StringVar(&c.UpstreamModels, "upstream-models", "", "the upstream's models to offer, comma-separated: name or name=upstream-name")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics (GET /metrics) on this address of its own, where no API key is asked, e.g. 127.0.0.1:9464; without it, /metrics is on --addr, behind the API keys")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate chain; reloaded when it changes (needs --tls-key)")
@@ -144,6 +147,9 @@ func (c Config) validate() error {
 	}
 	if _, _, err := c.accessLogLevel(); err != nil {
 		bad("access-log", "%q is none of debug, info, warn, error or off", c.AccessLog)
+	}
+	if c.RedisCoalesce < 0 {
+		bad("redis-coalesce", "must not be negative")
 	}
 	if c.RedisURL != "" && !validRedisURL(c.RedisURL) {
 		bad("redis-url", "want redis://[user:password@]host:port[/db], rediss:// for TLS, or unix:///path")

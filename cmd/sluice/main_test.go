@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +13,12 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(runChild(os.Args[1:]))
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // startServe runs serve in the background, as `sluice serve` would, and
 // returns its URL and a function that shuts it down (like SIGTERM) and

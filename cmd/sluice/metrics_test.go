@@ -283,7 +283,9 @@ func TestWithRedisItsRoundTripsAreMeasuredAndReadinessFollowsIt(t *testing.T) {
 	}
 	s := getMetrics(t, url+"/metrics")
 	promtool(t, s)
-	if n := s.of(`sluice_redis_command_duration_seconds_count{command="append"}`); n < 3 {
+	// At least a round of the tokens and the ending: tokens that come
+	// as fast as --demo-tps 0 gives them are coalesced into few rounds.
+	if n := s.of(`sluice_redis_command_duration_seconds_count{command="append"}`); n < 2 {
 		t.Fatalf("%v appends to Redis measured for a whole chat", n)
 	}
 	if s.of(`sluice_redis_command_duration_seconds_count{command="read"}`) < 1 || s.of(`sluice_redis_errors_total{command="append"}`) != 0 {

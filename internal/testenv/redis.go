@@ -54,6 +54,28 @@ func StartRedis(t testing.TB) *Redis {
 // commands to it fail. The test's cleanup still waits for the process.
 func (r *Redis) Stop() { r.proc.kill() }
 
+// Restart stops the server at once, if it runs, and starts a new one on
+// the same port, empty (persistence is off), as a Redis that crashed and
+// came back would be; it returns once the new one accepts connections.
+func (r *Redis) Restart(t testing.TB) {
+	t.Helper()
+	r.proc.kill()
+	_, port, _ := net.SplitHostPort(r.Addr)
+	var lastErr error
+	// The port may take a moment to be free to bind again.
+	for range 50 {
+		p, err := tryRedisProc(r.proc.dir, port, r.proc.bus, nil)
+		if err == nil {
+			t.Cleanup(p.stop)
+			r.proc = p
+			return
+		}
+		lastErr = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("restarting redis-server on %s: %v", r.Addr, lastErr)
+}
+
 // StartRedisCluster starts three cluster-enabled redis-servers, joins them
 // with `redis-cli --cluster create` and waits until each reports
 // cluster_state:ok.
@@ -99,6 +121,8 @@ func redisCLI(addr string, args ...string) (string, error) {
 // redisProc is one running redis-server.
 type redisProc struct {
 	addr string
+	dir  string
+	bus  string // the cluster bus port
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the process has exited and its output is drained
 	out  *tailBuffer
@@ -113,7 +137,15 @@ func startRedisProc(t testing.TB, extra ...string) *redisProc {
 	t.Helper()
 	var lastErr error
 	for range 5 {
-		p, err := tryRedisProc(t.TempDir(), extra)
+		port, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		bus, err := freePort() // the cluster bus; unused without --cluster-enabled
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := tryRedisProc(t.TempDir(), strconv.Itoa(port), strconv.Itoa(bus), extra)
 		if err == nil {
 			t.Cleanup(p.stop)
 			return p
@@ -124,19 +156,11 @@ func startRedisProc(t testing.TB, extra ...string) *redisProc {
 	return nil
 }
 
-func tryRedisProc(dir string, extra []string) (*redisProc, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	bus, err := freePort() // the cluster bus; unused without --cluster-enabled
-	if err != nil {
-		return nil, err
-	}
+func tryRedisProc(dir, port, bus string, extra []string) (*redisProc, error) {
 	args := []string{
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+		"--port", port, "--bind", "127.0.0.1", "--dir", dir,
 		"--save", "", "--appendonly", "no", "--logfile", "", "--daemonize", "no",
-		"--protected-mode", "no", "--cluster-port", strconv.Itoa(bus),
+		"--protected-mode", "no", "--cluster-port", bus,
 	}
 	cmd := exec.Command("redis-server", append(args, extra...)...)
 	cmd.Dir = dir
@@ -148,7 +172,7 @@ func tryRedisProc(dir string, extra []string) (*redisProc, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &redisProc{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), cmd: cmd, done: make(chan struct{}), out: &tailBuffer{}}
+	p := &redisProc{addr: net.JoinHostPort("127.0.0.1", port), dir: dir, bus: bus, cmd: cmd, done: make(chan struct{}), out: &tailBuffer{}}
 	ready := make(chan struct{})
 	go func() {
 		defer close(p.done)
@@ -167,10 +191,10 @@ func tryRedisProc(dir string, extra []string) (*redisProc, error) {
 	case <-ready:
 		return p, nil
 	case <-p.done:
-		return nil, fmt.Errorf("redis-server on port %d exited: %s", port, p.out)
+		return nil, fmt.Errorf("redis-server on port %s exited: %s", port, p.out)
 	case <-time.After(20 * time.Second):
 		p.stop()
-		return nil, fmt.Errorf("redis-server on port %d not ready after 20s: %s", port, p.out)
+		return nil, fmt.Errorf("redis-server on port %s not ready after 20s: %s", port, p.out)
 	}
 }
 

@@ -42,3 +42,15 @@ func TestStartRedisClusterHasThreeMastersCoveringEverySlot(t *testing.T) {
 		}
 	}
 }
+
+func TestRedisRestartComesBackEmptyOnTheSamePort(t *testing.T) {
+	r := StartRedis(t)
+	if out, err := redisCLI(r.Addr, "set", "k", "v"); err != nil || strings.TrimSpace(out) != "OK" {
+		t.Fatalf("set: %q, %v", out, err)
+	}
+	r.Restart(t)
+	out, err := redisCLI(r.Addr, "exists", "k")
+	if err != nil || strings.TrimSpace(out) != "0" {
+		t.Fatalf("after the restart, exists k = %q, %v; want 0 from a new, empty server on %s", out, err, r.Addr)
+	}
+}

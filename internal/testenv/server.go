@@ -77,7 +77,10 @@ func NewServer(t *testing.T, o Options) *Server {
 		mem = memory.New(so)
 		store = mem
 	}
-	runner := gen.NewRunner(gen.Options{Store: store, MaxConcurrent: o.MaxGenerations, Logger: log})
+	// A store that carries requests to stop generations between nodes (the
+	// Redis store) is the runner's Peers, as cmd/sluice wires it.
+	peers, _ := store.(gen.Peers)
+	runner := gen.NewRunner(gen.Options{Store: store, Peers: peers, MaxConcurrent: o.MaxGenerations, Logger: log})
 	var models admit.Models
 	dm := demo.New(o.Demo)
 	models.Add(dm.Info(), dm)

@@ -529,10 +529,10 @@ test('the UI routes leave the API alone: unknown paths get JSON 404s, pages carr
   const page = await fetch(sluice.url + '/');
   assert.equal(page.status, 200);
   assert.match(page.headers.get('content-security-policy'), /script-src 'self'/);
-  const js = await fetch(sluice.url + '/assets/js/sse-client.js');
+  const js = await fetch(sluice.url + '/assets/js/sluice/index.js');
   assert.match(js.headers.get('content-type'), /javascript/);
   const etag = js.headers.get('etag');
-  assert.equal((await fetch(sluice.url + '/assets/js/sse-client.js', { headers: { 'If-None-Match': etag } })).status, 304);
+  assert.equal((await fetch(sluice.url + '/assets/js/sluice/index.js', { headers: { 'If-None-Match': etag } })).status, 304);
 });
 
 test('the browser enforces the CSP: inline script and other origins are blocked', T, async () => {

@@ -1,5 +1,6 @@
 // app.js: the chat page. It holds the page's state (the conversation shown,
-// the answers streaming) and draws it; streaming is sse-client.js's job,
+// the answers streaming) and draws it; streaming is the client's job
+// (@sluice-dev/client, from clients/js, served under ./sluice/),
 // Markdown is markdown.js's and keeping conversations is store.js's.
 //
 // Every answer that streams is a "live" record, keyed by conversation, that
@@ -7,7 +8,7 @@
 // are saved together, a few times a second and when the page goes away, so
 // that a reload resumes the stream right after the text already saved.
 
-import { SluiceClient } from './sse-client.js';
+import { SluiceClient } from './sluice/index.js';
 import { render } from './markdown.js';
 import { Store, titleOf } from './store.js';
 
@@ -255,7 +256,7 @@ function reattach(c, { otherTab = false } = {}) {
     persist(c);
     return;
   }
-  follow(c, m, (h) => client.resume(m.streamId, m.lastEventId || '', h), { reattached: true });
+  follow(c, m, (h) => client.attach(m.streamId, m.lastEventId || '', h), { reattached: true });
 }
 
 // ------------------------------------------------------------ messages

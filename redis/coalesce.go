@@ -1,0 +1,282 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/sluice-dev/sluice"
+)
+
+// Deferred appends: a generation writes a token as soon as its model
+// gives it, without waiting for Redis (Log.Defer), and the store's one
+// coalescer sends what its logs have queued in rounds: one script run per
+// log per round, all of a round's runs in one pipeline. A round goes at
+// once when the previous one began at least Options.Coalesce ago, so an
+// append after a quiet spell costs no wait; under load, appends that come
+// within the window wait for the next round and go together. A token
+// stream faster than a round trip then costs a script run per round, not
+// per token, and a node's thousands of generations a round trip per
+// round, not one each (rueidis pipelines them either way, but each would
+// still be a command for Redis to run).
+//
+// The queue of a log is bounded: a writer that outruns Redis waits in
+// Defer, so memory never grows past the bound for a slow store.
+const (
+	maxQueueEvents = 1024    // events a log may have queued
+	maxQueueBytes  = 1 << 20 // bytes of data a log may have queued (one larger event is let in alone)
+	maxRunEvents   = 256     // events one script run carries
+	maxRunBytes    = 256 << 10
+	roundTimeout   = 10 * time.Second
+)
+
+// DefaultCoalesce is the least time between two rounds of deferred
+// appends when Options.Coalesce is zero.
+const DefaultCoalesce = 2 * time.Millisecond
+
+// queue is a log's deferred appends; it is guarded by Log.qmu.
+type queue struct {
+	events  []sluice.Event // queued, not yet sent; their data is the log's own copy
+	bytes   int
+	sending int           // events sent in the round under way
+	listed  bool          // the log is in the coalescer's list
+	err     error         // why a deferred append failed; the queue takes no more
+	changed chan struct{} // closed and replaced when a round has answered
+}
+
+// coalescer sends deferred appends in rounds.
+type coalescer struct {
+	s    *Store
+	wake chan struct{} // has a signal when a log was listed
+
+	mu     sync.Mutex
+	logs   []*Log // the logs with events queued and not yet taken, each once
+	closed bool   // the store has closed: no round will come
+}
+
+// Defer queues ev to be appended to l after the events queued before it,
+// and returns without waiting for Redis, unless l's queue is full (it then
+// waits for room, or ctx). It reports the error that stopped an earlier
+// deferred append, after which l's queue takes no more. ev must not end
+// the log: Append ends it, after the queued events. Flush waits for them.
+// With Options.Coalesce negative, Defer is Append.
+func (l *Log) Defer(ctx context.Context, ev sluice.Event) error {
+	if size := len(ev.Name) + len(ev.Data); size > l.s.opts.MaxEventBytes {
+		return sluice.Errorf(sluice.ETOOLARGE, "An event of %d bytes is too large (at most %d).", size, l.s.opts.MaxEventBytes)
+	}
+	if ev.End != sluice.EndNone {
+		return errors.New("redis: a deferred append may not end the log")
+	}
+	if l.s.opts.Coalesce < 0 {
+		_, err := l.Append(ctx, ev)
+		return err
+	}
+	l.qmu.Lock()
+	for l.q.err == nil && len(l.q.events) > 0 &&
+		(len(l.q.events) >= maxQueueEvents || l.q.bytes+len(ev.Data) > maxQueueBytes) {
+		ch := l.waitChanged()
+		l.qmu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		l.qmu.Lock()
+	}
+	if err := l.q.err; err != nil {
+		l.qmu.Unlock()
+		return err
+	}
+	ev.ID = ""
+	ev.Data = append([]byte(nil), ev.Data...)
+	l.q.events = append(l.q.events, ev)
+	l.q.bytes += len(ev.Data)
+	list := !l.q.listed
+	l.q.listed = true
+	l.qmu.Unlock()
+	if list {
+		l.s.coalescer.list(l)
+	}
+	return nil
+}
+
+// Flush waits until every event deferred to l has been appended, or has
+// failed, or ctx is done, and reports the error that stopped a deferred
+// append, if one did.
+func (l *Log) Flush(ctx context.Context) error {
+	l.qmu.Lock()
+	for len(l.q.events) > 0 || l.q.sending > 0 {
+		ch := l.waitChanged()
+		l.qmu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		l.qmu.Lock()
+	}
+	err := l.q.err
+	l.qmu.Unlock()
+	return err
+}
+
+// waitChanged returns the channel that the next answered round closes.
+// l.qmu must be held.
+func (l *Log) waitChanged() <-chan struct{} {
+	if l.q.changed == nil {
+		l.q.changed = make(chan struct{})
+	}
+	return l.q.changed
+}
+
+// list puts l in the next round.
+func (c *coalescer) list(l *Log) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		fail(l, errClosed)
+		return
+	}
+	c.logs = append(c.logs, l)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// errClosed is what deferred appends meet once the store is closed.
+var errClosed = &sluice.Error{Code: sluice.EUNAVAILABLE, Kind: "store_closed", Message: "The log store is closed."}
+
+// run sends rounds until the store closes, and then fails what is left,
+// so that no writer waits for a round that will not come.
+func (c *coalescer) run() {
+	defer c.s.stopped.Done()
+	defer c.failAll()
+	var last time.Time // when the last round began
+	var logs []*Log
+	for {
+		select {
+		case <-c.s.stop:
+			return
+		case <-c.wake:
+		}
+		if wait := time.Until(last.Add(c.s.opts.Coalesce)); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-c.s.stop:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		last = time.Now()
+		c.mu.Lock()
+		logs, c.logs = c.logs, logs[:0]
+		c.mu.Unlock()
+		c.round(logs)
+		clear(logs)
+		c.mu.Lock()
+		more := len(c.logs) > 0
+		c.mu.Unlock()
+		if more {
+			select {
+			case c.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// failAll fails the deferred appends still queued.
+func (c *coalescer) failAll() {
+	c.mu.Lock()
+	logs := c.logs
+	c.logs, c.closed = nil, true
+	c.mu.Unlock()
+	for _, l := range logs {
+		fail(l, errClosed)
+	}
+}
+
+// fail drops what l has queued, and makes err its error unless it has one.
+func fail(l *Log, err error) {
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	if l.q.err == nil {
+		l.q.err = err
+	}
+	l.q.events, l.q.bytes, l.q.listed = nil, 0, false
+	if l.q.changed != nil {
+		close(l.q.changed)
+		l.q.changed = nil
+	}
+}
+
+// round sends one script run for each of logs, in one pipeline, and hands
+// each log its answer.
+func (c *coalescer) round(logs []*Log) {
+	execs := make([]rueidis.LuaExec, 0, len(logs))
+	sent := make([]int, 0, len(logs))
+	var relist []*Log
+	kept := logs[:0]
+	for _, l := range logs {
+		l.qmu.Lock()
+		if len(l.q.events) == 0 { // dropped after a failure
+			l.q.listed = false
+			l.qmu.Unlock()
+			continue
+		}
+		kept = append(kept, l)
+		n, size := 0, 0
+		for n < len(l.q.events) && n < maxRunEvents && (n == 0 || size+len(l.q.events[n].Data) <= maxRunBytes) {
+			size += len(l.q.events[n].Data)
+			n++
+		}
+		execs = append(execs, rueidis.LuaExec{Keys: l.keys, Args: l.appendArgs(l.q.events[:n])})
+		sent = append(sent, n)
+		clear(l.q.events[:n])
+		l.q.events = l.q.events[n:]
+		l.q.bytes -= size
+		l.q.sending = n
+		if len(l.q.events) == 0 {
+			l.q.events = nil // let the backing array go
+			l.q.listed = false
+		} else {
+			relist = append(relist, l)
+		}
+		l.qmu.Unlock()
+	}
+	logs = kept
+	if len(logs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), roundTimeout)
+	defer cancel()
+	start := time.Now()
+	results := appendScript.ExecMulti(ctx, c.s.client, execs...)
+	c.s.observe("append", start, firstError(results))
+	for i, l := range logs {
+		_, n, err := l.appendResult(results[i])
+		l.qmu.Lock()
+		if err == nil && n != sent[i] {
+			err = unavailable(errors.New("redis: a deferred append to " + l.name + " appended part of its events"))
+		}
+		if err != nil && l.q.err == nil {
+			l.q.err = err
+			l.q.events, l.q.bytes = nil, 0 // what follows a lost event must not be appended
+		}
+		l.q.sending = 0
+		if l.q.changed != nil {
+			close(l.q.changed)
+			l.q.changed = nil
+		}
+		l.qmu.Unlock()
+	}
+	for _, l := range relist {
+		c.list(l)
+	}
+}
