@@ -169,37 +169,14 @@ func (w *worker) generationWS(d *net.Dialer, body []byte, t *timing) error {
 	if !w.track(s.conn) {
 		return nil
 	}
-	defer w.untrack(s.conn)
 	if t.record() {
 		t.h.Connect.Add(time.Since(t.dialed))
 	}
 	msg := fmt.Appendf(nil, `{"type":"chat.start","cancel_on_close":true,"body":%s}`, body)
 	t.sent = time.Now()
 	if err := writeWS(s.conn, 0x1, msg); err != nil {
+		w.untrack(s.conn)
 		return err
 	}
-	buf := make([]byte, 0, 1024)
-	for {
-		f, err := s.nextWS(buf, false)
-		if err != nil {
-			if w.ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("%w: %v", errNoEnd, err)
-		}
-		buf = f[:0]
-		now := time.Now()
-		switch {
-		case bytes.HasPrefix(f, []byte(`{"type":"event"`)):
-		case bytes.HasPrefix(f, []byte(`{"type":"started"`)):
-			continue
-		default:
-			return fmt.Errorf("unexpected frame %.200s", f)
-		}
-		if bytes.Contains(f, []byte(`,"end":"`)) {
-			w.gens.Add(1)
-			return nil
-		}
-		t.event(now, f)
-	}
+	return w.readWS(s, t)
 }

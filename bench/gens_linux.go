@@ -48,7 +48,7 @@ type sseLoop struct {
 // sseConn is one generation the loop reads.
 type sseConn struct {
 	fd   int
-	body *httpBody
+	body loopBody
 	t    *timing
 	done chan error // its end: nil after [DONE] or an error event
 }
@@ -78,9 +78,34 @@ func (w *worker) startReader() error {
 	return nil
 }
 
+// loopBody is what the loop makes of a generation's bytes: an SSE
+// response body (httpBody) or WebSocket frames (wsFrames).
+type loopBody interface {
+	feed(p []byte, now time.Time, s eventSink) (bool, error)
+	closed(err error) error
+}
+
 // readSSE reads the generation on s to its end, timing its events with t,
 // and closes s.
 func (w *worker) readSSE(s *stream, t *timing) error {
+	return w.readLoop(s, newHTTPBody(s.resp), t, nil)
+}
+
+// readWS reads the frames of the generation on s, whose chat.start has
+// been sent, to its end, timing its events with t, and closes s.
+func (w *worker) readWS(s *stream, t *timing) error {
+	f := &wsFrames{}
+	return w.readLoop(s, f, t, func(fd int) {
+		f.pong = func(p []byte) error {
+			_, err := unix.Write(fd, pongFrame(p))
+			return err
+		}
+	})
+}
+
+// readLoop hands s to the loop, which reads body from it, and waits for
+// the generation's end. withFD, if set, is told the loop's descriptor.
+func (w *worker) readLoop(s *stream, body loopBody, t *timing, withFD func(fd int)) error {
 	fd, err := dupSocket(s.conn)
 	w.untrack(s.conn) // the duplicate keeps the socket open
 	if err != nil {
@@ -89,7 +114,10 @@ func (w *worker) readSSE(s *stream, t *timing) error {
 		}
 		return err
 	}
-	c := &sseConn{fd: fd, body: newHTTPBody(s.resp), t: t, done: make(chan error, 1)}
+	if withFD != nil {
+		withFD(fd)
+	}
+	c := &sseConn{fd: fd, body: body, t: t, done: make(chan error, 1)}
 	// The bytes read with the response head come first.
 	if k := s.br.Buffered(); k > 0 {
 		p, _ := s.br.Peek(k)

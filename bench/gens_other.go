@@ -3,6 +3,7 @@
 package bench
 
 import (
+	"bytes"
 	"fmt"
 	"time"
 )
@@ -34,5 +35,35 @@ func (w *worker) readSSE(s *stream, t *timing) error {
 			}
 			return fmt.Errorf("%w: %v", errNoEnd, err)
 		}
+	}
+}
+
+// readWS reads the frames of the generation on s, whose chat.start has
+// been sent, to its end, timing its events with t, and closes s.
+func (w *worker) readWS(s *stream, t *timing) error {
+	defer w.untrack(s.conn)
+	buf := make([]byte, 0, 1024)
+	for {
+		f, err := s.nextWS(buf, false)
+		if err != nil {
+			if w.ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("%w: %v", errNoEnd, err)
+		}
+		buf = f[:0]
+		now := time.Now()
+		switch {
+		case bytes.HasPrefix(f, []byte(`{"type":"event"`)):
+		case bytes.HasPrefix(f, []byte(`{"type":"started"`)):
+			continue
+		default:
+			return fmt.Errorf("unexpected frame %.200s", f)
+		}
+		if bytes.Contains(f, []byte(`,"end":"`)) {
+			w.gens.Add(1)
+			return nil
+		}
+		t.event(now, f)
 	}
 }

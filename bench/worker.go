@@ -173,7 +173,7 @@ type worker struct {
 	firstErr string
 	hists    Report // histograms merged from finished connections
 
-	loop *sseLoop   // Linux: reads the SSE generations
+	loop *sseLoop   // Linux: reads the generations, SSE and WebSocket
 	h2   *h2Streams // idle subscriptions over HTTP/2
 }
 
@@ -228,11 +228,9 @@ func (w *worker) open() Report {
 	j := w.job
 	d := dialer(j.Src)
 	if j.Kind == "gens" {
-		if j.Transport != "ws" {
-			if err := w.startReader(); err != nil {
-				w.fail(err)
-				return Report{Ev: "ready", Failed: 1, Err: err.Error()}
-			}
+		if err := w.startReader(); err != nil {
+			w.fail(err)
+			return Report{Ev: "ready", Failed: 1, Err: err.Error()}
 		}
 		first := max(time.Until(j.Start), 0) // zero Start: now
 		for i := range j.N {

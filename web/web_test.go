@@ -30,6 +30,7 @@ func TestHandlerServesPagesAndAssets(t *testing.T) {
 		{"/live", "text/html; charset=utf-8", `<script type="module" src="/assets/js/live.js">`, true},
 		{"/assets/js/sluice/index.js", "text/javascript; charset=utf-8", "export { SluiceClient }", false},
 		{"/assets/js/sluice/client.js", "text/javascript; charset=utf-8", "export class SluiceClient", false},
+		{"/assets/js/ws-client.js", "text/javascript; charset=utf-8", "export class SluiceWSClient", false},
 		{"/assets/js/markdown.js", "text/javascript; charset=utf-8", "export function render", false},
 		{"/assets/js/app.js", "text/javascript; charset=utf-8", "import", false},
 		{"/assets/js/live.js", "text/javascript; charset=utf-8", "EventSource", false},

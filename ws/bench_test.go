@@ -4,8 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"testing"
-	"time"
 
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/admit"
@@ -13,12 +13,12 @@ import (
 	"github.com/sluice-dev/sluice/wire"
 )
 
-// BenchmarkFollowLive is one subscription's per-event path while it keeps
+// BenchmarkDeliverLive is one subscription's per-event path while it keeps
 // up with a live log, as a WebSocket reader of a generation does: one event
-// appended, read by the subscription's goroutine, framed and queued, and
-// taken by the writer (the socket write itself is left out). ns/op and
+// appended, and, in the appending goroutine, encoded into a frame and
+// written to a loopback socket, which a client drains. ns/op and
 // allocs/op are per event.
-func BenchmarkFollowLive(b *testing.B) {
+func BenchmarkDeliverLive(b *testing.B) {
 	ctx := context.Background()
 	store := memory.New(memory.Options{})
 	defer store.Close()
@@ -32,33 +32,65 @@ func BenchmarkFollowLive(b *testing.B) {
 	}
 	token := sluice.Event{Data: chunks.Delta(sluice.Delta{Content: " token"})}
 
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	server, err := ln.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		_, _ = io.Copy(io.Discard, client)
+	}()
+
 	h := NewHandler(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	c := newConn(h, nil, admit.Caller{}, "/ws", "")
-	c.out = newSendQueue(1<<20, time.Minute)
+	c := newConn(h, server, admit.Caller{}, "/ws", "", func() {})
+	if ok, _ := h.enter(c); !ok {
+		b.Fatal("not entered")
+	}
+	h.wg.Done()
 	s, err := c.reserve("stream", "bench", false)
 	if err != nil {
 		b.Fatal(err)
 	}
 	last, _, _ := l.Last(ctx)
 	c.follow(s, l, last)
-	defer func() {
-		c.cancel()
-		c.subWG.Wait()
-	}()
+	testJoined(b, s)
 
-	var frames [][]byte
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := l.Append(ctx, token); err != nil {
 			b.Fatal(err)
 		}
-		for len(frames) == 0 {
-			<-c.out.wake
-			frames, _ = c.out.take(frames)
+	}
+	b.StopTimer()
+	c.destroy()
+	client.Close()
+	<-drained
+	_ = h.Shutdown(ctx)
+}
+
+// testJoined waits until s is delivered to by its feed.
+func testJoined(b *testing.B, s *sub) {
+	for {
+		s.c.wmu.Lock()
+		lag := s.lag
+		s.c.wmu.Unlock()
+		if !lag {
+			return
 		}
-		for _, f := range frames {
-			c.out.release(len(f))
+		select {
+		case <-b.Context().Done():
+			return
+		default:
 		}
-		frames = frames[:0]
 	}
 }

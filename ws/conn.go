@@ -3,71 +3,93 @@ package ws
 import (
 	"context"
 	"errors"
-	"io"
+	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/gobwas/ws"
 
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/admit"
 )
 
-// readBatch is the most events one Log.Read returns to a subscription.
-const readBatch = 64
-
-// maxScratch is the most scratch space a subscription keeps between reads:
-// room for a few chat chunks, not for the batches of a reader catching up.
-const maxScratch = 1 << 10
-
-// scratchReader is a log that can put the events it returns back together
-// in the reader's scratch space rather than in new memory (memory.Log can).
-type scratchReader interface {
-	ReadScratch(ctx context.Context, after string, buf []sluice.Event, scratch []byte) ([]sluice.Event, []byte, error)
-}
-
-// conn is one WebSocket connection. Its goroutines: the handler's, which
-// reads client messages and carries them out; one writer, which alone
-// writes to the socket; and one per subscription, which reads a log into
-// the send queue. serve owns them all and returns once they have ended.
+// conn is one WebSocket connection. While idle it has no goroutine: the
+// handler's poller starts a read turn when the client has sent bytes (see
+// read.go), the feeds of the logs it follows write events to it from the
+// goroutine that delivers them, and a flusher goroutine exists only while
+// the socket is full or a subscription is catching up (see send.go).
+//
+// Locks: mu guards the subscriptions' registry; wmu guards what goes onto
+// the wire and each subscription's cursor. Neither is held while taking
+// the other; wmu may be held while taking a feed's lock, never the
+// reverse. wmu is only ever held for work that does not wait.
 type conn struct {
-	h   *Handler
-	ws  *websocket.Conn
-	out *sendQueue
-	// caller is who opened the connection (admit.Gate.Identify): every
-	// operation is admitted for it, and it owns what it starts.
-	caller admit.Caller
-	path   string // the path the connection was opened on, for logs
+	h      *Handler
+	nc     net.Conn
+	raw    syscall.RawConn // nc's socket; nil when it has none (TLS): reads then need a goroutine, writes wait up to fastWrite
+	caller admit.Caller    // who opened the connection (admit.Gate.Identify): every operation is admitted for it, and it owns what it starts
+	path   string          // the path the connection was opened on, for logs
 	// requestID is the ID of the upgrade request (sluice.RequestID): the
 	// log lines of the connection's operations, and of the generations it
 	// starts, carry it.
 	requestID string
+	done      func() // gives back the connection's place in the stream limits
 
 	ctx    context.Context // done when the connection ends
 	cancel context.CancelFunc
 
+	// Reading: rd is used by one read turn at a time (reading guards it).
+	rd       readState
+	reading  atomic.Bool
+	watchKey atomic.Uint64 // the connection's key in the poller, or 0
+	pingSent atomic.Int64  // when the oldest unanswered ping went out (unix ns); 0: none
+	lastPong atomic.Int64
+
+	wmu       sync.Mutex
+	out       []byte // bytes to write before anything else: the rest of a write, then queued frames
+	partial   int    // how many leading bytes of out finish a frame already begun on the wire
+	blocked   bool   // a flusher owns the socket: nothing is written but by it, out is queued to
+	lagging   []*sub // subscriptions the flusher catches up from their logs
+	closing   bool   // a close frame is queued: nothing more is
+	closeSent bool   // and it has been written
+	peerClose bool   // the client's close frame has come
+	closed    bool   // the socket is closed
+	linger    *time.Timer
+	room      chan struct{} // closed when out shrinks, if someone waits for it
+	rw        rawWriter     // writeNow's state
+	lastWrite atomic.Int64
+
 	mu       sync.Mutex
-	subs     map[string]*sub
-	pending  int      // chat.start subscriptions reserved, for their keys
-	orphans  []string // generations to cancel: their cancel_on_close reader is gone
+	subs     []*sub
+	reserved int // chat.start subscriptions reserved, for their keys
 	draining bool
-	subWG    sync.WaitGroup
+	gone     bool // destroy has taken the subscriptions: none may be added
+	once     atomic.Bool
 }
 
-// sub is one subscription: a goroutine following a stream or a topic.
+// sub is one subscription: a cursor in a log that a feed or the flusher
+// moves as events are written.
 type sub struct {
-	key    string // "stream:<id>" or "topic:<name>"
-	field  string // "stream" or "topic": the frame field that names it
-	name   string
-	cancel context.CancelCauseFunc
+	c     *conn
+	key   string // "stream:<id>" or "topic:<name>"
+	field string // "stream" or "topic": the frame field that names it
+	name  string
+	feed  *feed
 
 	cancelOnClose bool // a generation to stop if the connection closes first
-	ended         bool // the log's ending event was sent; set by the sub goroutine
+
+	// Under c.wmu.
+	cursor string // ID of the last event written (or queued)
+	live   bool   // events may still be written
+	lag    bool   // in c.lagging, owned by the flusher rather than the feed
+	ended  bool   // the log's ending event was written
 }
 
-// unsubscribe is the cause of a subscription cancelled by its client; id
-// is the client's request ID, echoed in the answer.
+// unsubscribe is the cause of a subscription ended by its client; id is
+// the client's request ID, echoed in the answer.
 type unsubscribe struct{ id string }
 
 func (unsubscribe) Error() string { return "unsubscribed" }
@@ -75,133 +97,16 @@ func (unsubscribe) Error() string { return "unsubscribed" }
 // errShutdown ends topic subscriptions when the server drains.
 var errShutdown = errors.New("server shutting down; reconnect")
 
-func newConn(h *Handler, wc *websocket.Conn, caller admit.Caller, path, requestID string) *conn {
-	c := &conn{h: h, ws: wc, caller: caller, path: path, requestID: requestID, out: newSendQueue(h.opts.SendBuffer, h.opts.WriteTimeout), subs: make(map[string]*sub)}
+func newConn(h *Handler, nc net.Conn, caller admit.Caller, path, requestID string, done func()) *conn {
+	c := &conn{h: h, nc: nc, caller: caller, path: path, requestID: requestID, done: done}
+	if sc, ok := nc.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	now := time.Now().UnixNano()
+	c.lastWrite.Store(now)
+	c.lastPong.Store(now)
 	return c
-}
-
-// serve runs the connection until it closes, and leaves no goroutine
-// behind.
-func (c *conn) serve() {
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		c.writeLoop()
-	}()
-	stopDrain := context.AfterFunc(c.h.opts.Stop, c.drain)
-
-	for {
-		typ, msg, err := c.ws.Read(c.ctx)
-		if err != nil {
-			break
-		}
-		if typ != websocket.MessageText {
-			c.fail(nil, invalid("", "invalid_frame", "Messages must be JSON text frames."))
-			continue
-		}
-		c.handle(msg)
-	}
-
-	stopDrain()
-	c.cancel()
-	c.out.stop()
-	c.subWG.Wait()
-	<-writerDone
-	_ = c.ws.CloseNow()
-	c.stopGenerations()
-}
-
-// stopGenerations cancels the generations started with cancel_on_close
-// that had not ended when the connection did.
-func (c *conn) stopGenerations() {
-	c.mu.Lock()
-	ids := c.orphans
-	c.mu.Unlock()
-	for _, id := range ids {
-		c.h.opts.Runner.Cancel(id)
-	}
-}
-
-// writeLoop sends queued frames, pings when idle, and closes the connection
-// when asked to. It is the only writer of data frames.
-func (c *conn) writeLoop() {
-	idle := time.NewTimer(c.h.opts.Heartbeat)
-	defer idle.Stop()
-	var frames [][]byte
-	for {
-		select {
-		case <-c.out.wake:
-		case <-idle.C:
-			ctx, cancel := context.WithTimeout(c.ctx, c.h.opts.WriteTimeout)
-			err := c.ws.Ping(ctx)
-			cancel()
-			if err != nil {
-				c.cancel()
-				return
-			}
-			idle.Reset(c.h.opts.Heartbeat)
-			continue
-		case <-c.ctx.Done():
-			return
-		}
-		var req *closeRequest
-		frames, req = c.out.take(frames)
-		if req == nil || !req.now {
-			if err := c.writeFrames(frames); err != nil {
-				c.cancel()
-				return
-			}
-		}
-		clear(frames)
-		if req != nil {
-			_ = c.ws.Close(req.code, req.reason)
-			c.cancel()
-			return
-		}
-		idle.Reset(c.h.opts.Heartbeat)
-	}
-}
-
-func (c *conn) writeFrames(frames [][]byte) error {
-	if len(frames) == 0 {
-		return nil
-	}
-	// Each write has a deadline of at least 1.75 times the write timeout (one
-	// context is shared by the frames written within a quarter of it): a
-	// producer that waited the write timeout for room has by then asked for
-	// a clean close (1008), which goes out if the reader takes the frame in
-	// time; a reader that takes nothing at all is disconnected when the
-	// deadline passes (the library closes the socket).
-	wt := c.h.opts.WriteTimeout
-	var d deadline
-	defer d.stop()
-	for _, f := range frames {
-		ctx := d.get(c.ctx, 2*wt, wt/4)
-		err := c.ws.Write(ctx, websocket.MessageText, f)
-		c.out.release(len(f))
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// reply queues a frame that answers a client message.
-func (c *conn) reply(frame []byte) {
-	if err := c.out.push(c.ctx, frame); errors.Is(err, errSlow) {
-		c.cutOff()
-	}
-}
-
-// cutOff closes the connection of a reader that lets its send buffer stay
-// full for the write timeout.
-func (c *conn) cutOff() {
-	c.h.cutoffs.Add(1)
-	c.h.opts.Observer.CutSlow(CutSendBufferFull)
-	c.h.log.Info("ws: cut off a slow reader", "request_id", c.requestID, "buffer_bytes", c.h.opts.SendBuffer, "timeout", c.h.opts.WriteTimeout)
-	c.out.requestClose(websocket.StatusPolicyViolation,
-		"too slow: send buffer full for "+c.h.opts.WriteTimeout.String()+"; reconnect and resume from the last event IDs", true)
 }
 
 // reserve registers a subscription before it starts, so that the limits
@@ -210,171 +115,223 @@ func (c *conn) cutOff() {
 func (c *conn) reserve(field, name string, cancelOnClose bool) (*sub, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.draining {
+	if c.draining || c.gone {
 		return nil, errDraining
 	}
 	if len(c.subs) >= c.h.opts.MaxSubscriptions {
 		return nil, &sluice.Error{Code: sluice.ERATELIMIT, Kind: "too_many_subscriptions",
 			Message: "This connection already has " + strconv.Itoa(len(c.subs)) + " subscriptions, its most; unsubscribe or open another connection."}
 	}
-	s := &sub{field: field, name: name, cancelOnClose: cancelOnClose}
+	s := &sub{c: c, field: field, name: name, cancelOnClose: cancelOnClose}
 	if name != "" {
 		s.key = field + ":" + name
-		if c.subs[s.key] != nil {
+		if c.find(s.key) != nil {
 			return nil, &sluice.Error{Code: sluice.ECONFLICT, Kind: "already_subscribed",
 				Message: "This connection already follows " + field + " " + truncate(name) + "."}
 		}
 	} else {
-		c.pending++
-		s.key = "pending:" + strconv.Itoa(c.pending)
+		c.reserved++
+		s.key = "pending:" + strconv.Itoa(c.reserved)
 	}
-	c.subs[s.key] = s
+	c.subs = append(c.subs, s)
 	c.h.subs.Add(1)
 	c.h.opts.Observer.Opened(field == "topic")
 	return s, nil
 }
 
-// bind gives a reserved chat.start subscription its stream ID.
+// find returns the subscription with key, or nil. c.mu is held. A slice,
+// not a map: a connection has a few subscriptions, and an idle one should
+// cost little.
+func (c *conn) find(key string) *sub {
+	for _, s := range c.subs {
+		if s.key == key {
+			return s
+		}
+	}
+	return nil
+}
+
+// bind gives a reserved chat.start subscription its stream ID. A
+// connection that ended meanwhile stops a generation started with
+// cancel_on_close.
 func (c *conn) bind(s *sub, id string) {
 	c.mu.Lock()
-	delete(c.subs, s.key)
 	s.name, s.key = id, "stream:"+id
-	c.subs[s.key] = s
+	gone := c.gone
 	c.mu.Unlock()
+	if gone && s.cancelOnClose {
+		c.h.opts.Runner.Cancel(id)
+	}
 }
 
 // release forgets a subscription; when the connection drains and this was
-// its last, the connection closes.
+// its last, the connection closes with 1001.
 func (c *conn) release(s *sub) {
 	c.mu.Lock()
-	delete(c.subs, s.key)
-	last := c.draining && len(c.subs) == 0
-	if s.cancelOnClose && !s.ended && s.name != "" && c.ctx.Err() != nil {
-		c.orphans = append(c.orphans, s.name)
+	found := false
+	for i, o := range c.subs {
+		if o == s {
+			c.subs = append(c.subs[:i], c.subs[i+1:]...)
+			found = true
+			break
+		}
 	}
+	last := found && c.draining && len(c.subs) == 0
 	c.mu.Unlock()
+	if !found {
+		return
+	}
 	c.h.subs.Add(-1)
 	c.h.opts.Observer.Closed(s.field == "topic")
+	if s.feed != nil {
+		c.h.unref(s.feed)
+	}
 	if last {
-		c.out.requestClose(websocket.StatusGoingAway, errShutdown.Error(), false)
+		c.requestClose(ws.StatusGoingAway, errShutdown.Error(), false)
 	}
 }
 
-// follow starts the goroutine of subscription s, reading l after the ID
-// after into the send queue until the log ends, the client unsubscribes or
-// the connection ends.
+// follow starts subscription s on log l from just after the ID after: it
+// catches up from the log in the flusher, then joins the log's feed.
 func (c *conn) follow(s *sub, l sluice.Log, after string) {
-	ctx, cancel := context.WithCancelCause(c.ctx)
+	f := c.h.feedFor(l, s.field, s.name)
 	c.mu.Lock()
-	s.cancel = cancel
-	draining := c.draining
+	if c.gone { // destroy has forgotten s already
+		c.mu.Unlock()
+		c.h.unref(f)
+		return
+	}
+	s.feed = f
+	shutdown := c.draining && s.field == "topic"
 	c.mu.Unlock()
-	if draining && s.field == "topic" {
-		cancel(errShutdown)
+	c.wmu.Lock()
+	if c.closing || c.closed {
+		c.wmu.Unlock()
+		c.release(s)
+		return
 	}
-	c.subWG.Add(1)
-	go func() {
-		defer c.subWG.Done()
-		defer cancel(nil)
-		c.read(ctx, s, l, after)
-	}()
-}
-
-func (c *conn) read(ctx context.Context, s *sub, l sluice.Log, after string) {
-	defer c.release(s)
-	// A small batch while the subscription is idle, the full one once a
-	// read fills it: an idle subscriber then holds 0.5 KB here, not 4.
-	events := make([]sluice.Event, 0, 8)
-	// Every event is copied into its frame before the next read, so a log
-	// that can (memory.Log) puts events back together in scratch, kept from
-	// read to read while small: a subscription that keeps up with a live
-	// log then reads without allocating.
-	sr, _ := l.(scratchReader)
-	var scratch []byte
-	for {
-		var err error
-		if sr != nil {
-			events, scratch, err = sr.ReadScratch(ctx, after, events, scratch)
-			if cap(scratch) > maxScratch {
-				scratch = nil
-			}
-		} else {
-			events, err = l.Read(ctx, after, events)
-		}
-		if len(events) == cap(events) && cap(events) < readBatch {
-			events = append(make([]sluice.Event, 0, readBatch), events...)
-		}
-		sent := 0
-		for i := range events {
-			ev := &events[i]
-			frame := appendEvent(make([]byte, 0, eventSize(s.name, ev)), s.field, s.name, ev)
-			if perr := c.out.push(ctx, frame); perr != nil {
-				if errors.Is(perr, errSlow) {
-					c.h.opts.Observer.Delivered(sent)
-					c.cutOff()
-					return
-				}
-				err = perr
-				break
-			}
-			sent++
-			after = ev.ID
-			if ev.End != sluice.EndNone {
-				c.mu.Lock()
-				s.ended = true
-				c.mu.Unlock()
-			}
-		}
-		c.h.opts.Observer.Delivered(sent)
-		switch {
-		case err == nil:
-			continue
-		case errors.Is(err, io.EOF):
-			return
-		case ctx.Err() != nil:
-			c.ended(s, context.Cause(ctx))
-			return
-		case errors.Is(err, errQueueClosed):
-			return
-		default:
-			c.h.log.Error("ws: read failed", "request_id", c.requestID, "log", l.Name(), "err", err)
-			c.reply(errorReply(&request{Stream: streamOf(s), Topic: topicOf(s)}, err))
-			return
-		}
+	s.cursor, s.live, s.lag = after, true, true
+	c.lagging = append(c.lagging, s)
+	c.startFlush()
+	c.wmu.Unlock()
+	if shutdown {
+		c.endSub(s, errShutdown)
 	}
 }
 
-// ended tells the client why the server ended a subscription, or answers
-// its unsubscribe.
-func (c *conn) ended(s *sub, cause error) {
+// endSub ends a live subscription for cause: an unsubscribe or a shutdown
+// is answered with "unsubscribed", after which no event of it is written;
+// any other cause ends it silently.
+func (c *conn) endSub(s *sub, cause error) {
 	r := reply{Type: "unsubscribed", Stream: streamOf(s), Topic: topicOf(s)}
 	var u unsubscribe
+	answer := true
 	switch {
 	case errors.As(cause, &u):
 		r.ID = u.id
 	case errors.Is(cause, errShutdown):
 		r.Reason = errShutdown.Error()
 	default:
-		return // the connection is ending
+		answer = false
 	}
-	_ = c.out.push(context.Background(), r.encode())
+	c.wmu.Lock()
+	if !s.live {
+		c.wmu.Unlock()
+		return
+	}
+	s.live = false
+	c.unlag(s)
+	if answer {
+		c.queueLocked(r.frame())
+	}
+	c.wmu.Unlock()
+	s.feed.leave(s)
+	c.release(s)
+}
+
+// unlag takes s out of the flusher's list. c.wmu is held.
+func (c *conn) unlag(s *sub) {
+	if !s.lag {
+		return
+	}
+	s.lag = false
+	for i, o := range c.lagging {
+		if o == s {
+			c.lagging = append(c.lagging[:i], c.lagging[i+1:]...)
+			return
+		}
+	}
 }
 
 // drain runs when the server starts to shut down: topic subscriptions end,
-// and the connection closes once it has none left.
+// new ones are refused, and the connection closes with 1001 once it has
+// none left (its generations have ended).
 func (c *conn) drain() {
 	c.mu.Lock()
 	c.draining = true
 	empty := len(c.subs) == 0
+	var topics []*sub
 	for _, s := range c.subs {
-		if s.field == "topic" && s.cancel != nil {
-			s.cancel(errShutdown)
+		if s.field == "topic" {
+			topics = append(topics, s)
 		}
 	}
 	c.mu.Unlock()
-	if empty {
-		c.out.requestClose(websocket.StatusGoingAway, errShutdown.Error(), false)
+	for _, s := range topics {
+		c.endSub(s, errShutdown)
 	}
+	if empty {
+		c.requestClose(ws.StatusGoingAway, errShutdown.Error(), false)
+	}
+}
+
+// destroy closes the connection at once and forgets it: its subscriptions
+// end, the generations it started with cancel_on_close that have not ended
+// are stopped, and its place in the stream limits is given back. It may
+// wait for those generations, so it never runs in a goroutine that
+// appends to a log.
+func (c *conn) destroy() {
+	if c.once.Swap(true) {
+		return
+	}
+	c.wmu.Lock()
+	c.closed = true
+	c.out, c.lagging = nil, nil
+	if c.linger != nil {
+		c.linger.Stop()
+	}
+	c.wakeRoom()
+	c.wmu.Unlock()
+	c.h.poll.forget(c)
+	_ = c.nc.Close()
+	c.cancel()
+
+	c.mu.Lock()
+	c.gone = true
+	subs := c.subs
+	c.subs = nil
+	c.mu.Unlock()
+	var orphans []string
+	for _, s := range subs {
+		c.wmu.Lock()
+		s.live = false
+		ended := s.ended
+		c.wmu.Unlock()
+		if s.feed != nil {
+			s.feed.leave(s)
+			c.h.unref(s.feed)
+		}
+		c.h.subs.Add(-1)
+		c.h.opts.Observer.Closed(s.field == "topic")
+		if s.cancelOnClose && !ended && s.field == "stream" && s.name != "" {
+			orphans = append(orphans, s.name)
+		}
+	}
+	for _, id := range orphans {
+		c.h.opts.Runner.Cancel(id)
+	}
+	c.h.leave(c)
+	c.done()
 }
 
 func streamOf(s *sub) string {
@@ -389,27 +346,4 @@ func topicOf(s *sub) string {
 		return s.name
 	}
 	return ""
-}
-
-// deadline hands out a context with a timeout, renewed once it is older
-// than a given age, so that writes in a row share one timer.
-type deadline struct {
-	ctx    context.Context
-	cancel context.CancelFunc
-	start  time.Time
-}
-
-func (d *deadline) get(parent context.Context, timeout, age time.Duration) context.Context {
-	if d.ctx == nil || time.Since(d.start) > age {
-		d.stop()
-		d.ctx, d.cancel = context.WithTimeout(parent, timeout)
-		d.start = time.Now()
-	}
-	return d.ctx
-}
-
-func (d *deadline) stop() {
-	if d.cancel != nil {
-		d.cancel()
-	}
 }

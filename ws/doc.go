@@ -5,12 +5,26 @@
 // SSE: it starts generations with the runner, reads logs from the store, and
 // writes JSON frames.
 //
-// It uses github.com/coder/websocket: a small, maintained, dependency-free
-// library with context-aware reads and writes, concurrent-safe Close and
-// Ping, a read limit, clean close codes, and no goroutine of its own per
-// connection (timeouts are context.AfterFunc), which keeps an idle
-// connection cheap. gorilla/websocket needs its own ping handling and
-// deadline juggling; x/net/websocket lacks close codes and ping/pong.
+// It is built as the hub builds SSE (see package hub): no goroutine per
+// connection while it is idle. After the handshake one poller goroutine
+// learns, from an epoll set, which connections have bytes to read, and a
+// short read turn reads their frames; each log followed has one feed,
+// which encodes a batch of new events once into frames and writes the same
+// bytes to every connection that follows the log, with one system call
+// each and without waiting on any; a connection whose socket is full, or
+// that is catching up from the log, has a flusher goroutine until it has
+// caught up. For that it uses github.com/gobwas/ws, a maintained library
+// that parses and checks RFC 6455 frame headers, masks and close codes
+// with no goroutine or buffer of its own, and leaves reading and writing
+// to the caller (the handshake, a few lines, is answered through net/http,
+// so that the API's access log and request IDs see it as any request):
+// github.com/coder/websocket (used before)
+// keeps a reading goroutine, buffers and its own framing per connection,
+// so a frame could not be built once for many connections. Frames follow
+// RFC 6455 exactly: masked client frames, fragmented messages with control
+// frames between fragments, pings answered with pongs, close frames echoed
+// with their code, invalid UTF-8 closed with 1007, a protocol error with
+// 1002.
 //
 // # Protocol
 //
@@ -68,8 +82,11 @@
 //
 // Connections and what they carry are admitted by the admit.Gate that the
 // SSE API uses too. Opening a connection needs an API key when the server
-// has keys (Authorization: Bearer on the upgrade request), unless it has
-// public topics, which a connection without a key may then read; it takes
+// has keys (Authorization: Bearer on the upgrade request; a browser, which
+// cannot set that header on a WebSocket, offers the subprotocols "sluice"
+// and "sluice.key.<the key in base64url, unpadded>" instead, and the server
+// selects "sluice": the key stays out of the URL), unless it has public
+// topics, which a connection without a key may then read; it takes
 // one place in the stream limits for as long as it is open. Each message that
 // does what an HTTP API request does (chat.start, stream.attach,
 // stream.cancel, topic.subscribe, topic.publish) is then admitted as that
@@ -82,9 +99,13 @@
 // The server pings after Options.Heartbeat without sending anything, and
 // closes a connection whose ping is not answered within Options.WriteTimeout.
 // Frames wait in a per-connection send buffer bounded to Options.SendBuffer
-// bytes; a reader that lets it stay full for Options.WriteTimeout is cut off
-// with close code 1008 (policy violation) and a reason saying so, and should
-// resume from its last event IDs. A message larger than
+// bytes (the socket's, in the kernel; a subscription that falls behind is
+// caught up from its log, which is its buffer, rather than from memory of
+// the connection's); a reader that lets it stay full for
+// Options.WriteTimeout is cut off with close code 1008 (policy violation)
+// and a reason saying so, after the frames it was sent, and should resume
+// from its last event IDs. A client that sends messages without reading
+// the answers is not read until they fit the send buffer. A message larger than
 // Options.MaxMessageBytes closes the connection with 1009. On shutdown, topic
 // subscriptions end at once and the connection closes with 1001 (going away)
 // once its generations have ended.

@@ -1,8 +1,12 @@
 package ws
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"unicode/utf8"
 	"unsafe"
+
+	"github.com/gobwas/ws"
 
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/wire"
@@ -34,22 +38,14 @@ type reply struct {
 	Error   *wire.ErrorDetail `json:"error,omitempty"`
 }
 
-func (r reply) encode() []byte {
-	b, err := json.Marshal(r)
-	if err != nil { // strings only: cannot happen
-		panic(err)
-	}
-	return b
-}
-
 // errorReply answers the message req (which may be nil) with err.
-func errorReply(req *request, err error) []byte {
+func errorReply(req *request, err error) reply {
 	obj := wire.Error(err)
 	r := reply{Type: "error", Error: &obj.Error}
 	if req != nil {
 		r.ID, r.Stream, r.Topic = req.ID, req.Stream, req.Topic
 	}
-	return r.encode()
+	return r
 }
 
 // appendEvent appends the frame of one log event:
@@ -87,4 +83,81 @@ func appendBytesString(dst, b []byte) []byte {
 // envelope, and some room for escapes.
 func eventSize(name string, ev *sluice.Event) int {
 	return len(ev.Data) + len(ev.Data)/8 + len(name) + len(ev.ID) + len(ev.Name) + 80
+}
+
+// appendFrame appends one whole server frame of op carrying payload: FIN
+// set and no mask, as RFC 6455 (5.1, 5.2) has a server send. A server frame
+// holds nothing of the connection it goes to, so the frame of an event is
+// the same bytes for every reader of its log: it is built once and written
+// to all of them.
+func appendFrame(dst []byte, op ws.OpCode, payload []byte) []byte {
+	dst = appendFrameHeader(dst, op, len(payload))
+	return append(dst, payload...)
+}
+
+// appendFrameHeader appends the header of a whole, unmasked frame of n
+// bytes: the length in 7 bits, or 126 and 16 bits, or 127 and 64 bits, the
+// shortest that holds it (RFC 6455 5.2).
+func appendFrameHeader(dst []byte, op ws.OpCode, n int) []byte {
+	dst = append(dst, 0x80|byte(op))
+	switch {
+	case n < 126:
+		return append(dst, byte(n))
+	case n <= 0xffff:
+		return append(dst, 126, byte(n>>8), byte(n))
+	}
+	dst = append(dst, 127)
+	return binary.BigEndian.AppendUint64(dst, uint64(n))
+}
+
+// frameTail reports how many bytes of b, from offset n on, finish the frame
+// under way at n: 0 when n is where a frame starts or b ends. b holds
+// whole server frames from offset start on (what comes before start ends
+// a frame begun earlier). A write that stopped at n must be finished up to
+// there before anything else goes out, a close frame included.
+func frameTail(b []byte, start, n int) int {
+	if n < start {
+		return start - n
+	}
+	i := start
+	for i < n && i < len(b) {
+		size := int(b[i+1] & 0x7f)
+		head := 2
+		switch size {
+		case 126:
+			size, head = int(binary.BigEndian.Uint16(b[i+2:])), 4
+		case 127:
+			size, head = int(binary.BigEndian.Uint64(b[i+2:])), 10
+		}
+		i += head + size
+	}
+	return i - n
+}
+
+// closeFrame is a close frame with code and reason (code 0: an empty
+// one, the answer to a close frame that had no code); the reason is cut to
+// the 123 bytes a control frame leaves it (RFC 6455 5.5).
+func closeFrame(code ws.StatusCode, reason string) []byte {
+	if code == 0 {
+		return appendFrame(nil, ws.OpClose, nil)
+	}
+	if len(reason) > 123 {
+		reason = reason[:123]
+		for len(reason) > 0 && !utf8.ValidString(reason) {
+			reason = reason[:len(reason)-1]
+		}
+	}
+	return appendFrame(nil, ws.OpClose, ws.NewCloseFrameBody(code, reason))
+}
+
+// pingFrame is the heartbeat: a ping with no payload.
+var pingFrame = appendFrame(nil, ws.OpPing, nil)
+
+// frame is the text frame of a reply.
+func (r reply) frame() []byte {
+	b, err := json.Marshal(r)
+	if err != nil { // strings only: cannot happen
+		panic(err)
+	}
+	return appendFrame(make([]byte, 0, len(b)+4), ws.OpText, b)
 }

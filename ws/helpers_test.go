@@ -49,7 +49,8 @@ type envOptions struct {
 	logs   *testenv.Recorder // when set, keeps what both transports log
 	demo   demo.Options
 	models map[string]sluice.Model
-	http2  bool // serve HTTP/2 over TLS: SSE then takes the fallback path
+	http2  bool         // serve HTTP/2 over TLS: SSE then takes the fallback path
+	store  sluice.Store // where the logs are (several envs may share a Redis); nil: a memory store
 }
 
 // fast is a demo model quick enough for tests, paced so that streams have
@@ -70,7 +71,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if o.logs != nil {
 		log = o.logs.Logger()
 	}
-	s := testenv.NewServer(t, testenv.Options{API: o.api, Admit: o.admit, Demo: o.demo, Models: o.models, MaxPerKey: o.perKey, Logger: log, HTTP2: o.http2})
+	s := testenv.NewServer(t, testenv.Options{API: o.api, Admit: o.admit, Demo: o.demo, Models: o.models, MaxPerKey: o.perKey, Logger: log, HTTP2: o.http2, Logs: o.store})
 	stopCtx, stop := context.WithCancel(context.Background())
 	t.Cleanup(stop)
 	opts := o.ws

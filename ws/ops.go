@@ -91,7 +91,7 @@ func (c *conn) chatStart(req *request) {
 		return
 	}
 	c.bind(s, g.ID)
-	c.reply(reply{Type: "started", ID: req.ID, Stream: g.ID}.encode())
+	c.reply(reply{Type: "started", ID: req.ID, Stream: g.ID})
 	c.follow(s, g.Log, "")
 }
 
@@ -171,14 +171,14 @@ func (c *conn) subscribe(req *request, s *sub, l sluice.Log, after string) {
 	switch err := c.h.opts.Gate.CheckAfter(c.ctx, l, after, req.LastEventID != ""); {
 	case errors.Is(err, io.EOF):
 		c.release(s)
-		c.reply(reply{Type: "unsubscribed", ID: req.ID, Stream: req.Stream, Topic: req.Topic, Reason: "ended"}.encode())
+		c.reply(reply{Type: "unsubscribed", ID: req.ID, Stream: req.Stream, Topic: req.Topic, Reason: "ended"})
 		return
 	case err != nil:
 		c.release(s)
 		c.fail(req, err)
 		return
 	}
-	c.reply(reply{Type: "subscribed", ID: req.ID, Stream: streamOf(s), Topic: topicOf(s)}.encode())
+	c.reply(reply{Type: "subscribed", ID: req.ID, Stream: streamOf(s), Topic: topicOf(s)})
 	c.follow(s, l, after)
 }
 
@@ -192,7 +192,7 @@ func (c *conn) streamCancel(req *request) {
 		c.fail(req, err)
 		return
 	}
-	c.reply(reply{Type: "cancelled", ID: req.ID, Stream: req.Stream, Status: end.String()}.encode())
+	c.reply(reply{Type: "cancelled", ID: req.ID, Stream: req.Stream, Status: end.String()})
 }
 
 func (c *conn) topicPublish(req *request) {
@@ -210,7 +210,7 @@ func (c *conn) topicPublish(req *request) {
 		c.fail(req, err)
 		return
 	}
-	c.reply(reply{Type: "published", ID: req.ID, Topic: req.Topic, EventID: id}.encode())
+	c.reply(reply{Type: "published", ID: req.ID, Topic: req.Topic, EventID: id})
 }
 
 func (c *conn) unsubscribe(req *request) {
@@ -225,14 +225,13 @@ func (c *conn) unsubscribe(req *request) {
 		return
 	}
 	c.mu.Lock()
-	s := c.subs[key]
+	s := c.find(key)
 	c.mu.Unlock()
 	if s == nil {
 		c.fail(req, &sluice.Error{Code: sluice.ENOTFOUND, Kind: "not_subscribed",
 			Message: "This connection has no subscription to " + truncate(req.Stream+req.Topic) + "."})
 		return
 	}
-	// The subscription's goroutine answers, so that no event of it follows
-	// the answer.
-	s.cancel(unsubscribe{id: req.ID})
+	// No event of it follows the answer (see endSub).
+	c.endSub(s, unsubscribe{id: req.ID})
 }

@@ -58,7 +58,13 @@ after(async () => {
 async function startProxy(target) {
   const { hostname, port } = new URL(target);
   const pairs = new Set();
+  let refusing = 0;
   const server = net.createServer((client) => {
+    if (refusing > 0) {
+      refusing--;
+      client.resetAndDestroy();
+      return;
+    }
     const upstream = net.connect(Number(port), hostname);
     const pair = { client, upstream };
     pairs.add(pair);
@@ -85,6 +91,10 @@ async function startProxy(target) {
       }
       pairs.clear();
       return n;
+    },
+    /** Resets the next n connections as soon as they are made. */
+    refuse(n) {
+      refusing = n;
     },
     /** Holds every response where it is, without closing anything. */
     pause() {
@@ -122,8 +132,14 @@ async function openPage(url, { viewport = { width: 1200, height: 800 }, colorSch
   });
   page.requests = [];
   page.on('request', (r) => page.requests.push({ method: r.method(), url: r.url(), headers: r.headers() }));
+  page.wsSent = []; // the messages the page sent over /ws, parsed
+  page.sockets = []; // the URLs of the WebSockets it opened
+  page.on('websocket', (ws) => {
+    page.sockets.push(ws.url());
+    ws.on('framesent', (f) => page.wsSent.push(JSON.parse(f.payload)));
+  });
   await page.goto(url + p);
-  if (p === '/') await page.waitForSelector('#app[data-ready]');
+  if (p === '/' || p.startsWith('/?')) await page.waitForSelector('#app[data-ready]');
   return page;
 }
 
@@ -264,59 +280,93 @@ test('Stop cancels the generation on the server and keeps what arrived', T, asyn
   assert.deepEqual(page.errors, []);
 });
 
-test('a connection cut mid-answer reconnects with Last-Event-ID and ends with the identical text', T, async () => {
-  const proxy = await startProxy(sluice.url);
-  const page = await openPage(proxy.url);
-  // Record the states the answer goes through.
-  await page.evaluate(() => {
-    window.netStates = [];
-    new MutationObserver(() => {
-      const n = document.querySelector('.msg.assistant:last-child')?.dataset.net;
-      if (n && window.netStates.at(-1) !== n) window.netStates.push(n);
-    }).observe(document.getElementById('messages'), { attributes: true, subtree: true, attributeFilter: ['data-net'] });
+// The page at /?transport=ws streams over /ws (ws-client.js): the resume
+// tests run over both transports, and prove the same promises.
+const transports = [
+  { name: 'sse', path: '/' },
+  { name: 'ws', path: '/?transport=ws' },
+];
+
+/**
+ * How the page resumed stream id: the last event ID it resumed after, and
+ * how many times it tried. Over SSE a GET /v1/streams/{id} with
+ * Last-Event-ID; over /ws a stream.attach with last_event_id.
+ */
+function resumesOf(page, transport, id) {
+  if (transport === 'ws') {
+    const attaches = page.wsSent.filter((m) => m.type === 'stream.attach' && m.stream === id);
+    return { tries: attaches.length, lastId: attaches.at(-1)?.last_event_id };
+  }
+  const gets = page.requests.filter((r) => r.method === 'GET' && r.url.endsWith(`/v1/streams/${id}`));
+  return { tries: gets.length, lastId: gets.at(-1)?.headers['last-event-id'] };
+}
+
+for (const { name: transport, path: p } of transports) {
+  test(`[${transport}] a connection cut mid-answer reconnects after the last event seen and ends with the identical text`, T, async () => {
+    const proxy = await startProxy(sluice.url);
+    const page = await openPage(proxy.url, { path: p });
+    // Record the states the answer goes through.
+    await page.evaluate(() => {
+      window.netStates = [];
+      new MutationObserver(() => {
+        const n = document.querySelector('.msg.assistant:last-child')?.dataset.net;
+        if (n && window.netStates.at(-1) !== n) window.netStates.push(n);
+      }).observe(document.getElementById('messages'), { attributes: true, subtree: true, attributeFilter: ['data-net'] });
+    });
+    // The first reconnect attempt fails too, so that backoff is exercised.
+    let resumes = 0;
+    if (transport === 'sse') {
+      await page.route('**/v1/streams/*', (route) => (++resumes === 1 ? route.abort('connectionreset') : route.continue()));
+    }
+
+    await send(page, 'What happens when my network drops?');
+    // Early in the answer: on a loaded machine the text shown trails what
+    // has arrived, and the cut must come before the end has.
+    await waitText(page, 80);
+    const before = (await answer(page)).text.length;
+    const opened = page.sockets.length;
+    if (transport === 'ws') proxy.refuse(1); // the next connection, the first reconnect, is reset
+    assert.ok(proxy.cut() > 0, 'no connection to cut');
+    await waitStatus(page, 'done');
+
+    const { id } = await answer(page);
+    const { tries, lastId } = resumesOf(page, transport, id);
+    if (transport === 'sse') {
+      assert.ok(tries >= 2, `expected a failed and a successful resume, got ${tries}`);
+    } else {
+      assert.ok(page.sockets.length >= opened + 2, `expected a refused and a successful connection, got ${page.sockets.length - opened}`);
+      assert.ok(tries >= 1, 'the page sent stream.attach');
+    }
+    assert.match(lastId ?? '', /\S/, 'the resume named the last event seen');
+    const server = await assertSameAnswer(page, id);
+    assert.ok(before < server.text.length, 'the cut came before the end');
+    // Resumed after the last event seen before the cut: not from the start.
+    assert.ok(server.events.findIndex((e) => e.id === lastId) > 0, `the last event ID ${lastId} is an event of the stream`);
+    const states = await page.evaluate(() => window.netStates);
+    assert.ok(states.includes('reconnecting') && states.includes('resumed'), `the page showed ${states}`);
   });
-  // The first reconnect attempt fails too, so that backoff is exercised.
-  let resumes = 0;
-  await page.route('**/v1/streams/*', (route) => (++resumes === 1 ? route.abort('connectionreset') : route.continue()));
 
-  await send(page, 'What happens when my network drops?');
-  await waitText(page, 200);
-  const before = (await answer(page)).text.length;
-  assert.ok(proxy.cut() > 0, 'no connection to cut');
-  await waitStatus(page, 'done');
-
-  const { id } = await answer(page);
-  const resumed = page.requests.filter((r) => r.method === 'GET' && r.url.endsWith(`/v1/streams/${id}`));
-  assert.ok(resumed.length >= 2, `expected a failed and a successful resume, got ${resumed.length}`);
-  const lastId = resumed.at(-1).headers['last-event-id'];
-  assert.match(lastId ?? '', /\S/, 'the resume sent Last-Event-ID');
-  const server = await assertSameAnswer(page, id);
-  assert.ok(before < server.text.length, 'the cut came before the end');
-  // Resumed after the last event seen before the cut: not from the start.
-  assert.ok(server.events.findIndex((e) => e.id === lastId) > 0, `Last-Event-ID ${lastId} is an event of the stream`);
-  const states = await page.evaluate(() => window.netStates);
-  assert.ok(states.includes('reconnecting') && states.includes('resumed'), `the page showed ${states}`);
-});
-
-test('a reload mid-answer reattaches to the running generation and shows the whole answer', T, async () => {
-  const page = await openPage(sluice.url);
-  await send(page, 'Tell me about reloading pages');
-  await waitText(page, 150);
-  const { id } = await answer(page);
-  const partial = (await answer(page)).text.length;
-  await page.reload();
-  await page.waitForSelector('#app[data-ready]');
-  // The same conversation is shown, and its answer goes on.
-  assert.equal((await answer(page)).id, id);
-  await waitStatus(page, 'done');
-  const attach = page.requests.filter((r) => r.method === 'GET' && r.url.endsWith(`/v1/streams/${id}`));
-  assert.equal(attach.length, 1, 'one reattach after the reload');
-  assert.match(attach[0].headers['last-event-id'] ?? '', /\S/, 'it resumed after the saved event, not from the start');
-  const server = await assertSameAnswer(page, id);
-  assert.ok(partial < server.text.length);
-  assert.equal(await page.locator('.conv-link[aria-current="page"]').count(), 1, 'the chat is listed and current');
-  assert.deepEqual(page.errors, []);
-});
+  test(`[${transport}] a reload mid-answer reattaches to the running generation and shows the whole answer`, T, async () => {
+    const page = await openPage(sluice.url, { path: p });
+    await send(page, 'Tell me about reloading pages');
+    await waitText(page, 150);
+    const { id } = await answer(page);
+    const partial = (await answer(page)).text.length;
+    await page.reload();
+    await page.waitForSelector('#app[data-ready]');
+    assert.equal(await page.evaluate(() => document.getElementById('app').dataset.transport), transport);
+    // The same conversation is shown, and its answer goes on.
+    assert.equal((await answer(page)).id, id);
+    await waitStatus(page, 'done');
+    const { tries, lastId } = resumesOf(page, transport, id);
+    assert.equal(tries, 1, 'one reattach after the reload');
+    assert.match(lastId ?? '', /\S/, 'it resumed after the saved event, not from the start');
+    const server = await assertSameAnswer(page, id);
+    assert.ok(partial < server.text.length);
+    assert.equal(await page.locator('.conv-link[aria-current="page"]').count(), 1, 'the chat is listed and current');
+    assert.deepEqual(page.errors, []);
+  });
+}
 
 test('model text with <script>, <img onerror> and javascript: links stays inert', T, async () => {
   const page = await openPage(sluice.url);
@@ -461,6 +511,47 @@ test('on a server with API keys, the page asks for a key once and sends it with 
     await keyed.stop();
   }
 });
+
+test('[ws] on a server with API keys, the page streams over /ws with the key in Sec-WebSocket-Protocol, never in a URL', T, async () => {
+  const key = 'ui-test-key-ws-0123456789';
+  const keyed = await startSluice({ args: ['--api-keys', key, '--demo-tps', '0', '--log-level', 'debug'] });
+  try {
+    const context = await browser.newContext();
+    cleanups.push(() => context.close());
+    const page = await context.newPage();
+    const sockets = [];
+    page.on('websocket', (ws) => sockets.push(ws.url()));
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Network.enable');
+    const handshakes = [];
+    cdp.on('Network.webSocketWillSendHandshakeRequest', (e) => handshakes.push(e.request.headers));
+    await page.goto(keyed.url + '/?transport=ws');
+    await page.locator('#key-dialog[open]').waitFor();
+    await page.locator('#key-input').fill(key);
+    await page.locator('#key-input').press('Enter');
+    await page.waitForSelector('#app[data-ready]');
+    await send(page, 'hello over a socket, short');
+    await waitStatus(page, 'done');
+    const b64 = Buffer.from(key).toString('base64url');
+    assert.ok(sockets.length >= 1, 'the answer came over a WebSocket');
+    for (const u of sockets) assert.ok(!u.includes(key) && !u.includes(b64), `the key is in the URL ${u}`);
+    const protocols = handshakes.map((h) => h['Sec-WebSocket-Protocol'] ?? h['sec-websocket-protocol']);
+    assert.deepEqual(protocols, [`sluice, sluice.key.${b64}`], 'the key went in Sec-WebSocket-Protocol');
+    // The server took it (it refuses a connection without a key) and never wrote it down.
+    assert.ok((await serverText(keyed, page, key)).length > 0);
+    assert.ok(!keyed.logs().includes(key) && !keyed.logs().includes(b64), 'the key is in the server logs');
+  } finally {
+    await keyed.stop();
+  }
+});
+
+/** The text of the page's last answer as the server kept it. */
+async function serverText(server, page, key) {
+  const { id } = await answer(page);
+  const r = await openSSE(`${server.url}/v1/streams/${id}`, { headers: { Authorization: `Bearer ${key}` } });
+  assert.equal(r.status, 200);
+  return textOf((await r.readToEnd()).slice(0, -1));
+}
 
 test('screenshots of the chat mid-answer, light, dark and phone width', { timeout: 60_000 }, async () => {
   for (const [name, opts] of [

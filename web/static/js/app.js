@@ -1,7 +1,8 @@
 // app.js: the chat page. It holds the page's state (the conversation shown,
 // the answers streaming) and draws it; streaming is the client's job
-// (@sluice-dev/client, from clients/js, served under ./sluice/),
-// Markdown is markdown.js's and keeping conversations is store.js's.
+// (@sluice-dev/client, from clients/js, served under ./sluice/; or, with
+// ?transport=ws in the page's URL, ws-client.js's: the same streams over
+// /ws), Markdown is markdown.js's and keeping conversations is store.js's.
 //
 // Every answer that streams is a "live" record, keyed by conversation, that
 // lives on when another conversation is shown. Its text and last event ID
@@ -9,6 +10,7 @@
 // that a reload resumes the stream right after the text already saved.
 
 import { SluiceClient } from './sluice/index.js';
+import { SluiceWSClient } from './ws-client.js';
 import { render } from './markdown.js';
 import { Store, titleOf } from './store.js';
 
@@ -24,7 +26,10 @@ const ui = {
 };
 
 const store = new Store();
-const client = new SluiceClient();
+/** 'sse' (the default) or 'ws': how answers stream, chosen by ?transport=. */
+const transport = new URLSearchParams(location.search).get('transport') === 'ws' ? 'ws' : 'sse';
+const client = transport === 'ws' ? new SluiceWSClient() : new SluiceClient();
+ui.app.dataset.transport = transport;
 useKey(store.apiKey);
 /** Answers streaming now, by conversation ID. */
 const live = new Map();
@@ -518,14 +523,14 @@ function route() {
   const m = /^#\/c\/([0-9a-f]{8,64})$/.exec(location.hash);
   const id = m ? m[1] : null;
   conv = id ? (live.get(id)?.conv ?? store.get(id)) : null;
-  if (id && !conv) history.replaceState(null, '', location.pathname);
+  if (id && !conv) history.replaceState(null, '', location.pathname + location.search);
   if (conv && !live.has(conv.id)) reattach(conv);
   drawConversation();
   refresh();
 }
 
 function navigate(id) {
-  history.pushState(null, '', id ? '#/c/' + id : location.pathname);
+  history.pushState(null, '', id ? '#/c/' + id : location.pathname + location.search);
   route();
 }
 

@@ -1,0 +1,61 @@
+package ws_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/testenv"
+	"github.com/sluice-dev/sluice/redis"
+)
+
+// TestTwoNodesOnRedisServeEachOthersStreams runs /ws on two nodes that
+// share a Redis, whose logs do not notify (a feed then waits on the log in
+// a pump): a generation started on one node is resumed on the other from
+// the middle, and a topic published on one reaches subscribers on both,
+// with the same IDs.
+func TestTwoNodesOnRedisServeEachOthersStreams(t *testing.T) {
+	r := testenv.StartRedis(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	store, err := redis.New(ctx, redis.Options{URL: r.URL, Prefix: "wsnodes"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	a := newEnv(t, envOptions{store: store, demo: fast.demo})
+	b := newEnv(t, envOptions{store: store, demo: fast.demo})
+
+	ca := a.dial(t)
+	ca.send(map[string]any{"type": "chat.start", "body": chatBody("across nodes")})
+	id := ca.expect("started").Stream
+	whole := ca.untilEnd(id)
+	want, last := text(t, datas(whole))
+	if last != "[DONE]" {
+		t.Fatalf("ended with %q", last)
+	}
+	cb := b.dial(t)
+	cut := len(whole) / 2
+	cb.send(map[string]any{"type": "stream.attach", "stream": id, "last_event_id": whole[cut-1].ID})
+	cb.expect("subscribed")
+	rest := cb.untilEnd(id)
+	if got, _ := text(t, datas(append(whole[:cut:cut], rest...))); got != want || len(rest) != len(whole)-cut {
+		t.Fatalf("resumed on the other node: %d events, text %q; want %d, %q", len(rest), got, len(whole)-cut, want)
+	}
+
+	subs := []*client{a.dial(t), a.dial(t), b.dial(t)}
+	for _, c := range subs {
+		c.send(map[string]any{"type": "topic.subscribe", "topic": "shared"})
+		c.expect("subscribed")
+	}
+	pub := b.dial(t)
+	for _, data := range []string{"one", "two", "three"} {
+		pub.send(map[string]any{"type": "topic.publish", "topic": "shared", "data": data})
+		p := pub.expect("published")
+		for i, c := range subs {
+			if f := c.expect("event"); f.ID != p.EventID || f.Data != data {
+				t.Fatalf("subscriber %d got %+v, want %s %q", i, f, p.EventID, data)
+			}
+		}
+	}
+}
