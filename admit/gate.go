@@ -20,7 +20,7 @@ package admit
 
 import (
 	"context"
-	"net"
+	"net/netip"
 	"strings"
 
 	"github.com/sluice-dev/sluice"
@@ -37,6 +37,14 @@ type Config struct {
 	PublicTopics []string
 	Limits       Limits
 	TopicMaxLen  int // events a topic keeps for replay; 0 means DefaultTopicMaxLen
+	// Counter keeps the counts of the per-key limits; nil counts in this
+	// process. Give every node the same shared Counter (redis.Limits) for
+	// the limits to hold across them.
+	Counter Counter
+	// TrustedProxies are the proxies (load balancers) whose
+	// X-Forwarded-For names the client (see Identify); from any other
+	// peer the header is ignored.
+	TrustedProxies []netip.Prefix
 	// Observer, when set, is told of refusals, resumes and publishes (for
 	// metrics).
 	Observer Observer
@@ -69,7 +77,7 @@ func New(cfg Config, store sluice.Store, models *Models) *Gate {
 	if obs == nil {
 		obs = nopObserver{}
 	}
-	return &Gate{cfg: cfg, store: store, models: models, lim: newLimiter(cfg.Limits), obs: obs}
+	return &Gate{cfg: cfg, store: store, models: models, lim: newLimiter(cfg.Limits, cfg.Counter), obs: obs}
 }
 
 // Models returns the table of models the gate admits requests for.
@@ -93,14 +101,13 @@ func (c Caller) budget() string {
 }
 
 // Identify finds the caller of a request from its Authorization header and
-// its remote address (host:port, as net/http gives it). A key that is
-// presented and wrong is EUNAUTHORIZED at once; a missing one is only
-// refused by the operations that need one (public topics do not).
-func (g *Gate) Identify(authorization, remoteAddr string) (Caller, error) {
-	c := Caller{Addr: remoteAddr}
-	if host, _, err := net.SplitHostPort(remoteAddr); err == nil {
-		c.Addr = host
-	}
+// its address: the remote address (host:port, as net/http gives it), or,
+// when that is one of Config.TrustedProxies, the client's address that
+// forwardedFor (the X-Forwarded-For header's values, in order) names. A
+// key that is presented and wrong is EUNAUTHORIZED at once; a missing one
+// is only refused by the operations that need one (public topics do not).
+func (g *Gate) Identify(authorization, remoteAddr string, forwardedFor []string) (Caller, error) {
+	c := Caller{Addr: clientAddr(remoteAddr, forwardedFor, g.cfg.TrustedProxies)}
 	if g.cfg.Keys == nil {
 		return c, nil
 	}
@@ -129,20 +136,57 @@ type Pass struct {
 }
 
 // Enter admits one API operation that needs a key (when the server has
-// keys) and charges it to the caller's rate budget: ERATELIMIT past it.
-func (g *Gate) Enter(c Caller) (*Pass, error) {
+// keys) and charges it to the caller's rate budget: ERATELIMIT past it,
+// EUNAVAILABLE when a shared Counter cannot be reached.
+func (g *Gate) Enter(ctx context.Context, c Caller) (*Pass, error) {
 	if c.noKey {
 		return nil, g.refuse("api-keys", errNoKey)
 	}
-	if err := g.lim.allow(c.budget()); err != nil {
+	if err := g.lim.allow(ctx, c.budget()); err != nil {
 		return nil, g.refuse("rate-limit", err)
 	}
 	return &Pass{g: g, c: c}, nil
 }
 
 // Caller returns who the operation is for: what it starts is owned by
-// Caller().Key (gen.Runner.StartFor).
+// Caller().Key.
 func (p *Pass) Caller() Caller { return p.c }
+
+// Start starts answering req with m on runner, as a generation owned by
+// the caller's key (gen.Runner.Start: ctx lends it its values, the request
+// ID), having taken one of the key's places among its running generations
+// (Limits.GenerationsPerKey; counted by Config.Counter, so across nodes
+// when it is shared): ERATELIMIT when the key has none left. The place is given back when the model has
+// finished, on the generation's own goroutine, so that nothing else waits
+// for the generation to end.
+func (p *Pass) Start(ctx context.Context, runner *gen.Runner, req *sluice.ChatRequest, m sluice.Model) (*gen.Generation, error) {
+	release, err := p.g.lim.holdGeneration(ctx, p.c.Key)
+	if err != nil {
+		return nil, p.g.refuse("max-generations-per-key", err)
+	}
+	if release == nil { // no place to hold: the model as it is
+		return runner.Start(ctx, p.c.Key, req, m)
+	}
+	g, err := runner.Start(ctx, p.c.Key, req, heldModel{Model: m, release: release})
+	if err != nil {
+		release() // Start failed before it ran the model
+		return nil, err
+	}
+	return g, nil
+}
+
+// heldModel is a model whose answer holds a place in the limits, given
+// back when its Stream returns. gen.Runner calls Stream exactly once for
+// every generation it starts.
+type heldModel struct {
+	sluice.Model
+	release func()
+}
+
+func (m heldModel) Stream(ctx context.Context, req *sluice.ChatRequest, emit func(sluice.Delta) error) (sluice.Usage, error) {
+	defer m.release()
+	return m.Model.Stream(ctx, req, emit)
+}
 
 // Chat decodes and checks a chat completion request body (see DecodeChat
 // and Limits), and finds the model it names.

@@ -1,12 +1,12 @@
 package admit
 
 import (
+	"context"
+	"errors"
 	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/sluice-dev/sluice"
 )
@@ -15,6 +15,7 @@ import (
 // no limit.
 type Limits struct {
 	RequestsPerMinute int // API operations per API key, or per client address when there are no keys
+	GenerationsPerKey int // generations one API key runs at once
 	MaxMessages       int // messages in one chat request
 	MaxPromptBytes    int // bytes of message content in one chat request, as sent (JSON)
 	StreamsPerAddr    int // streams open at once from one client address
@@ -41,61 +42,81 @@ func (l Limits) checkChat(req *sluice.ChatRequest) (limit string, err error) {
 	return "", nil
 }
 
-// limiter keeps the counters behind Limits.
+// limiter keeps the counters behind Limits: the per-key ones in a Counter
+// (which may be shared by every node), the stream places of this node here.
 type limiter struct {
-	limits Limits
+	limits  Limits
+	counter Counter
 
-	mu       sync.Mutex
-	buckets  map[string]*rate.Limiter // token buckets by key name or address
-	streams  int
-	perAddr  map[string]int
-	lastTrim time.Time
+	mu      sync.Mutex
+	streams int
+	perAddr map[string]int
 }
 
-func newLimiter(l Limits) *limiter {
-	return &limiter{limits: l, buckets: make(map[string]*rate.Limiter), perAddr: make(map[string]int)}
+func newLimiter(l Limits, c Counter) *limiter {
+	if c == nil {
+		c = newLocalCounter()
+	}
+	return &limiter{limits: l, counter: c, perAddr: make(map[string]int)}
 }
 
-// allow takes one operation from who's budget. golang.org/x/time/rate is
-// the Go team's token bucket: a burst of a minute's worth, refilled evenly.
-func (g *limiter) allow(who string) error {
+// counterTimeout bounds one question to the counter, so that a shared
+// counter that stopped answering refuses requests rather than holding them.
+const counterTimeout = 2 * time.Second
+
+// allow takes one operation from who's budget: ERATELIMIT past it.
+func (g *limiter) allow(ctx context.Context, who string) error {
 	rpm := g.limits.RequestsPerMinute
 	if rpm <= 0 {
 		return nil
 	}
-	now := time.Now()
-	g.mu.Lock()
-	b := g.buckets[who]
-	if b == nil {
-		g.trimBuckets(now)
-		b = rate.NewLimiter(rate.Limit(float64(rpm)/60), rpm)
-		g.buckets[who] = b
+	ctx, cancel := context.WithTimeout(ctx, counterTimeout)
+	defer cancel()
+	wait, err := g.counter.Take(ctx, who, rpm)
+	if err != nil {
+		return counterFailed(err)
 	}
-	g.mu.Unlock()
-	if b.AllowN(now, 1) {
-		return nil
+	if wait > 0 {
+		return &sluice.Error{Code: sluice.ERATELIMIT, Kind: "rate_limit_exceeded", RetryAfter: wait,
+			Message: "Too many requests: this server takes " + itoa(rpm) + " a minute from one client. Try again shortly."}
 	}
-	wait := time.Duration(float64(time.Minute) / float64(rpm))
-	if r := b.ReserveN(now, 1); r.OK() {
-		wait = r.DelayFrom(now)
-		r.CancelAt(now)
-	}
-	return &sluice.Error{Code: sluice.ERATELIMIT, Kind: "rate_limit_exceeded", RetryAfter: wait,
-		Message: "Too many requests: this server takes " + itoa(rpm) + " a minute from one client. Try again shortly."}
+	return nil
 }
 
-// trimBuckets forgets full buckets (clients quiet for a minute), so that
-// many client addresses cannot grow the map without bound.
-func (g *limiter) trimBuckets(now time.Time) {
-	if len(g.buckets) < 1024 || now.Sub(g.lastTrim) < time.Minute {
-		return
+// holdGeneration takes one of key's places for a running generation
+// (Limits.GenerationsPerKey), or refuses with ERATELIMIT. release must be
+// called once the generation has ended; it is nil when nothing was taken:
+// there is no such limit, or no key (callers without one are bounded by
+// the node's generation limit only).
+func (g *limiter) holdGeneration(ctx context.Context, key string) (release func(), err error) {
+	n := g.limits.GenerationsPerKey
+	if n <= 0 || key == "" {
+		return nil, nil
 	}
-	g.lastTrim = now
-	for who, b := range g.buckets {
-		if b.TokensAt(now) >= float64(b.Burst()) {
-			delete(g.buckets, who)
-		}
+	ctx, cancel := context.WithTimeout(ctx, counterTimeout)
+	defer cancel()
+	release, ok, err := g.counter.Hold(ctx, "gen:"+key, n)
+	switch {
+	case err != nil:
+		return nil, counterFailed(err)
+	case !ok:
+		return nil, errKeyBusy
 	}
+	return release, nil
+}
+
+var errKeyBusy = &sluice.Error{Code: sluice.ERATELIMIT, Kind: "too_many_generations_for_key", RetryAfter: time.Second,
+	Message: "This API key has as many answers running as it may; wait for one to finish."}
+
+// counterFailed is a request refused because the counts of its limits
+// could not be read (a shared counter's store is down): the request may
+// be tried again shortly, here or on another node.
+func counterFailed(err error) error {
+	if e := (*sluice.Error)(nil); errors.As(err, &e) {
+		return err
+	}
+	return &sluice.Error{Code: sluice.EUNAVAILABLE, Kind: "limits_unavailable", RetryAfter: jitter(time.Second),
+		Message: "This server cannot check its limits at the moment; try again shortly.", Err: err}
 }
 
 // openStream counts a stream from addr, or refuses it, naming the limit:

@@ -51,11 +51,11 @@ type Topic struct {
 // Subscribe admits reading the named topic (param is the field that names
 // it, for errors): it needs a key unless the topic is public, and is
 // charged to the caller's rate budget.
-func (g *Gate) Subscribe(c Caller, name, param string) (*Topic, error) {
+func (g *Gate) Subscribe(ctx context.Context, c Caller, name, param string) (*Topic, error) {
 	if c.noKey && !g.publicTopic(name) {
 		return nil, g.refuse("api-keys", errNoKey)
 	}
-	if err := g.lim.allow(c.budget()); err != nil {
+	if err := g.lim.allow(ctx, c.budget()); err != nil {
 		return nil, g.refuse("rate-limit", err)
 	}
 	if err := checkTopicName(name, param); err != nil {

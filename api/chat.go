@@ -45,7 +45,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	} else {
 		req.IncludeUsage = true // a chat.completion always reports usage
 	}
-	g, err := s.runner.Start(r.Context(), pass.Caller().Key, req, model)
+	g, err := pass.Start(r.Context(), s.runner, req, model)
 	if err != nil {
 		if release != nil {
 			release()

@@ -9,7 +9,7 @@ import (
 // caller finds who sent r (admit.Gate.Identify). On a wrong key it has
 // answered 401, and reports false.
 func (s *Server) caller(w http.ResponseWriter, r *http.Request) (admit.Caller, bool) {
-	c, err := s.gate.Identify(r.Header.Get("Authorization"), r.RemoteAddr)
+	c, err := s.gate.Identify(r.Header.Get("Authorization"), r.RemoteAddr, r.Header.Values("X-Forwarded-For"))
 	if a := accessOf(r); a != nil {
 		a.key = c.Key
 	}
@@ -28,7 +28,7 @@ func (s *Server) enter(w http.ResponseWriter, r *http.Request) (*admit.Pass, boo
 	if !ok {
 		return nil, false
 	}
-	p, err := s.gate.Enter(c)
+	p, err := s.gate.Enter(r.Context(), c)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return nil, false

@@ -34,7 +34,7 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	topic, err := s.gate.Subscribe(c, topicOf(r), "name")
+	topic, err := s.gate.Subscribe(r.Context(), c, topicOf(r), "name")
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return

@@ -110,6 +110,7 @@ type server struct {
 	host   string // host:port
 	cmd    *exec.Cmd
 	scheme string // "http", or "https" for a server started with TLS
+	dir    string // a directory of its own, if any (the cluster's Redis)
 }
 
 // startServer runs `sluice serve` (or, with baseline, the naive baseline

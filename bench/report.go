@@ -79,6 +79,57 @@ func (res *Result) PrintTable(w io.Writer) {
 			fmt.Fprintf(w, "%s %s: at most %d generations at %.0f tokens/s with p99 inter-token delay ≤ %.0f ms\n", r.Server, r.Transport, r.Max, r.TPS, r.BoundMS)
 		}
 	}
+	if len(res.Cluster) > 0 {
+		res.printCluster(w)
+	}
+}
+
+// printCluster writes the cluster scenario's setups side by side.
+func (res *Result) printCluster(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	line := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t") }
+	redis := func(l *RedisLoad) []string {
+		if l == nil {
+			return []string{"–", "–", "–", "–", "–"}
+		}
+		return []string{f2(l.Cores), f1(mb(l.UsedMemory)), f2(l.CallsPerUnit), f2(l.ScriptsPerUnit), f1(l.ScriptUsec)}
+	}
+	fmt.Fprintf(w, "\nCluster: concurrent generations spread over the nodes (demo model: first token after %.0f ms, %.0f tokens/s), ms\n", res.DemoTTFTMS, res.DemoTPS)
+	line("setup", "gens", "overhead p50", "p99", "TTFT p50", "p99", "ITL p99", "tokens", "node cores", "node µs/token", "Redis cores", "Redis MB", "cmds/token", "scripts/token", "µs/script")
+	for _, r := range res.Cluster {
+		g := r.Gens
+		line(append([]string{r.Setup, itoa(int(g.Completed)), f2(g.Overhead.P50), f2(g.Overhead.P99), f1(g.TTFT.P50), f1(g.TTFT.P99), f1(g.ITL.P99),
+			itoa(int(g.Tokens)), f2(g.NodeCores), f1(g.NodeCPUPerToken)}, redis(g.Redis)...)...)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\nCluster: fan-out of one topic, published on the first node, subscribers spread over the nodes")
+	line("setup", "subs", "published/s", "delivered/s", "ratio", "node cores", "node µs/event", "Redis cores", "Redis MB", "cmds/event", "scripts/event", "µs/script")
+	for _, r := range res.Cluster {
+		f := r.Fanout
+		line(append([]string{r.Setup, itoa(f.Subs), f1(perSecond(float64(f.Published), f.Seconds)), f0(f.EventsPerSec), f2(f.Ratio),
+			f2(f.NodeCores), f2(f.NodeCPUPerEvent)}, redis(f.Redis)...)...)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\nCluster: what each setup adds to a model's time to first token (as in the added scenario), ms")
+	line("setup", "N×rounds", "direct p50", "through the nodes p50", "p99", "adds p50", "adds p99")
+	for _, r := range res.Cluster {
+		a := r.Added
+		line(r.Setup, fmt.Sprintf("%d×%d", a.Gens, a.Rounds), f2(a.Direct.P50), f2(a.Sluice.P50), f2(a.Sluice.P99), f2(a.AddedP50()), f2(a.AddedP99()))
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "cmds: every command Redis ran, those inside scripts included; scripts: the appends, reads and opens (one round trip each, or a pipeline's share).")
+	for _, r := range res.Cluster {
+		for _, l := range []*RedisLoad{r.Gens.Redis, r.Fanout.Redis} {
+			if l == nil {
+				continue
+			}
+			var cmds []string
+			for _, c := range l.Commands {
+				cmds = append(cmds, fmt.Sprintf("%s %d (%.1f µs)", c.Name, c.Calls, c.UsecPerCall))
+			}
+			fmt.Fprintf(w, "%s: Redis ran %d commands: %s\n", r.Setup, l.Calls, strings.Join(cmds, ", "))
+		}
+	}
 }
 
 func f0(v float64) string { return fmt.Sprintf("%.0f", v) }

@@ -29,7 +29,8 @@ type Config struct {
 	ProxyURL string // with ModelURL: a bare reverse proxy to it, to compare with (optional)
 
 	Transports []string // "sse", "ws", "h2" (SSE over HTTPS and HTTP/2: idle only)
-	Scenarios  []string // "idle", "ttft", "added", "fanout", "capacity", "floor"
+	Scenarios  []string // "idle", "ttft", "added", "fanout", "capacity", "floor", "cluster"
+	Nodes      int      // cluster: the nodes of its largest setup; 0 means 3
 	Baseline   bool     // also measure the naive net/http server (idle, fanout, capacity) and the raw floor (capacity)
 
 	IdleSteps      []int         // idle subscribers, cumulatively, for memory per connection
@@ -93,6 +94,9 @@ func (c *Config) Defaults() {
 	if c.ConnsPerWorker <= 0 {
 		c.ConnsPerWorker = 8000
 	}
+	if c.Nodes <= 0 {
+		c.Nodes = 3
+	}
 	if c.Sources <= 0 {
 		c.Sources = 16
 	}
@@ -136,6 +140,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}()
 	var errs []error
 	for _, sc := range cfg.Scenarios {
+		if sc == "cluster" {
+			r.printf("== cluster: one node on memory, one on Redis, %d on Redis (SSE)\n", cfg.Nodes)
+			if err := r.cluster(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("cluster: %w", err))
+				r.printf("  failed: %v\n", err)
+			}
+			continue
+		}
 		if sc == "floor" {
 			r.printf("== floor: the machine's timer lateness, no I/O\n")
 			if err := r.floor(ctx); err != nil {

@@ -25,6 +25,7 @@ type Result struct {
 	Fanout   []FanoutRun   `json:"fanout,omitempty"`
 	Capacity []CapacityRun `json:"capacity,omitempty"`
 	Floor    []FloorPoint  `json:"floor,omitempty"`
+	Cluster  []ClusterRun  `json:"cluster,omitempty"`
 }
 
 // IdleRun is server memory against idle topic subscribers.

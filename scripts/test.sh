@@ -21,7 +21,9 @@ cd "$(dirname "$0")/.."
 # openssl: tests/node makes the certificates its HTTPS server serves.
 # redis-server (with redis-tools' redis-cli): the Redis store's tests start
 # real servers and a three-master cluster; Debian 12's 7.0 has sharded pub/sub.
-DEBIAN_PACKAGES=(gcc libc6-dev chromium curl redis-server redis-tools prometheus openssl)
+# nginx: tests/cluster runs three nodes behind it, as docs/scale-out.md
+# configures it (started as a plain process; the package's service is not used).
+DEBIAN_PACKAGES=(gcc libc6-dev chromium curl redis-server redis-tools prometheus openssl nginx)
 
 # The Node for tests/node when the system has none new enough. Debian 12's
 # nodejs is 18: playwright-core 1.62 and later refuse it, and its test runner

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/admit"
+	"github.com/sluice-dev/sluice/gen"
 	"github.com/sluice-dev/sluice/internal/testenv"
 )
 
@@ -200,8 +201,19 @@ func (tc admitCase) start(t *testing.T) (*env, *testenv.Recorder, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := e.runner.StartFor(tc.owner, &sluice.ChatRequest{Model: name, Stream: true,
-		Messages: []sluice.Message{{Role: "user", Content: json.RawMessage(`"hi"`)}}}, m)
+	req := &sluice.ChatRequest{Model: name, Stream: true, Messages: []sluice.Message{{Role: "user", Content: json.RawMessage(`"hi"`)}}}
+	var g *gen.Generation
+	if tc.perKey > 0 {
+		// Through the gate, so that it holds one of its key's places as a
+		// generation started by either transport does (no rate limit here
+		// to charge).
+		var pass *admit.Pass
+		if pass, err = e.gate.Enter(context.Background(), admit.Caller{Key: tc.owner}); err == nil {
+			g, err = pass.Start(context.Background(), e.runner, req, m)
+		}
+	} else {
+		g, err = e.runner.StartFor(tc.owner, req, m)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

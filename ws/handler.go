@@ -357,7 +357,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			auth = "Bearer " + key
 		}
 	}
-	caller, err := h.opts.Gate.Identify(auth, r.RemoteAddr)
+	caller, err := h.opts.Gate.Identify(auth, r.RemoteAddr, r.Header.Values("X-Forwarded-For"))
 	var done func() // gives back the place the connection holds in the stream limits
 	if err == nil {
 		done, err = h.opts.Gate.Connect(caller)

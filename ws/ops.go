@@ -56,7 +56,7 @@ func (c *conn) fail(req *request, err error) {
 // enter admits one operation of the connection's caller (see
 // admit.Gate.Enter); on refusal it has answered.
 func (c *conn) enter(req *request) (*admit.Pass, bool) {
-	p, err := c.h.opts.Gate.Enter(c.caller)
+	p, err := c.h.opts.Gate.Enter(c.ctx, c.caller)
 	if err != nil {
 		c.fail(req, err)
 		return nil, false
@@ -84,7 +84,7 @@ func (c *conn) chatStart(req *request) {
 		c.fail(req, err)
 		return
 	}
-	g, err := c.h.opts.Runner.Start(sluice.WithRequestID(c.ctx, c.requestID), c.caller.Key, creq, model)
+	g, err := pass.Start(sluice.WithRequestID(c.ctx, c.requestID), c.h.opts.Runner, creq, model)
 	if err != nil {
 		c.release(s)
 		c.fail(req, err)
@@ -128,7 +128,7 @@ func (c *conn) streamAttach(req *request) {
 }
 
 func (c *conn) topicSubscribe(req *request) {
-	topic, err := c.h.opts.Gate.Subscribe(c.caller, req.Topic, "topic")
+	topic, err := c.h.opts.Gate.Subscribe(c.ctx, c.caller, req.Topic, "topic")
 	if err != nil {
 		c.fail(req, err)
 		return

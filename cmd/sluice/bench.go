@@ -37,7 +37,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.DemoTTFT, "demo-ttft", 300*time.Millisecond, "started servers: the demo model's time to first token")
 	fs.Float64Var(&cfg.DemoTPS, "demo-tps", 50, "started servers: the demo model's tokens per second")
 	fs.StringVar(&transports, "transports", "sse,ws,h2", "transports to measure: sse, ws, h2 (SSE over HTTPS and HTTP/2; idle memory only)")
-	fs.StringVar(&scenarios, "scenarios", "idle,ttft,added,fanout,capacity,floor", "what to measure: idle, ttft, added (what Sluice adds to a model's TTFT), fanout, capacity, floor (timer lateness with no I/O)")
+	fs.StringVar(&scenarios, "scenarios", "idle,ttft,added,fanout,capacity,floor", "what to measure: idle, ttft, added (what Sluice adds to a model's TTFT), fanout, capacity, floor (timer lateness with no I/O), cluster (ttft, fanout and added for one node on memory, one on Redis and --nodes on Redis, side by side; starts redis-server)")
+	fs.IntVar(&cfg.Nodes, "nodes", 3, "cluster: the nodes of its largest setup, all on one Redis")
 	fs.StringVar(&cfg.ModelURL, "model-url", "", "with --url: the model that server serves as \"upstream\", for added (a running sluice bench-baseline)")
 	fs.StringVar(&cfg.ProxyURL, "proxy-url", "", "with --model-url: a bare reverse proxy to that model, to compare with (a running sluice bench-baseline --proxy)")
 	fs.BoolVar(&cfg.Baseline, "baseline", true, "also measure the naive net/http SSE server (idle, fanout, capacity) and, for capacity, the raw floor (bare writes, no HTTP library)")
@@ -71,7 +72,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	for _, s := range cfg.Scenarios {
-		if !strings.Contains(",idle,ttft,added,fanout,capacity,floor,", ","+s+",") {
+		if !strings.Contains(",idle,ttft,added,fanout,capacity,floor,cluster,", ","+s+",") {
 			errs = append(errs, fmt.Errorf("--scenarios: unknown %q", s))
 		}
 	}
@@ -89,6 +90,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := bench.CheckLoopback(cfg.URL); err != nil {
 			errs = append(errs, fmt.Errorf("--url: %v", err))
 		}
+	}
+	if cfg.Nodes < 1 || cfg.Nodes > 16 {
+		errs = append(errs, fmt.Errorf("--nodes: %d is not within 1..16", cfg.Nodes))
 	}
 	if cfg.ConnsPerWorker < 1 || cfg.ConnsPerWorker > 18000 {
 		errs = append(errs, fmt.Errorf("--conns-per-worker: %d is not within 1..18000", cfg.ConnsPerWorker))

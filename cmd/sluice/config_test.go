@@ -65,6 +65,7 @@ func TestConfigErrorsNameTheFlag(t *testing.T) {
 		{[]string{"--topic-max-bytes", "0"}, nil, "--topic-max-bytes"},
 		{nil, []string{"SLUICE_TOPICS_MAX_BYTES", "lots"}, "SLUICE_TOPICS_MAX_BYTES"},
 		{[]string{"--topic-max-bytes", "16MiB", "--topics-max-bytes", "8MiB"}, nil, "--topics-max-bytes"},
+		{[]string{"--trusted-proxies", "10.0.0.0/8,nginx"}, nil, "--trusted-proxies (SLUICE_TRUSTED_PROXIES)"},
 		{[]string{"--tls-cert", "cert.pem"}, nil, "--tls-key (SLUICE_TLS_KEY)"},
 		{[]string{"--access-log", "loud"}, nil, "--access-log"},
 		{[]string{"--metrics-addr", "9464"}, nil, "--metrics-addr"},

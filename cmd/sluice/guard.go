@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -24,8 +25,10 @@ type guardConfig struct {
 	MaxPromptBytes    int
 	StreamsPerAddr    int
 	MaxStreams        int
+	TrustedProxies    string
 
-	keys *admit.Keys // from KeysFile and Keys
+	keys    *admit.Keys    // from KeysFile and Keys
+	proxies []netip.Prefix // from TrustedProxies
 }
 
 func (g *guardConfig) flags(fs *flag.FlagSet) {
@@ -39,6 +42,7 @@ func (g *guardConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&g.MaxPromptBytes, "max-prompt-bytes", 1<<20, "bytes of message content in one chat request")
 	fs.IntVar(&g.StreamsPerAddr, "max-streams-per-addr", 0, "streams open at once from one client address; 0: no limit")
 	fs.IntVar(&g.MaxStreams, "max-streams", 18000, "streams open at once on this node (keep it under the open-files limit); 0: no limit")
+	fs.StringVar(&g.TrustedProxies, "trusted-proxies", "", "proxies (load balancers) whose X-Forwarded-For names the client, for the per-address limits: CIDRs or addresses, comma-separated, e.g. 10.0.0.0/8; from any other peer the header is ignored")
 }
 
 // load reads the keys and checks the limits; errors name the flag.
@@ -53,6 +57,11 @@ func (g *guardConfig) load() error {
 			errs = append(errs, fmt.Errorf("--%s (%s): must not be negative", n.name, envName(n.name)))
 		}
 	}
+	proxies, err := admit.ParseTrustedProxies(splitList(g.TrustedProxies))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("--trusted-proxies (%s): %w", envName("trusted-proxies"), err))
+	}
+	g.proxies = proxies
 	var text strings.Builder
 	if g.KeysFile != "" {
 		b, err := os.ReadFile(g.KeysFile)
@@ -80,9 +89,10 @@ func (g *guardConfig) load() error {
 func (g *guardConfig) apply(a *admit.Config, c *api.Config) {
 	a.Keys = g.keys
 	a.PublicTopics = splitList(g.PublicTopics)
+	a.TrustedProxies = g.proxies
 	c.CORSOrigins = splitList(g.CORSOrigins)
 	a.Limits = admit.Limits{
-		RequestsPerMinute: g.RateLimit, MaxMessages: g.MaxMessages, MaxPromptBytes: g.MaxPromptBytes,
+		RequestsPerMinute: g.RateLimit, GenerationsPerKey: g.GenerationsPerKey, MaxMessages: g.MaxMessages, MaxPromptBytes: g.MaxPromptBytes,
 		StreamsPerAddr: g.StreamsPerAddr, MaxStreams: g.MaxStreams,
 	}
 }

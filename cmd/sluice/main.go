@@ -101,13 +101,13 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr st
 	ver, rev := buildVersion()
 	metrics := prom.New(prom.Options{Version: ver, Commit: rev, Models: append([]string{"demo"}, cfg.Upstreams.names()...)})
 
-	store, peers, closeStore, err := openStore(ctx, cfg, metrics)
+	back, err := openStore(ctx, cfg, metrics)
 	if err != nil {
 		return err
 	}
-	defer closeStore() // last: every reader and generation has ended by then
-	runner := gen.NewRunner(gen.Options{Store: store, Peers: peers, MaxConcurrent: cfg.MaxGenerations, MaxPerOwner: cfg.Guard.GenerationsPerKey,
-		Logger: log, Observer: metrics})
+	defer back.close() // last: every reader and generation has ended by then
+	store := back.store
+	runner := gen.NewRunner(gen.Options{Store: store, Peers: back.peers, MaxConcurrent: cfg.MaxGenerations, Logger: log, Observer: metrics})
 
 	var models admit.Models
 	dm := demo.New(demo.Options{TimeToFirstToken: cfg.DemoTTFT, TokensPerSecond: cfg.DemoTPS})
@@ -128,7 +128,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr st
 		// Redis: at shutdown they are handed over at once.
 		DrainReaders: cfg.RedisURL != "",
 	}
-	admitCfg := admit.Config{TopicMaxLen: cfg.TopicMaxLen, Observer: metrics}
+	admitCfg := admit.Config{TopicMaxLen: cfg.TopicMaxLen, Counter: back.counter, Observer: metrics}
 	cfg.Guard.apply(&admitCfg, &apiCfg)
 	// One gate admits the requests of both transports: keys, limits, models
 	// and topic rules are the same over SSE and /ws, and counted once.

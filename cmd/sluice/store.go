@@ -2,25 +2,41 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"time"
 
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/admit"
 	"github.com/sluice-dev/sluice/gen"
 	"github.com/sluice-dev/sluice/memory"
 	"github.com/sluice-dev/sluice/prom"
 	"github.com/sluice-dev/sluice/redis"
 )
 
-// openStore returns the store that keeps the logs, as cfg chooses: Redis
-// when --redis-url is set, so that several nodes serve each other's streams
-// and topics, else this process's memory; either reports to metrics. Redis
-// that cannot be reached is an error at once, not at the first request.
-// peers, with Redis, carry requests to stop generations between the nodes
-// (nil on memory). close releases the store; the caller calls it once
-// nothing reads or writes a log any more.
-func openStore(ctx context.Context, cfg Config, metrics *prom.Metrics) (_ sluice.Store, peers gen.Peers, close func() error, _ error) {
+// backing is what the nodes keep their logs in, and what they share
+// through it besides.
+type backing struct {
+	store sluice.Store
+	// peers carry requests to stop generations between the nodes; nil on
+	// memory.
+	peers gen.Peers
+	// counter counts the per-key limits for every node, so that a key's
+	// rate and generations hold across them; nil on memory (admit counts
+	// in this process).
+	counter admit.Counter
+	// close releases it all; the caller calls it once nothing reads or
+	// writes a log any more.
+	close func() error
+}
+
+// openStore opens what keeps the logs, as cfg chooses: Redis when
+// --redis-url is set, so that several nodes serve each other's streams
+// and topics, else this process's memory; either reports to metrics.
+// Redis that cannot be reached is an error at once, not at the first
+// request.
+func openStore(ctx context.Context, cfg Config, metrics *prom.Metrics) (backing, error) {
 	if cfg.RedisURL == "" {
 		s := memory.New(memory.Options{Retention: cfg.Retention, RetainedBytes: int64(cfg.RetentionBytes), MaxLen: cfg.MaxLogLen,
 			MaxTopics: cfg.MaxTopics, TopicMaxBytes: int64(cfg.TopicMaxBytes), TopicsMaxBytes: int64(cfg.TopicsMaxBytes)})
@@ -29,7 +45,7 @@ func openStore(ctx context.Context, cfg Config, metrics *prom.Metrics) (_ sluice
 			f.Topics, f.TopicBytes, f.TopicsForgotten, f.TopicTrims = s.Topics()
 			return f
 		})
-		return s, nil, s.Close, nil
+		return backing{store: s, close: s.Close}, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -40,9 +56,10 @@ func openStore(ctx context.Context, cfg Config, metrics *prom.Metrics) (_ sluice
 	s, err := redis.New(ctx, redis.Options{URL: cfg.RedisURL, Retention: cfg.Retention, MaxLen: cfg.MaxLogLen,
 		Coalesce: coalesce, Observer: metrics.Redis()})
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("--redis-url (%s): %w", envName("redis-url"), err)
+		return backing{}, fmt.Errorf("--redis-url (%s): %w", envName("redis-url"), err)
 	}
-	return s, s, s.Close, nil
+	lim := redis.NewLimits(s, redis.LimitsOptions{})
+	return backing{store: s, peers: s, counter: lim, close: func() error { return errors.Join(lim.Close(), s.Close()) }}, nil
 }
 
 // validRedisURL reports whether u has a scheme and shape the Redis store

@@ -39,7 +39,7 @@ type Options struct {
 	MaxLogLen      int          // events a generation's log keeps (memory.Options.MaxLen), when set
 	Logger         *slog.Logger // the server's logger; nil: see Logger
 	MaxGenerations int
-	MaxPerKey      int
+	MaxPerKey      int  // generations one key runs at once (admit.Limits.GenerationsPerKey), when set
 	HTTP2          bool // serve HTTP/2 over TLS, where connections cannot be hijacked
 }
 
@@ -80,12 +80,15 @@ func NewServer(t *testing.T, o Options) *Server {
 	// A store that carries requests to stop generations between nodes (the
 	// Redis store) is the runner's Peers, as cmd/sluice wires it.
 	peers, _ := store.(gen.Peers)
-	runner := gen.NewRunner(gen.Options{Store: store, Peers: peers, MaxConcurrent: o.MaxGenerations, MaxPerOwner: o.MaxPerKey, Logger: log})
+	runner := gen.NewRunner(gen.Options{Store: store, Peers: peers, MaxConcurrent: o.MaxGenerations, Logger: log})
 	var models admit.Models
 	dm := demo.New(o.Demo)
 	models.Add(dm.Info(), dm)
 	for name, m := range o.Models {
 		models.Add(sluice.ModelInfo{ID: name, OwnedBy: "test"}, m)
+	}
+	if o.MaxPerKey > 0 {
+		o.Admit.Limits.GenerationsPerKey = o.MaxPerKey
 	}
 	gate := admit.New(o.Admit, store, &models)
 	a := api.New(o.API, store, runner, gate, log)
