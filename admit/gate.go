@@ -188,6 +188,15 @@ func (m heldModel) Stream(ctx context.Context, req *sluice.ChatRequest, emit fun
 	return m.Model.Stream(ctx, req, emit)
 }
 
+// Upstream names the upstream of the model it holds, if it has one, so
+// that the generation's log line still names it.
+func (m heldModel) Upstream() string {
+	if u, ok := m.Model.(interface{ Upstream() string }); ok {
+		return u.Upstream()
+	}
+	return ""
+}
+
 // Chat decodes and checks a chat completion request body (see DecodeChat
 // and Limits), and finds the model it names.
 func (p *Pass) Chat(body []byte) (*sluice.ChatRequest, sluice.Model, error) {

@@ -414,7 +414,7 @@ func (r *Runner) run(ctx context.Context, g *Generation, req *sluice.ChatRequest
 func (r *Runner) logEnd(g *Generation, m sluice.Model, reason string, start time.Time, tokens int, ttft time.Duration,
 	usage sluice.Usage, end sluice.End, err error) {
 	attrs := []any{"id", g.ID, "request_id", g.RequestID, "model", g.Model, "owner", g.Owner}
-	if u, ok := m.(upstreamer); ok {
+	if u, ok := m.(upstreamer); ok && u.Upstream() != "" {
 		attrs = append(attrs, "upstream", u.Upstream())
 	}
 	attrs = append(attrs, "end", reason, "duration", time.Since(start).Round(time.Millisecond), "tokens", tokens)
