@@ -88,9 +88,14 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, g *gen.Generat
 				writeRaw(w, wire.Status(g.Err()), ev.Data)
 				return
 			}
+			writeJSON(w, http.StatusOK, co.Completion())
+			return
 		}
 		if errors.Is(err, io.EOF) {
-			break
+			// Only an ending event ends an answer: a store that reports the
+			// end without one (the Redis store can, as it loses its server)
+			// must not pass an empty or cut answer off as complete.
+			err = errNoEnd
 		}
 		if err != nil {
 			if r.Context().Err() == nil {
@@ -101,8 +106,11 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, g *gen.Generat
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, co.Completion())
 }
+
+// errNoEnd answers a log that ended without its ending event.
+var errNoEnd = &sluice.Error{Code: sluice.EUNAVAILABLE, Kind: "store_unavailable",
+	Message: "The answer's log ended without its last event; the log store may have failed. Try again shortly."}
 
 // openGeneration returns the log of the generation named in the path, if
 // the caller may use it, and who the caller is.
