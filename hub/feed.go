@@ -6,9 +6,9 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/internal/eventid"
 	"github.com/sluice-dev/sluice/sse"
 )
 
@@ -51,7 +51,7 @@ type feed struct {
 
 	mu      sync.Mutex
 	head    string // ID of the newest event delivered
-	ids     idStore
+	ids     eventid.Keeper
 	ended   bool   // the log's last event has been delivered
 	current []*sub // connections whose cursor is head
 	pumping bool   // the pump goroutine has been started
@@ -188,7 +188,7 @@ func (f *feed) deliver(inline bool) (ended bool) {
 		f.mu.Lock()
 		// The batch's IDs may live in its scratch space: the head outlives
 		// it, and so does every cursor set from it.
-		id := f.ids.keep(last.ID)
+		id := f.ids.Keep(last.ID)
 		f.head = id
 		f.ended = last.End != sluice.EndNone
 		ended = f.ended
@@ -296,26 +296,6 @@ func (b *batchBuf) read(ctx context.Context, l sluice.Log, after string) (err er
 	}
 	b.events, err = l.Poll(ctx, after, b.events)
 	return err
-}
-
-// idStore keeps copies of event IDs in chunks of bytes that are only ever
-// appended to, never written again, so that the strings sharing them never
-// change: keeping the ID of each delivered batch then costs an allocation
-// every few dozen batches rather than one each. A chunk is garbage once no
-// head or cursor holds an ID in it. Its owner serialises calls.
-type idStore struct{ chunk []byte }
-
-// keep returns a copy of id that stays valid.
-func (s *idStore) keep(id string) string {
-	if id == "" {
-		return ""
-	}
-	if len(id) > cap(s.chunk)-len(s.chunk) {
-		s.chunk = make([]byte, 0, max(512, len(id)))
-	}
-	start := len(s.chunk)
-	s.chunk = append(s.chunk, id...)
-	return unsafe.String(unsafe.SliceData(s.chunk[start:]), len(id))
 }
 
 // encode puts b.events into b.frame as SSE, up to and including the event

@@ -7,7 +7,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/internal/eventid"
 )
 
 // An event ID is "<seq>-<epoch>": the event's sequence number in its log, in
@@ -132,58 +132,15 @@ func (l *Log) parseID(id string) (seq uint64, ours bool, err error) {
 	if id == "" {
 		return 0, true, nil
 	}
-	num, epoch, dashed := cutLast(id, '-')
-	seq, ok := parseDecimal(num)
+	num, epoch, dashed := eventid.CutLast(id, '-')
+	seq, ok := eventid.ParseSeq(num)
 	switch {
 	case !ok:
-		return 0, false, badID(id)
+		return 0, false, eventid.Invalid(id)
 	case dashed && epoch == l.epoch: // the reader's usual case, checked first
 		return seq, true, nil
-	case dashed && !validEpoch(epoch):
-		return 0, false, badID(id)
+	case dashed && !eventid.ValidEpoch(epoch):
+		return 0, false, eventid.Invalid(id)
 	}
 	return 0, false, nil
-}
-
-// cutLast is strings.Cut at the last sep.
-func cutLast(s string, sep byte) (before, after string, found bool) {
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == sep {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
-}
-
-// parseDecimal reads a sequence number as appendID writes it: decimal
-// digits, no sign, no leading zero.
-func parseDecimal(s string) (uint64, bool) {
-	if s == "" || (len(s) > 1 && s[0] == '0') {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(s, 10, 64)
-	return n, err == nil
-}
-
-// validEpoch reports whether s is an epoch as nextEpoch writes it: base 36
-// in lower case, no leading zero, within 64 bits.
-func validEpoch(s string) bool {
-	if s == "" || s[0] == '0' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'z') {
-			return false
-		}
-	}
-	_, err := strconv.ParseUint(s, 36, 64)
-	return err == nil
-}
-
-func badID(id string) error {
-	if len(id) > 64 {
-		id = id[:64] + "…"
-	}
-	return &sluice.Error{Code: sluice.EINVALID, Param: "last_event_id", Kind: "invalid_event_id",
-		Message: "Event ID " + strconv.Quote(id) + " was not issued by this stream."}
 }

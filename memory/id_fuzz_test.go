@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/internal/eventid"
 )
 
 // FuzzParseID checks the Last-Event-ID parser: any string is an ID of this
@@ -33,8 +34,8 @@ func FuzzParseID(f *testing.F) {
 				t.Fatalf("parseID(%q) = %d, which formats as %q", id, seq, back)
 			}
 		default: // another incarnation: of the shape, with another epoch
-			num, epoch, dashed := cutLast(id, '-')
-			if _, ok := parseDecimal(num); !ok || (dashed && (epoch == l.epoch || !validEpoch(epoch))) {
+			num, epoch, dashed := eventid.CutLast(id, '-')
+			if _, ok := eventid.ParseSeq(num); !ok || (dashed && (epoch == l.epoch || !eventid.ValidEpoch(epoch))) {
 				t.Fatalf("parseID(%q) takes it for another incarnation's", id)
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/internal/eventid"
 )
 
 // Read returns the events after the given ID, waiting for some if needed.
@@ -60,7 +61,7 @@ func (l *Log) read(ctx context.Context, after string, buf []sluice.Event, scratc
 		}
 		if ours && seq >= l.next {
 			l.mu.Unlock()
-			return nil, scratch, badID(after)
+			return nil, scratch, eventid.Invalid(after)
 		}
 		// A reader whose place is gone is told so in-band, under an ID to
 		// resume from, and goes on from the oldest event kept.

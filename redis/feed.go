@@ -11,6 +11,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/internal/eventid"
 )
 
 // A feed is a node's one subscription to a log's channel, shared by all of
@@ -227,7 +228,7 @@ func parseMessage(msg, epoch string) (ev sluice.Event, off uint64, rest string, 
 			return sluice.Event{}, 0, "", false
 		}
 	}
-	off, ok1 := parseDecimal(fields[0])
+	off, ok1 := eventid.ParseSeq(fields[0])
 	e, err1 := strconv.Atoi(fields[1])
 	n, err2 := strconv.Atoi(fields[2])
 	d, err3 := strconv.Atoi(fields[3])

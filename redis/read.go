@@ -10,6 +10,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/internal/eventid"
 )
 
 // Read returns the events after the given ID, waiting for some if needed.
@@ -122,7 +123,7 @@ func (l *Log) fetch(ctx context.Context, off uint64, ours bool, buf []sluice.Eve
 	entries, _ := arr[2].ToArray()
 	base, _ := arr[3].ToString()
 	if ours && off > uint64(top) {
-		return buf, true, badID(formatID(off, l.epoch))
+		return buf, true, eventid.Invalid(formatID(off, l.epoch))
 	}
 
 	// A reader whose place is gone is told so in-band, under an ID to
@@ -176,8 +177,8 @@ func entryOffset(e rueidis.RedisMessage) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	num, _, _ := cutLast(id, '-')
-	off, ok := parseDecimal(num)
+	num, _, _ := eventid.CutLast(id, '-')
+	off, ok := eventid.ParseSeq(num)
 	if !ok {
 		return 0, errors.New("redis: stream entry ID " + strconv.Quote(id))
 	}

@@ -6,11 +6,11 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/gobwas/ws"
 
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/internal/eventid"
 )
 
 // batch is the most events one delivery round or catch-up step carries.
@@ -65,7 +65,7 @@ type feed struct {
 
 	mu      sync.Mutex
 	head    string // ID of the newest event delivered
-	ids     idStore
+	ids     eventid.Keeper
 	ended   bool   // the log's last event has been delivered
 	current []*sub // subscriptions whose cursor is head
 	pumping bool   // the pump goroutine has been started
@@ -195,7 +195,7 @@ func (f *feed) deliver(inline bool) (ended bool) {
 		f.mu.Lock()
 		// The batch's IDs may live in its scratch space: the head outlives
 		// it, and so does every cursor set from it.
-		id := f.ids.keep(last.ID)
+		id := f.ids.Keep(last.ID)
 		f.head = id
 		f.ended = last.End != sluice.EndNone
 		ended = f.ended
@@ -289,23 +289,4 @@ func (b *batchBuf) put() {
 	clear(b.events[:cap(b.events)]) // no event data kept alive from the pool
 	b.events = b.events[:0]
 	batchPool.Put(b)
-}
-
-// idStore keeps copies of event IDs in chunks of bytes that are only ever
-// appended to, never written again, so that the strings sharing them never
-// change: keeping the ID of each delivered batch then costs an allocation
-// every few dozen batches rather than one each. Its owner serialises calls.
-type idStore struct{ chunk []byte }
-
-// keep returns a copy of id that stays valid.
-func (s *idStore) keep(id string) string {
-	if id == "" {
-		return ""
-	}
-	if len(id) > cap(s.chunk)-len(s.chunk) {
-		s.chunk = make([]byte, 0, max(512, len(id)))
-	}
-	start := len(s.chunk)
-	s.chunk = append(s.chunk, id...)
-	return unsafe.String(unsafe.SliceData(s.chunk[start:]), len(id))
 }
