@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/testenv"
 	"github.com/sluice-dev/sluice/sse"
 )
 
@@ -78,18 +79,23 @@ func TestACancelThroughNginxStopsTheGenerationOnItsNode(t *testing.T) {
 		}
 	}
 	// Which nodes took the cancels, from nginx's log: round robin must have
-	// sent some to a node that does not run the generations.
+	// sent some to a node that does not run the generations. nginx writes a
+	// request's line after its answer has gone, so wait for all of them.
 	owner := strings.TrimPrefix(c.nodes[0].URL, "http://")
 	var cancels []string
 	elsewhere := 0
-	for _, s := range c.nginx.servedBy(t) {
-		if s.Method == http.MethodPost && strings.HasSuffix(s.Path, "/cancel") {
-			cancels = append(cancels, s.Upstream)
-			if s.Upstream != owner {
-				elsewhere++
+	testenv.Eventually(t, "nginx to log every cancel", func() bool {
+		cancels, elsewhere = nil, 0
+		for _, s := range c.nginx.servedBy(t) {
+			if s.Method == http.MethodPost && strings.HasSuffix(s.Path, "/cancel") {
+				cancels = append(cancels, s.Upstream)
+				if s.Upstream != owner {
+					elsewhere++
+				}
 			}
 		}
-	}
+		return len(cancels) >= gens
+	})
 	t.Logf("the generations ran on %s; their cancels went to %v", owner, cancels)
 	if len(cancels) != gens || elsewhere == 0 {
 		t.Fatalf("nginx logged %d cancels, %d of them on another node than %s: the test proved nothing", len(cancels), elsewhere, owner)
