@@ -17,6 +17,7 @@ require (
 require (
 	github.com/gobwas/ws v1.5.0
 	github.com/redis/rueidis v1.0.80
+	modernc.org/sqlite v1.62.0
 )
 
 require (
@@ -36,5 +37,4 @@ require (
 	modernc.org/libc v1.80.1 // indirect
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
-	modernc.org/sqlite v1.62.0 // indirect
 )
