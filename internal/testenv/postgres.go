@@ -23,7 +23,8 @@ import (
 )
 
 // Postgres is a PostgreSQL server run for tests: a cluster made with
-// initdb in a temporary directory (trust authentication, UTF8), listening
+// initdb (trust authentication, UTF8; once per test binary, and copied for
+// each server) in a temporary directory, listening
 // on a free 127.0.0.1 port, with its socket in that directory. Tests get a
 // database of their own on it with NewDatabase.
 //
@@ -49,7 +50,55 @@ var (
 	sharedPGErr error
 	sharedPGMu  sync.Mutex
 	pgDatabases atomic.Int64
+
+	// The cluster that initdb made, which each server copies: initdb
+	// takes seconds (ten on a loaded machine), a copy a fraction of that.
+	templateOnce sync.Once
+	templateDir  string // holds data/
+	templateErr  error
 )
+
+// pgTemplate returns the data directory of a cluster made by initdb for
+// servers like p to copy, making it on the first call. StopPostgres
+// removes it.
+func pgTemplate(p *Postgres) (string, error) {
+	templateOnce.Do(func() {
+		tp := &Postgres{bin: p.bin, cred: p.cred}
+		if tp.dir, templateErr = tp.makeDir(); templateErr != nil {
+			return
+		}
+		// --no-sync: a test cluster need not survive a power cut, and
+		// fsync would make initdb several times slower. C.UTF-8 gives
+		// Unicode case folding without depending on which locales are
+		// installed.
+		initdb := tp.command("initdb", "-D", tp.dataDir(), "-U", "postgres", "--auth=trust",
+			"--encoding=UTF8", "--locale=C.UTF-8", "--no-sync", "--no-instructions")
+		if out, err := initdb.CombinedOutput(); err != nil {
+			os.RemoveAll(tp.dir)
+			templateErr = fmt.Errorf("initdb: %v\n%s", err, out)
+			return
+		}
+		templateDir = tp.dir
+	})
+	return filepath.Join(templateDir, "data"), templateErr
+}
+
+// makeDir makes a temporary directory that the server's user owns. Not
+// t.TempDir: its parents are root's alone (mode 0700), which the postgres
+// user could not enter.
+func (p *Postgres) makeDir() (string, error) {
+	dir, err := os.MkdirTemp("", "sluice-pg-")
+	if err != nil {
+		return "", err
+	}
+	if p.cred != nil {
+		if err := os.Chown(dir, int(p.cred.Uid), int(p.cred.Gid)); err != nil {
+			os.RemoveAll(dir)
+			return "", err
+		}
+	}
+	return dir, nil
+}
 
 // StartPostgres returns the URL of a new, empty database for t on the test
 // binary's PostgreSQL server, which the first call starts and
@@ -70,14 +119,18 @@ func StartPostgres(t testing.TB) string {
 	return p.NewDatabase(t)
 }
 
-// StopPostgres stops the server StartPostgres started, if any. TestMain
-// calls it through RunWithoutLeaks.
+// StopPostgres stops the server StartPostgres started, if any, and
+// removes the cluster that servers copy. TestMain calls it through
+// RunWithoutLeaks, after every test (and its servers) has ended.
 func StopPostgres() {
 	sharedPGMu.Lock()
 	defer sharedPGMu.Unlock()
 	if sharedPG != nil {
 		sharedPG.close()
 		sharedPG = nil
+	}
+	if templateDir != "" {
+		os.RemoveAll(templateDir)
 	}
 }
 
@@ -165,25 +218,19 @@ func newPostgres() (*Postgres, error) {
 		gid, _ := strconv.ParseUint(u.Gid, 10, 32)
 		p.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	}
-	// Not t.TempDir: its parents are root's alone (mode 0700), which the
-	// postgres user could not enter.
-	if p.dir, err = os.MkdirTemp("", "sluice-pg-"); err != nil {
+	if p.dir, err = p.makeDir(); err != nil {
 		return nil, err
 	}
-	if p.cred != nil {
-		if err := os.Chown(p.dir, int(p.cred.Uid), int(p.cred.Gid)); err != nil {
-			os.RemoveAll(p.dir)
-			return nil, err
-		}
-	}
-	// --no-sync: a test cluster need not survive a power cut, and fsync
-	// would make initdb several times slower. C.UTF-8 gives Unicode case
-	// folding (ILIKE) without depending on which locales are installed.
-	initdb := p.command("initdb", "-D", p.dataDir(), "-U", "postgres", "--auth=trust",
-		"--encoding=UTF8", "--locale=C.UTF-8", "--no-sync", "--no-instructions")
-	if out, err := initdb.CombinedOutput(); err != nil {
+	tmpl, err := pgTemplate(p)
+	if err != nil {
 		os.RemoveAll(p.dir)
-		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
+		return nil, err
+	}
+	// cp -a keeps the files' owner (the postgres user, when root copies)
+	// and the data directory's mode 0700, which the server insists on.
+	if out, err := exec.Command("cp", "-a", tmpl, p.dataDir()).CombinedOutput(); err != nil {
+		os.RemoveAll(p.dir)
+		return nil, fmt.Errorf("copying the template cluster: %v\n%s", err, out)
 	}
 	var lastErr error
 	for range 5 { // a port taken between choosing and binding it is retried with another
