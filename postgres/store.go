@@ -45,13 +45,22 @@ var _ sluice.ConversationStore = (*Store)(nil)
 
 // Open connects to the database at url (a PostgreSQL URL or key=value
 // string, as --database-url takes it), applies the migrations it lacks and
-// returns the store. The caller closes it.
+// returns the store. The caller closes it. The URL's parameters tune the
+// pool (pool_max_conns, by default the larger of 4 and the number of CPUs)
+// and the connections (connect_timeout, here 5 s unless it is set).
 func Open(ctx context.Context, url string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// The parse error may hold the URL, password and all: it goes to
 		// the log through Err, never to a user.
 		return nil, &sluice.Error{Code: sluice.EINVALID, Message: "The database URL is not a valid PostgreSQL URL.", Err: err}
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		// Without one, a database host that drops packets holds each
+		// call for as long as the caller's context allows, or the
+		// system's TCP timeout (minutes): a database that is down is
+		// better told soon.
+		cfg.ConnConfig.ConnectTimeout = connectTimeout
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -95,9 +104,11 @@ func (s *Store) inTx(ctx context.Context, what string, fn func(pgx.Tx) error) er
 	for try := 1; ; try++ {
 		tx, err := s.pool.Begin(ctx)
 		if err != nil {
-			if try < tries && unavailable(err) && ctx.Err() == nil {
-				// Connections to a server that went away are all dead:
-				// drop them rather than find each on its own.
+			var ce *pgconn.ConnectError
+			if try < tries && unavailable(err) && !errors.As(err, &ce) && ctx.Err() == nil {
+				// An open connection found dead: the server went away
+				// since, and the others are dead too. Drop them all
+				// rather than find each on its own, and try a new one.
 				s.pool.Reset()
 				continue
 			}
@@ -154,8 +165,12 @@ func unavailable(err error) bool {
 		errors.Is(err, context.DeadlineExceeded)
 }
 
-// retryAfter is what a caller of a database that is down is told to wait.
-const retryAfter = 5 * time.Second
+const (
+	// retryAfter is what a caller of a database that is down is told to wait.
+	retryAfter = 5 * time.Second
+	// connectTimeout bounds a connection attempt when the URL does not.
+	connectTimeout = 5 * time.Second
+)
 
 // dbError turns an error of the database into a *sluice.Error: its own
 // errors (the store's checks) pass as they are; a database that cannot be
