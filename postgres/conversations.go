@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -177,7 +178,7 @@ func (s *Store) Conversations(ctx context.Context, q sluice.ConversationQuery) (
 	}
 	var out []sluice.Conversation
 	err = s.inTx(ctx, "listing conversations", func(tx pgx.Tx) error {
-		sql, args := sql, args
+		sql, args := sql, slices.Clone(args) // a second try starts afresh
 		if q.After != "" {
 			var at time.Time
 			err := pgx.ErrNoRows
