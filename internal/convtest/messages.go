@@ -276,9 +276,7 @@ func testUnicode(t *testing.T, ns NewStore) {
 	if got := item(t, s, c.ID, a.ID); got.Text != texts[3] {
 		t.Fatalf("updated text: got %q, want %q", got.Text, texts[3])
 	}
-	ids, _ := list(t, s, sluice.ConversationQuery{Owner: "ключ 🔑", Search: "STRASSE", Limit: 10})
-	wantIDs(t, "search that only a full case folding would match", ids)
-	ids, _ = list(t, s, sluice.ConversationQuery{Owner: "ключ 🔑", Search: "ÆøÅ", Limit: 10})
+	ids, _ := list(t, s, sluice.ConversationQuery{Owner: "ключ 🔑", Search: "ÆøÅ", Limit: 10})
 	wantIDs(t, "search of mixed case", ids, c.ID)
 	ids, _ = list(t, s, sluice.ConversationQuery{Owner: "ключ 🔑", Search: "🇺🇦 𝄞", Limit: 10})
 	wantIDs(t, "search of emoji", ids, c.ID)
