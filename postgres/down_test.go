@@ -3,11 +3,14 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/internal/testenv"
 )
@@ -151,5 +154,38 @@ func TestACallOnConnectionsCutMomentsAgoSucceeds(t *testing.T) {
 	}
 	if got, err := s.Conversation(ctx, c.ID); err != nil || got.Title != "kept" {
 		t.Fatalf("a call after the connections were cut: %+v, %v", got, err)
+	}
+}
+
+func TestErrorsOfTheDatabaseMapToCodes(t *testing.T) {
+	pg := func(code string) error {
+		return fmt.Errorf("query: %w", &pgconn.PgError{Code: code, Message: "SELECT secret"})
+	}
+	for _, tc := range []struct {
+		name string
+		err  error
+		code string
+		lost bool // the pool's connections are dropped
+	}{
+		{"a connection cut by an administrator", pg("57P01"), sluice.EUNAVAILABLE, true},
+		{"a connection exception", pg("08006"), sluice.EUNAVAILABLE, true},
+		{"a connection read that ended", fmt.Errorf("receive: %w", io.ErrUnexpectedEOF), sluice.EUNAVAILABLE, true},
+		{"too many connections", pg("53300"), sluice.EUNAVAILABLE, false},
+		{"a full disk", pg("53100"), sluice.EUNAVAILABLE, false},
+		{"an I/O error", pg("58030"), sluice.EUNAVAILABLE, false},
+		{"a deadline", fmt.Errorf("query: %w", context.DeadlineExceeded), sluice.EUNAVAILABLE, false},
+		{"a cancelled caller", fmt.Errorf("query: %w", context.Canceled), sluice.ECANCELLED, false},
+		{"a syntax error (a bug)", pg("42601"), sluice.EINTERNAL, false},
+		{"a unique violation (a bug)", pg("23505"), sluice.EINTERNAL, false},
+		{"a statement cancelled", pg("57014"), sluice.EINTERNAL, false},
+		{"the store's own error", invalid("x", "Bad."), sluice.EINVALID, false},
+	} {
+		err := dbError(context.Background(), "doing", tc.err)
+		if sluice.ErrorCode(err) != tc.code || connLost(tc.err) != tc.lost {
+			t.Errorf("%s: code %q, connection lost %v; want %q, %v", tc.name, sluice.ErrorCode(err), connLost(tc.err), tc.code, tc.lost)
+		}
+		if strings.Contains(sluice.ErrorMessage(err), "SELECT") {
+			t.Errorf("%s: the message %q shows users the database's words", tc.name, sluice.ErrorMessage(err))
+		}
 	}
 }

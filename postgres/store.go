@@ -104,8 +104,7 @@ func (s *Store) inTx(ctx context.Context, what string, fn func(pgx.Tx) error) er
 	for try := 1; ; try++ {
 		tx, err := s.pool.Begin(ctx)
 		if err != nil {
-			var ce *pgconn.ConnectError
-			if try < tries && unavailable(err) && !errors.As(err, &ce) && ctx.Err() == nil {
+			if try < tries && connLost(err) && ctx.Err() == nil {
 				// An open connection found dead: the server went away
 				// since, and the others are dead too. Drop them all
 				// rather than find each on its own, and try a new one.
@@ -126,7 +125,7 @@ func (s *Store) inTx(ctx context.Context, what string, fn func(pgx.Tx) error) er
 		if try < tries && retryable(err) {
 			continue
 		}
-		if unavailable(err) {
+		if connLost(err) {
 			s.pool.Reset()
 		}
 		return dbError(ctx, what, err)
@@ -138,6 +137,29 @@ func (s *Store) inTx(ctx context.Context, what string, fn func(pgx.Tx) error) er
 func retryable(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
+}
+
+// connLost reports whether err says that an open connection has died: the
+// server closed it or went away. A timeout does not say so (a slow
+// statement leaves the server and the other connections well), nor does a
+// failure to connect (there was no connection).
+func connLost(err error) bool {
+	var (
+		pe *pgconn.PgError
+		ce *pgconn.ConnectError
+		ne net.Error
+	)
+	switch {
+	case errors.As(err, &ce), pgconn.Timeout(err), errors.Is(err, context.DeadlineExceeded):
+		return false
+	case errors.As(err, &pe):
+		// Class 08: connection exceptions; 57P01-57P03: the server is
+		// shutting down (an administrator's command, a crash) or starting.
+		return pe.Code[:2] == "08" || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
+	case errors.As(err, &ne):
+		return !ne.Timeout()
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, pgconn.ErrConnClosed)
 }
 
 // unavailable reports whether err says that the database cannot be
@@ -153,16 +175,15 @@ func unavailable(err error) bool {
 	case errors.As(err, &sle):
 		return false
 	case errors.As(err, &pe):
-		// Class 08: connection exceptions; 53: insufficient resources
-		// (disk full, too many connections); 57P01-57P05: the server is
-		// shutting down, starting or restarting; 58: system errors (I/O).
+		// Beside a lost connection, class 53: insufficient resources (disk
+		// full, too many connections); 57P04-57P05: the database is
+		// dropped or the connection idled out; 58: system errors (I/O).
 		class := pe.Code[:2]
-		return class == "08" || class == "53" || class == "58" || (class == "57" && pe.Code != "57014")
-	case errors.As(err, &ce), errors.As(err, &ne), pgconn.Timeout(err):
+		return connLost(err) || class == "53" || class == "58" || pe.Code == "57P04" || pe.Code == "57P05"
+	case errors.As(err, &ce), errors.As(err, &ne):
 		return true
 	}
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, pgconn.ErrConnClosed) ||
-		errors.Is(err, context.DeadlineExceeded)
+	return connLost(err) || pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded)
 }
 
 const (
