@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/sluice-dev/sluice"
 )
@@ -297,5 +298,45 @@ func TestErrorsShowUsersNoSQL(t *testing.T) {
 	_, err = s.Conversation(ctx, "conv_x")
 	if sluice.ErrorCode(err) != sluice.ECANCELLED {
 		t.Fatalf("a cancelled read: %v", err)
+	}
+}
+
+func TestALockHeldElsewhereIsWaitedForAndNeverBusy(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sluice.db")
+	s := open(t, path)
+	defer s.Close()
+	c, _, err := s.CreateConversation(t.Context(), sluice.Conversation{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another process (a backup, say) holds the write lock.
+	other, err := rawDB(t, path).Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback()
+	item := []sluice.Item{{Role: "user", Text: "x"}}
+
+	// A caller out of time is told the database is unavailable, never
+	// SQLite's "database is locked".
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	_, err = s.AddItems(ctx, c.ID, item)
+	cancel()
+	wantUnavailable(t, "a write while another holds the lock past the caller's deadline", err)
+
+	// A caller with time waits for the lock and writes.
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.AddItems(t.Context(), c.ID, item)
+		done <- err
+	}()
+	// Nothing tells when the writer waits on the lock; a moment lets it
+	// get there, and the write must succeed wherever it was.
+	time.Sleep(100 * time.Millisecond)
+	if err := other.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("a write waiting for another's lock: %v", err)
 	}
 }

@@ -160,7 +160,7 @@ func testHeartbeat(t *testing.T, ns NewStore) {
 func testConcurrent(t *testing.T, ns NewStore) {
 	s := newStore(t, ns)
 	ctx := ctxFor(t)
-	const writers, updates = 16, 20
+	const writers, updates = 8, 10
 	c, root := create(t, s, sluice.Conversation{Owner: "o"}, user("root"))
 
 	// Each batch goes under the current item as one step: the result is
