@@ -205,11 +205,13 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// RunWithoutLeaks is a TestMain body: it runs the tests, closes the idle
-// connections of clients (kept-alive connections are not leaks), then
-// fails the run if any goroutine outlives them, and exits.
+// RunWithoutLeaks is a TestMain body: it runs the tests, stops the
+// PostgreSQL server StartPostgres started, closes the idle connections of
+// clients (kept-alive connections are not leaks), then fails the run if
+// any goroutine outlives them, and exits.
 func RunWithoutLeaks(m *testing.M, clients ...*http.Client) {
 	code := m.Run()
+	StopPostgres()
 	for _, c := range clients {
 		c.CloseIdleConnections()
 	}
