@@ -3,7 +3,6 @@ package api_test
 import (
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -203,7 +202,7 @@ func TestConversationBadInputIsA400(t *testing.T) {
 			{"broken JSON", "POST", "/v1/conversations", `{"title":`, "", "invalid_json"},
 			{"title a number", "POST", "/v1/conversations", `{"title":5}`, "title", "invalid_type"},
 			{"items an object", "POST", "/v1/conversations", `{"items":{}}`, "items", "invalid_type"},
-			{"metadata value a number", "POST", "/v1/conversations", `{"metadata":{"a":1}}`, "metadata.a", "invalid_type"},
+			{"metadata value a number", "POST", "/v1/conversations", `{"metadata":{"a":1}}`, "metadata", "invalid_type"},
 			{"title too long", "POST", "/v1/conversations", map[string]any{"title": strings.Repeat("t", sluice.MaxTitleBytes+1)}, "title", "title_too_long"},
 			{"metadata pairs +1", "POST", "/v1/conversations", map[string]any{"metadata": pairs(sluice.MaxMetadataPairs + 1)}, "metadata", "too_many_metadata_pairs"},
 			{"metadata value too long", "POST", "/v1/conversations", map[string]any{"metadata": map[string]string{"k": strings.Repeat("v", convo.MaxMetadataValue+1)}}, "metadata.k", "metadata_value_too_long"},

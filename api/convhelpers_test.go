@@ -3,21 +3,20 @@ package api_test
 import (
 	"context"
 	"net/http"
-	"path/filepath"
 	"testing"
 
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/internal/testenv"
-	"github.com/sluice-dev/sluice/sqlite"
+	"github.com/sluice-dev/sluice/postgres"
 	"github.com/sluice-dev/sluice/wire"
 )
 
-// openSQLite opens a real SQLite conversation store in a temporary
-// directory, closed when the test ends (after the server that uses it,
-// which is started later and so stopped first).
-func openSQLite(t *testing.T) sluice.ConversationStore {
+// openPostgres opens a real PostgreSQL conversation store on a database
+// of the test's own, closed when the test ends (after the server that uses
+// it, which is started later and so stopped first).
+func openPostgres(t *testing.T) sluice.ConversationStore {
 	t.Helper()
-	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "sluice.db"))
+	s, err := postgres.Open(context.Background(), testenv.StartPostgres(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +32,7 @@ var stores = []struct {
 	name string
 	open openFunc
 }{
-	{"sqlite", openSQLite},
+	{"postgres", openPostgres},
 }
 
 // forEachStore runs f as a subtest on each conversation store.

@@ -105,6 +105,7 @@ func TestADatabaseLostMidAnswerDoesNotDisturbTheStream(t *testing.T) {
 		}
 		// The recorder has tried (and failed) at least once before the end.
 		testenv.Eventually(t, "a failed write", func() bool { return cs.writes.Load() >= 2 })
+		next() // the finish reason
 		if last := next(); last != "[DONE]" {
 			t.Fatalf("the stream ended with %q", last)
 		}
