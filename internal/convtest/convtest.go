@@ -93,9 +93,10 @@ var tests = []struct {
 	{"AReopenedStoreKeepsEverything", testReopen},
 }
 
-// longTime bounds every test's calls: long enough for a loaded machine,
+// longTime bounds every test's calls: long enough for a loaded machine and
+// the race detector (a batch of MaxConversationItems is slow under it),
 // short enough to fail rather than hang.
-const longTime = 30 * time.Second
+const longTime = 2 * time.Minute
 
 func ctxFor(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), longTime)
