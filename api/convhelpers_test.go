@@ -1,28 +1,13 @@
 package api_test
 
 import (
-	"context"
 	"net/http"
 	"testing"
 
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/internal/testenv"
-	"github.com/sluice-dev/sluice/postgres"
 	"github.com/sluice-dev/sluice/wire"
 )
-
-// openPostgres opens a real PostgreSQL conversation store on a database
-// of the test's own, closed when the test ends (after the server that uses
-// it, which is started later and so stopped first).
-func openPostgres(t *testing.T) sluice.ConversationStore {
-	t.Helper()
-	s, err := postgres.Open(context.Background(), testenv.StartPostgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
 
 // openFunc opens a conversation store for a test.
 type openFunc = func(t *testing.T) sluice.ConversationStore
@@ -32,6 +17,7 @@ var stores = []struct {
 	name string
 	open openFunc
 }{
+	{"sqlite", openSQLite},
 	{"postgres", openPostgres},
 }
 
