@@ -196,3 +196,31 @@ func TestAnAnswerWhoseNodeWasKilledIsMarkedInterrupted(t *testing.T) {
 		t.Fatalf("interrupted answer kept %q; %q was stored before the kill", it.text(), kept)
 	}
 }
+
+// TestShutdownStoresTheEndOfEveryAnswer: a node told to stop while an
+// answer streams cuts it when its grace is over, stores its end (the
+// answer interrupted, its text kept) and only then closes the database:
+// after a restart the answer is not left in progress.
+func TestShutdownStoresTheEndOfEveryAnswer(t *testing.T) {
+	dir := t.TempDir()
+	url, stop := startServe(t, "--data-dir", dir, "--demo-ttft", "0s", "--demo-tps", "50", "--shutdown-grace", "0s")
+	id := newConversation(t, url)
+	br := bufio.NewReader(chatIn(t, url, id, "tell me a long story about rivers and the sea").Body)
+	for range 5 { // the role and some tokens have streamed
+		if _, err := br.ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if last := lastData(t, br); !strings.Contains(last, "server_shutting_down") {
+		t.Fatalf("the stream ended with %q", last)
+	}
+
+	url, _ = startServe(t, "--data-dir", dir)
+	it := answer(t, url, id)
+	if it.Status != "interrupted" || it.Error == nil || it.Error.Kind != "server_shutting_down" || it.text() == "" {
+		t.Fatalf("after a shutdown mid-answer the answer is %+v", it)
+	}
+}
