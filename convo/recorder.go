@@ -45,11 +45,11 @@ type recorder struct {
 
 	co        wire.Collector
 	after     string
-	written   string // the text last stored
-	lastWrite time.Time
-	lastBeat  time.Time
-	failing   bool // the last write failed (logged once until one succeeds)
-	gone      bool // the message ended or was deleted under us: stop writing
+	written   string    // the text last stored
+	lastWrite time.Time // the last flush, written or not
+	lastBeat  time.Time // the last write or touch
+	failing   bool      // the last write failed (logged once until one succeeds)
+	gone      bool      // the message ended or was deleted under us: stop writing
 }
 
 // follow reads the log to its end and returns the update that ends the
@@ -222,7 +222,10 @@ func (r *recorder) pause(d time.Duration) bool {
 }
 
 // flush stores the text so far, if it changed, else keeps the heartbeat.
+// The next flush comes FlushEvery later either way, so that a stream of
+// events that add no text (a model's reasoning) is read in batches too.
 func (r *recorder) flush() {
+	r.lastWrite = time.Now()
 	text := r.text()
 	if text == r.written {
 		if time.Since(r.lastBeat) >= r.s.opts.Stale/4 {
@@ -230,7 +233,6 @@ func (r *recorder) flush() {
 		}
 		return
 	}
-	r.lastWrite = time.Now()
 	if r.write(sluice.MessageUpdate{Text: text}) == nil {
 		r.written, r.lastBeat = text, r.lastWrite
 	}
