@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/sluice-dev/sluice"
@@ -120,11 +121,15 @@ func (r *recorder) take(evs []sluice.Event) (sluice.MessageUpdate, bool) {
 	return sluice.MessageUpdate{}, false
 }
 
+// text is the answer so far, as a store keeps text: a NUL that a model
+// sent (JSON allows it, the stores do not) is kept as U+FFFD, so that one
+// odd token cannot cost the whole answer.
 func (r *recorder) text() string {
-	if c := r.co.Completion().Choices[0].Message.Content; c != nil {
-		return *c
+	c := r.co.Completion().Choices[0].Message.Content
+	if c == nil {
+		return ""
 	}
-	return ""
+	return strings.ReplaceAll(*c, "\x00", "\uFFFD")
 }
 
 // ending is the update for the log's ending event ev.
