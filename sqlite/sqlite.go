@@ -91,7 +91,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	s := &Store{w: w, path: abs}
 	ms, err := loadMigrations(migrationFiles)
 	if err == nil {
-		_, err = migrate(ctx, w, ms)
+		err = openWaiting(ctx, func() error { _, err := migrate(ctx, w, ms); return err })
 	}
 	if err != nil {
 		w.Close()
@@ -108,11 +108,33 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	s.r.SetMaxOpenConns(readers)
 	s.r.SetMaxIdleConns(readers)
-	if err := s.r.PingContext(ctx); err != nil {
+	if err := openWaiting(ctx, func() error { return s.r.PingContext(ctx) }); err != nil {
 		s.Close()
 		return nil, unavailable(fmt.Errorf("sqlite: opening %s to read: %w", abs, err))
 	}
 	return s, nil
+}
+
+// openWaiting runs fn, the first use of a new connection, again while it
+// fails with SQLITE_BUSY, for up to busyTimeout. Two processes that open a
+// new file at once both switch it to WAL mode, and SQLite answers one of
+// them SQLITE_BUSY at once rather than wait (waiting could deadlock); once
+// the other is done, trying again succeeds. Nothing signals that moment,
+// so the tries are spaced out.
+func openWaiting(ctx context.Context, fn func() error) error {
+	deadline := time.Now().Add(busyTimeout)
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		err := fn()
+		var se *sqlite.Error
+		if !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
 }
 
 // dsn is the data source name of the database file at abs, for the writer
