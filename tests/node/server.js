@@ -16,7 +16,7 @@
 import { spawn, execFile } from 'node:child_process';
 import { after, before } from 'node:test';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -33,11 +33,13 @@ const STOP_TIMEOUT_MS = 20_000;
 let built; // Promise<string>: the path of the binary
 let buildDir; // removed when the process exits
 const running = new Set(); // child processes not yet stopped
+const dataDirs = []; // the servers' conversation databases, removed when the process exits
 
 process.on('exit', () => {
   // A test that crashed before its after() hook must not leave servers behind.
   for (const child of running) child.kill('SIGKILL');
   if (buildDir) rmSync(buildDir, { recursive: true, force: true });
+  for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
 });
 
 /** Returns the path of the sluice binary, building it on first use. */
@@ -142,8 +144,13 @@ export async function startSluice({ args = [], env = {}, tls } = {}) {
 async function launch(bin, port, args, env, tls) {
   const url = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   if (tls) args = ['--tls-cert', tls.cert, '--tls-key', tls.key, ...args];
+  // Each server keeps its conversations in a directory of its own, never
+  // in the user's data directory; a test may name another (SLUICE_DATA_DIR
+  // in env, or --data-dir in args).
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'sluice-data-'));
+  dataDirs.push(dataDir);
   const child = spawn(bin, ['serve', '--addr', `127.0.0.1:${port}`, '--log-level', 'warn', ...args], {
-    env: { ...process.env, ...env },
+    env: { ...process.env, SLUICE_DATA_DIR: dataDir, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.add(child);
