@@ -301,7 +301,9 @@ func (h *Hub) remove(s *sub) {
 }
 
 // heartbeats pings connections that have been quiet for a heartbeat, which
-// also finds connections whose client has gone.
+// also finds connections whose client has gone. (ws's loop looks alike but
+// is its own: a WebSocket ping is answered, and an unanswered one closes
+// the connection; an SSE comment is not.)
 func (h *Hub) heartbeats() {
 	defer h.wg.Done()
 	period := max(h.opts.Heartbeat/4, 10*time.Millisecond)

@@ -128,6 +128,13 @@ func (s *sub) Deliver(frame []byte, _ int, id string, ended, inline bool) {
 // from its cursor up to the feed's head) with the full write timeout, then
 // hands s back to the feed's deliveries. It runs in the goroutine of the
 // handler that attached s, or in one of its own after a slow write.
+//
+// It is apart from ws's catch-up (conn.flush) for a real reason: an SSE
+// connection carries one log, so it catches up alone, with blocking writes
+// and a bound on its lag; a WebSocket connection carries several
+// subscriptions that share its socket, so one flusher per connection
+// queues their batches in turn behind its replies. What both do alike
+// (reading, respelling a cursor, encoding) is fanout.Batch's.
 func (s *sub) catchUp() {
 	b := fanout.GetBatch()
 	defer b.Put()

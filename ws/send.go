@@ -200,7 +200,8 @@ func (c *conn) flush() {
 
 // catchUp takes one step for lagging subscription s, whose cursor was
 // cursor: it queues the next events of its log (up to a send buffer's
-// worth), or, when none follow, has it rejoin its feed.
+// worth), or, when none follow, has it rejoin its feed. (Why it is not the
+// hub's catch-up: see hub's sub.catchUp.)
 func (c *conn) catchUp(s *sub, cursor string, b *fanout.Batch) {
 	l := s.feed.Log()
 	err := b.Read(c.ctx, l, cursor)

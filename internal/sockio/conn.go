@@ -22,7 +22,7 @@ const FastWrite = 5 * time.Millisecond
 
 // ErrWouldBlock is a write the kernel could not take whole at once (see
 // Conn.WriteNow).
-var ErrWouldBlock = errors.New("the socket is full")
+var ErrWouldBlock = errors.New("sockio: the socket is full")
 
 // Conn is a connection that can be written without waiting, and watched
 // by a Poller. Init it with the connection; it must not be copied after.
