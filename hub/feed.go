@@ -9,7 +9,7 @@ import (
 // feed is one log and the connections reading it: a fanout.Feed, which
 // does the delivering, with SSE as its wire form.
 type feed struct {
-	fanout.Feed
+	fanout.Feed[*sub]
 	hub  *Hub
 	refs int // connections attached, current or catching up; under hub.mu
 }
@@ -32,7 +32,7 @@ func (f *feed) AppendEvent(b *fanout.Batch, ev *sluice.Event) {
 // those catching up meet the error themselves, reading or joining; and a
 // connection attached from now on gets a new feed, which tries the log
 // afresh.
-func (f *feed) Failed(current []fanout.Sub, err error) {
+func (f *feed) Failed(current []*sub, err error) {
 	h := f.hub
 	h.mu.Lock()
 	if h.feeds[f.Log().Name()] == f {
@@ -40,8 +40,8 @@ func (f *feed) Failed(current []fanout.Sub, err error) {
 	}
 	h.mu.Unlock()
 	h.log.Warn("hub: a stream's log cannot be read; its readers are told so", "log", f.Log().Name(), "readers", len(current), "err", err)
-	for _, c := range current {
-		if s := c.(*sub); !s.catching.Load() { // else its catch-up meets the error
+	for _, s := range current {
+		if !s.catching.Load() { // else its catch-up meets the error
 			s.fail(err)
 		}
 	}

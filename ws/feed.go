@@ -14,7 +14,7 @@ import (
 // current ones and is caught up from the log by its connection's flusher
 // (see conn.flush). The log is the buffer.
 type feed struct {
-	fanout.Feed
+	fanout.Feed[*sub]
 	h     *Handler
 	field string // "stream" or "topic": the frame field that names the log
 	name  string
@@ -41,7 +41,7 @@ func (f *feed) AppendEvent(b *fanout.Batch, ev *sluice.Event) {
 // frame, as a subscription catching up that meets the error ends; and a
 // subscription made from now on gets a new feed, which tries the log
 // afresh.
-func (f *feed) Failed(current []fanout.Sub, err error) {
+func (f *feed) Failed(current []*sub, err error) {
 	h := f.h
 	h.mu.Lock()
 	if h.feeds[f.Log().Name()] == f {
@@ -49,8 +49,7 @@ func (f *feed) Failed(current []fanout.Sub, err error) {
 	}
 	h.mu.Unlock()
 	h.log.Warn("ws: a log cannot be read; its subscriptions are told so", "log", f.Log().Name(), "subscriptions", len(current), "err", err)
-	for _, c := range current {
-		s := c.(*sub)
+	for _, s := range current {
 		s.c.failSub(s, err)
 	}
 }

@@ -27,7 +27,6 @@ type Batch struct {
 	Spare  []byte         // scratch space for a Transport's AppendEvent
 
 	scratch []byte // where the log puts events back together
-	subs    []Sub  // the readers a delivery writes Frame to
 }
 
 var batchPool = sync.Pool{New: func() any {
@@ -60,15 +59,15 @@ func (b *Batch) Read(ctx context.Context, l sluice.Log, after string) (err error
 	return err
 }
 
-// Encode puts b.Events into b.Frame with t, up to and including the event
+// Encode puts b.Events into b.Frame with enc, up to and including the event
 // with the ID upTo ("": no such bound) or the first that brings the frame
 // to maxBytes (0: no such bound), and returns the last event encoded and
 // how many were. b.Events must not be empty.
-func (b *Batch) Encode(t Transport, upTo string, maxBytes int) (last sluice.Event, n int) {
+func (b *Batch) Encode(enc Encoder, upTo string, maxBytes int) (last sluice.Event, n int) {
 	b.Frame = b.Frame[:0]
 	for i := range b.Events {
 		ev := &b.Events[i]
-		t.AppendEvent(b, ev)
+		enc.AppendEvent(b, ev)
 		if (upTo != "" && ev.ID == upTo) || (maxBytes > 0 && len(b.Frame) >= maxBytes) {
 			return *ev, i + 1
 		}

@@ -22,8 +22,12 @@ type notifier interface {
 	Notify(fn func()) (stop func())
 }
 
-// Sub is a reader that a Feed writes to while it is current.
+// Sub constrains a Feed's readers, which it writes to while they are
+// current. It is a type parameter rather than an interface value so that a
+// feed's lists of readers (thousands, for a topic) cost one word a reader,
+// as the transport's own pointer type does.
 type Sub interface {
+	comparable
 	// Deliver writes frame, the wire form of n events of which the last
 	// has the ID id, to the reader, whose cursor is then id; ended says
 	// that the log's last event is among them, and the feed calls it no
@@ -36,12 +40,17 @@ type Sub interface {
 	Deliver(frame []byte, n int, id string, ended, inline bool)
 }
 
-// Transport is a feed's side that knows the wire. Usually the transport's
-// own feed type, which embeds the Feed, implements it.
-type Transport interface {
+// Encoder puts events in a transport's wire form.
+type Encoder interface {
 	// AppendEvent appends the wire form of ev to b.Frame; it may use
 	// b.Spare as scratch space. It keeps nothing of ev.
 	AppendEvent(b *Batch, ev *sluice.Event)
+}
+
+// Transport is a feed's side that knows the wire. Usually the transport's
+// own feed type, which embeds the Feed, implements it.
+type Transport[S Sub] interface {
+	Encoder
 	// Failed is told, once, that the log cannot be read (its store is
 	// unreachable, or the log is gone). current are the readers that were
 	// current, which the feed has dropped: each is to be told and closed.
@@ -49,7 +58,7 @@ type Transport interface {
 	// feed takes no one from then on: the transport should forget it, so
 	// that a reader that comes later gets a new feed, which tries the log
 	// afresh. It runs in the pump, with no lock of the feed's held.
-	Failed(current []Sub, err error)
+	Failed(current []S, err error)
 }
 
 // Counter is told how many events each delivery round wrote.
@@ -75,10 +84,11 @@ type Config struct {
 // delivery at a time reads the new events for the current readers,
 // encodes each batch once and writes the same bytes to all of them (see
 // the package comment for who delivers). Its methods are safe for
-// concurrent use. A Feed must not be copied once started.
-type Feed struct {
+// concurrent use. A Feed must not be copied once started. S is the
+// transport's reader type.
+type Feed[S Sub] struct {
 	cfg    *Config
-	t      Transport
+	t      Transport[S]
 	log    sluice.Log
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -94,16 +104,21 @@ type Feed struct {
 	head    string // ID of the newest event delivered
 	ids     eventid.Keeper
 	ended   bool  // the log's last event has been delivered
-	current []Sub // readers whose cursor is head
+	current []S   // readers whose cursor is head
 	pumping bool  // the pump goroutine has been started
 	err     error // why the log could not be read; the feed takes no one after it
+
+	// to is the current readers as a delivery round found them, written
+	// outside mu (a reader may Leave as it is written). Only the one
+	// delivery under way uses it; it is kept, emptied, for the next.
+	to []S
 }
 
 // Start makes f, a zero Feed, the feed of l and starts delivering its
 // new events to the readers that join it; Stop ends it. t encodes the
 // events and is told of a failure. The caller serialises Start with the
 // lookup that made f (a node holds one feed per log).
-func (f *Feed) Start(l sluice.Log, t Transport, cfg *Config) {
+func (f *Feed[S]) Start(l sluice.Log, t Transport[S], cfg *Config) {
 	f.cfg, f.t, f.log = cfg, t, l
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	n, ok := l.(notifier)
@@ -126,16 +141,16 @@ func (f *Feed) Start(l sluice.Log, t Transport, cfg *Config) {
 }
 
 // Log returns the feed's log.
-func (f *Feed) Log() sluice.Log { return f.log }
+func (f *Feed[S]) Log() sluice.Log { return f.log }
 
 // Context is done once the feed has stopped: readers catching up read
 // the log with it.
-func (f *Feed) Context() context.Context { return f.ctx }
+func (f *Feed[S]) Context() context.Context { return f.ctx }
 
 // Stop ends delivery, once the feed has no reader left. Its pump, if it
 // has one, ends soon after (the transport waits for it through
 // Config.WG).
-func (f *Feed) Stop() {
+func (f *Feed[S]) Stop() {
 	f.cancel()
 	if f.stopNotify != nil {
 		f.stopNotify()
@@ -143,7 +158,7 @@ func (f *Feed) Stop() {
 }
 
 // kick is called after every append to a notifying log.
-func (f *Feed) kick() {
+func (f *Feed[S]) kick() {
 	if f.kicks.Add(1) != 1 || f.ctx.Err() != nil {
 		return // a delivery under way will look again
 	}
@@ -163,7 +178,7 @@ func (f *Feed) kick() {
 }
 
 // deliverKicked delivers until no append has come in since it last looked.
-func (f *Feed) deliverKicked(inline bool) {
+func (f *Feed[S]) deliverKicked(inline bool) {
 	for {
 		n := f.kicks.Load()
 		if f.deliver(inline) {
@@ -178,7 +193,7 @@ func (f *Feed) deliverKicked(inline bool) {
 
 // pump delivers in a goroutine of its own: when a notifying feed hands it
 // delivery, or, for a log that does not notify, whenever the log grows.
-func (f *Feed) pump() {
+func (f *Feed[S]) pump() {
 	defer f.cfg.WG.Done()
 	for {
 		if f.wake != nil {
@@ -217,7 +232,7 @@ func (f *Feed) pump() {
 // last event has been delivered. Buffers come from a pool: the one that
 // delivers takes buffers another has just used, still in the processor's
 // cache.
-func (f *Feed) deliver(inline bool) (ended bool) {
+func (f *Feed[S]) deliver(inline bool) (ended bool) {
 	b := GetBatch()
 	defer b.Put()
 	for {
@@ -243,18 +258,18 @@ func (f *Feed) deliver(inline bool) (ended bool) {
 		f.head = id
 		f.ended = last.End != sluice.EndNone
 		ended = f.ended
-		b.subs = append(b.subs[:0], f.current...)
+		f.to = append(f.to[:0], f.current...)
 		if ended {
 			f.current = nil
 		}
 		f.mu.Unlock()
-		for _, s := range b.subs {
+		for _, s := range f.to {
 			s.Deliver(b.Frame, n, id, ended, inline)
 		}
 		if f.cfg.Counter != nil {
-			f.cfg.Counter.Delivered(n * len(b.subs))
+			f.cfg.Counter.Delivered(n * len(f.to))
 		}
-		clear(b.subs) // let departed readers be collected
+		clear(f.to) // let departed readers be collected
 		if ended || n < cap(b.Events) {
 			return ended
 		}
@@ -266,7 +281,7 @@ func (f *Feed) deliver(inline bool) (ended bool) {
 // first. An ended feed takes no one; a failed one says why. The caller
 // holds whatever keeps s's cursor still, so that no write moves it
 // between the check and the first delivery.
-func (f *Feed) Join(s Sub, cursor string) (joined bool, head string, err error) {
+func (f *Feed[S]) Join(s S, cursor string) (joined bool, head string, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
@@ -280,14 +295,15 @@ func (f *Feed) Join(s Sub, cursor string) (joined bool, head string, err error) 
 }
 
 // Leave takes s out of the current readers, if it is one.
-func (f *Feed) Leave(s Sub) {
+func (f *Feed[S]) Leave(s S) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i, c := range f.current {
 		if c == s {
 			last := len(f.current) - 1
 			f.current[i] = f.current[last]
-			f.current[last] = nil
+			var none S
+			f.current[last] = none
 			f.current = f.current[:last]
 			return
 		}
@@ -296,7 +312,7 @@ func (f *Feed) Leave(s Sub) {
 
 // fail ends the feed after its log could not be read: it takes no one
 // from now on, and its transport tells the current readers.
-func (f *Feed) fail(err error) {
+func (f *Feed[S]) fail(err error) {
 	f.mu.Lock()
 	f.err = err
 	current := f.current

@@ -52,7 +52,7 @@ func (r *reader) next(t *testing.T) delivery {
 // lines is a Transport whose wire form is "id data\n", and which keeps
 // what Failed is told.
 type lines struct {
-	failed chan []fanout.Sub
+	failed chan []*reader
 	err    error
 }
 
@@ -60,14 +60,14 @@ func (*lines) AppendEvent(b *fanout.Batch, ev *sluice.Event) {
 	b.Frame = append(append(append(append(b.Frame, ev.ID...), ' '), ev.Data...), '\n')
 }
 
-func (l *lines) Failed(current []fanout.Sub, err error) {
+func (l *lines) Failed(current []*reader, err error) {
 	l.err = err
 	l.failed <- current
 }
 
 // rig is a feed on a log, with the WaitGroup its pump counts in.
 type rig struct {
-	feed fanout.Feed
+	feed fanout.Feed[*reader]
 	tr   lines
 	wg   sync.WaitGroup
 	cfg  fanout.Config
@@ -76,7 +76,7 @@ type rig struct {
 
 func start(t *testing.T, l sluice.Log) *rig {
 	t.Helper()
-	r := &rig{log: l, tr: lines{failed: make(chan []fanout.Sub, 1)}}
+	r := &rig{log: l, tr: lines{failed: make(chan []*reader, 1)}}
 	r.cfg = fanout.Config{WG: &r.wg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Name: "test"}
 	r.feed.Start(l, &r.tr, &r.cfg)
 	t.Cleanup(func() {
@@ -237,7 +237,7 @@ func TestALogThatCannotBeReadIsReportedWithItsReaders(t *testing.T) {
 	r := start(t, l)
 	rs := r.join(t, 2)
 	srv.Stop()
-	var current []fanout.Sub
+	var current []*reader
 	select {
 	case current = <-r.tr.failed:
 	case <-time.After(10 * time.Second):
