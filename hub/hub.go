@@ -1,16 +1,20 @@
 // Package hub delivers logs to many Server-Sent Events connections without
 // a goroutine per connection. It takes over (hijacks) each connection once
-// its response headers are decided and keeps only a cursor for it. Each
-// batch of new events is read and encoded once, and the same bytes are
-// written to every connection that is up to date: by the appending goroutine
-// itself when a few connections read the log (a generation and its reader),
-// or by the log's own goroutine (a feed's pump) when many do. A connection
-// that is behind, or too slow to take a write at once, catches up in a
-// goroutine of its own, reading the log itself, and then rejoins. The log is
-// the buffer: a slow connection costs at most one pending batch.
+// its response headers are decided and keeps only a cursor for it. The
+// delivering itself is the fan-out core the WebSocket transport shares
+// (see internal/fanout for how and why it is built that way): each batch
+// of new events is read and encoded into SSE once, and the same bytes are
+// written to every connection that is up to date, by the appending
+// goroutine or by the log's pump, without waiting on any socket
+// (internal/sockio). What the hub adds is the connection: a hijacked HTTP
+// response, its heartbeats, its end (a last event, a drain comment), and
+// its catching up in a goroutine of its own, reading the log itself, when
+// it is behind or too slow to take a write at once; it then rejoins. The
+// log is the buffer: a slow connection costs at most one pending batch.
 //
 // In the flow request → model → log → reader → transport, the hub is the
-// reader for SSE; it imports the root package and the sse encoder only.
+// reader for SSE; it imports the root package and the sse encoder only
+// (and the internal fan-out core).
 package hub
 
 import (
@@ -22,10 +26,11 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/internal/fanout"
+	"github.com/sluice-dev/sluice/internal/sockio"
 )
 
 // Options configure a Hub. Zero fields take the defaults.
@@ -69,9 +74,10 @@ type Hub struct {
 	draining bool
 	idle     chan struct{} // closed and replaced when subs empties
 
-	wg   sync.WaitGroup // pumps, catch-up goroutines, the heartbeat and hang-up loops
-	stop chan struct{}  // closed by Shutdown: stops the heartbeat loop
-	hang *hangups       // nil where hang-ups cannot be watched
+	fan  fanout.Config        // what the feeds share
+	wg   sync.WaitGroup       // pumps, catch-up goroutines, the heartbeat and hang-up loops
+	stop chan struct{}        // closed by Shutdown: stops the heartbeat loop
+	hang *sockio.Poller[*sub] // finds clients that hang up; nil where that cannot be watched
 }
 
 // New returns a running hub. Shutdown stops it.
@@ -104,13 +110,16 @@ func New(opts Options) *Hub {
 	}
 	h := &Hub{opts: opts, log: opts.Logger, obs: opts.Observer, feeds: make(map[string]*feed), subs: make(map[*sub]struct{}),
 		idle: make(chan struct{}), stop: make(chan struct{})}
+	h.fan = fanout.Config{WG: &h.wg, Logger: h.log, Name: "hub", Counter: h.obs}
 	h.wg.Add(1)
 	go h.heartbeats()
-	if h.hang = newHangups(); h.hang != nil {
+	// Every connection is watched for its client hanging up, so that one
+	// that leaves is found at once rather than at its next write.
+	if h.hang = sockio.NewPoller[*sub](sockio.HangUp); h.hang != nil {
 		h.wg.Add(1)
 		go func() {
 			defer h.wg.Done()
-			h.hang.run(func(s *sub) { s.gone() })
+			h.hang.Run(func(s *sub) { s.gone() })
 		}()
 	}
 	return h
@@ -165,11 +174,9 @@ func (h *Hub) Attach(w http.ResponseWriter, l sluice.Log, after string, opts Att
 		_ = tc.SetWriteBuffer(h.opts.SendBuffer)
 	}
 	head := responseHead(w.Header(), Jitter(h.opts.Retry))
-	s := &sub{hub: h, conn: conn, topic: opts.Topic, drain: opts.Topic || opts.Drain, onGone: opts.OnGone, onClose: opts.OnClose, written: opts.Written, cursor: after}
+	s := &sub{hub: h, topic: opts.Topic, drain: opts.Topic || opts.Drain, onGone: opts.OnGone, onClose: opts.OnClose, written: opts.Written, cursor: after}
+	s.conn.Init(conn)
 	s.catching.Store(true) // by this goroutine, below
-	if sc, ok := conn.(syscall.Conn); ok {
-		s.raw, _ = sc.SyscallConn()
-	}
 	s.touch()
 	if err := s.writeBlocking(head); err != nil {
 		s.finish(nil, true) // the client left already; nothing to report to it
@@ -192,9 +199,7 @@ func (h *Hub) Attach(w http.ResponseWriter, l sluice.Log, after string, opts Att
 	h.subs[s] = struct{}{}
 	h.mu.Unlock()
 	h.obs.Opened(s.topic)
-	if h.hang != nil {
-		h.hang.watch(s)
-	}
+	h.hang.Watch(s, &s.conn, true)
 
 	// The handler's goroutine brings the connection up to date, then leaves
 	// it to the feed.
@@ -267,9 +272,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		s.closeWith(h.drainFrame())
 	}
 	close(h.stop)
-	if h.hang != nil {
-		h.hang.stop()
-	}
+	h.hang.Stop()
 	h.wg.Wait()
 	return err
 }
@@ -290,15 +293,17 @@ func (h *Hub) remove(s *sub) {
 	f := s.feed
 	f.refs--
 	if f.refs == 0 {
-		f.stop()
-		if h.feeds[f.log.Name()] == f {
-			delete(h.feeds, f.log.Name())
+		f.Stop()
+		if h.feeds[f.Log().Name()] == f {
+			delete(h.feeds, f.Log().Name())
 		}
 	}
 }
 
 // heartbeats pings connections that have been quiet for a heartbeat, which
-// also finds connections whose client has gone.
+// also finds connections whose client has gone. (ws's loop looks alike but
+// is its own: a WebSocket ping is answered, and an unanswered one closes
+// the connection; an SSE comment is not.)
 func (h *Hub) heartbeats() {
 	defer h.wg.Done()
 	period := max(h.opts.Heartbeat/4, 10*time.Millisecond)

@@ -4,23 +4,18 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/internal/fanout"
+	"github.com/sluice-dev/sluice/internal/sockio"
 	"github.com/sluice-dev/sluice/sse"
 )
-
-// fastWrite is how long the pump waits on one connection's write before it
-// leaves that connection to catch up on its own, so that one slow client
-// never holds up the others.
-const fastWrite = 5 * time.Millisecond
 
 var (
 	pingComment = sse.AppendComment(nil, "ping")
@@ -39,10 +34,9 @@ var (
 type sub struct {
 	hub     *Hub
 	feed    *feed
-	conn    net.Conn
-	raw     syscall.RawConn // conn's socket, for writes that must not wait; nil if it has none
-	topic   bool            // AttachOptions.Topic
-	drain   bool            // Hub.Drain ends it: a topic, or AttachOptions.Drain
+	conn    sockio.Conn // written without waiting where it has a socket of its own
+	topic   bool        // AttachOptions.Topic
+	drain   bool        // Hub.Drain ends it: a topic, or AttachOptions.Drain
 	onGone  func()
 	onClose func()
 	written *atomic.Int64 // AttachOptions.Written, or nil
@@ -50,13 +44,11 @@ type sub struct {
 	wmu       sync.Mutex // serialises writes and guards cursor and pending
 	cursor    string     // ID of the last event written
 	pending   []byte     // the rest of a write the client did not take at once
-	rw        rawWriter  // writeNow's state; under wmu
 	lastWrite atomic.Int64
 	closed    atomic.Bool
-	ended     bool          // the log's last event was written; under wmu
-	lagBudget int           // events a slow connection may still take while catching up; 0: no limit; under wmu
-	catching  atomic.Bool   // a catch-up goroutine owns it, not the feed's deliveries
-	watchKey  atomic.Uint64 // the connection's key in hub.hang, or 0
+	ended     bool        // the log's last event was written; under wmu
+	lagBudget int         // events a slow connection may still take while catching up; 0: no limit; under wmu
+	catching  atomic.Bool // a catch-up goroutine owns it, not the feed's deliveries
 }
 
 func (s *sub) touch() { s.lastWrite.Store(time.Now().UnixNano()) }
@@ -79,20 +71,13 @@ func (s *sub) writeBlocking(b []byte) error {
 	return err
 }
 
-// writeFast writes b, waiting at most fastWrite.
-func (s *sub) writeFast(b []byte) (int, error) {
-	_ = s.conn.SetWriteDeadline(time.Now().Add(fastWrite))
-	return s.conn.Write(b)
-}
-
-// errWouldBlock is a write the kernel could not take whole at once (see
-// writeNow).
-var errWouldBlock = errors.New("hub: the socket is full")
-
-// deliver writes a batch ending at id to a current connection. A write the
-// client does not take at once (inline) or within fastWrite moves s off
-// the feed's current list; it finishes and catches up on its own.
-func (s *sub) deliver(frame []byte, id string, ended, inline bool) {
+// Deliver writes a batch ending at id to a current connection (see
+// fanout.Sub). A write the client does not take at once (inline) or
+// within sockio.FastWrite (from the pump, which waits that long on one
+// connection at most, so that one slow client never holds up the others)
+// moves s off the feed's current list; it finishes and catches up on its
+// own.
+func (s *sub) Deliver(frame []byte, _ int, id string, ended, inline bool) {
 	if !s.wmu.TryLock() {
 		if s.catching.Load() {
 			return // it left the current ones a moment ago; its catch-up reads on
@@ -106,9 +91,9 @@ func (s *sub) deliver(frame []byte, id string, ended, inline bool) {
 	var n int
 	var err error
 	if inline {
-		n, err = s.writeNow(frame)
+		n, err = s.conn.WriteNow(frame)
 	} else {
-		n, err = s.writeFast(frame)
+		n, err = s.conn.WriteFast(frame)
 	}
 	s.wrote(n)
 	s.cursor = id
@@ -121,7 +106,7 @@ func (s *sub) deliver(frame []byte, id string, ended, inline bool) {
 		}
 		return
 	}
-	if !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, errWouldBlock) {
+	if !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, sockio.ErrWouldBlock) {
 		s.wmu.Unlock()
 		s.finishFrom(inline, true)
 		return
@@ -131,7 +116,7 @@ func (s *sub) deliver(frame []byte, id string, ended, inline bool) {
 	s.lagBudget = s.hub.opts.MaxLag // it must catch up within this many events
 	s.catching.Store(true)
 	s.wmu.Unlock()
-	s.feed.leave(s)
+	s.feed.Leave(s)
 	s.hub.wg.Add(1)
 	go func() {
 		defer s.hub.wg.Done()
@@ -143,9 +128,16 @@ func (s *sub) deliver(frame []byte, id string, ended, inline bool) {
 // from its cursor up to the feed's head) with the full write timeout, then
 // hands s back to the feed's deliveries. It runs in the goroutine of the
 // handler that attached s, or in one of its own after a slow write.
+//
+// It is apart from ws's catch-up (conn.flush) for a real reason: an SSE
+// connection carries one log, so it catches up alone, with blocking writes
+// and a bound on its lag; a WebSocket connection carries several
+// subscriptions that share its socket, so one flusher per connection
+// queues their batches in turn behind its replies. What both do alike
+// (reading, respelling a cursor, encoding) is fanout.Batch's.
 func (s *sub) catchUp() {
-	b := batchPool.Get().(*batchBuf)
-	defer b.put()
+	b := fanout.GetBatch()
+	defer b.Put()
 	for {
 		s.wmu.Lock()
 		if s.closed.Load() {
@@ -166,7 +158,7 @@ func (s *sub) catchUp() {
 			s.close()
 			return
 		}
-		joined, head, ferr := s.feed.join(s)
+		joined, head, ferr := s.feed.Join(s, s.cursor)
 		if ferr != nil {
 			s.wmu.Unlock()
 			s.fail(ferr)
@@ -180,25 +172,20 @@ func (s *sub) catchUp() {
 		}
 		// Read what is there after the cursor, but never past the head:
 		// from the head on, the feed delivers.
-		log := s.feed.log
-		err := b.read(s.feed.ctx, log, s.cursor)
-		if len(b.events) == 0 && err == nil {
-			// Nothing follows the cursor, yet it is not the head. Either the
-			// feed is about to deliver, or the cursor stands where the log's
-			// newest event does but is spelt otherwise (the ID of a gap
-			// event before an empty log's first). In the second case, if
-			// still nothing follows it once the newest ID is known, take
-			// that spelling, the one the head uses, so that the next join
-			// matches. Only this rare path pays for the look.
-			if now, _, _ := log.Last(s.feed.ctx); now != s.cursor {
-				if err = b.read(s.feed.ctx, log, s.cursor); err == nil && len(b.events) == 0 {
-					s.cursor = now
-					s.wmu.Unlock()
-					continue
-				}
+		ctx, log := s.feed.Context(), s.feed.Log()
+		err := b.Read(ctx, log, s.cursor)
+		if len(b.Events) == 0 && err == nil {
+			// Nothing follows the cursor, yet it is not the head: the feed
+			// is about to deliver, or the cursor is spelt otherwise.
+			var now string
+			var respelt bool
+			if now, respelt, err = b.Respell(ctx, log, s.cursor); respelt {
+				s.cursor = now
+				s.wmu.Unlock()
+				continue
 			}
 		}
-		if len(b.events) == 0 {
+		if len(b.Events) == 0 {
 			s.wmu.Unlock()
 			if err == nil || errors.Is(err, context.Canceled) {
 				// The cursor is a moment ahead of the head: the feed is
@@ -213,15 +200,15 @@ func (s *sub) catchUp() {
 			}
 			return
 		}
-		last := b.encode(head)
+		last, n := b.Encode(s.feed, head, 0)
 		s.cursor = strings.Clone(last.ID) // it outlives the batch's scratch space
 		s.ended = last.End != sluice.EndNone
-		err = s.writeBlocking(b.frame)
+		err = s.writeBlocking(b.Frame)
 		if err == nil {
-			s.hub.obs.Delivered(b.encoded)
+			s.hub.obs.Delivered(n)
 		}
 		if err == nil && s.lagBudget > 0 && !s.ended {
-			if s.lagBudget -= len(b.events); s.lagBudget <= 0 {
+			if s.lagBudget -= len(b.Events); s.lagBudget <= 0 {
 				// It takes data more slowly than the log grows: rather than
 				// trail further and further, it is told to come back.
 				_ = s.writeBlocking(resumeEvent)
@@ -252,13 +239,13 @@ func (s *sub) ping() {
 	// Without waiting: a delivery may be waiting for the lock. A socket
 	// with no room for a ping has a client that stopped reading; once it
 	// has taken nothing for the write timeout, it is dropped.
-	n, err := s.writeNow(pingComment)
+	n, err := s.conn.WriteNow(pingComment)
 	s.wrote(n)
 	s.wmu.Unlock()
 	switch {
 	case err == nil:
 		s.touch()
-	case !errors.Is(err, errWouldBlock):
+	case !errors.Is(err, sockio.ErrWouldBlock):
 		s.gone()
 	case time.Since(time.Unix(0, s.lastWrite.Load())) > s.hub.opts.WriteTimeout:
 		s.hub.obs.CutSlow(CutWriteTimeout)
@@ -284,7 +271,7 @@ func (h *Hub) errorFrame(err error) []byte {
 // It is not gone: nothing that waits on its client's leaving runs.
 // (Its feed logs the failure once, not each of its thousands of readers.)
 func (s *sub) fail(err error) {
-	s.hub.log.Debug("hub: a stream's log cannot be read", "log", s.feed.log.Name(), "err", err)
+	s.hub.log.Debug("hub: a stream's log cannot be read", "log", s.feed.Log().Name(), "err", err)
 	s.closeWith(s.hub.errorFrame(err))
 }
 
@@ -327,7 +314,7 @@ func (s *sub) closeWith(comment []byte) { s.finish(comment, false) }
 // written first, briefly. It never waits for a catch-up write: one to a
 // client that reads nothing holds the lock for up to the write timeout,
 // and shutdown must not wait on it (closing the connection makes that
-// write fail at once); a delivery holds it for fastWrite at most.
+// write fail at once); a delivery holds it for sockio.FastWrite at most.
 func (s *sub) finish(comment []byte, gone bool) {
 	if s.closed.Swap(true) {
 		return
@@ -340,12 +327,10 @@ func (s *sub) finish(comment []byte, gone bool) {
 		}
 		s.wmu.Unlock()
 	}
-	if s.hub.hang != nil {
-		s.hub.hang.forget(s)
-	}
+	s.hub.hang.Forget(&s.conn)
 	s.conn.Close()
 	if s.feed != nil {
-		s.feed.leave(s)
+		s.feed.Leave(s)
 		s.hub.remove(s)
 	}
 	if gone && s.onGone != nil {

@@ -7,13 +7,13 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/gobwas/ws"
 
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/admit"
+	"github.com/sluice-dev/sluice/internal/sockio"
 )
 
 // conn is one WebSocket connection. While idle it has no goroutine: the
@@ -27,11 +27,13 @@ import (
 // the other; wmu may be held while taking a feed's lock, never the
 // reverse. wmu is only ever held for work that does not wait.
 type conn struct {
-	h      *Handler
-	nc     net.Conn
-	raw    syscall.RawConn // nc's socket; nil when it has none (TLS): reads then need a goroutine, writes wait up to fastWrite
-	caller admit.Caller    // who opened the connection (admit.Gate.Identify): every operation is admitted for it, and it owns what it starts
-	path   string          // the path the connection was opened on, for logs
+	h *Handler
+	// nc is the connection, written without waiting and watched by the
+	// poller where it has a socket of its own; one that has none (TLS) is
+	// read by a goroutine, and its writes wait up to sockio.FastWrite.
+	nc     sockio.Conn
+	caller admit.Caller // who opened the connection (admit.Gate.Identify): every operation is admitted for it, and it owns what it starts
+	path   string       // the path the connection was opened on, for logs
 	// requestID is the ID of the upgrade request (sluice.RequestID): the
 	// log lines of the connection's operations, and of the generations it
 	// starts, carry it.
@@ -44,8 +46,7 @@ type conn struct {
 	// Reading: rd is used by one read turn at a time (reading guards it).
 	rd       readState
 	reading  atomic.Bool
-	watchKey atomic.Uint64 // the connection's key in the poller, or 0
-	pingSent atomic.Int64  // when the oldest unanswered ping went out (unix ns); 0: none
+	pingSent atomic.Int64 // when the oldest unanswered ping went out (unix ns); 0: none
 	lastPong atomic.Int64
 
 	wmu       sync.Mutex
@@ -59,7 +60,6 @@ type conn struct {
 	closed    bool   // the socket is closed
 	linger    *time.Timer
 	room      chan struct{} // closed when out shrinks, if someone waits for it
-	rw        rawWriter     // writeNow's state
 	lastWrite atomic.Int64
 
 	mu       sync.Mutex
@@ -98,10 +98,8 @@ func (unsubscribe) Error() string { return "unsubscribed" }
 var errShutdown = errors.New("server shutting down; reconnect")
 
 func newConn(h *Handler, nc net.Conn, caller admit.Caller, path, requestID string, done func()) *conn {
-	c := &conn{h: h, nc: nc, caller: caller, path: path, requestID: requestID, done: done}
-	if sc, ok := nc.(syscall.Conn); ok {
-		c.raw, _ = sc.SyscallConn()
-	}
+	c := &conn{h: h, caller: caller, path: path, requestID: requestID, done: done}
+	c.nc.Init(nc)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	now := time.Now().UnixNano()
 	c.lastWrite.Store(now)
@@ -245,8 +243,21 @@ func (c *conn) endSub(s *sub, cause error) {
 		c.queueLocked(r.frame())
 	}
 	c.wmu.Unlock()
-	s.feed.leave(s)
+	s.feed.Leave(s)
 	c.release(s)
+}
+
+// failSub ends subscription s, whose log cannot be read, with an error
+// frame that says why; the connection stays open.
+func (c *conn) failSub(s *sub, err error) {
+	c.wmu.Lock()
+	live := s.live
+	c.wmu.Unlock()
+	if !live { // ended meanwhile: nothing of it is to follow
+		return
+	}
+	c.reply(errorReply(&request{Stream: streamOf(s), Topic: topicOf(s)}, err))
+	c.endSub(s, nil)
 }
 
 // unlag takes s out of the flusher's list. c.wmu is held.
@@ -302,7 +313,7 @@ func (c *conn) destroy() {
 	}
 	c.wakeRoom()
 	c.wmu.Unlock()
-	c.h.poll.forget(c)
+	c.h.poll.Forget(&c.nc)
 	_ = c.nc.Close()
 	c.cancel()
 
@@ -318,7 +329,7 @@ func (c *conn) destroy() {
 		ended := s.ended
 		c.wmu.Unlock()
 		if s.feed != nil {
-			s.feed.leave(s)
+			s.feed.Leave(s)
 			c.h.unref(s.feed)
 		}
 		c.h.subs.Add(-1)

@@ -5,15 +5,19 @@
 // SSE: it starts generations with the runner, reads logs from the store, and
 // writes JSON frames.
 //
-// It is built as the hub builds SSE (see package hub): no goroutine per
+// It is built as the hub builds SSE, on the same core: no goroutine per
 // connection while it is idle. After the handshake one poller goroutine
-// learns, from an epoll set, which connections have bytes to read, and a
-// short read turn reads their frames; each log followed has one feed,
-// which encodes a batch of new events once into frames and writes the same
-// bytes to every connection that follows the log, with one system call
-// each and without waiting on any; a connection whose socket is full, or
-// that is catching up from the log, has a flusher goroutine until it has
-// caught up. For that it uses github.com/gobwas/ws, a maintained library
+// learns, from an epoll set, which connections have bytes to read
+// (sockio.Poller, in internal/sockio), and a short read turn reads their
+// frames; each log followed has one feed (internal/fanout, whose package
+// comment explains the design), which encodes a batch of new events once
+// into frames and writes the same bytes to every connection that follows
+// the log, with one system call each and without waiting on any
+// (sockio.Conn.WriteNow); a connection whose socket is full, or that is
+// catching up from the log, has a flusher goroutine until it has caught
+// up. What ws keeps of its own is what differs from SSE: frames, the
+// reading of client messages, and several subscriptions on one connection
+// sharing its send buffer and its flusher. For that it uses github.com/gobwas/ws, a maintained library
 // that parses and checks RFC 6455 frame headers, masks and close codes
 // with no goroutine or buffer of its own, and leaves reading and writing
 // to the caller (the handshake, a few lines, is answered through net/http,

@@ -20,6 +20,8 @@ import (
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/admit"
 	"github.com/sluice-dev/sluice/gen"
+	"github.com/sluice-dev/sluice/internal/fanout"
+	"github.com/sluice-dev/sluice/internal/sockio"
 	"github.com/sluice-dev/sluice/wire"
 )
 
@@ -90,8 +92,9 @@ type Handler struct {
 	// stopDrain unregisters drainAll from Options.Stop.
 	stopDrain func() bool
 
-	poll *poller        // nil where readiness cannot be watched
-	wg   sync.WaitGroup // every goroutine the handler starts
+	poll *sockio.Poller[*conn] // which connections have bytes to read; nil where that cannot be watched
+	fan  fanout.Config         // what the feeds share
+	wg   sync.WaitGroup        // every goroutine the handler starts
 
 	conns   atomic.Int64
 	subs    atomic.Int64
@@ -133,6 +136,9 @@ func NewHandler(opts Options) *Handler {
 	}
 	h := &Handler{opts: opts, log: opts.Logger, active: make(map[*conn]struct{}), feeds: make(map[string]*feed),
 		stopBeat: make(chan struct{})}
+	// The transport's Observer counts each subscription's events as they
+	// are queued to it (conn.deliver), so the feeds count nothing.
+	h.fan = fanout.Config{WG: &h.wg, Logger: h.log, Name: "ws"}
 	// Registered once, it holds no goroutine until Stop is done.
 	h.stopDrain = context.AfterFunc(opts.Stop, h.drainAll)
 	return h
@@ -187,7 +193,7 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	h.stopDrain()
 	if stop {
 		close(h.stopBeat)
-		h.poll.stop()
+		h.poll.Stop()
 	}
 	h.wg.Wait()
 	return err
@@ -206,12 +212,12 @@ func (h *Handler) enter(c *conn) (ok, draining bool) {
 	}
 	if !h.started {
 		h.started = true
-		h.poll = newPoller()
+		h.poll = sockio.NewPoller[*conn](sockio.Readable)
 		if h.poll != nil {
 			h.wg.Add(1)
 			go func() {
 				defer h.wg.Done()
-				h.poll.run(h.ready)
+				h.poll.Run(h.ready)
 			}()
 		}
 		h.wg.Add(1)
@@ -309,9 +315,9 @@ func (h *Handler) unref(f *feed) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if f.refs--; f.refs == 0 {
-		f.stop()
-		if h.feeds[f.log.Name()] == f {
-			delete(h.feeds, f.log.Name())
+		f.Stop()
+		if h.feeds[f.Log().Name()] == f {
+			delete(h.feeds, f.Log().Name())
 		}
 	}
 }
@@ -411,7 +417,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer h.wg.Done()
 	early := c.rd.leftover != nil // read before the poller may start a turn
-	if h.poll.watch(c, !early) {
+	if h.poll.Watch(c, &c.nc, !early) {
 		if early {
 			h.ready(c)
 		}

@@ -58,7 +58,7 @@ func (p *prefixReader) Read(b []byte) (int, error) {
 // timeout. Without the poller it reads until the connection ends.
 func (c *conn) readTurn(poll bool) {
 	t := turnPool.Get().(*turn)
-	t.src = prefixReader{pre: c.rd.leftover, r: c.nc}
+	t.src = prefixReader{pre: c.rd.leftover, r: c.nc.Conn}
 	c.rd.leftover = nil
 	t.br.Reset(&t.src)
 	defer func() {
@@ -82,7 +82,7 @@ func (c *conn) readTurn(poll bool) {
 		}
 	}
 	c.reading.Store(false)
-	c.h.poll.rearm(c)
+	c.h.poll.Rearm(&c.nc)
 }
 
 // readFrame reads one frame and acts on it; it reports false when nothing

@@ -59,3 +59,42 @@ func TestTwoNodesOnRedisServeEachOthersStreams(t *testing.T) {
 		}
 	}
 }
+
+// TestSubscribersGetAnErrorWhenTheStoreGoesAway stops Redis under topic
+// subscribers that are up to date: each gets an error frame for its
+// subscription, as an SSE reader gets an error event, rather than waiting
+// on a feed that can no longer read its log; its connection stays open.
+func TestSubscribersGetAnErrorWhenTheStoreGoesAway(t *testing.T) {
+	r := testenv.StartRedis(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	store, err := redis.New(ctx, redis.Options{URL: r.URL, Prefix: "wslost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	e := newEnv(t, envOptions{store: store, demo: fast.demo})
+	subs := []*client{e.dial(t), e.dial(t)}
+	for _, c := range subs {
+		c.send(map[string]any{"type": "topic.subscribe", "topic": "lost"})
+		c.expect("subscribed")
+	}
+	pub := e.dial(t)
+	pub.send(map[string]any{"type": "topic.publish", "topic": "lost", "data": "before"})
+	pub.expect("published")
+	for _, c := range subs {
+		c.expect("event") // caught up: the feed delivers to it
+	}
+	r.Stop()
+	for i, c := range subs {
+		f := c.expect("error")
+		if f.Topic != "lost" || f.Error == nil || f.Error.Message == "" {
+			t.Fatalf("subscriber %d: error frame %+v; want one for topic lost, with an error object", i, f)
+		}
+	}
+	// The connection is still served: a message is answered.
+	subs[0].send(map[string]any{"type": "unsubscribe", "id": "u", "topic": "lost"})
+	if f := subs[0].next(); f.ID != "u" {
+		t.Fatalf("after the error, unsubscribe was answered with %+v", f)
+	}
+}

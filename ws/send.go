@@ -10,21 +10,14 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/internal/fanout"
+	"github.com/sluice-dev/sluice/internal/sockio"
 )
-
-// fastWrite is how long a write may wait on a connection that cannot be
-// written without waiting (one with no socket of its own, such as TLS)
-// before its rest is left to the flusher.
-const fastWrite = 5 * time.Millisecond
 
 // closeLinger is how long a connection that sent its close frame waits for
 // the client's before it closes the socket anyway (RFC 6455 7.1.1: the
 // server closes the TCP connection once both close frames have passed).
 const closeLinger = 5 * time.Second
-
-// errWouldBlock is a write the kernel could not take whole at once (see
-// writeNow).
-var errWouldBlock = errors.New("ws: the socket is full")
 
 func (c *conn) touch() { c.lastWrite.Store(time.Now().UnixNano()) }
 
@@ -50,18 +43,19 @@ func (c *conn) queueLocked(b []byte) bool {
 	return true
 }
 
-// writeLocked writes b, whole frames, without waiting on the socket: what
+// writeLocked writes b, whole frames, without waiting on the socket (a
+// connection with no socket of its own waits up to sockio.FastWrite): what
 // the kernel does not take at once is left to the flusher, which owns the
 // socket from then on. c.wmu is held and c is not blocked (so nothing
 // waits to go out before b).
 func (c *conn) writeLocked(b []byte) {
-	n, err := c.writeNow(b)
+	n, err := c.nc.WriteNow(b)
 	if n > 0 {
 		c.touch()
 	}
 	switch {
 	case err == nil:
-	case errors.Is(err, errWouldBlock), errors.Is(err, os.ErrDeadlineExceeded):
+	case errors.Is(err, sockio.ErrWouldBlock), errors.Is(err, os.ErrDeadlineExceeded):
 		c.out = append(c.out[:0], b[n:]...)
 		c.partial = frameTail(b, 0, n)
 		c.startFlush()
@@ -92,6 +86,11 @@ func (c *conn) startFlush() {
 	go c.flush()
 }
 
+// Deliver writes a feed's batch for s (see fanout.Sub).
+func (s *sub) Deliver(frame []byte, n int, id string, ended, inline bool) {
+	s.c.deliver(s, frame, n, id, ended, inline)
+}
+
 // deliver writes a feed's batch, ending at event id, for subscription s.
 // When the connection's socket belongs to the flusher (it is full, or
 // another subscription is catching up), s leaves the feed instead and the
@@ -107,7 +106,7 @@ func (c *conn) deliver(s *sub, frame []byte, n int, id string, ended, inline boo
 		s.lag = true
 		c.lagging = append(c.lagging, s)
 		c.wmu.Unlock()
-		s.feed.leave(s)
+		s.feed.Leave(s)
 		return
 	}
 	s.cursor = id
@@ -131,10 +130,10 @@ func (c *conn) deliver(s *sub, frame []byte, n int, id string, ended, inline boo
 // the client's (closeLinger at most) and closes the socket.
 func (c *conn) flush() {
 	defer c.h.wg.Done()
-	var b *batchBuf
+	var b *fanout.Batch
 	defer func() {
 		if b != nil {
-			b.put()
+			b.Put()
 		}
 	}()
 	for {
@@ -187,7 +186,7 @@ func (c *conn) flush() {
 			cursor := s.cursor
 			c.wmu.Unlock()
 			if b == nil {
-				b = batchPool.Get().(*batchBuf)
+				b = fanout.GetBatch()
 			}
 			c.catchUp(s, cursor, b)
 
@@ -201,52 +200,56 @@ func (c *conn) flush() {
 
 // catchUp takes one step for lagging subscription s, whose cursor was
 // cursor: it queues the next events of its log (up to a send buffer's
-// worth), or, when none follow, has it rejoin its feed.
-func (c *conn) catchUp(s *sub, cursor string, b *batchBuf) {
-	l := s.feed.log
-	err := b.read(c.ctx, l, cursor)
-	if len(b.events) == 0 && err == nil {
+// worth), or, when none follow, has it rejoin its feed. (Why it is not the
+// hub's catch-up: see hub's sub.catchUp.)
+func (c *conn) catchUp(s *sub, cursor string, b *fanout.Batch) {
+	l := s.feed.Log()
+	err := b.Read(c.ctx, l, cursor)
+	if len(b.Events) == 0 && err == nil {
 		c.wmu.Lock()
-		if s.live && s.lag && s.feed.join(s) {
-			c.unlag(s)
-			c.wmu.Unlock()
-			return
-		}
-		c.wmu.Unlock()
-		// Nothing follows the cursor, yet it is not the head. Either the
-		// feed is about to deliver, or the cursor stands where the log's
-		// newest event does but is spelt otherwise (the ID of a gap event
-		// before an empty log's first): then, if still nothing follows it
-		// once the newest ID is known, take that spelling, the one the
-		// head uses, so that the next join matches.
-		now, _, lerr := l.Last(c.ctx)
-		if lerr == nil && now != cursor {
-			if err = b.read(c.ctx, l, cursor); err == nil && len(b.events) == 0 {
-				c.wmu.Lock()
-				if s.cursor == cursor {
-					s.cursor = now
-				}
+		if s.live && s.lag {
+			joined, _, jerr := s.feed.Join(s, s.cursor)
+			if joined {
+				c.unlag(s)
 				c.wmu.Unlock()
 				return
 			}
-		} else {
+			if jerr != nil { // the feed has failed, and logged why
+				c.wmu.Unlock()
+				c.failSub(s, jerr)
+				return
+			}
+		}
+		c.wmu.Unlock()
+		// Nothing follows the cursor, yet it is not the head: the feed is
+		// about to deliver, or the cursor is spelt otherwise.
+		var now string
+		var respelt bool
+		if now, respelt, err = b.Respell(c.ctx, l, cursor); respelt {
+			c.wmu.Lock()
+			if s.cursor == cursor {
+				s.cursor = now
+			}
+			c.wmu.Unlock()
+			return
+		}
+		if len(b.Events) == 0 && err == nil {
 			time.Sleep(time.Millisecond) // the feed is about to deliver
 			return
 		}
 	}
-	if len(b.events) == 0 {
+	if len(b.Events) == 0 {
 		switch {
 		case err == nil, c.ctx.Err() != nil:
 		case errors.Is(err, io.EOF):
 			c.endSub(s, nil) // it had read the whole ended log
 		default:
 			c.h.log.Error("ws: read failed", "request_id", c.requestID, "log", l.Name(), "err", err)
-			c.reply(errorReply(&request{Stream: streamOf(s), Topic: topicOf(s)}, err))
-			c.endSub(s, nil)
+			c.failSub(s, err)
 		}
 		return
 	}
-	last, n := b.encode(s.field, s.name, c.h.opts.SendBuffer)
+	last, n := b.Encode(s.feed, "", c.h.opts.SendBuffer)
 	ended := last.End != sluice.EndNone
 	c.wmu.Lock()
 	if !s.live || !s.lag || s.cursor != cursor || c.closing {
@@ -258,7 +261,7 @@ func (c *conn) catchUp(s *sub, cursor string, b *batchBuf) {
 		s.ended, s.live = true, false
 		c.unlag(s)
 	}
-	c.out = append(c.out, b.frame...)
+	c.out = append(c.out, b.Frame...)
 	c.wmu.Unlock()
 	c.h.opts.Observer.Delivered(n)
 	if ended {
@@ -282,7 +285,8 @@ func (c *conn) writeBlocking(b []byte) (int, error) {
 			return written, err
 		}
 	}
-	// Raw writes check the deadline before they try (see writeNow).
+	// Raw writes check the deadline before they try (see
+	// sockio.Conn.WriteNow).
 	_ = c.nc.SetWriteDeadline(time.Time{})
 	return written, nil
 }
@@ -360,7 +364,7 @@ func (c *conn) heartbeat(now int64) {
 			c.h.log.Debug("ws: closing a connection whose ping went unanswered", "timeout", c.h.opts.WriteTimeout)
 			c.wmu.Lock()
 			if !c.blocked && !c.closing && !c.closed {
-				_, _ = c.writeNow(closeFrame(ws.StatusPolicyViolation, "ping not answered within "+c.h.opts.WriteTimeout.String()))
+				_, _ = c.nc.WriteNow(closeFrame(ws.StatusPolicyViolation, "ping not answered within "+c.h.opts.WriteTimeout.String()))
 			}
 			c.closed = true
 			c.wmu.Unlock()

@@ -1,6 +1,6 @@
 //go:build linux
 
-package ws
+package sockio
 
 import (
 	"sync"
@@ -10,27 +10,30 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// poller tells which connections have bytes to read, without a goroutine
-// per connection: every connection's socket is also registered in an
-// epoll set of the handler's own (Go's runtime keeps its own set for the
-// same descriptors; a descriptor may be in several), for readability and
-// hang-up, one shot at a time, and one goroutine waits on it. A read turn
-// re-arms its connection when it has read what was there. Events carry a
-// serial number rather than the descriptor, so an event that arrives after
-// a descriptor was closed and reused is ignored. golang.org/x/sys/unix is
-// the Go team's own binding of these system calls.
-type poller struct {
+// Poller reports sockets that have bytes to read or that the client has
+// hung up on, without a goroutine per socket: each watched socket is also
+// registered in an epoll set of the Poller's own, which one goroutine
+// (Run) waits on. (Go's runtime keeps its own epoll set for the same
+// descriptors; a descriptor may be in several.) A socket is reported once,
+// then not again until it is re-armed. Events carry a serial number rather
+// than the descriptor, so an event that arrives after a descriptor was
+// closed and reused is ignored. T is what the transport reports a socket
+// as (its connection). golang.org/x/sys/unix is the Go team's own binding
+// of these system calls. A nil Poller watches nothing; its methods are
+// safe for concurrent use.
+type Poller[T any] struct {
 	epfd   int
-	wake   int // an eventfd, registered under key 0, that stops run
+	wake   int // an eventfd, registered under key 0, that stops Run
+	events uint32
 	serial atomic.Uint64
 
 	mu    sync.Mutex
-	byKey map[uint64]*conn
+	byKey map[uint64]T
 }
 
-const readable = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
-
-func newPoller() *poller {
+// NewPoller returns a Poller that reports what: HangUp or Readable. It
+// returns nil where epoll is not to be had.
+func NewPoller[T any](what Events) *Poller[T] {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil
@@ -47,7 +50,11 @@ func newPoller() *poller {
 		unix.Close(wake)
 		return nil
 	}
-	return &poller{epfd: epfd, wake: wake, byKey: make(map[uint64]*conn)}
+	events := uint32(unix.EPOLLRDHUP | unix.EPOLLONESHOT)
+	if what == Readable {
+		events |= unix.EPOLLIN
+	}
+	return &Poller[T]{epfd: epfd, wake: wake, events: events, byKey: make(map[uint64]T)}
 }
 
 // The 64 bits of epoll_data follow Events in unix.EpollEvent (as Fd and
@@ -55,21 +62,22 @@ func newPoller() *poller {
 func setKey(ev *unix.EpollEvent, key uint64) { *(*uint64)(unsafe.Pointer(&ev.Fd)) = key }
 func getKey(ev *unix.EpollEvent) uint64      { return *(*uint64)(unsafe.Pointer(&ev.Fd)) }
 
-// watch registers c's socket, armed for one readiness event when armed is
-// set; it reports false when it cannot (the caller then reads in a
-// goroutine).
-func (p *poller) watch(c *conn, armed bool) bool {
+// Watch registers c's socket, to be reported as v, armed for one report
+// when armed is set (else once Rearm is called); it reports false when it
+// cannot (the socket is then found by other means: writes, or a reading
+// goroutine). Forget must be called before c is closed.
+func (p *Poller[T]) Watch(v T, c *Conn, armed bool) bool {
 	if p == nil || c.raw == nil {
 		return false
 	}
 	key := p.serial.Add(1)
 	c.watchKey.Store(key) // before the registration, which may fire at once
 	p.mu.Lock()
-	p.byKey[key] = c
+	p.byKey[key] = v
 	p.mu.Unlock()
 	var events uint32
 	if armed {
-		events = readable
+		events = p.events
 	}
 	var cerr error
 	err := c.raw.Control(func(fd uintptr) {
@@ -87,21 +95,21 @@ func (p *poller) watch(c *conn, armed bool) bool {
 	return true
 }
 
-// rearm asks for c's next readiness event.
-func (p *poller) rearm(c *conn) {
+// Rearm asks for c's next report.
+func (p *Poller[T]) Rearm(c *Conn) {
 	key := c.watchKey.Load()
 	if p == nil || key == 0 {
 		return
 	}
 	_ = c.raw.Control(func(fd uintptr) {
-		ev := unix.EpollEvent{Events: readable}
+		ev := unix.EpollEvent{Events: p.events}
 		setKey(&ev, key)
 		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, int(fd), &ev)
 	})
 }
 
-// forget stops watching c; call it before its socket is closed.
-func (p *poller) forget(c *conn) {
+// Forget stops watching c; call it before c is closed.
+func (p *Poller[T]) Forget(c *Conn) {
 	key := c.watchKey.Swap(0)
 	if p == nil || key == 0 {
 		return
@@ -112,9 +120,9 @@ func (p *poller) forget(c *conn) {
 	_ = c.raw.Control(func(fd uintptr) { _ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(fd), nil) })
 }
 
-// run hands every connection with bytes to read (or hung up) to ready,
-// until stop.
-func (p *poller) run(ready func(*conn)) {
+// Run hands every socket reported to ready, in turn, until Stop; then it
+// closes the epoll set. ready may call Forget and Rearm.
+func (p *Poller[T]) Run(ready func(T)) {
 	defer unix.Close(p.epfd)
 	defer unix.Close(p.wake)
 	events := make([]unix.EpollEvent, 128)
@@ -132,17 +140,17 @@ func (p *poller) run(ready func(*conn)) {
 				return
 			}
 			p.mu.Lock()
-			c := p.byKey[key]
+			v, ok := p.byKey[key]
 			p.mu.Unlock()
-			if c != nil {
-				ready(c)
+			if ok {
+				ready(v)
 			}
 		}
 	}
 }
 
-// stop makes run return.
-func (p *poller) stop() {
+// Stop makes Run return.
+func (p *Poller[T]) Stop() {
 	if p == nil {
 		return
 	}

@@ -1,6 +1,6 @@
 //go:build unix
 
-package ws
+package sockio
 
 import (
 	"errors"
@@ -9,27 +9,29 @@ import (
 	"time"
 )
 
-// writeNow writes b without waiting: what the socket's send buffer cannot
-// take at once is left, and reported as errWouldBlock with the bytes that
-// were written. A connection that keeps up always has room, so whoever
-// delivers never waits on a slow client. A connection with no socket of
-// its own (c.raw is nil) is written with a deadline of fastWrite. Call it
-// with c.wmu held.
-func (c *conn) writeNow(b []byte) (int, error) {
+// WriteNow writes b without waiting: what the socket's send buffer cannot
+// take at once is left, and reported as ErrWouldBlock with the bytes that
+// were written. A connection that keeps up always has room (its buffer
+// holds seconds of tokens), so a writer never waits on a slow client. A
+// connection with no socket of its own is written with WriteFast.
+func (c *Conn) WriteNow(b []byte) (int, error) {
 	if c.raw == nil {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(fastWrite))
-		return c.nc.Write(b)
+		return c.WriteFast(b)
 	}
-	w := &c.rw
+	w := &c.w
 	if w.fn == nil {
 		w.fn = w.write
 	}
 	w.b, w.n, w.err = b, 0, nil
 	err := c.raw.Write(w.fn)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		// The socket still has the deadline of a blocking write, which a
-		// raw write checks before it tries; clear it and try again.
-		_ = c.nc.SetWriteDeadline(time.Time{})
+		// The socket still has the deadline of the last blocking write
+		// (WriteFast, or the caller's own), and a raw write checks it
+		// before it tries: once it has passed, every write would fail, and
+		// a quiet stream's heartbeat would be taken for a vanished reader.
+		// Clearing it here, rather than after every blocking write, costs
+		// the hot path nothing.
+		_ = c.SetWriteDeadline(time.Time{})
 		err = c.raw.Write(w.fn)
 	}
 	n, werr := w.n, w.err
@@ -40,12 +42,12 @@ func (c *conn) writeNow(b []byte) (int, error) {
 	case werr != nil:
 		return n, werr
 	case n < len(b):
-		return n, errWouldBlock
+		return n, ErrWouldBlock
 	}
 	return n, nil
 }
 
-// rawWriter is the state of writeNow's write, which the socket's Write
+// rawWriter is the state of WriteNow's write, which the socket's Write
 // calls back: kept with the connection, and its callback made once, so
 // that writing an event allocates nothing.
 type rawWriter struct {
