@@ -167,6 +167,10 @@ func TestAddedComparesSluiceWithTheModelItServes(t *testing.T) {
 	proxy.Proxy = rp
 	cfg := config(t, url)
 	cfg.ModelURL, cfg.ProxyURL, cfg.Scenarios = modelURL, loopbackServer(t, proxy), []string{"added"}
+	// Sixty samples of a model that thinks 250 ms each take 20 s alone and
+	// near a minute on a machine loaded with other tests; the bound only
+	// stops a run that hangs.
+	cfg.Duration = 4 * time.Minute
 	res, err := bench.Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
