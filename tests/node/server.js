@@ -12,6 +12,10 @@
 //
 // The binary is built once per process from the repository this file lives
 // in (go build ./cmd/sluice), unless SLUICE_BIN names one already built.
+//
+// Each server keeps its conversations in a fresh data directory of its own
+// (SLUICE_DATA_DIR), removed when the process exits, never in the user's;
+// env or args that name one win.
 
 import { spawn, execFile } from 'node:child_process';
 import { after, before } from 'node:test';
@@ -33,11 +37,13 @@ const STOP_TIMEOUT_MS = 20_000;
 let built; // Promise<string>: the path of the binary
 let buildDir; // removed when the process exits
 const running = new Set(); // child processes not yet stopped
+const dataDirs = new Set(); // the servers' data directories, removed at exit
 
 process.on('exit', () => {
   // A test that crashed before its after() hook must not leave servers behind.
   for (const child of running) child.kill('SIGKILL');
   if (buildDir) rmSync(buildDir, { recursive: true, force: true });
+  for (const d of dataDirs) rmSync(d, { recursive: true, force: true });
 });
 
 /** Returns the path of the sluice binary, building it on first use. */
@@ -120,7 +126,7 @@ export function request(url, { ca, method = 'GET', body, headers = {}, timeout =
  * @param {Record<string,string>} [opts.env] extra environment (SLUICE_*)
  * @param {{cert: string, key: string, ca: string}} [opts.tls] serve HTTPS with this certificate (makeCert)
  * @returns {Promise<{url: string, stop: () => Promise<void>, logs: () => string,
- *   get: (path: string) => Promise<{status: number, body: string}>}>}
+ *   get: (path: string) => Promise<{status: number, body: string}>, dataDir: string | undefined}>}
  */
 export async function startSluice({ args = [], env = {}, tls } = {}) {
   const bin = await sluiceBinary();
@@ -141,6 +147,12 @@ export async function startSluice({ args = [], env = {}, tls } = {}) {
 
 async function launch(bin, port, args, env, tls) {
   const url = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  let dataDir = env.SLUICE_DATA_DIR;
+  if (!dataDir && !args.some((a) => a.startsWith('--data-dir'))) {
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'sluice-data-'));
+    dataDirs.add(dataDir);
+    env = { ...env, SLUICE_DATA_DIR: dataDir };
+  }
   if (tls) args = ['--tls-cert', tls.cert, '--tls-key', tls.key, ...args];
   const child = spawn(bin, ['serve', '--addr', `127.0.0.1:${port}`, '--log-level', 'warn', ...args], {
     env: { ...process.env, ...env },
@@ -199,7 +211,7 @@ async function launch(bin, port, args, env, tls) {
     })();
     return stopped;
   };
-  return { url, stop, logs, get };
+  return { url, stop, logs, get, dataDir };
 }
 
 /**

@@ -2,23 +2,31 @@
 // the answers streaming) and draws it; streaming is the client's job
 // (@sluice-dev/client, from clients/js, served under ./sluice/; or, with
 // ?transport=ws in the page's URL, ws-client.js's: the same streams over
-// /ws), Markdown is markdown.js's and keeping conversations is store.js's.
+// /ws), Markdown is markdown.js's, the conversations' tree and where they
+// are kept is chats.js's (on the server), the list of chats sidebar.js's,
+// and what the browser keeps store.js's.
 //
 // Every answer that streams is a "live" record, keyed by conversation, that
-// lives on when another conversation is shown. Its text and last event ID
-// are saved together, a few times a second and when the page goes away, so
-// that a reload resumes the stream right after the text already saved.
+// lives on when another conversation is shown. The server stores the
+// answer as it streams; the page keeps only where it has got to (its text
+// and last event ID, together, a few times a second and when the page goes
+// away), so that a reload resumes the stream right after the text shown.
+// Another tab or device attaches to a running answer from its start, and
+// shows the stored text until the stream has caught up with it.
 
 import { SluiceClient } from './sluice/index.js';
 import { SluiceWSClient } from './ws-client.js';
 import { render } from './markdown.js';
 import { Store, titleOf } from './store.js';
+import { Chat, MemoryChats, ServerChats, storedAncestor } from './chats.js';
+import { Sidebar } from './sidebar.js';
+import { el, icon } from './dom.js';
 
-const SVG = 'http://www.w3.org/2000/svg';
 const $ = (id) => document.getElementById(id);
 const ui = {
   app: $('app'), scrim: $('scrim'), menu: $('menu'), sidebarClose: $('sidebar-close'),
   newChat: $('new-chat'), newChatTop: $('new-chat-top'), list: $('conversations'), noChats: $('no-chats'),
+  search: $('search'), more: $('more-chats'), importBox: $('import'), importText: $('import-text'),
   main: $('main'), model: $('model'), net: $('net'), scroller: $('scroller'), empty: $('empty'),
   messages: $('messages'), jump: $('jump'), composer: $('composer'), input: $('input'), send: $('send'),
   stop: $('stop'), toast: $('toast'), announcer: $('announcer'), keyButton: $('key-button'),
@@ -31,6 +39,10 @@ const transport = new URLSearchParams(location.search).get('transport') === 'ws'
 const client = transport === 'ws' ? new SluiceWSClient() : new SluiceClient();
 ui.app.dataset.transport = transport;
 useKey(store.apiKey);
+/** Where conversations are kept: the server's, or the page's memory when the server keeps none. */
+let source = new ServerChats(client);
+/** The conversations loaded, by ID. */
+const chats = new Map();
 /** Answers streaming now, by conversation ID. */
 const live = new Map();
 /** The conversation shown; null for a new chat not yet sent. */
@@ -39,31 +51,10 @@ let conv = null;
 let views = new Map();
 /** Whether the view follows the end of the conversation as it grows. */
 let stick = true;
-/** Set while the page unloads: streams cut then must not be saved as failed. */
+/** Set while the page unloads: streams cut then must not be taken for failed. */
 let leaving = false;
 
-// ------------------------------------------------------------ DOM helpers
-
-function el(tag, props = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (v == null || v === false) continue;
-    if (k === 'text') e.textContent = v;
-    else e.setAttribute(k, v === true ? '' : v);
-  }
-  e.append(...children);
-  return e;
-}
-
-function icon(name, cls) {
-  const svg = document.createElementNS(SVG, 'svg');
-  svg.setAttribute('aria-hidden', 'true');
-  if (cls) svg.setAttribute('class', cls);
-  const use = document.createElementNS(SVG, 'use');
-  use.setAttribute('href', '#i-' + name);
-  svg.append(use);
-  return svg;
-}
+// ------------------------------------------------------------ small helpers
 
 function announce(text) {
   ui.announcer.textContent = '';
@@ -71,7 +62,7 @@ function announce(text) {
 }
 
 let toastTimer = 0;
-function toast(text, action, onAction) {
+function toast(text, action, onAction, ms) {
   clearTimeout(toastTimer);
   ui.toast.textContent = '';
   ui.toast.append(el('span', { text }));
@@ -84,7 +75,16 @@ function toast(text, action, onAction) {
     ui.toast.append(b);
   }
   ui.toast.hidden = false;
-  toastTimer = setTimeout(() => (ui.toast.hidden = true), action ? 8000 : 3000);
+  toastTimer = setTimeout(() => (ui.toast.hidden = true), ms ?? (action ? 8000 : 3000));
+}
+
+/** Reports a failed call; a missing key is asked for. */
+function failed(what, err) {
+  if (err?.status === 401) {
+    askKey(err.message).then((ok) => ok && start());
+    return;
+  }
+  toast(`${what}: ${err?.message ?? err}`);
 }
 
 async function copyText(text) {
@@ -108,66 +108,88 @@ async function copyText(text) {
   }
 }
 
-// ------------------------------------------------------------ saving
-
-function persist(c) {
-  if (c.deleted || !c.messages.length) return;
-  if (!store.save(c)) toast('This browser refused to save the chat (storage full?).');
+/**
+ * Runs fn at most once at a time: calls made while it runs make it run
+ * once more afterwards. Returns the promise of the run that covers the call.
+ */
+function coalesce(fn) {
+  let running = null;
+  let again = null;
+  return function run() {
+    if (!running) {
+      running = fn().finally(() => (running = null));
+      return running;
+    }
+    again ??= running.catch(() => {}).then(() => {
+      again = null;
+      return run();
+    });
+    return again;
+  };
 }
 
-/** Copies a live answer's text and last event ID into its message, together. */
+// ------------------------------------------------------------ positions
+
+/** The text to show of a live answer: the stream's, or the stored text until the stream has caught up. */
+function shownText(l) {
+  return l.stream.text.length >= l.floor.length ? l.stream.text : l.floor;
+}
+
+/** Copies a live answer's text into its message, and notes where its stream has got to. */
 function snapshot(l) {
-  l.msg.content = l.stream.text;
-  l.msg.lastEventId = l.stream.lastEventId;
+  l.msg.content = shownText(l);
   if (l.stream.id) l.msg.streamId = l.stream.id;
+}
+
+function savePosition(l) {
+  store.savePosition(l.stream.id, l.stream.text, l.stream.lastEventId);
 }
 
 function saveSoon(l) {
   if (l.saveTimer) return;
   l.saveTimer = setTimeout(() => {
     l.saveTimer = 0;
-    snapshot(l);
-    persist(l.conv);
+    savePosition(l);
   }, 400);
 }
 
 addEventListener('pagehide', () => {
   leaving = true;
-  for (const l of live.values()) {
-    snapshot(l);
-    persist(l.conv);
-  }
+  for (const l of live.values()) savePosition(l);
+  sidebar.flushDeletes();
 });
 addEventListener('pageshow', () => (leaving = false));
 
 // ------------------------------------------------------------ streaming
 
-/** Starts an answer to the conversation as it stands. */
-function startAnswer(c, { seed } = {}) {
-  const history = c.messages
-    .filter((m) => m.content && (m.role === 'user' || m.role === 'assistant'))
-    .map(({ role, content }) => ({ role, content }));
-  const msg = { role: 'assistant', content: '', status: 'streaming', streamId: null, lastEventId: '' };
-  c.messages.push(msg);
+/**
+ * Starts an answer to user, a user message of c: messages are the
+ * request's new messages, stored under parentId; temps, the temporary
+ * messages the answer stands for until the server holds them.
+ */
+function startAnswer(c, user, { messages = [], parentId = '', seed, temps = [] } = {}) {
+  const model = ui.model.value;
+  const m = c.addTemp({ role: 'assistant', status: 'streaming', parentId: user.id });
+  if (c.local) m.model = model;
   c.updatedAt = Date.now();
-  persist(c);
-  if (c === conv) showMessage(msg);
-  const body = { model: c.model, messages: history };
-  if (seed != null) body.seed = seed;
-  follow(c, msg, (handlers) => client.chat(body, handlers));
+  const body = source.body(c, { model, messages, parentId, user, seed });
+  if (c === conv) drawConversation();
+  follow(c, m, (handlers) => client.chat(body, handlers), { temps: [...temps, m] });
   announce('Sluice is answering.');
 }
 
 /** Follows a streaming answer: open(handlers) returns its ChatStream. */
-function follow(c, msg, open, { reattached = false } = {}) {
-  const l = { conv: c, msg, stream: null, frame: 0, saveTimer: 0, net: '', netInfo: null, reattached, netTimer: 0 };
+function follow(c, msg, open, { reattached = false, floor = '', temps = [] } = {}) {
+  const l = { conv: c, msg, stream: null, frame: 0, saveTimer: 0, net: '', netInfo: null, reattached, netTimer: 0, floor, temps, done: false };
   live.set(c.id, l);
+  if (!c.local) c.lives.push(l);
   l.stream = open({
-    text: msg.content,
     onOpen: () => {
       snapshot(l);
-      persist(c);
-      if (c === conv) views.get(msg)?.setAttribute('data-stream-id', msg.streamId);
+      savePosition(l);
+      if (c === conv) views.get(l.msg)?.setAttribute('data-stream-id', l.msg.streamId);
+      // The server now holds the question and the answer's message.
+      if (!c.local && l.msg.temp) syncSoon(c, 0);
     },
     onDelta: () => scheduleRender(l),
     onChunk: () => saveSoon(l),
@@ -175,6 +197,7 @@ function follow(c, msg, open, { reattached = false } = {}) {
   });
   l.stream.done.then((r) => finished(l, r));
   refresh();
+  return l;
 }
 
 function scheduleRender(l) {
@@ -185,7 +208,6 @@ function scheduleRender(l) {
     l.frame = 0;
     snapshot(l);
     if (l.conv === conv) drawMessage(l.msg);
-    saveSoon(l);
   };
   // requestAnimationFrame pauses in hidden tabs; the timer does not.
   requestAnimationFrame(run);
@@ -222,57 +244,126 @@ function finished(l, r) {
   clearTimeout(l.saveTimer);
   clearTimeout(l.netTimer);
   l.frame = 0;
-  if (live.get(l.conv.id) === l) live.delete(l.conv.id);
-  if (r.status === 'aborted' || leaving) return;
+  const c = l.conv;
+  if (live.get(c.id) === l) live.delete(c.id);
+  if (r.status === 'aborted' || leaving) {
+    c.lives = c.lives.filter((x) => x !== l);
+    return;
+  }
   const m = l.msg;
   snapshot(l);
   m.status = statusOf[r.status] ?? 'error';
   if (r.finishReason) m.finishReason = r.finishReason;
   if (r.error) m.error = r.error.message;
   else delete m.error;
-  l.conv.updatedAt = Date.now();
-  persist(l.conv);
-  if (l.conv === conv) drawMessage(m);
+  // The stream can say no more; a failed connection may yet resume.
+  if (r.status !== 'failed') store.forgetPosition(l.stream.id);
+  l.done = true;
+  l.final = { status: m.status, content: m.content, error: m.error, finishReason: m.finishReason };
+  c.updatedAt = Date.now();
+  if (c === conv) drawConversation();
   refresh();
-  if (r.error?.status === 401 && l.conv === conv) {
-    askKey(r.error.message).then((ok) => ok && retry(m));
+  if (c.local) reloadList();
+  else syncSoon(c, 0);
+  if (r.error?.status === 401 && c === conv) {
+    askKey(r.error.message).then((ok) => ok && regenerate(m));
     return;
   }
   announce({ done: 'Answer complete.', stopped: 'Stopped.', expired: 'The answer expired.' }[m.status] ?? 'The answer failed.');
 }
 
-/** Resumes every answer that was streaming when the page was last left. */
-function reattachAll() {
-  for (const e of store.list()) {
-    if (!e.live || live.has(e.id)) continue;
-    const c = store.get(e.id);
-    if (c) reattach(c);
+/** Follows the answer of c's branch that streams on the server and not yet here. */
+function reattach(c) {
+  if (live.has(c.id) || c.local) return;
+  const m = c.branch().findLast((x) => x.status === 'streaming' && x.streamId && !x.temp);
+  if (!m || c.lives.some((l) => l.msg === m)) return;
+  const pos = store.position(m.streamId) ?? { text: '', lastEventId: '' };
+  follow(c, m, (h) => client.attach(m.streamId, pos.lastEventId, { ...h, text: pos.text }), { reattached: true, floor: m.content });
+}
+
+// ------------------------------------------------------------ the server's copy
+
+/**
+ * Puts the page's own knowledge over what the server said of c: the
+ * temporary messages the server now holds give way to its messages, the
+ * answers streaming here show their text, and the answers that ended here
+ * show their end until the server has written it.
+ */
+function reconcile(c) {
+  for (const l of [...c.lives]) {
+    let m = c.items.get(l.msg.id);
+    if (l.msg.temp) {
+      m = [...c.items.values()].find((x) => !x.temp && ((l.stream.messageId && x.id === l.stream.messageId) || (l.stream.id && x.streamId === l.stream.id)));
+      if (!m) continue; // not stored yet (or never: a refused request)
+      c.dropTemps(l.temps);
+      c.picked = m.id;
+      c.leaf = m.id;
+    }
+    if (!m) {
+      if (l.done) c.lives = c.lives.filter((x) => x !== l);
+      continue;
+    }
+    l.msg = m;
+    if (!l.done) {
+      m.content = shownText(l);
+      m.status = 'streaming';
+    } else if (m.status === 'streaming') {
+      Object.assign(m, l.final);
+    } else {
+      if (l.final.finishReason) m.finishReason = l.final.finishReason;
+      c.lives = c.lives.filter((x) => x !== l);
+    }
   }
 }
 
-function reattach(c, { otherTab = false } = {}) {
-  const m = c.messages.at(-1);
-  if (m?.role !== 'assistant' || m.status !== 'streaming' || live.has(c.id)) return;
-  if (!m.streamId) {
-    if (otherTab) return; // that tab is still waiting for the stream to start
+/** Reloads chat c from the server, then redraws it if it is shown. */
+function sync(c) {
+  c.sync ??= coalesce(async () => {
+    try {
+      await source.load(c);
+    } catch (err) {
+      if (err?.status === 404 || err?.status === 403) return gone(c.id, 'This chat is not on the server (any more).');
+      return failed('Could not load the chat', err);
+    }
+    reconcile(c);
+    sidebar.heads.find((h) => h.id === c.id && (h.title = c.title));
+    if (c === conv) {
+      drawConversation();
+      reattach(c);
+    }
+    refresh();
+  });
+  return c.sync();
+}
 
-    m.status = 'error';
-    m.error = 'The page closed before the answer started.';
-    persist(c);
+/** Syncs c after delay ms; calls meanwhile add nothing. Waits while an answer streams here. */
+function syncSoon(c, delay = 150) {
+  if (c.local) return;
+  const l = live.get(c.id);
+  if (l && !l.msg.temp) {
+    c.dirty = true; // its end syncs it
     return;
   }
-  follow(c, m, (h) => client.attach(m.streamId, m.lastEventId || '', h), { reattached: true });
+  if (c.syncTimer) return;
+  c.syncTimer = setTimeout(() => {
+    c.syncTimer = 0;
+    c.dirty = false;
+    sync(c);
+  }, delay);
+}
+
+/** Chat id is gone: deleted here or elsewhere. */
+function gone(id, why) {
+  live.get(id)?.stream.abort();
+  chats.delete(id);
+  sidebar.gone(id);
+  if (conv?.id === id) {
+    navigate(null);
+    if (why) toast(why);
+  }
 }
 
 // ------------------------------------------------------------ messages
-
-function showMessage(m) {
-  ui.empty.hidden = true;
-  const li = messageEl(m);
-  ui.messages.append(li);
-  drawActions();
-  return li;
-}
 
 function messageEl(m) {
   let li;
@@ -288,6 +379,17 @@ function messageEl(m) {
         el('div', { class: 'md' }),
         el('div', { class: 'msg-status' }),
         el('div', { class: 'actions' })));
+  }
+  li.dataset.id = m.id;
+  const sibs = conv.siblings(m);
+  if (sibs.length > 1) {
+    const i = sibs.indexOf(m);
+    const what = m.role === 'assistant' ? 'answer' : 'message';
+    const nav = el('nav', { class: 'branch', 'aria-label': `Versions of this ${what}` },
+      el('button', { type: 'button', class: 'act', 'data-action': 'prev', 'aria-label': `Previous ${what}`, disabled: i === 0 }, icon('left')),
+      el('span', { class: 'branch-pos', text: `${i + 1}/${sibs.length}` }),
+      el('button', { type: 'button', class: 'act', 'data-action': 'next', 'aria-label': `Next ${what}`, disabled: i === sibs.length - 1 }, icon('right')));
+    (li.querySelector('.body') ?? li).append(nav);
   }
   views.set(m, li);
   if (m.role === 'assistant') drawMessage(m);
@@ -337,9 +439,14 @@ function drawStatus(m) {
     text = m.error || 'The rest of this answer is no longer kept on the server.';
     kind = 'warn';
   } else if (m.status === 'interrupted') {
-    text = (m.error || 'The connection was lost.') + ' The answer may have gone on without you.';
+    const l2 = conv?.lives.find((x) => x.msg === m);
+    if (l2 || conv?.local) {
+      text = (m.error || 'The connection was lost.') + ' The answer may have gone on without you.';
+      action = ['Reconnect', 'reconnect'];
+    } else {
+      text = 'The server stopped before this answer was complete.';
+    }
     kind = 'error';
-    action = ['Reconnect', 'reconnect'];
   } else if (m.status === 'done' && m.finishReason === 'length') {
     text = 'The answer reached its length limit.';
   }
@@ -352,8 +459,9 @@ function drawStatus(m) {
 /** Puts Copy and Regenerate under the answers that are finished. */
 function drawActions() {
   if (!conv) return;
-  const last = conv.messages.at(-1);
-  for (const m of conv.messages) {
+  const branch = conv.branch();
+  const last = branch.at(-1);
+  for (const m of branch) {
     const li = views.get(m);
     if (!li || m.role !== 'assistant') continue;
     const box = li.querySelector('.actions');
@@ -362,23 +470,31 @@ function drawActions() {
     if (m.content) {
       box.append(el('button', { type: 'button', class: 'act', 'data-action': 'copy', 'aria-label': 'Copy answer', title: 'Copy' }, icon('copy')));
     }
-    if (m === last) {
+    if (m === last && !live.has(conv.id)) {
       box.append(el('button', { type: 'button', class: 'act', 'data-action': 'regenerate', 'aria-label': 'Regenerate answer', title: 'Regenerate' }, icon('retry')));
     }
   }
 }
 
 function drawConversation() {
+  const top = ui.scroller.scrollTop;
+  const wasStuck = stick;
   ui.messages.textContent = '';
   views = new Map();
-  const msgs = conv?.messages ?? [];
-  ui.empty.hidden = msgs.length > 0;
+  const msgs = conv?.branch() ?? [];
+  ui.empty.hidden = msgs.length > 0 || (conv && !conv.loaded);
   for (const m of msgs) ui.messages.append(messageEl(m));
   drawActions();
   document.title = conv ? `${conv.title} · Sluice` : 'Sluice';
-  if (conv?.model && [...ui.model.options].some((o) => o.value === conv.model)) ui.model.value = conv.model;
-  stick = true;
-  scrollToEnd();
+  const model = conv?.model;
+  if (model && [...ui.model.options].some((o) => o.value === model)) ui.model.value = model;
+  if (drawConversation.shown === conv && !wasStuck) {
+    ui.scroller.scrollTop = top; // a redraw of the same chat keeps the reader's place
+  } else {
+    stick = true;
+    scrollToEnd();
+  }
+  drawConversation.shown = conv;
 }
 
 // ------------------------------------------------------------ page chrome
@@ -403,40 +519,8 @@ function drawComposer() {
   ui.composer.classList.toggle('busy', busy);
 }
 
-function dayGroup(t) {
-  const d = new Date(t);
-  const today = new Date();
-  today.setHours(0, 0, 0, 0);
-  const days = Math.floor((today - new Date(d.getFullYear(), d.getMonth(), d.getDate())) / 864e5);
-  if (days <= 0) return 'Today';
-  if (days === 1) return 'Yesterday';
-  if (days < 7) return 'Previous 7 days';
-  if (days < 30) return 'Previous 30 days';
-  return 'Older';
-}
-
-function drawSidebar() {
-  const items = store.list();
-  ui.list.textContent = '';
-  let group = '';
-  for (const e of items) {
-    const g = dayGroup(e.updatedAt);
-    if (g !== group) {
-      group = g;
-      ui.list.append(el('li', { class: 'conv-group', role: 'presentation', text: g }));
-    }
-    const active = conv?.id === e.id;
-    const a = el('a', { class: 'conv-link', href: '#/c/' + e.id, 'aria-current': active ? 'page' : null },
-      el('span', { class: 'conv-title', text: e.title }));
-    if (live.has(e.id)) a.append(el('span', { class: 'conv-live', title: 'Answering' }, el('span', { class: 'visually-hidden', text: ' (answering)' })));
-    const del = el('button', { type: 'button', class: 'conv-delete', 'data-id': e.id, 'aria-label': `Delete chat: ${e.title}`, title: 'Delete' }, icon('trash'));
-    ui.list.append(el('li', { class: 'conv-item' + (active ? ' active' : '') }, a, del));
-  }
-  ui.noChats.hidden = items.length > 0;
-}
-
 function refresh() {
-  drawSidebar();
+  sidebar.draw();
   drawComposer();
   drawActions();
   drawNet();
@@ -458,6 +542,34 @@ ui.jump.addEventListener('click', () => {
 });
 
 // ------------------------------------------------------------ sidebar
+
+const sidebar = new Sidebar(ui, {
+  get source() {
+    return source;
+  },
+  current: () => conv?.id ?? null,
+  isLive: (id) => live.has(id),
+  toast,
+  error: failed,
+  deleted: (id, { pending }) => {
+    if (conv?.id === id) navigate(null);
+    if (!pending) {
+      // For real: an answer still streaming there stops with it.
+      live.get(id)?.stream.stop();
+      chats.delete(id);
+    }
+  },
+  renamed: (id, title) => {
+    const c = chats.get(id);
+    if (c) c.title = title;
+    if (c === conv) document.title = `${title} · Sluice`;
+  },
+});
+
+/** Reloads the list of chats; a failure shows in the list itself. */
+function reloadList() {
+  sidebar.reload().catch(() => {});
+}
 
 const narrow = matchMedia('(max-width: 767px)');
 
@@ -489,44 +601,28 @@ narrow.addEventListener('change', () => {
   ui.app.classList.toggle('sidebar-collapsed', store.sidebarCollapsed);
   ui.menu.setAttribute('aria-expanded', String(sidebarShown()));
 });
-
 ui.list.addEventListener('click', (e) => {
-  const del = e.target.closest('.conv-delete');
-  if (del) {
-    remove(del.dataset.id);
-    return;
-  }
   if (e.target.closest('.conv-link') && narrow.matches) showSidebar(false, { focus: false });
 });
-
-function remove(id) {
-  const c = live.get(id)?.conv ?? store.get(id);
-  if (!c) return;
-  const next = ui.list.querySelector(`.conv-delete[data-id="${id}"]`)?.closest('li')?.nextElementSibling?.querySelector('.conv-link');
-  c.deleted = true;
-  live.get(id)?.stream.stop();
-  store.remove(id);
-  if (conv?.id === id) navigate(null);
-  drawSidebar();
-  const target = next && ui.list.querySelector(`.conv-link[href="${next.getAttribute('href')}"]`);
-  (target ?? ui.newChat).focus();
-  toast(`Deleted “${c.title}”.`, 'Undo', () => {
-    delete c.deleted;
-    store.save(c);
-    drawSidebar();
-  });
-}
 
 // ------------------------------------------------------------ routing
 
 function route() {
-  const m = /^#\/c\/([0-9a-f]{8,64})$/.exec(location.hash);
-  const id = m ? m[1] : null;
-  conv = id ? (live.get(id)?.conv ?? store.get(id)) : null;
-  if (id && !conv) history.replaceState(null, '', location.pathname + location.search);
-  if (conv && !live.has(conv.id)) reattach(conv);
+  const m = /^#\/c\/([A-Za-z0-9_-]{1,100})$/.exec(location.hash);
+  const id = m && !sidebar.pendingDelete(m[1]) ? m[1] : null;
+  let c = id ? chats.get(id) ?? null : null;
+  if (id && !c && !source.local) {
+    c = new Chat({ id });
+    chats.set(id, c);
+  }
+  if (id && !c) history.replaceState(null, '', location.pathname + location.search);
+  conv = c;
   drawConversation();
   refresh();
+  if (c && !c.local) {
+    if (live.has(c.id)) syncSoon(c, 0);
+    else sync(c);
+  }
 }
 
 function navigate(id) {
@@ -545,53 +641,58 @@ function newChat() {
 ui.newChat.addEventListener('click', newChat);
 ui.newChatTop.addEventListener('click', newChat);
 
-store.onChange((id) => {
-  // Another tab changed the chats: show it, and follow its answers too.
-  drawSidebar();
-  if (!id || id !== conv?.id || live.has(id)) return;
-  const c = store.get(id);
-  if (!c) {
-    navigate(null);
-    return;
-  }
-  conv = c;
-  reattach(c, { otherTab: true });
-  drawConversation();
-  refresh();
-});
-
 // ------------------------------------------------------------ composer
 
-function send(text) {
+let sending = false;
+
+async function send(text) {
   text = text.trim();
-  if (!text || (conv && live.has(conv.id))) return;
-  if (!conv) {
-    conv = store.create(ui.model.value);
-    conv.title = titleOf(text);
-    history.pushState(null, '', '#/c/' + conv.id);
-    drawConversation();
-  }
-  conv.model = ui.model.value;
-  const m = { role: 'user', content: text };
-  conv.messages.push(m);
-  showMessage(m);
-  document.title = `${conv.title} · Sluice`;
+  if (!text || sending || (conv && live.has(conv.id))) return;
+  sending = true;
   ui.input.value = '';
   autosize();
-  stick = true;
-  startAnswer(conv);
-  scrollToEnd();
+  try {
+    let c = conv;
+    if (!c) {
+      try {
+        c = await source.create(titleOf(text));
+      } catch (err) {
+        ui.input.value = text;
+        autosize();
+        failed('Could not start a chat', err);
+        return;
+      }
+      chats.set(c.id, c);
+      conv = c;
+      history.pushState(null, '', '#/c/' + c.id);
+      sidebar.upsert({ id: c.id, title: c.title, updatedAt: Date.now() });
+    }
+    const parentId = storedAncestor(c, c.leaf);
+    const user = c.addTemp({ role: 'user', content: text, parentId: c.leaf });
+    stick = true;
+    startAnswer(c, user, { messages: [{ role: 'user', content: text }], parentId, temps: [user] });
+    if (c.local) reloadList();
+  } finally {
+    sending = false;
+  }
 }
 
-/** Asks for the last answer again, in place of m. */
-function retry(m, { seed } = {}) {
-  if (!conv || live.has(conv.id) || conv.messages.at(-1) !== m) return;
-  conv.messages.pop();
-  views.get(m)?.remove();
-  views.delete(m);
+/** Asks for answer m again: a sibling of m, unless m was never stored (then in its place). */
+function regenerate(m, { seed } = {}) {
+  const c = conv;
+  if (!c || live.has(c.id) || m.role !== 'assistant') return;
+  const user = c.items.get(m.parentId);
+  if (!user || user.role !== 'user') return;
   stick = true;
+  if (m.temp) {
+    c.dropTemps([m]);
+    if (user.temp) {
+      startAnswer(c, user, { messages: [{ role: 'user', content: user.content }], parentId: storedAncestor(c, user.parentId), seed, temps: [user] });
+      return;
+    }
+  }
   // A regenerated answer gets another seed, so that it is another answer.
-  startAnswer(conv, { seed });
+  startAnswer(c, user, { parentId: user.id, seed });
 }
 
 function stop() {
@@ -625,13 +726,7 @@ ui.stop.addEventListener('click', () => {
   stop();
   ui.input.focus();
 });
-ui.model.addEventListener('change', () => {
-  store.model = ui.model.value;
-  if (conv) {
-    conv.model = ui.model.value;
-    persist(conv);
-  }
-});
+ui.model.addEventListener('change', () => (store.model = ui.model.value));
 
 document.addEventListener('keydown', (e) => {
   if (e.key === 'Escape') {
@@ -648,7 +743,8 @@ document.addEventListener('keydown', (e) => {
 
 document.querySelectorAll('.suggestion').forEach((b) => b.addEventListener('click', () => send(b.dataset.prompt)));
 
-// Buttons inside the messages: copy code, copy an answer, regenerate, retry.
+// Buttons inside the messages: copy code, copy an answer, regenerate,
+// retry, reconnect, and < > between versions.
 ui.messages.addEventListener('click', async (e) => {
   const copyCode = e.target.closest('.copy-code');
   if (copyCode) {
@@ -675,22 +771,120 @@ ui.messages.addEventListener('click', async (e) => {
       }
       break;
     case 'regenerate':
-      retry(m, { seed: crypto.getRandomValues(new Uint32Array(1))[0] });
+      regenerate(m, { seed: crypto.getRandomValues(new Uint32Array(1))[0] });
       break;
     case 'retry':
-      retry(m);
+      regenerate(m);
       break;
     case 'reconnect':
+      conv.lives = conv.lives.filter((l) => l.msg !== m);
       m.status = 'streaming';
       delete m.error;
+      if (conv.local) follow(conv, m, (h) => client.attach(m.streamId, store.position(m.streamId)?.lastEventId ?? '', { ...h, text: m.content }), { reattached: true, floor: m.content });
+      else reattach(conv);
       drawMessage(m);
-      reattach(conv);
       break;
+    case 'prev':
+    case 'next': {
+      const sibs = conv.siblings(m);
+      const to = sibs[sibs.indexOf(m) + (btn.dataset.action === 'prev' ? -1 : 1)];
+      if (!to) break;
+      conv.pick(to.id);
+      drawConversation();
+      reattach(conv);
+      views.get(conv.items.get(to.id))?.querySelector(`[data-action="${btn.dataset.action}"]`)?.focus();
+      break;
+    }
   }
 });
 
 addEventListener('online', drawNet);
 addEventListener('offline', drawNet);
+
+// ------------------------------------------------------------ other tabs and devices
+
+let feed = null;
+
+/** Follows the server's change feed: every tab and device of this key sees each change. */
+function startFeed() {
+  feed?.close();
+  feed = null;
+  if (source.local) return;
+  feed = client.conversations.events({
+    onEvent: (ev) => {
+      let d;
+      try {
+        d = JSON.parse(ev.data);
+      } catch {
+        return;
+      }
+      const type = d?.type ?? ev.event;
+      if (type === 'conversation.deleted') return gone(d.id, 'This chat was deleted.');
+      reloadList();
+      const c = chats.get(d?.id);
+      if (c && (c === conv || c.lives.length)) syncSoon(c);
+    },
+    // Events may have been missed while it was away (a server restart
+    // starts the feed afresh): catch up.
+    onState: (state) => state === 'resumed' && catchUp(),
+  });
+}
+
+let catchUpTimer = 0;
+/** Reloads the list and the chat shown: the page comes back into view, or the feed back. */
+function catchUp() {
+  clearTimeout(catchUpTimer);
+  catchUpTimer = setTimeout(() => {
+    reloadList();
+    if (conv && !conv.local) syncSoon(conv, 0);
+  }, 100);
+}
+document.addEventListener('visibilitychange', () => document.visibilityState === 'visible' && catchUp());
+addEventListener('focus', catchUp);
+
+// ------------------------------------------------------------ the chats of earlier pages
+
+/** Offers, once, to import the chats this browser kept before the server did. */
+function offerImport() {
+  const old = source.local ? [] : store.legacyChats();
+  ui.importBox.hidden = old.length === 0;
+  if (!old.length) return;
+  ui.importText.textContent = `This browser holds ${old.length === 1 ? '1 chat' : `${old.length} chats`} from before the server kept them. Import them to the server?`;
+}
+
+async function importLegacy() {
+  ui.importBox.hidden = true;
+  const old = store.legacyChats();
+  if (!store.claimImport()) return; // another tab took it
+  const done = [];
+  let error = null;
+  for (const c of old) {
+    const items = c.messages
+      .filter((m) => m?.content && (m.role === 'user' || m.role === 'assistant'))
+      .map((m) => ({ type: 'message', role: m.role, content: String(m.content) }));
+    try {
+      await client.conversations.create({ title: c.title || titleOf(items[0]?.content ?? ''), items });
+      done.push(c.id);
+    } catch (err) {
+      error = err;
+    }
+  }
+  store.dropLegacy(done);
+  if (error) {
+    store.releaseImport();
+    failed(`${old.length - done.length} of ${old.length} chats could not be imported`, error);
+  } else {
+    toast(`Imported ${done.length === 1 ? '1 chat' : `${done.length} chats`}.`);
+  }
+  reloadList();
+}
+
+$('import-yes').addEventListener('click', importLegacy);
+$('import-no').addEventListener('click', () => {
+  store.claimImport();
+  ui.importBox.hidden = true;
+});
+store.onImportClaimed(offerImport);
 
 // ------------------------------------------------------------ API key
 
@@ -726,7 +920,7 @@ $('key-forget').addEventListener('click', () => {
   useKey('');
   ui.keyDialog.close('forget');
 });
-ui.keyButton.addEventListener('click', () => askKey('').then((ok) => ok && loadModels()));
+ui.keyButton.addEventListener('click', () => askKey('').then((ok) => ok && start()));
 
 // ------------------------------------------------------------ start
 
@@ -744,9 +938,33 @@ async function loadModels() {
   }
 }
 
+/**
+ * Finds where chats are kept, loads the list, and follows its changes: a
+ * server that answers 404 keeps none (--data-dir off), and the page then
+ * keeps them itself; 401 asks for a key first.
+ */
+async function start() {
+  for (;;) {
+    try {
+      await sidebar.reload();
+      break;
+    } catch (err) {
+      if (err?.status === 401 && (await askKey(err.message))) continue;
+      if (err?.status === 404 && !source.local) {
+        source = new MemoryChats();
+        continue;
+      }
+      break; // the sidebar says why; sending still tries
+    }
+  }
+  startFeed();
+  offerImport();
+}
+
 if (store.sidebarCollapsed && !narrow.matches) ui.app.classList.add('sidebar-collapsed');
 ui.menu.setAttribute('aria-expanded', String(sidebarShown()));
-reattachAll();
+store.prunePositions();
+await start();
 route();
 autosize();
 await loadModels();
