@@ -1,10 +1,12 @@
-// app.js: the chat page. It holds the page's state (the conversation shown,
-// the answers streaming) and draws it; streaming is the client's job
+// app.js: the chat page. It runs the page: sending, the answers streaming,
+// keeping in step with the server, routing. Streaming is the client's job
 // (@sluice-dev/client, from clients/js, served under ./sluice/; or, with
 // ?transport=ws in the page's URL, ws-client.js's: the same streams over
-// /ws), Markdown is markdown.js's, the conversations' tree and where they
-// are kept is chats.js's (on the server), the list of chats sidebar.js's,
-// and what the browser keeps store.js's.
+// /ws); the conversations' tree and where they are kept is chats.js's (on
+// the server); drawing them is view.js's (Markdown markdown.js's); the list
+// of chats is sidebar.js's, the key keys.js's, the import of a browser's
+// own chats importer.js's, and what the browser keeps store.js's. The state
+// they share is page.js's.
 //
 // Every answer that streams is a "live" record, keyed by conversation, that
 // lives on when another conversation is shown. The server stores the
@@ -16,96 +18,37 @@
 
 import { SluiceClient } from './sluice/index.js';
 import { SluiceWSClient } from './ws-client.js';
-import { render } from './markdown.js';
 import { Store, titleOf } from './store.js';
 import { Chat, MemoryChats, ServerChats, storedAncestor } from './chats.js';
 import { Sidebar } from './sidebar.js';
+import { Keys } from './keys.js';
+import { Importer } from './importer.js';
 import { el, icon } from './dom.js';
-
-const $ = (id) => document.getElementById(id);
-const ui = {
-  app: $('app'), scrim: $('scrim'), menu: $('menu'), sidebarClose: $('sidebar-close'),
-  newChat: $('new-chat'), newChatTop: $('new-chat-top'), list: $('conversations'), noChats: $('no-chats'),
-  search: $('search'), more: $('more-chats'), importBox: $('import'), importText: $('import-text'),
-  main: $('main'), model: $('model'), net: $('net'), scroller: $('scroller'), empty: $('empty'),
-  messages: $('messages'), jump: $('jump'), composer: $('composer'), input: $('input'), send: $('send'),
-  stop: $('stop'), toast: $('toast'), announcer: $('announcer'), keyButton: $('key-button'),
-  keyDialog: $('key-dialog'), keyForm: $('key-form'), keyInput: $('key-input'), keyReason: $('key-reason'),
-};
+import { announce, copyText, live, page, toast, ui } from './page.js';
+import { drawActions, drawComposer, drawConversation, drawMessage, drawNet, drawStatus, scrollToEnd } from './view.js';
 
 const store = new Store();
 /** 'sse' (the default) or 'ws': how answers stream, chosen by ?transport=. */
 const transport = new URLSearchParams(location.search).get('transport') === 'ws' ? 'ws' : 'sse';
 const client = transport === 'ws' ? new SluiceWSClient() : new SluiceClient();
 ui.app.dataset.transport = transport;
-useKey(store.apiKey);
+const keys = new Keys(store, client, { onChange: () => start() });
 /** Where conversations are kept: the server's, or the page's memory when the server keeps none. */
 let source = new ServerChats(client);
 /** The conversations loaded, by ID. */
 const chats = new Map();
-/** Answers streaming now, by conversation ID. */
-const live = new Map();
-/** The conversation shown; null for a new chat not yet sent. */
-let conv = null;
-/** The element of each message shown. */
-let views = new Map();
-/** Whether the view follows the end of the conversation as it grows. */
-let stick = true;
 /** Set while the page unloads: streams cut then must not be taken for failed. */
 let leaving = false;
 
 // ------------------------------------------------------------ small helpers
 
-function announce(text) {
-  ui.announcer.textContent = '';
-  setTimeout(() => (ui.announcer.textContent = text), 50);
-}
-
-let toastTimer = 0;
-function toast(text, action, onAction, ms) {
-  clearTimeout(toastTimer);
-  ui.toast.textContent = '';
-  ui.toast.append(el('span', { text }));
-  if (action) {
-    const b = el('button', { type: 'button', class: 'toast-action', text: action });
-    b.addEventListener('click', () => {
-      ui.toast.hidden = true;
-      onAction();
-    });
-    ui.toast.append(b);
-  }
-  ui.toast.hidden = false;
-  toastTimer = setTimeout(() => (ui.toast.hidden = true), ms ?? (action ? 8000 : 3000));
-}
-
 /** Reports a failed call; a missing key is asked for. */
 function failed(what, err) {
   if (err?.status === 401) {
-    askKey(err.message).then((ok) => ok && start());
+    keys.ask(err.message).then((ok) => ok && start());
     return;
   }
   toast(`${what}: ${err?.message ?? err}`);
-}
-
-async function copyText(text) {
-  try {
-    await navigator.clipboard.writeText(text);
-    return true;
-  } catch {
-    // No clipboard API outside secure contexts: select and copy instead.
-    const ta = el('textarea', { class: 'clip', readonly: true });
-    ta.value = text;
-    document.body.append(ta);
-    ta.select();
-    let ok = false;
-    try {
-      ok = document.execCommand('copy');
-    } catch {
-      ok = false;
-    }
-    ta.remove();
-    return ok;
-  }
 }
 
 /**
@@ -173,7 +116,7 @@ function startAnswer(c, user, { messages = [], parentId = '', seed, temps = [] }
   if (c.local) m.model = model;
   c.updatedAt = Date.now();
   const body = source.body(c, { model, messages, parentId, user, seed });
-  if (c === conv) drawConversation();
+  if (c === page.conv) drawConversation();
   follow(c, m, (handlers) => client.chat(body, handlers), { temps: [...temps, m] });
   announce('Sluice is answering.');
 }
@@ -187,7 +130,7 @@ function follow(c, msg, open, { reattached = false, floor = '', temps = [] } = {
     onOpen: () => {
       snapshot(l);
       savePosition(l);
-      if (c === conv) views.get(l.msg)?.setAttribute('data-stream-id', l.msg.streamId);
+      if (c === page.conv) page.views.get(l.msg)?.setAttribute('data-stream-id', l.msg.streamId);
       // The server now holds the question and the answer's message.
       if (!c.local && l.msg.temp) syncSoon(c, 0);
     },
@@ -207,7 +150,7 @@ function scheduleRender(l) {
     if (!l.frame) return;
     l.frame = 0;
     snapshot(l);
-    if (l.conv === conv) drawMessage(l.msg);
+    if (l.conv === page.conv) drawMessage(l.msg);
   };
   // requestAnimationFrame pauses in hidden tabs; the timer does not.
   requestAnimationFrame(run);
@@ -261,12 +204,12 @@ function finished(l, r) {
   l.done = true;
   l.final = { status: m.status, content: m.content, error: m.error, finishReason: m.finishReason };
   c.updatedAt = Date.now();
-  if (c === conv) drawConversation();
+  if (c === page.conv) drawConversation();
   refresh();
   if (c.local) reloadList();
   else syncSoon(c, 0);
-  if (r.error?.status === 401 && c === conv) {
-    askKey(r.error.message).then((ok) => ok && regenerate(m));
+  if (r.error?.status === 401 && c === page.conv) {
+    keys.ask(r.error.message).then((ok) => ok && regenerate(m));
     return;
   }
   announce({ done: 'Answer complete.', stopped: 'Stopped.', expired: 'The answer expired.' }[m.status] ?? 'The answer failed.');
@@ -327,7 +270,7 @@ function sync(c) {
     }
     reconcile(c);
     sidebar.heads.find((h) => h.id === c.id && (h.title = c.title));
-    if (c === conv) {
+    if (c === page.conv) {
       drawConversation();
       reattach(c);
     }
@@ -336,18 +279,17 @@ function sync(c) {
   return c.sync();
 }
 
-/** Syncs c after delay ms; calls meanwhile add nothing. Waits while an answer streams here. */
+/**
+ * Syncs c after delay ms; calls meanwhile add nothing. While an answer
+ * streams here in c, not at all: its end syncs it (until then a reload
+ * would only redraw what the stream draws).
+ */
 function syncSoon(c, delay = 150) {
   if (c.local) return;
   const l = live.get(c.id);
-  if (l && !l.msg.temp) {
-    c.dirty = true; // its end syncs it
-    return;
-  }
-  if (c.syncTimer) return;
+  if ((l && !l.msg.temp) || c.syncTimer) return;
   c.syncTimer = setTimeout(() => {
     c.syncTimer = 0;
-    c.dirty = false;
     sync(c);
   }, delay);
 }
@@ -357,167 +299,13 @@ function gone(id, why) {
   live.get(id)?.stream.abort();
   chats.delete(id);
   sidebar.gone(id);
-  if (conv?.id === id) {
+  if (page.conv?.id === id) {
     navigate(null);
     if (why) toast(why);
   }
 }
 
 // ------------------------------------------------------------ messages
-
-function messageEl(m) {
-  let li;
-  if (m.role === 'user') {
-    // Shown as text, exactly as typed: never parsed, never HTML.
-    li = el('li', { class: 'msg user' }, el('h2', { class: 'visually-hidden', text: 'You said:' }), el('div', { class: 'bubble', text: m.content }));
-  } else {
-    li = el('li', { class: 'msg assistant' },
-      el('div', { class: 'avatar' }, icon('logo', 'logo')),
-      el('div', { class: 'body' },
-        el('h2', { class: 'visually-hidden', text: 'Sluice said:' }),
-        el('div', { class: 'thinking', 'aria-hidden': 'true' }, el('span'), el('span'), el('span')),
-        el('div', { class: 'md' }),
-        el('div', { class: 'msg-status' }),
-        el('div', { class: 'actions' })));
-  }
-  li.dataset.id = m.id;
-  const sibs = conv.siblings(m);
-  if (sibs.length > 1) {
-    const i = sibs.indexOf(m);
-    const what = m.role === 'assistant' ? 'answer' : 'message';
-    const nav = el('nav', { class: 'branch', 'aria-label': `Versions of this ${what}` },
-      el('button', { type: 'button', class: 'act', 'data-action': 'prev', 'aria-label': `Previous ${what}`, disabled: i === 0 }, icon('left')),
-      el('span', { class: 'branch-pos', text: `${i + 1}/${sibs.length}` }),
-      el('button', { type: 'button', class: 'act', 'data-action': 'next', 'aria-label': `Next ${what}`, disabled: i === sibs.length - 1 }, icon('right')));
-    (li.querySelector('.body') ?? li).append(nav);
-  }
-  views.set(m, li);
-  if (m.role === 'assistant') drawMessage(m);
-  return li;
-}
-
-/** Redraws an answer's text and status. */
-function drawMessage(m) {
-  const li = views.get(m);
-  if (!li) return;
-  const streaming = m.status === 'streaming';
-  li.dataset.status = m.status;
-  if (m.streamId) li.dataset.streamId = m.streamId;
-  li.classList.toggle('waiting', streaming && !m.content);
-  li.setAttribute('aria-busy', String(streaming));
-  render(li.querySelector('.md'), m.content, { streaming });
-  drawStatus(m);
-  if (stick) scrollToEnd();
-}
-
-function drawStatus(m) {
-  const li = views.get(m);
-  if (!li) return;
-  const l = live.get(conv?.id);
-  const net = l?.msg === m ? l.net : '';
-  li.dataset.net = net;
-  const box = li.querySelector('.msg-status');
-  box.textContent = '';
-  box.className = 'msg-status';
-  let text = '';
-  let kind = 'muted';
-  let action = null;
-  if (net === 'reconnecting') {
-    const n = l.netInfo?.attempt ?? 1;
-    text = `Connection lost. Reconnecting${n > 1 ? ` (attempt ${n})` : ''}…`;
-    kind = 'warn';
-  } else if (net === 'resumed') {
-    text = l.reattached ? 'Reattached to the answer in progress.' : 'Reconnected: the answer continues where it stopped.';
-    kind = 'ok';
-  } else if (m.status === 'stopped') {
-    text = 'Stopped.';
-  } else if (m.status === 'error') {
-    text = m.error || 'Something went wrong.';
-    kind = 'error';
-    action = ['Retry', 'retry'];
-  } else if (m.status === 'expired') {
-    text = m.error || 'The rest of this answer is no longer kept on the server.';
-    kind = 'warn';
-  } else if (m.status === 'interrupted') {
-    const l2 = conv?.lives.find((x) => x.msg === m);
-    if (l2 || conv?.local) {
-      text = (m.error || 'The connection was lost.') + ' The answer may have gone on without you.';
-      action = ['Reconnect', 'reconnect'];
-    } else {
-      text = 'The server stopped before this answer was complete.';
-    }
-    kind = 'error';
-  } else if (m.status === 'done' && m.finishReason === 'length') {
-    text = 'The answer reached its length limit.';
-  }
-  if (!text) return;
-  box.classList.add('show', kind);
-  box.append(el('span', { text }));
-  if (action) box.append(el('button', { type: 'button', class: 'link-btn', 'data-action': action[1], text: action[0] }));
-}
-
-/** Puts Copy and Regenerate under the answers that are finished. */
-function drawActions() {
-  if (!conv) return;
-  const branch = conv.branch();
-  const last = branch.at(-1);
-  for (const m of branch) {
-    const li = views.get(m);
-    if (!li || m.role !== 'assistant') continue;
-    const box = li.querySelector('.actions');
-    box.textContent = '';
-    if (m.status === 'streaming') continue;
-    if (m.content) {
-      box.append(el('button', { type: 'button', class: 'act', 'data-action': 'copy', 'aria-label': 'Copy answer', title: 'Copy' }, icon('copy')));
-    }
-    if (m === last && !live.has(conv.id)) {
-      box.append(el('button', { type: 'button', class: 'act', 'data-action': 'regenerate', 'aria-label': 'Regenerate answer', title: 'Regenerate' }, icon('retry')));
-    }
-  }
-}
-
-function drawConversation() {
-  const top = ui.scroller.scrollTop;
-  const wasStuck = stick;
-  ui.messages.textContent = '';
-  views = new Map();
-  const msgs = conv?.branch() ?? [];
-  ui.empty.hidden = msgs.length > 0 || (conv && !conv.loaded);
-  for (const m of msgs) ui.messages.append(messageEl(m));
-  drawActions();
-  document.title = conv ? `${conv.title} · Sluice` : 'Sluice';
-  const model = conv?.model;
-  if (model && [...ui.model.options].some((o) => o.value === model)) ui.model.value = model;
-  if (drawConversation.shown === conv && !wasStuck) {
-    ui.scroller.scrollTop = top; // a redraw of the same chat keeps the reader's place
-  } else {
-    stick = true;
-    scrollToEnd();
-  }
-  drawConversation.shown = conv;
-}
-
-// ------------------------------------------------------------ page chrome
-
-function drawNet() {
-  const l = conv && live.get(conv.id);
-  let text = '';
-  let kind = '';
-  if (navigator.onLine === false) [text, kind] = ['Offline', 'warn'];
-  else if (l?.net === 'reconnecting') [text, kind] = ['Reconnecting…', 'warn'];
-  else if (l?.net === 'resumed') [text, kind] = ['Resumed', 'ok'];
-  ui.net.hidden = !text;
-  ui.net.textContent = text;
-  ui.net.className = 'net ' + kind;
-}
-
-function drawComposer() {
-  const busy = !!(conv && live.has(conv.id));
-  ui.send.hidden = busy;
-  ui.stop.hidden = !busy;
-  ui.send.disabled = !ui.input.value.trim();
-  ui.composer.classList.toggle('busy', busy);
-}
 
 function refresh() {
   sidebar.draw();
@@ -526,17 +314,13 @@ function refresh() {
   drawNet();
 }
 
-function scrollToEnd() {
-  ui.scroller.scrollTop = ui.scroller.scrollHeight;
-}
-
 ui.scroller.addEventListener('scroll', () => {
   const s = ui.scroller;
-  stick = s.scrollHeight - s.scrollTop - s.clientHeight < 80;
-  ui.jump.hidden = stick;
+  page.stick = s.scrollHeight - s.scrollTop - s.clientHeight < 80;
+  ui.jump.hidden = page.stick;
 }, { passive: true });
 ui.jump.addEventListener('click', () => {
-  stick = true;
+  page.stick = true;
   ui.scroller.scrollTo({ top: ui.scroller.scrollHeight, behavior: 'smooth' });
   ui.input.focus();
 });
@@ -547,12 +331,12 @@ const sidebar = new Sidebar(ui, {
   get source() {
     return source;
   },
-  current: () => conv?.id ?? null,
+  current: () => page.conv?.id ?? null,
   isLive: (id) => live.has(id),
   toast,
   error: failed,
   deleted: (id, { pending }) => {
-    if (conv?.id === id) navigate(null);
+    if (page.conv?.id === id) navigate(null);
     if (!pending) {
       // For real: an answer still streaming there stops with it.
       live.get(id)?.stream.stop();
@@ -562,7 +346,7 @@ const sidebar = new Sidebar(ui, {
   renamed: (id, title) => {
     const c = chats.get(id);
     if (c) c.title = title;
-    if (c === conv) document.title = `${title} · Sluice`;
+    if (c === page.conv) document.title = `${title} · Sluice`;
   },
 });
 
@@ -616,7 +400,7 @@ function route() {
     chats.set(id, c);
   }
   if (id && !c) history.replaceState(null, '', location.pathname + location.search);
-  conv = c;
+  page.conv = c;
   drawConversation();
   refresh();
   if (c && !c.local) {
@@ -647,12 +431,12 @@ let sending = false;
 
 async function send(text) {
   text = text.trim();
-  if (!text || sending || (conv && live.has(conv.id))) return;
+  if (!text || sending || (page.conv && live.has(page.conv.id))) return;
   sending = true;
   ui.input.value = '';
   autosize();
   try {
-    let c = conv;
+    let c = page.conv;
     if (!c) {
       try {
         c = await source.create(titleOf(text));
@@ -663,13 +447,13 @@ async function send(text) {
         return;
       }
       chats.set(c.id, c);
-      conv = c;
+      page.conv = c;
       history.pushState(null, '', '#/c/' + c.id);
       sidebar.upsert({ id: c.id, title: c.title, updatedAt: Date.now() });
     }
     const parentId = storedAncestor(c, c.leaf);
     const user = c.addTemp({ role: 'user', content: text, parentId: c.leaf });
-    stick = true;
+    page.stick = true;
     startAnswer(c, user, { messages: [{ role: 'user', content: text }], parentId, temps: [user] });
     if (c.local) reloadList();
   } finally {
@@ -679,11 +463,11 @@ async function send(text) {
 
 /** Asks for answer m again: a sibling of m, unless m was never stored (then in its place). */
 function regenerate(m, { seed } = {}) {
-  const c = conv;
+  const c = page.conv;
   if (!c || live.has(c.id) || m.role !== 'assistant') return;
   const user = c.items.get(m.parentId);
   if (!user || user.role !== 'user') return;
-  stick = true;
+  page.stick = true;
   if (m.temp) {
     c.dropTemps([m]);
     if (user.temp) {
@@ -696,7 +480,7 @@ function regenerate(m, { seed } = {}) {
 }
 
 function stop() {
-  const l = conv && live.get(conv.id);
+  const l = page.conv && live.get(page.conv.id);
   if (!l) return;
   l.net = 'stopping';
   l.stream.stop();
@@ -731,7 +515,7 @@ ui.model.addEventListener('change', () => (store.model = ui.model.value));
 document.addEventListener('keydown', (e) => {
   if (e.key === 'Escape') {
     if (narrow.matches && sidebarShown()) showSidebar(false);
-    else if (conv && live.has(conv.id)) {
+    else if (page.conv && live.has(page.conv.id)) {
       e.preventDefault();
       stop();
     }
@@ -758,9 +542,9 @@ ui.messages.addEventListener('click', async (e) => {
     return;
   }
   const btn = e.target.closest('[data-action]');
-  if (!btn || !conv) return;
+  if (!btn || !page.conv) return;
   const li = btn.closest('.msg');
-  const m = [...views].find(([, v]) => v === li)?.[0];
+  const m = [...page.views].find(([, v]) => v === li)?.[0];
   if (!m) return;
   switch (btn.dataset.action) {
     case 'copy':
@@ -777,22 +561,22 @@ ui.messages.addEventListener('click', async (e) => {
       regenerate(m);
       break;
     case 'reconnect':
-      conv.lives = conv.lives.filter((l) => l.msg !== m);
+      page.conv.lives = page.conv.lives.filter((l) => l.msg !== m);
       m.status = 'streaming';
       delete m.error;
-      if (conv.local) follow(conv, m, (h) => client.attach(m.streamId, store.position(m.streamId)?.lastEventId ?? '', { ...h, text: m.content }), { reattached: true, floor: m.content });
-      else reattach(conv);
+      if (page.conv.local) follow(page.conv, m, (h) => client.attach(m.streamId, store.position(m.streamId)?.lastEventId ?? '', { ...h, text: m.content }), { reattached: true, floor: m.content });
+      else reattach(page.conv);
       drawMessage(m);
       break;
     case 'prev':
     case 'next': {
-      const sibs = conv.siblings(m);
+      const sibs = page.conv.siblings(m);
       const to = sibs[sibs.indexOf(m) + (btn.dataset.action === 'prev' ? -1 : 1)];
       if (!to) break;
-      conv.pick(to.id);
+      page.conv.pick(to.id);
       drawConversation();
-      reattach(conv);
-      views.get(conv.items.get(to.id))?.querySelector(`[data-action="${btn.dataset.action}"]`)?.focus();
+      reattach(page.conv);
+      page.views.get(page.conv.items.get(to.id))?.querySelector(`[data-action="${btn.dataset.action}"]`)?.focus();
       break;
     }
   }
@@ -822,7 +606,7 @@ function startFeed() {
       if (type === 'conversation.deleted') return gone(d.id, 'This chat was deleted.');
       reloadList();
       const c = chats.get(d?.id);
-      if (c && (c === conv || c.lives.length)) syncSoon(c);
+      if (c && (c === page.conv || c.lives.length)) syncSoon(c);
     },
     // Events may have been missed while it was away (a server restart
     // starts the feed afresh): catch up.
@@ -836,7 +620,7 @@ function catchUp() {
   clearTimeout(catchUpTimer);
   catchUpTimer = setTimeout(() => {
     reloadList();
-    if (conv && !conv.local) syncSoon(conv, 0);
+    if (page.conv && !page.conv.local) syncSoon(page.conv, 0);
   }, 100);
 }
 document.addEventListener('visibilitychange', () => document.visibilityState === 'visible' && catchUp());
@@ -844,83 +628,11 @@ addEventListener('focus', catchUp);
 
 // ------------------------------------------------------------ the chats of earlier pages
 
-/** Offers, once, to import the chats this browser kept before the server did. */
-function offerImport() {
-  const old = source.local ? [] : store.legacyChats();
-  ui.importBox.hidden = old.length === 0;
-  if (!old.length) return;
-  ui.importText.textContent = `This browser holds ${old.length === 1 ? '1 chat' : `${old.length} chats`} from before the server kept them. Import them to the server?`;
-}
-
-async function importLegacy() {
-  ui.importBox.hidden = true;
-  const old = store.legacyChats();
-  if (!store.claimImport()) return; // another tab took it
-  const done = [];
-  let error = null;
-  for (const c of old) {
-    const items = c.messages
-      .filter((m) => m?.content && (m.role === 'user' || m.role === 'assistant'))
-      .map((m) => ({ type: 'message', role: m.role, content: String(m.content) }));
-    try {
-      await client.conversations.create({ title: c.title || titleOf(items[0]?.content ?? ''), items });
-      done.push(c.id);
-    } catch (err) {
-      error = err;
-    }
-  }
-  store.dropLegacy(done);
-  if (error) {
-    store.releaseImport();
-    failed(`${old.length - done.length} of ${old.length} chats could not be imported`, error);
-  } else {
-    toast(`Imported ${done.length === 1 ? '1 chat' : `${done.length} chats`}.`);
-  }
-  reloadList();
-}
-
-$('import-yes').addEventListener('click', importLegacy);
-$('import-no').addEventListener('click', () => {
-  store.claimImport();
-  ui.importBox.hidden = true;
-});
-store.onImportClaimed(offerImport);
-
 // ------------------------------------------------------------ API key
 
-function useKey(key) {
-  client.headers = key ? { Authorization: `Bearer ${key}` } : {};
-  ui.keyButton.hidden = !key;
-}
+// ------------------------------------------------------------ the chats of earlier pages
 
-let keyAsked = null;
-/** Asks for an API key; resolves true once one is saved. */
-function askKey(reason) {
-  if (keyAsked) return keyAsked;
-  ui.keyReason.textContent = (reason ? reason + ' ' : '') + 'The key is kept in this browser only.';
-  ui.keyInput.value = store.apiKey;
-  $('key-forget').hidden = !store.apiKey;
-  ui.keyDialog.showModal();
-  keyAsked = new Promise((resolve) => {
-    ui.keyDialog.addEventListener('close', () => {
-      keyAsked = null;
-      resolve(ui.keyDialog.returnValue === 'save');
-    }, { once: true });
-  });
-  return keyAsked;
-}
-
-ui.keyForm.addEventListener('submit', () => {
-  store.apiKey = ui.keyInput.value.trim();
-  useKey(store.apiKey);
-});
-$('key-cancel').addEventListener('click', () => ui.keyDialog.close('cancel'));
-$('key-forget').addEventListener('click', () => {
-  store.apiKey = '';
-  useKey('');
-  ui.keyDialog.close('forget');
-});
-ui.keyButton.addEventListener('click', () => askKey('').then((ok) => ok && start()));
+const importer = new Importer(store, client, { local: () => source.local, failed, imported: () => reloadList() });
 
 // ------------------------------------------------------------ start
 
@@ -930,10 +642,10 @@ async function loadModels() {
     if (!models.length) return;
     ui.model.textContent = '';
     for (const m of models) ui.model.append(el('option', { value: m.id, text: m.id }));
-    const want = conv?.model ?? store.model;
+    const want = page.conv?.model ?? store.model;
     if (want && models.some((m) => m.id === want)) ui.model.value = want;
   } catch (err) {
-    if (err.status === 401 && (await askKey(err.message))) return loadModels();
+    if (err.status === 401 && (await keys.ask(err.message))) return loadModels();
     toast('Could not load the list of models: ' + err.message);
   }
 }
@@ -949,7 +661,7 @@ async function start() {
       await sidebar.reload();
       break;
     } catch (err) {
-      if (err?.status === 401 && (await askKey(err.message))) continue;
+      if (err?.status === 401 && (await keys.ask(err.message))) continue;
       if (err?.status === 404 && !source.local) {
         source = new MemoryChats();
         continue;
@@ -958,7 +670,7 @@ async function start() {
     }
   }
   startFeed();
-  offerImport();
+  importer.offer();
 }
 
 if (store.sidebarCollapsed && !narrow.matches) ui.app.classList.add('sidebar-collapsed');

@@ -45,6 +45,7 @@ export class Sidebar {
   #again = false;
   #searchTimer = 0;
   #failed = '';
+  #renaming = ''; // the chat whose title is a text box: the list is not redrawn under it
 
   constructor(ui, hooks) {
     this.ui = ui;
@@ -125,6 +126,7 @@ export class Sidebar {
   }
 
   draw() {
+    if (this.#renaming) return;
     const { ui } = this;
     const items = this.heads.filter((h) => !this.#pending.has(h.id));
     const current = this.h.current();
@@ -170,12 +172,14 @@ export class Sidebar {
     const input = el('input', { class: 'conv-rename-input', type: 'text', maxlength: '200', 'aria-label': 'Chat title' });
     input.value = head.title;
     li.replaceChildren(input);
+    this.#renaming = id;
     input.focus();
     input.select();
     let done = false;
     const finish = async (save) => {
       if (done) return;
       done = true;
+      this.#renaming = '';
       const title = input.value.trim();
       if (save && title && title !== head.title) {
         const before = head.title;

@@ -123,10 +123,14 @@ export class Store {
     this.#remove(IMPORTED);
   }
 
-  /** Removes the conversations of earlier pages, once the server has them. */
+  /** Removes the conversations of earlier pages that the server now has. */
   dropLegacy(ids) {
-    for (const id of ids) this.#remove(V1 + 'c:' + id);
-    this.#remove(V1_INDEX);
+    const gone = new Set(ids);
+    for (const id of gone) this.#remove(V1 + 'c:' + id);
+    const idx = this.#read(V1_INDEX, []);
+    const left = Array.isArray(idx) ? idx.filter((e) => !gone.has(e?.id)) : [];
+    if (left.length) this.#write(V1_INDEX, left);
+    else this.#remove(V1_INDEX);
   }
 
   get model() {
