@@ -33,7 +33,9 @@ var interpreted = map[string]bool{"model": true, "messages": true, "stream": tru
 var roles = map[string]bool{"system": true, "developer": true, "user": true, "assistant": true, "tool": true, "function": true}
 
 // DecodeChat parses and validates a chat completion request body. Errors
-// are *sluice.Error values that name the field at fault.
+// are *sluice.Error values that name the field at fault. The extra fields
+// of a chat that continues a conversation stay in Extra, for
+// Conversations to take out.
 func DecodeChat(body []byte) (*sluice.ChatRequest, error) {
 	var all map[string]json.RawMessage
 	if err := json.Unmarshal(body, &all); err != nil {
@@ -46,7 +48,9 @@ func DecodeChat(body []byte) (*sluice.ChatRequest, error) {
 	if b.Model == nil || strings.TrimSpace(*b.Model) == "" {
 		return nil, invalid("model", "missing_required_parameter", "You must provide a model parameter.")
 	}
-	if len(b.Messages) == 0 {
+	// A chat that continues a conversation may have no messages: it
+	// answers the conversation's last user message again (Conversations).
+	if _, continues := all[fieldConversation]; len(b.Messages) == 0 && !continues {
 		return nil, invalid("messages", "empty_array", "'messages' must be a non-empty array of messages.")
 	}
 	req := &sluice.ChatRequest{Model: *b.Model, Seed: b.Seed, Extra: make(map[string]json.RawMessage)}

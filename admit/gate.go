@@ -48,6 +48,9 @@ type Config struct {
 	// Observer, when set, is told of refusals, resumes and publishes (for
 	// metrics).
 	Observer Observer
+	// Conversations, when set, keeps the chats that name a conversation
+	// (see Pass.Start); without it such chats are refused.
+	Conversations Conversations
 }
 
 // DefaultTopicMaxLen is Config.TopicMaxLen's default.
@@ -152,6 +155,14 @@ func (g *Gate) Enter(ctx context.Context, c Caller) (*Pass, error) {
 // Caller().Key.
 func (p *Pass) Caller() Caller { return p.c }
 
+// Started is a chat that Start started: its generation, and where its
+// messages are stored when it continues a conversation.
+type Started struct {
+	*gen.Generation
+	ConversationID string // "" when the chat names no conversation
+	MessageID      string // the answer's message in it
+}
+
 // Start starts answering req with m on runner, as a generation owned by
 // the caller's key (gen.Runner.Start: ctx lends it its values, the request
 // ID), having taken one of the key's places among its running generations
@@ -159,7 +170,35 @@ func (p *Pass) Caller() Caller { return p.c }
 // when it is shared): ERATELIMIT when the key has none left. The place is given back when the model has
 // finished, on the generation's own goroutine, so that nothing else waits
 // for the generation to end.
-func (p *Pass) Start(ctx context.Context, runner *gen.Runner, req *sluice.ChatRequest, m sluice.Model) (*gen.Generation, error) {
+//
+// A chat that names a conversation (see Config.Conversations) is answered
+// from the stored branch it continues; its messages and answer are stored
+// once the generation has started, and a failure to store them stops the
+// generation and is returned. Every transport that starts chats comes
+// here, so each can carry a conversation.
+func (p *Pass) Start(ctx context.Context, runner *gen.Runner, req *sluice.ChatRequest, m sluice.Model) (*Started, error) {
+	var stored func(context.Context, *gen.Generation) (string, string, error)
+	if cs := p.g.cfg.Conversations; cs != nil {
+		var err error
+		if stored, err = cs.Prepare(ctx, p.c.Key, req); err != nil {
+			return nil, err
+		}
+	}
+	g, err := p.start(ctx, runner, req, m)
+	if err != nil {
+		return nil, err
+	}
+	st := &Started{Generation: g}
+	if stored != nil {
+		if st.ConversationID, st.MessageID, err = stored(ctx, g); err != nil {
+			runner.Cancel(g.ID) // nobody will read it: the client is told of err
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+func (p *Pass) start(ctx context.Context, runner *gen.Runner, req *sluice.ChatRequest, m sluice.Model) (*gen.Generation, error) {
 	release, err := p.g.lim.holdGeneration(ctx, p.c.Key)
 	if err != nil {
 		return nil, p.g.refuse("max-generations-per-key", err)
@@ -202,6 +241,9 @@ func (m heldModel) Upstream() string {
 func (p *Pass) Chat(body []byte) (*sluice.ChatRequest, sluice.Model, error) {
 	req, err := DecodeChat(body)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := p.g.checkConversation(req); err != nil {
 		return nil, nil, err
 	}
 	if limit, err := p.g.cfg.Limits.checkChat(req); err != nil {

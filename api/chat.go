@@ -16,6 +16,11 @@ import (
 const (
 	// HeaderStreamID names the stream of a chat completion, for resume.
 	HeaderStreamID = "Sluice-Stream-ID"
+	// HeaderConversationID and HeaderMessageID, on the answer to a chat
+	// that continues a conversation, name the conversation and the
+	// assistant message the answer is stored in.
+	HeaderConversationID = "Sluice-Conversation-ID"
+	HeaderMessageID      = "Sluice-Message-ID"
 	// HeaderCancelOnDisconnect, when "true" or "1" on a chat completion
 	// request, stops the generation when its first reader goes away
 	// instead of letting it finish for a later resume.
@@ -54,6 +59,10 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set(HeaderStreamID, g.ID)
+	if g.ConversationID != "" {
+		w.Header().Set(HeaderConversationID, g.ConversationID)
+		w.Header().Set(HeaderMessageID, g.MessageID)
+	}
 	var onGone func()
 	if v := strings.ToLower(r.Header.Get(HeaderCancelOnDisconnect)); v == "1" || v == "true" {
 		onGone = func() { s.runner.Cancel(g.ID) }
@@ -62,7 +71,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		s.stream(w, r, g.Log, "", streamOptions{onGone: onGone, release: release})
 		return
 	}
-	s.complete(w, r, g, onGone)
+	s.complete(w, r, g.Generation, onGone)
 }
 
 // complete answers a stream:false request: it reads the generation's log to

@@ -33,3 +33,6 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, max int64, v any) error 
 	}
 	return nil
 }
+
+// emptyBody reports whether err is readBody's answer to an empty body.
+func emptyBody(err error) bool { return errors.Is(err, errEmptyBody) }

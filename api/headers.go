@@ -60,9 +60,9 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
 	} else {
 		h.Set("Access-Control-Allow-Origin", origin)
 	}
-	h.Set("Access-Control-Expose-Headers", HeaderStreamID+", "+HeaderLastEventID+", Retry-After")
+	h.Set("Access-Control-Expose-Headers", HeaderStreamID+", "+HeaderLastEventID+", "+HeaderConversationID+", "+HeaderMessageID+", Retry-After, Content-Disposition")
 	if preflight {
-		h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+		h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
 		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID, "+HeaderCancelOnDisconnect)
 		h.Set("Access-Control-Max-Age", "600")
 		w.WriteHeader(http.StatusNoContent)

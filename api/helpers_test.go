@@ -8,14 +8,13 @@ import (
 	"net/http"
 	"testing"
 
-	"go.uber.org/goleak"
-
 	"github.com/sluice-dev/sluice/internal/testenv"
 )
 
 // TestMain fails the run if any goroutine outlives the tests: every stream
 // must end on cancel, disconnect, shutdown and error.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// It also stops the PostgreSQL server that conversation tests started.
+func TestMain(m *testing.M) { testenv.RunWithoutLeaks(m) }
 
 // env is a Sluice API server on a loopback port, with the demo model (as
 // fast as it goes unless envOptions say otherwise) and any test models.

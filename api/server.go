@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/admit"
+	"github.com/sluice-dev/sluice/convo"
 	"github.com/sluice-dev/sluice/gen"
 	"github.com/sluice-dev/sluice/hub"
 	"github.com/sluice-dev/sluice/wire"
@@ -49,6 +50,10 @@ type Config struct {
 	// Observers are told what the HTTP layer does, for metrics; nil ones
 	// are not.
 	Observers Observers
+
+	// Conversations keeps conversations (the /v1/conversations routes);
+	// nil: the server keeps none, and those routes answer 404 saying so.
+	Conversations *convo.Service
 }
 
 // Observers watch the HTTP layer for metrics.
@@ -150,6 +155,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
 	s.mux.HandleFunc("GET /debug/stats", s.handleStats)
+	s.conversationRoutes()
 }
 
 // Handle adds a route open to all, for parts wired in by cmd: the UI, and

@@ -137,7 +137,9 @@ func (r *runner) startServer(ctx context.Context, baseline bool, extra ...string
 		// generation under way, and says so of each at level warn.
 		args = slices.Concat([]string{"serve", "--addr", host, "--log-level", "error",
 			"--demo-ttft", r.cfg.DemoTTFT.String(), "--demo-tps", strconv.FormatFloat(r.cfg.DemoTPS, 'f', -1, 64),
-			"--max-generations", "50000", "--shutdown-grace", "1s", "--retention", "1m"}, r.cfg.ServerArgs, extra)
+			"--max-generations", "50000", "--shutdown-grace", "1s", "--retention", "1m",
+			// Measure streams, not a database; and keep none in the user's.
+			"--data-dir", "off"}, r.cfg.ServerArgs, extra)
 	}
 	cmd := exec.Command(r.cfg.Exe, args...)
 	cmd.Stderr = os.Stderr

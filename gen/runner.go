@@ -84,7 +84,8 @@ type Generation struct {
 
 	cancel context.CancelCauseFunc
 	done   chan struct{}
-	err    error // why it ended, if not done; set before done closes
+	err    error        // why it ended, if not done; set before done closes
+	usage  sluice.Usage // what the model reported; set before done closes
 }
 
 // Done is closed when the generation has written its last event.
@@ -98,6 +99,19 @@ func (g *Generation) Err() error {
 		return g.err
 	default:
 		return nil
+	}
+}
+
+// Usage returns, once Done is closed, the tokens the model reported for
+// the answer (those counted so far when it did not complete), whether or
+// not the client asked for them in the stream: the conversation recorder
+// stores them.
+func (g *Generation) Usage() sluice.Usage {
+	select {
+	case <-g.done:
+		return g.usage
+	default:
+		return sluice.Usage{}
 	}
 }
 
@@ -398,6 +412,7 @@ func (r *Runner) run(ctx context.Context, g *Generation, req *sluice.ChatRequest
 	if end != sluice.EndDone {
 		g.err = err
 	}
+	g.usage = usage
 	// The generation is counted and logged as ended before its ending event
 	// is stored: a reader that has seen the end then finds it in the
 	// metrics and the log.

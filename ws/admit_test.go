@@ -209,7 +209,10 @@ func (tc admitCase) start(t *testing.T) (*env, *testenv.Recorder, string) {
 		// to charge).
 		var pass *admit.Pass
 		if pass, err = e.gate.Enter(context.Background(), admit.Caller{Key: tc.owner}); err == nil {
-			g, err = pass.Start(context.Background(), e.runner, req, m)
+			var st *admit.Started
+			if st, err = pass.Start(context.Background(), e.runner, req, m); err == nil {
+				g = st.Generation
+			}
 		}
 	} else {
 		g, err = e.runner.StartFor(tc.owner, req, m)

@@ -38,7 +38,10 @@
 //	    body is what POST /v1/chat/completions takes; the answer always
 //	    streams. Answered by {"type":"started","id":"r1","stream":"<stream id>"},
 //	    then the stream's events. With cancel_on_close the generation stops
-//	    when the connection closes (like Sluice-Cancel-On-Disconnect).
+//	    when the connection closes (like Sluice-Cancel-On-Disconnect). A
+//	    body with "conversation" (and "parent_id") continues a conversation
+//	    kept on the server, as over HTTP; "started" then also names it and
+//	    the answer's message: "conversation":"conv_…","message":"msg_…".
 //	{"type":"stream.attach","id":"r2","stream":"<stream id>","last_event_id":"12-mx59yebt"}
 //	    Follow a generation from just after last_event_id ("" or absent: from
 //	    its first event). Answered by {"type":"subscribed","id":"r2","stream":...}

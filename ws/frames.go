@@ -28,14 +28,18 @@ type request struct {
 
 // reply is every server frame but events.
 type reply struct {
-	Type    string            `json:"type"`
-	ID      string            `json:"id,omitempty"`
-	Stream  string            `json:"stream,omitempty"`
-	Topic   string            `json:"topic,omitempty"`
-	EventID string            `json:"event_id,omitempty"`
-	Status  string            `json:"status,omitempty"`
-	Reason  string            `json:"reason,omitempty"`
-	Error   *wire.ErrorDetail `json:"error,omitempty"`
+	Type   string `json:"type"`
+	ID     string `json:"id,omitempty"`
+	Stream string `json:"stream,omitempty"`
+	Topic  string `json:"topic,omitempty"`
+	// Conversation and Message, on "started", name where a chat that
+	// continues a conversation is stored.
+	Conversation string            `json:"conversation,omitempty"`
+	Message      string            `json:"message,omitempty"`
+	EventID      string            `json:"event_id,omitempty"`
+	Status       string            `json:"status,omitempty"`
+	Reason       string            `json:"reason,omitempty"`
+	Error        *wire.ErrorDetail `json:"error,omitempty"`
 }
 
 // errorReply answers the message req (which may be nil) with err.

@@ -49,8 +49,9 @@ type envOptions struct {
 	logs   *testenv.Recorder // when set, keeps what both transports log
 	demo   demo.Options
 	models map[string]sluice.Model
-	http2  bool         // serve HTTP/2 over TLS: SSE then takes the fallback path
-	store  sluice.Store // where the logs are (several envs may share a Redis); nil: a memory store
+	http2  bool                     // serve HTTP/2 over TLS: SSE then takes the fallback path
+	store  sluice.Store             // where the logs are (several envs may share a Redis); nil: a memory store
+	conv   sluice.ConversationStore // where conversations are kept; nil: none
 }
 
 // fast is a demo model quick enough for tests, paced so that streams have
@@ -71,7 +72,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if o.logs != nil {
 		log = o.logs.Logger()
 	}
-	s := testenv.NewServer(t, testenv.Options{API: o.api, Admit: o.admit, Demo: o.demo, Models: o.models, MaxPerKey: o.perKey, Logger: log, HTTP2: o.http2, Logs: o.store})
+	s := testenv.NewServer(t, testenv.Options{API: o.api, Admit: o.admit, Demo: o.demo, Models: o.models, MaxPerKey: o.perKey, Logger: log, HTTP2: o.http2, Logs: o.store, Conversations: o.conv})
 	stopCtx, stop := context.WithCancel(context.Background())
 	t.Cleanup(stop)
 	opts := o.ws
@@ -95,7 +96,10 @@ type frame struct {
 	EventID string `json:"event_id"`
 	Status  string `json:"status"`
 	Reason  string `json:"reason"`
-	Error   *struct {
+	// Conversation and Message name where a chat is stored.
+	Conversation string `json:"conversation"`
+	Message      string `json:"message"`
+	Error        *struct {
 		Message string  `json:"message"`
 		Type    string  `json:"type"`
 		Param   *string `json:"param"`

@@ -91,7 +91,7 @@ func (c *conn) chatStart(req *request) {
 		return
 	}
 	c.bind(s, g.ID)
-	c.reply(reply{Type: "started", ID: req.ID, Stream: g.ID})
+	c.reply(reply{Type: "started", ID: req.ID, Stream: g.ID, Conversation: g.ConversationID, Message: g.MessageID})
 	c.follow(s, g.Log, "")
 }
 

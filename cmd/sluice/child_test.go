@@ -24,7 +24,9 @@ const childEnv = "SLUICE_TEST_CHILD"
 func runChild(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	cfg, err := parseConfig(append([]string{"--addr", "127.0.0.1:0"}, args...), func(string) string { return "" }, os.Stderr)
+	// No conversations unless the test asks for them (with --data-dir): a
+	// test node must never write into the user's data directory.
+	cfg, err := parseConfig(append([]string{"--addr", "127.0.0.1:0", "--data-dir", "off"}, args...), func(string) string { return "" }, os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2

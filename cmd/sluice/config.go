@@ -49,6 +49,7 @@ type Config struct {
 	AccessLog      string // the access log's level, or "off"
 	RedisURL       string // keep logs in Redis, shared with other nodes (store.go)
 	RedisCoalesce  time.Duration
+	Conv           convConfig // where conversations are kept (conversations.go)
 
 	// Upstreams is what ConfigFile or UpstreamURL describe, validated.
 	Upstreams upstreamConfig
@@ -100,6 +101,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate chain; reloaded when it changes (needs --tls-key)")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "the PEM private key of --tls-cert; reloaded when it changes")
 	fs.StringVar(&c.AccessLog, "access-log", "info", "level of the access log, one line per request: debug, info, warn or off")
+	c.Conv.flags(fs, getenv)
 
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -118,7 +120,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if err := errors.Join(c.validate(), c.Guard.load()); err != nil {
+	if err := errors.Join(c.validate(), c.Conv.validate(), c.Guard.load()); err != nil {
 		return c, err
 	}
 	var err error

@@ -21,6 +21,7 @@ import (
 	"github.com/sluice-dev/sluice/admit"
 	"github.com/sluice-dev/sluice/api"
 	"github.com/sluice-dev/sluice/bench"
+	"github.com/sluice-dev/sluice/convo"
 	"github.com/sluice-dev/sluice/demo"
 	"github.com/sluice-dev/sluice/gen"
 	"github.com/sluice-dev/sluice/prom"
@@ -130,6 +131,23 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr st
 	}
 	admitCfg := admit.Config{TopicMaxLen: cfg.TopicMaxLen, Counter: back.counter, Observer: metrics}
 	cfg.Guard.apply(&admitCfg, &apiCfg)
+
+	// Conversations: opened (and migrated) now, so that a database that
+	// cannot be reached is an error at start. The store is closed after
+	// the recorders have written their last batch (deferred calls run in
+	// reverse), and before the log store they read.
+	convStore, err := openConversations(ctx, cfg.Conv, log)
+	if err != nil {
+		return err
+	}
+	var conv *convo.Service
+	if convStore != nil {
+		defer convStore.Close()
+		conv = convo.New(convo.Options{Store: convStore, Logs: store, Logger: log, Stale: cfg.Conv.Stale})
+		defer shutdownConversations(conv, log)
+		admitCfg.Conversations = conv // every transport's chats
+		apiCfg.Conversations = conv   // the /v1/conversations routes
+	}
 	// One gate admits the requests of both transports: keys, limits, models
 	// and topic rules are the same over SSE and /ws, and counted once.
 	gate := admit.New(admitCfg, store, &models)
@@ -265,4 +283,19 @@ func shutdown(cfg Config, log *slog.Logger, runner *gen.Runner, srv *api.Server,
 		log.Info("stopped")
 	}
 	return err
+}
+
+// convShutdownBound bounds how long shutdown waits for the recorders of
+// answers to store their end, a database that fails included: past it,
+// what they have is stored as interrupted.
+const convShutdownBound = 5 * time.Second
+
+// shutdownConversations waits for the recorders to write their last batch,
+// once the generations have ended.
+func shutdownConversations(conv *convo.Service, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), convShutdownBound)
+	defer cancel()
+	if err := conv.Shutdown(ctx); err != nil {
+		log.Warn("stopped recording answers that had not ended", "err", err)
+	}
 }

@@ -25,7 +25,15 @@ func TestMain(m *testing.M) {
 // returns serve's error.
 func startServe(t *testing.T, args ...string) (string, func() error) {
 	t.Helper()
-	cfg, err := parseConfig(append([]string{"--addr", "127.0.0.1:0", "--log-level", "error"}, args...), func(string) string { return "" }, io.Discard)
+	// No conversations unless a test asks for them (with --data-dir): a
+	// test server must never write into the user's data directory.
+	return startServeEnv(t, func(string) string { return "" }, append([]string{"--data-dir", "off"}, args...)...)
+}
+
+// startServeEnv is startServe in the environment getenv gives.
+func startServeEnv(t *testing.T, getenv func(string) string, args ...string) (string, func() error) {
+	t.Helper()
+	cfg, err := parseConfig(append([]string{"--addr", "127.0.0.1:0", "--log-level", "error"}, args...), getenv, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/admit"
 	"github.com/sluice-dev/sluice/api"
+	"github.com/sluice-dev/sluice/convo"
 	"github.com/sluice-dev/sluice/demo"
 	"github.com/sluice-dev/sluice/gen"
 	"github.com/sluice-dev/sluice/memory"
@@ -41,6 +42,11 @@ type Options struct {
 	MaxGenerations int
 	MaxPerKey      int  // generations one key runs at once (admit.Limits.GenerationsPerKey), when set
 	HTTP2          bool // serve HTTP/2 over TLS, where connections cannot be hijacked
+	// Conversations, when set, is where the server keeps conversations
+	// (the test closes it), wired as cmd/sluice wires it; Conv tunes the
+	// service (its Store and Logs are set here).
+	Conversations sluice.ConversationStore
+	Conv          convo.Options
 }
 
 // Server is a Sluice API server wired like `sluice serve`, on a loopback
@@ -52,8 +58,9 @@ type Server struct {
 	Gate   *admit.Gate // admits the requests of every transport (give it to ws.Options)
 	Models *admit.Models
 	Runner *gen.Runner
-	Store  sluice.Store  // where its logs are
-	Memory *memory.Store // Store, when it is the memory store it made
+	Store  sluice.Store   // where its logs are
+	Memory *memory.Store  // Store, when it is the memory store it made
+	Conv   *convo.Service // when Options.Conversations is set
 	Srv    *httptest.Server
 }
 
@@ -90,6 +97,16 @@ func NewServer(t *testing.T, o Options) *Server {
 	if o.MaxPerKey > 0 {
 		o.Admit.Limits.GenerationsPerKey = o.MaxPerKey
 	}
+	var conv *convo.Service
+	if o.Conversations != nil {
+		co := o.Conv
+		co.Store, co.Logs = o.Conversations, store
+		if co.Logger == nil {
+			co.Logger = log
+		}
+		conv = convo.New(co)
+		o.Admit.Conversations, o.API.Conversations = conv, conv
+	}
 	gate := admit.New(o.Admit, store, &models)
 	a := api.New(o.API, store, runner, gate, log)
 	srv := httptest.NewUnstartedServer(a)
@@ -99,13 +116,18 @@ func NewServer(t *testing.T, o Options) *Server {
 	} else {
 		srv.Start()
 	}
-	s := &Server{URL: srv.URL, Client: srv.Client(), API: a, Gate: gate, Models: &models, Runner: runner, Store: store, Memory: mem, Srv: srv}
+	s := &Server{URL: srv.URL, Client: srv.Client(), API: a, Gate: gate, Models: &models, Runner: runner, Store: store, Memory: mem, Conv: conv, Srv: srv}
 	t.Cleanup(func() {
 		a.Drain()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := runner.Shutdown(ctx); err != nil {
 			t.Errorf("runner shutdown: %v", err)
+		}
+		if conv != nil {
+			if err := conv.Shutdown(ctx); err != nil {
+				t.Errorf("conversations shutdown: %v", err)
+			}
 		}
 		if err := a.Shutdown(ctx); err != nil {
 			t.Errorf("api shutdown: %v", err)
@@ -183,11 +205,13 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// RunWithoutLeaks is a TestMain body: it runs the tests, closes the idle
-// connections of clients (kept-alive connections are not leaks), then
-// fails the run if any goroutine outlives them, and exits.
+// RunWithoutLeaks is a TestMain body: it runs the tests, stops the
+// PostgreSQL server StartPostgres started, closes the idle connections of
+// clients (kept-alive connections are not leaks), then fails the run if
+// any goroutine outlives them, and exits.
 func RunWithoutLeaks(m *testing.M, clients ...*http.Client) {
 	code := m.Run()
+	StopPostgres()
 	for _, c := range clients {
 		c.CloseIdleConnections()
 	}

@@ -79,7 +79,9 @@ type node struct {
 // SIGKILL) when the test ends.
 func startNode(t *testing.T, args ...string) *node {
 	t.Helper()
-	args = append([]string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json"}, args...)
+	// No conversations: the nodes share streams, not a database, and must
+	// never write into the user's data directory.
+	args = append([]string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json", "--data-dir", "off"}, args...)
 	cmd := exec.Command(sluiceBin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

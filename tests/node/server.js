@@ -12,15 +12,11 @@
 //
 // The binary is built once per process from the repository this file lives
 // in (go build ./cmd/sluice), unless SLUICE_BIN names one already built.
-//
-// Each server keeps its conversations in a fresh data directory of its own
-// (SLUICE_DATA_DIR), removed when the process exits, never in the user's;
-// env or args that name one win.
 
 import { spawn, execFile } from 'node:child_process';
 import { after, before } from 'node:test';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -37,13 +33,13 @@ const STOP_TIMEOUT_MS = 20_000;
 let built; // Promise<string>: the path of the binary
 let buildDir; // removed when the process exits
 const running = new Set(); // child processes not yet stopped
-const dataDirs = new Set(); // the servers' data directories, removed at exit
+const dataDirs = []; // the servers' conversation databases, removed when the process exits
 
 process.on('exit', () => {
   // A test that crashed before its after() hook must not leave servers behind.
   for (const child of running) child.kill('SIGKILL');
   if (buildDir) rmSync(buildDir, { recursive: true, force: true });
-  for (const d of dataDirs) rmSync(d, { recursive: true, force: true });
+  for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
 });
 
 /** Returns the path of the sluice binary, building it on first use. */
@@ -126,7 +122,7 @@ export function request(url, { ca, method = 'GET', body, headers = {}, timeout =
  * @param {Record<string,string>} [opts.env] extra environment (SLUICE_*)
  * @param {{cert: string, key: string, ca: string}} [opts.tls] serve HTTPS with this certificate (makeCert)
  * @returns {Promise<{url: string, stop: () => Promise<void>, logs: () => string,
- *   get: (path: string) => Promise<{status: number, body: string}>, dataDir: string | undefined}>}
+ *   get: (path: string) => Promise<{status: number, body: string}>}>}
  */
 export async function startSluice({ args = [], env = {}, tls } = {}) {
   const bin = await sluiceBinary();
@@ -147,15 +143,14 @@ export async function startSluice({ args = [], env = {}, tls } = {}) {
 
 async function launch(bin, port, args, env, tls) {
   const url = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
-  let dataDir = env.SLUICE_DATA_DIR;
-  if (!dataDir && !args.some((a) => a.startsWith('--data-dir'))) {
-    dataDir = await mkdtemp(path.join(os.tmpdir(), 'sluice-data-'));
-    dataDirs.add(dataDir);
-    env = { ...env, SLUICE_DATA_DIR: dataDir };
-  }
   if (tls) args = ['--tls-cert', tls.cert, '--tls-key', tls.key, ...args];
+  // Each server keeps its conversations in a directory of its own, never
+  // in the user's data directory; a test may name another (SLUICE_DATA_DIR
+  // in env, or --data-dir in args).
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'sluice-data-'));
+  dataDirs.push(dataDir);
   const child = spawn(bin, ['serve', '--addr', `127.0.0.1:${port}`, '--log-level', 'warn', ...args], {
-    env: { ...process.env, ...env },
+    env: { ...process.env, SLUICE_DATA_DIR: dataDir, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.add(child);
@@ -211,7 +206,7 @@ async function launch(bin, port, args, env, tls) {
     })();
     return stopped;
   };
-  return { url, stop, logs, get, dataDir };
+  return { url, stop, logs, get };
 }
 
 /**

@@ -1,0 +1,209 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/sluice-dev/sluice"
+)
+
+const convColumns = "id, owner, title, metadata, current_id, created_at, updated_at"
+
+func scanConversation(row pgx.Row) (sluice.Conversation, error) {
+	var c sluice.Conversation
+	err := row.Scan(&c.ID, &c.Owner, &c.Title, &c.Metadata, &c.CurrentID, &c.CreatedAt, &c.UpdatedAt)
+	if len(c.Metadata) == 0 {
+		c.Metadata = nil
+	}
+	c.CreatedAt, c.UpdatedAt = c.CreatedAt.UTC(), c.UpdatedAt.UTC()
+	return c, err
+}
+
+// metadataParam is m as the NOT NULL jsonb column takes it.
+func metadataParam(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+// CreateConversation implements sluice.ConversationStore.
+func (s *Store) CreateConversation(ctx context.Context, c sluice.Conversation, items []sluice.Item) (sluice.Conversation, []sluice.Item, error) {
+	if err := checkConversation(c); err != nil {
+		return sluice.Conversation{}, nil, err
+	}
+	bytes, err := checkItems(items, true)
+	if err != nil {
+		return sluice.Conversation{}, nil, err
+	}
+	now := s.clock()
+	out := sluice.Conversation{
+		ID: newID("conv_"), Owner: c.Owner, Title: c.Title, Metadata: maps.Clone(c.Metadata),
+		CreatedAt: now, UpdatedAt: now,
+	}
+	if len(out.Metadata) == 0 {
+		out.Metadata = nil
+	}
+	made := newItems(out.ID, items, "", 0, now)
+	if len(made) > 0 {
+		out.CurrentID = made[len(made)-1].ID
+	}
+	err = s.inTx(ctx, "creating a conversation", func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO conversations
+			(id, owner, title, title_folded, metadata, current_id, created_at, updated_at, item_count, text_bytes, last_seq)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10)`,
+			out.ID, out.Owner, out.Title, strings.ToLower(out.Title), metadataParam(out.Metadata), out.CurrentID, now,
+			len(made), bytes, int64(len(made)))
+		if err != nil {
+			return err
+		}
+		return insertItems(ctx, tx, made)
+	})
+	if err != nil {
+		return sluice.Conversation{}, nil, err
+	}
+	return out, made, nil
+}
+
+// Conversation implements sluice.ConversationStore.
+func (s *Store) Conversation(ctx context.Context, id string) (sluice.Conversation, error) {
+	var c sluice.Conversation
+	err := s.inTx(ctx, "reading a conversation", func(tx pgx.Tx) (err error) {
+		c, err = lockConversation(ctx, tx, id, false)
+		return err
+	})
+	return c, err
+}
+
+// lockConversation reads conversation id, and takes its row lock when
+// forUpdate: every write to a conversation or its items does, first.
+func lockConversation(ctx context.Context, tx pgx.Tx, id string, forUpdate bool) (sluice.Conversation, error) {
+	if !textOK(id) {
+		return sluice.Conversation{}, notFound("conversation", id)
+	}
+	q := "SELECT " + convColumns + " FROM conversations WHERE id = $1"
+	if forUpdate {
+		q += " FOR UPDATE"
+	}
+	c, err := scanConversation(tx.QueryRow(ctx, q, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return c, notFound("conversation", id)
+	}
+	return c, err
+}
+
+// UpdateConversation implements sluice.ConversationStore.
+func (s *Store) UpdateConversation(ctx context.Context, id string, p sluice.ConversationPatch) (sluice.Conversation, error) {
+	if p.Title != nil {
+		if err := checkTitle(*p.Title); err != nil {
+			return sluice.Conversation{}, err
+		}
+	}
+	if err := checkMetadata(p.Metadata); err != nil {
+		return sluice.Conversation{}, err
+	}
+	var c sluice.Conversation
+	err := s.inTx(ctx, "updating a conversation", func(tx pgx.Tx) error {
+		old, err := lockConversation(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		if p.Title == nil && p.Metadata == nil {
+			c = old
+			return nil
+		}
+		title, meta := old.Title, old.Metadata
+		if p.Title != nil {
+			title = *p.Title
+		}
+		if p.Metadata != nil {
+			meta = p.Metadata
+		}
+		c, err = scanConversation(tx.QueryRow(ctx, `UPDATE conversations
+			SET title = $2, title_folded = $3, metadata = $4, updated_at = $5
+			WHERE id = $1 RETURNING `+convColumns,
+			id, title, strings.ToLower(title), metadataParam(meta), later(s.clock(), old.UpdatedAt)))
+		return err
+	})
+	return c, err
+}
+
+// DeleteConversation implements sluice.ConversationStore.
+func (s *Store) DeleteConversation(ctx context.Context, id string) error {
+	if !textOK(id) {
+		return notFound("conversation", id)
+	}
+	return s.inTx(ctx, "deleting a conversation", func(tx pgx.Tx) error {
+		// The items go with it (ON DELETE CASCADE).
+		tag, err := tx.Exec(ctx, "DELETE FROM conversations WHERE id = $1", id)
+		if err == nil && tag.RowsAffected() == 0 {
+			return notFound("conversation", id)
+		}
+		return err
+	})
+}
+
+// likeEscaper makes a search literal in a LIKE pattern with ESCAPE '\'.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+// Conversations implements sluice.ConversationStore. Search is a LIKE
+// '%text%' on the folded title and texts (see the migration): substring
+// matching, as the contract asks, where full-text search (to_tsvector)
+// would match words and stems instead. It scans the owner's conversations
+// and their items; an owner's conversations are few enough for that, and a
+// trigram index (pg_trgm) can be added when they are not.
+func (s *Store) Conversations(ctx context.Context, q sluice.ConversationQuery) ([]sluice.Conversation, bool, error) {
+	limit, err := pageLimit(q.Limit)
+	if err != nil {
+		return nil, false, err
+	}
+	if !textOK(q.Search) {
+		return nil, false, invalid("q", "The search text must be UTF-8 without NUL characters.")
+	}
+	if !textOK(q.Owner) {
+		return nil, false, nil // no conversation can have such an owner
+	}
+	sql := "SELECT " + convColumns + " FROM conversations c WHERE owner = $1"
+	args := []any{q.Owner}
+	if q.Search != "" {
+		args = append(args, "%"+likeEscaper.Replace(strings.ToLower(q.Search))+"%")
+		sql += ` AND (title_folded LIKE $2 ESCAPE '\' OR EXISTS (
+			SELECT 1 FROM items i WHERE i.conversation_id = c.id AND i.text_folded LIKE $2 ESCAPE '\'))`
+	}
+	var out []sluice.Conversation
+	err = s.inTx(ctx, "listing conversations", func(tx pgx.Tx) error {
+		sql, args := sql, args
+		if q.After != "" {
+			var at time.Time
+			err := pgx.ErrNoRows
+			if textOK(q.After) {
+				err = tx.QueryRow(ctx, "SELECT updated_at FROM conversations WHERE id = $1 AND owner = $2", q.After, q.Owner).Scan(&at)
+			}
+			if errors.Is(err, pgx.ErrNoRows) {
+				return invalid("after", "No conversation %q of the owner to list after.", clip(q.After))
+			}
+			if err != nil {
+				return err
+			}
+			args = append(args, at, q.After)
+			sql += " AND (updated_at, id) < ($" + strconv.Itoa(len(args)-1) + ", $" + strconv.Itoa(len(args)) + ")"
+		}
+		args = append(args, limit+1)
+		rows, err := tx.Query(ctx, sql+" ORDER BY updated_at DESC, id DESC LIMIT $"+strconv.Itoa(len(args)), args...)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (sluice.Conversation, error) { return scanConversation(r) })
+		return err
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	more := len(out) > limit
+	return out[:min(len(out), limit)], more, nil
+}

@@ -1,0 +1,307 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/sluice-dev/sluice"
+)
+
+const itemColumns = "id, conversation_id, seq, parent_id, role, text, status, model, stream_id, usage, error, created_at, updated_at"
+
+func scanItem(row pgx.Row) (sluice.Item, error) {
+	var it sluice.Item
+	err := row.Scan(&it.ID, &it.ConversationID, &it.Seq, &it.ParentID, &it.Role, &it.Text, &it.Status,
+		&it.Model, &it.StreamID, &it.Usage, &it.Error, &it.CreatedAt, &it.UpdatedAt)
+	it.CreatedAt, it.UpdatedAt = it.CreatedAt.UTC(), it.UpdatedAt.UTC()
+	return it, err
+}
+
+func collectItems(rows pgx.Rows) ([]sluice.Item, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (sluice.Item, error) { return scanItem(r) })
+}
+
+// head is what a write to a conversation needs of its row, read under
+// the row's lock.
+type head struct {
+	current string
+	updated time.Time
+	count   int
+	bytes   int64
+	lastSeq int64
+}
+
+// lockHead takes conversation id's row lock and reads its head.
+func lockHead(ctx context.Context, tx pgx.Tx, id string) (head, error) {
+	var h head
+	if !textOK(id) {
+		return h, notFound("conversation", id)
+	}
+	err := tx.QueryRow(ctx, `SELECT current_id, updated_at, item_count, text_bytes, last_seq
+		FROM conversations WHERE id = $1 FOR UPDATE`, id).Scan(&h.current, &h.updated, &h.count, &h.bytes, &h.lastSeq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return h, notFound("conversation", id)
+	}
+	return h, err
+}
+
+// newItems makes the items of a batch as they will be stored: IDs, times
+// and Seq set, each without a ParentID under the one before it (the first
+// under current), statuses defaulted, and Usage and Error copied so that
+// the caller's stay theirs.
+func newItems(convID string, items []sluice.Item, current string, lastSeq int64, at time.Time) []sluice.Item {
+	made := make([]sluice.Item, len(items))
+	parent := current
+	for i, it := range items {
+		m := sluice.Item{
+			ID: newID("msg_"), ConversationID: convID, ParentID: it.ParentID, Role: it.Role, Text: it.Text,
+			Status: it.Status, Model: it.Model, StreamID: it.StreamID,
+			CreatedAt: at, UpdatedAt: at, Seq: lastSeq + int64(i) + 1,
+		}
+		if m.ParentID == "" {
+			m.ParentID = parent
+		}
+		if m.Status == "" {
+			m.Status = sluice.StatusCompleted
+		}
+		if it.Usage != nil {
+			u := *it.Usage
+			m.Usage = &u
+		}
+		if it.Error != nil {
+			e := *it.Error
+			m.Error = &e
+		}
+		made[i] = m
+		parent = m.ID
+	}
+	return made
+}
+
+// jsonOrNull is v for a jsonb column, or NULL when v is a nil pointer.
+func jsonOrNull[T any](v *T) any {
+	if v == nil {
+		return nil
+	}
+	return v
+}
+
+// insertItems writes items with COPY: a batch of thousands costs one
+// round trip, not one each.
+func insertItems(ctx context.Context, tx pgx.Tx, items []sluice.Item) error {
+	if len(items) == 0 {
+		return nil
+	}
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"items"},
+		[]string{"id", "conversation_id", "seq", "parent_id", "role", "text", "text_folded", "status", "model",
+			"stream_id", "usage", "error", "created_at", "updated_at", "heartbeat_at"},
+		pgx.CopyFromSlice(len(items), func(i int) ([]any, error) {
+			it := items[i]
+			return []any{it.ID, it.ConversationID, it.Seq, it.ParentID, it.Role, it.Text, strings.ToLower(it.Text),
+				string(it.Status), it.Model, it.StreamID, jsonOrNull(it.Usage), jsonOrNull(it.Error),
+				it.CreatedAt, it.UpdatedAt, it.CreatedAt}, nil
+		}))
+	return err
+}
+
+// AddItems implements sluice.ConversationStore.
+func (s *Store) AddItems(ctx context.Context, id string, items []sluice.Item) ([]sluice.Item, error) {
+	bytes, err := checkItems(items, false)
+	if err != nil {
+		return nil, err
+	}
+	var parents []string
+	for _, it := range items {
+		if it.ParentID != "" {
+			parents = append(parents, it.ParentID)
+		}
+	}
+	var made []sluice.Item
+	err = s.inTx(ctx, "adding items", func(tx pgx.Tx) error {
+		h, err := lockHead(ctx, tx, id)
+		if err != nil || len(items) == 0 {
+			return err
+		}
+		if h.count+len(items) > sluice.MaxConversationItems {
+			return tooLarge("The conversation has %d items; with %d more it would be over the %d a conversation holds.",
+				h.count, len(items), sluice.MaxConversationItems)
+		}
+		if h.bytes+bytes > sluice.MaxConversationBytes {
+			return tooLarge("The conversation has %d bytes of text; with %d more it would be over the %d a conversation holds.",
+				h.bytes, bytes, sluice.MaxConversationBytes)
+		}
+		if len(parents) > 0 {
+			var found []string
+			rows, err := tx.Query(ctx, "SELECT id FROM items WHERE conversation_id = $1 AND id = ANY($2)", id, parents)
+			if err != nil {
+				return err
+			}
+			if found, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+				return err
+			}
+			for i, it := range items {
+				if it.ParentID != "" && !slices.Contains(found, it.ParentID) {
+					return invalid("parent_id", "Item %d names the parent %q, which is not an item of this conversation.", i, clip(it.ParentID))
+				}
+			}
+		}
+		at := later(s.clock(), h.updated)
+		made = newItems(id, items, h.current, h.lastSeq, at)
+		if err := insertItems(ctx, tx, made); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE conversations SET current_id = $2, updated_at = $3,
+			item_count = item_count + $4, text_bytes = text_bytes + $5, last_seq = $6 WHERE id = $1`,
+			id, made[len(made)-1].ID, at, len(made), bytes, made[len(made)-1].Seq)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return made, nil
+}
+
+// Item implements sluice.ConversationStore.
+func (s *Store) Item(ctx context.Context, conversationID, itemID string) (sluice.Item, error) {
+	if !textOK(conversationID) || !textOK(itemID) {
+		return sluice.Item{}, notFound("item", itemID)
+	}
+	var it sluice.Item
+	err := s.inTx(ctx, "reading an item", func(tx pgx.Tx) (err error) {
+		it, err = scanItem(tx.QueryRow(ctx, "SELECT "+itemColumns+" FROM items WHERE id = $1 AND conversation_id = $2", itemID, conversationID))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound("item", itemID)
+		}
+		return err
+	})
+	return it, err
+}
+
+// conversationExists fails with ENOTFOUND when there is no conversation id.
+func conversationExists(ctx context.Context, tx pgx.Tx, id string) error {
+	var one int
+	err := pgx.ErrNoRows
+	if textOK(id) {
+		err = tx.QueryRow(ctx, "SELECT 1 FROM conversations WHERE id = $1", id).Scan(&one)
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return notFound("conversation", id)
+	}
+	return err
+}
+
+// Items implements sluice.ConversationStore.
+func (s *Store) Items(ctx context.Context, conversationID string, q sluice.ItemQuery) ([]sluice.Item, bool, error) {
+	limit, err := pageLimit(q.Limit)
+	if err != nil {
+		return nil, false, err
+	}
+	cmp, order := ">", "ASC"
+	if q.Desc {
+		cmp, order = "<", "DESC"
+	}
+	var out []sluice.Item
+	err = s.inTx(ctx, "listing items", func(tx pgx.Tx) error {
+		if err := conversationExists(ctx, tx, conversationID); err != nil {
+			return err
+		}
+		sql := "SELECT " + itemColumns + " FROM items WHERE conversation_id = $1"
+		args := []any{conversationID, limit + 1}
+		if q.After != "" {
+			var seq int64
+			err := pgx.ErrNoRows
+			if textOK(q.After) {
+				err = tx.QueryRow(ctx, "SELECT seq FROM items WHERE id = $1 AND conversation_id = $2", q.After, conversationID).Scan(&seq)
+			}
+			if errors.Is(err, pgx.ErrNoRows) {
+				return invalid("after", "No item %q in the conversation to list after.", clip(q.After))
+			}
+			if err != nil {
+				return err
+			}
+			sql += " AND seq " + cmp + " $3"
+			args = append(args, seq)
+		}
+		rows, err := tx.Query(ctx, sql+" ORDER BY seq "+order+" LIMIT $2", args...)
+		if err != nil {
+			return err
+		}
+		out, err = collectItems(rows)
+		return err
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return out[:min(len(out), limit)], len(out) > limit, nil
+}
+
+// Branch implements sluice.ConversationStore.
+func (s *Store) Branch(ctx context.Context, conversationID, itemID string) ([]sluice.Item, error) {
+	if !textOK(conversationID) || !textOK(itemID) {
+		return nil, notFound("item", itemID)
+	}
+	var out []sluice.Item
+	err := s.inTx(ctx, "reading a branch", func(tx pgx.Tx) error {
+		// Parents are always older items of the conversation, so the walk
+		// ends; the depth bound guards against a tree broken by hand.
+		rows, err := tx.Query(ctx, `WITH RECURSIVE branch AS (
+				SELECT `+itemColumns+`, 0 AS depth FROM items WHERE id = $2 AND conversation_id = $1
+				UNION ALL
+				SELECT i.id, i.conversation_id, i.seq, i.parent_id, i.role, i.text, i.status, i.model, i.stream_id,
+					i.usage, i.error, i.created_at, i.updated_at, b.depth + 1
+				FROM items i JOIN branch b ON i.id = b.parent_id AND i.conversation_id = $1
+				WHERE b.depth <= $3)
+			SELECT `+itemColumns+` FROM branch ORDER BY depth DESC`,
+			conversationID, itemID, sluice.MaxConversationItems)
+		if err != nil {
+			return err
+		}
+		if out, err = collectItems(rows); err == nil && len(out) == 0 {
+			return notFound("item", itemID)
+		}
+		return err
+	})
+	return out, err
+}
+
+// DeleteItem implements sluice.ConversationStore.
+func (s *Store) DeleteItem(ctx context.Context, conversationID, itemID string) error {
+	return s.inTx(ctx, "deleting an item", func(tx pgx.Tx) error {
+		h, err := lockHead(ctx, tx, conversationID)
+		if err != nil {
+			return err
+		}
+		var parent string
+		var size int64
+		err = pgx.ErrNoRows
+		if textOK(itemID) {
+			err = tx.QueryRow(ctx, "SELECT parent_id, octet_length(text) FROM items WHERE id = $1 AND conversation_id = $2",
+				itemID, conversationID).Scan(&parent, &size)
+		}
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound("item", itemID)
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "UPDATE items SET parent_id = $3 WHERE conversation_id = $1 AND parent_id = $2",
+			conversationID, itemID, parent); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "DELETE FROM items WHERE id = $1", itemID); err != nil {
+			return err
+		}
+		current := h.current
+		if current == itemID {
+			current = parent
+		}
+		_, err = tx.Exec(ctx, `UPDATE conversations SET current_id = $2, updated_at = $3,
+			item_count = item_count - 1, text_bytes = text_bytes - $4 WHERE id = $1`,
+			conversationID, current, later(s.clock(), h.updated), size)
+		return err
+	})
+}
