@@ -30,7 +30,8 @@ export class Importer {
     const old = this.h.local() ? [] : this.store.legacyChats();
     ui.importBox.hidden = old.length === 0;
     if (!old.length) return;
-    ui.importText.textContent = `This browser holds ${count(old.length)} from before the server kept them. Import them to the server?`;
+    const them = old.length === 1 ? 'it' : 'them';
+    ui.importText.textContent = `This browser holds ${count(old.length)} from before the server kept chats. Import ${them} to the server?`;
   }
 
   async #import() {

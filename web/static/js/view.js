@@ -19,7 +19,7 @@ export function messageEl(m) {
         el('div', { class: 'thinking', 'aria-hidden': 'true' }, el('span'), el('span'), el('span')),
         el('div', { class: 'md' }),
         el('div', { class: 'msg-status' }),
-        el('div', { class: 'actions' })));
+        el('div', { class: 'msg-foot' }, el('div', { class: 'actions' }))));
   }
   li.dataset.id = m.id;
   const sibs = page.conv.siblings(m);
@@ -30,7 +30,10 @@ export function messageEl(m) {
       el('button', { type: 'button', class: 'act', 'data-action': 'prev', 'aria-label': `Previous ${what}`, disabled: i === 0 }, icon('left')),
       el('span', { class: 'branch-pos', text: `${i + 1}/${sibs.length}` }),
       el('button', { type: 'button', class: 'act', 'data-action': 'next', 'aria-label': `Next ${what}`, disabled: i === sibs.length - 1 }, icon('right')));
-    (li.querySelector('.body') ?? li).append(nav);
+    // Beside an answer's actions, as ChatGPT has it; under a question.
+    const foot = li.querySelector('.msg-foot');
+    if (foot) foot.prepend(nav);
+    else li.append(nav);
   }
   page.views.set(m, li);
   if (m.role === 'assistant') drawMessage(m);
