@@ -76,6 +76,21 @@ test('two devices see the same chats: made, renamed, answered and deleted in one
   assert.deepEqual([...a.errors, ...other.errors], []);
 });
 
+test('a delete still within its undo window is sent when the page goes away', T, async () => {
+  const page = await b.openPage(sluice.url);
+  await send(page, 'Delete me on the way out, short');
+  await waitStatus(page, 'done');
+  const conv = shownConversation(page);
+  await page.locator('.conv-item.active .conv-delete').click();
+  assert.equal((await fetch(`${sluice.url}/v1/conversations/${conv}`)).status, 200, 'not deleted while Undo is offered');
+  await page.goto('about:blank');
+  const deadline = Date.now() + 5000;
+  while ((await fetch(`${sluice.url}/v1/conversations/${conv}`)).status !== 404) {
+    assert.ok(Date.now() < deadline, 'the delete was not sent as the page went away');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+});
+
 test('a reload after the stream expired shows the whole stored answer, on this device and another', T, async () => {
   const server = await startSluice({ args: ['--demo-tps', '200', '--demo-ttft', '0s', '--retention', '1s'] });
   try {
@@ -208,8 +223,13 @@ test("a browser's own chats are offered for import once: imported whole, never t
     await plantLegacy(page);
     await page.locator('#import:not([hidden])').waitFor();
     assert.match(await page.locator('#import-text').innerText(), /2 chats/);
+    // Another tab of the same browser makes the same offer, until one takes it.
+    const tab = await b.openPage(server.url, { context: page.context() });
+    await tab.locator('#import:not([hidden])').waitFor();
     await page.locator('#import-yes').click();
+    await tab.locator('#import').waitFor({ state: 'hidden' });
     await waitTitles(page, ['Old chat two', 'Old chat one']);
+    await waitTitles(tab, ['Old chat two', 'Old chat one']);
     const list = await getJSON(server, '/v1/conversations');
     assert.deepEqual(list.data.map((c) => c.title).sort(), ['Old chat one', 'Old chat two']);
     const two = list.data.find((c) => c.title === 'Old chat two');
@@ -231,7 +251,7 @@ test("a browser's own chats are offered for import once: imported whole, never t
     await declined.waitForSelector('#app[data-ready]');
     assert.ok(await declined.locator('#import').isHidden());
     assert.equal((await getJSON(server, '/v1/conversations')).data.length, 2);
-    assert.deepEqual([...page.errors, ...declined.errors], []);
+    assert.deepEqual([...page.errors, ...tab.errors, ...declined.errors], []);
   } finally {
     await server.stop();
   }
