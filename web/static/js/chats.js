@@ -42,6 +42,8 @@ let tempSeq = 0;
  * messages as a tree. leaf is the message the branch shown ends with.
  */
 export class Chat {
+  #kids = null; // parent ID → children in order, until the next change
+
   constructor({ id, title = 'New chat', updatedAt = Date.now() }, { local = false } = {}) {
     this.id = id;
     this.title = title;
@@ -72,6 +74,7 @@ export class Chat {
     this.updatedAt = (head.updated_at ?? 0) * 1000 || this.updatedAt;
     this.currentId = head.current_id ?? '';
     this.items = new Map(items.map((it, i) => [it.id, messageOf(it, i)]));
+    this.#kids = null;
     this.loaded = true;
     for (const t of this.temps) this.items.set(t.id, t);
     this.#chooseLeaf();
@@ -82,6 +85,7 @@ export class Chat {
     const m = { id: `tmp-${++tempSeq}`, parentId, role, content, status, seq: Infinity, temp: true };
     this.temps.push(m);
     this.items.set(m.id, m);
+    this.#kids = null;
     this.picked = m.id;
     this.leaf = m.id;
     if (this.local) {
@@ -96,12 +100,24 @@ export class Chat {
   dropTemps(ms) {
     this.temps = this.temps.filter((t) => !ms.includes(t));
     for (const m of ms) if (this.items.get(m.id) === m) this.items.delete(m.id);
+    this.#kids = null;
     if (ms.some((m) => m.id === this.picked)) this.picked = '';
     this.#chooseLeaf();
   }
 
+  /** The children of message parentId ('' for the roots), in order. */
   children(parentId) {
-    return [...this.items.values()].filter((m) => m.parentId === parentId).sort((a, b) => a.seq - b.seq);
+    if (!this.#kids) {
+      // Built once per change, so that drawing a long branch stays linear.
+      this.#kids = new Map();
+      for (const m of this.items.values()) {
+        const list = this.#kids.get(m.parentId);
+        if (list) list.push(m);
+        else this.#kids.set(m.parentId, [m]);
+      }
+      for (const list of this.#kids.values()) list.sort((a, b) => a.seq - b.seq);
+    }
+    return this.#kids.get(parentId) ?? [];
   }
 
   /** The branch shown: root first. */
@@ -253,7 +269,8 @@ export class MemoryChats {
   }
 
   async rename(c, title) {
-    c.title = title;
+    const chat = this.#chats.get(c.id);
+    if (chat) chat.title = title;
   }
 
   async remove(id) {
