@@ -45,6 +45,11 @@ test('a conversation is made, read, renamed, listed, searched, exported and dele
   ]);
   assert.equal(items.data[1].parent_id, items.data[0].id, 'each item goes under the one before');
   assert.equal((await client.conversations.retrieve(conv.id)).current_id, items.data[1].id);
+  const one = await client.conversations.items.list(conv.id, { order: 'asc', limit: 1 });
+  assert.deepEqual([one.data.length, one.hasMore], [1, true]);
+  const walked = [];
+  for await (const it of one) walked.push(it.id);
+  assert.deepEqual(walked, items.data.map((it) => it.id), 'for await reads the items page by page, in order');
   const desc = await client.conversations.items.list(conv.id);
   assert.deepEqual(desc.data.map((it) => it.id), items.data.map((it) => it.id).reverse(), 'newest first by default, as OpenAI');
 
