@@ -29,6 +29,9 @@ async function waitTitles(page, want) {
 }
 
 test('two devices see the same chats: made, renamed, answered and deleted in one, the other follows without a reload', { timeout: 90_000 }, async () => {
+  // A server of its own: the lists hold this test's chat alone.
+  const sluice = await startSluice({ args: ['--demo-tps', '80', '--demo-ttft', '100ms'] });
+  b.cleanups.push(() => sluice.stop());
   const a = await b.openPage(sluice.url);
   const other = await b.openPage(sluice.url);
 
@@ -74,6 +77,9 @@ test('two devices see the same chats: made, renamed, answered and deleted in one
   await other.waitForSelector('#empty:not([hidden])');
   assert.equal(shownConversation(other), '', 'the other device left the deleted chat');
   assert.deepEqual([...a.errors, ...other.errors], []);
+  await a.context().close();
+  await other.context().close();
+  await sluice.stop(); // a clean exit, or the test fails
 });
 
 test('a delete still within its undo window is sent when the page goes away', T, async () => {
