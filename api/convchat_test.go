@@ -206,3 +206,21 @@ func TestAnAnswersEndDecidesItsStatus(t *testing.T) {
 		}
 	})
 }
+
+// TestAnAnswerWithANULIsStored: a NUL from a model (JSON carries it, the
+// stores refuse it) costs the answer that character only.
+func TestAnAnswerWithANULIsStored(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open openFunc) {
+		m := &stepModel{Tokens: []string{"a\x00", "b"}}
+		e := convEnv(t, open, envOptions{Models: map[string]sluice.Model{"nul": m}}, false)
+		c := createConv(t, e, nil)
+		resp := do(t, e, "POST", "/v1/chat/completions", chatBody("go", "model", "nul", "conversation", c.ID))
+		msg := resp.Header.Get(api.HeaderMessageID)
+		if txt, _ := content(t, events(t, resp, -1)); txt != "a\x00b" {
+			t.Fatalf("streamed %q", txt)
+		}
+		if it := waitItem(t, e, c.ID, msg, "the answer stored", completed); text(it) != "a\uFFFDb" {
+			t.Fatalf("stored %q", text(it))
+		}
+	})
+}

@@ -2,12 +2,36 @@ package api_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/internal/testenv"
 	"github.com/sluice-dev/sluice/postgres"
+	"github.com/sluice-dev/sluice/sqlite"
 )
+
+type route struct {
+	method, path string
+	body         any
+}
+
+// wantDown checks that every route answers 503 database_unavailable with
+// Retry-After, and that a chat without a conversation streams as always.
+func wantDown(t *testing.T, e *env, routes []route) {
+	t.Helper()
+	for _, r := range routes {
+		resp := do(t, e, r.method, r.path, r.body)
+		if resp.Header.Get("Retry-After") == "" {
+			t.Errorf("%s %s: no Retry-After", r.method, r.path)
+		}
+		wantStatus(t, resp, 503, "database_unavailable")
+	}
+	if txt, last := content(t, events(t, do(t, e, "POST", "/v1/chat/completions", chatBody("hi")), -1)); txt == "" || last != "[DONE]" {
+		t.Fatalf("a chat without a conversation: %q, last %q", txt, last)
+	}
+}
 
 // TestADatabaseDownIsA503AndChatsStreamOn: with PostgreSQL stopped, the
 // conversation routes and a chat that names a conversation answer 503
@@ -24,30 +48,40 @@ func TestADatabaseDownIsA503AndChatsStreamOn(t *testing.T) {
 	c := createConv(t, e, map[string]any{"title": "kept"})
 
 	pg.Stop()
-	for _, r := range []struct {
-		method, path string
-		body         any
-	}{
+	wantDown(t, e, []route{
 		{"GET", "/v1/conversations", nil},
 		{"POST", "/v1/conversations", map[string]any{}},
 		{"GET", "/v1/conversations/" + c.ID, nil},
 		{"GET", "/v1/conversations/" + c.ID + "/items", nil},
 		{"POST", "/v1/chat/completions", chatBody("hi", "conversation", c.ID)},
-	} {
-		resp := do(t, e, r.method, r.path, r.body)
-		if resp.Header.Get("Retry-After") == "" {
-			t.Errorf("%s %s: no Retry-After", r.method, r.path)
-		}
-		wantStatus(t, resp, 503, "database_unavailable")
-	}
-	if txt, last := content(t, events(t, do(t, e, "POST", "/v1/chat/completions", chatBody("hi")), -1)); txt == "" || last != "[DONE]" {
-		t.Fatalf("a chat without a conversation: %q, last %q", txt, last)
-	}
+	})
 
 	pg.Restart(t)
 	testenv.Eventually(t, "conversations back", func() bool {
 		resp := do(t, e, "GET", "/v1/conversations/"+c.ID, nil)
 		resp.Body.Close()
 		return resp.StatusCode == 200
+	})
+}
+
+// TestASQLiteFileRemovedIsA503: a database file removed under the server
+// refuses what would write into it (a new conversation, a chat stored in
+// one) with 503, and chats without a conversation stream on.
+func TestASQLiteFileRemovedIsA503(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	store, err := sqlite.Open(context.Background(), filepath.Join(dir, "sluice.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	e := convEnv(t, func(*testing.T) sluice.ConversationStore { return store }, envOptions{}, false)
+	c := createConv(t, e, nil)
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	wantDown(t, e, []route{
+		{"POST", "/v1/conversations", map[string]any{}},
+		{"POST", "/v1/conversations/" + c.ID + "/items", map[string]any{"items": []map[string]any{{"role": "user", "content": "x"}}}},
+		{"POST", "/v1/chat/completions", chatBody("hi", "conversation", c.ID)},
 	})
 }

@@ -107,6 +107,10 @@ func (s *Service) Prepare(ctx context.Context, owner string, req *sluice.ChatReq
 		if !s.enroll() {
 			return "", "", errShuttingDown
 		}
+		// The chat is stored even if its client has just gone: its answer
+		// runs on for a later reader, as every answer does.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+		defer cancel()
 		stored, err := s.store.AddItems(ctx, id, items)
 		if err != nil {
 			s.unenroll()
@@ -154,14 +158,8 @@ func (s *Service) enroll() bool {
 	if s.closing {
 		return false
 	}
-	s.recording++
 	s.wg.Add(1)
 	return true
 }
 
-func (s *Service) unenroll() {
-	s.mu.Lock()
-	s.recording--
-	s.mu.Unlock()
-	s.wg.Done()
-}
+func (s *Service) unenroll() { s.wg.Done() }

@@ -307,8 +307,13 @@ func (s *Service) changed(ctx context.Context, owner, id string) {
 	if s.logs == nil {
 		return
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), feedTimeout)
+	defer cancel()
 	c, err := s.store.Conversation(ctx, id)
-	if err != nil {
+	switch {
+	case sluice.ErrorCode(err) == sluice.ENOTFOUND:
+		return // deleted meanwhile: the feed told of that
+	case err != nil:
 		s.log.Warn("conversations: cannot read a conversation to tell its feed", "id", id, "err", err)
 		return
 	}

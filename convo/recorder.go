@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/sluice-dev/sluice"
@@ -45,11 +46,11 @@ type recorder struct {
 
 	co        wire.Collector
 	after     string
-	written   string // the text last stored
-	lastWrite time.Time
-	lastBeat  time.Time
-	failing   bool // the last write failed (logged once until one succeeds)
-	gone      bool // the message ended or was deleted under us: stop writing
+	written   string    // the text last stored
+	lastWrite time.Time // the last flush, written or not
+	lastBeat  time.Time // the last write or touch
+	failing   bool      // the last write failed (logged once until one succeeds)
+	gone      bool      // the message ended or was deleted under us: stop writing
 }
 
 // follow reads the log to its end and returns the update that ends the
@@ -120,11 +121,15 @@ func (r *recorder) take(evs []sluice.Event) (sluice.MessageUpdate, bool) {
 	return sluice.MessageUpdate{}, false
 }
 
+// text is the answer so far, as a store keeps text: a NUL that a model
+// sent (JSON allows it, the stores do not) is kept as U+FFFD, so that one
+// odd token cannot cost the whole answer.
 func (r *recorder) text() string {
-	if c := r.co.Completion().Choices[0].Message.Content; c != nil {
-		return *c
+	c := r.co.Completion().Choices[0].Message.Content
+	if c == nil {
+		return ""
 	}
-	return ""
+	return strings.ReplaceAll(*c, "\x00", "\uFFFD")
 }
 
 // ending is the update for the log's ending event ev.
@@ -222,7 +227,10 @@ func (r *recorder) pause(d time.Duration) bool {
 }
 
 // flush stores the text so far, if it changed, else keeps the heartbeat.
+// The next flush comes FlushEvery later either way, so that a stream of
+// events that add no text (a model's reasoning) is read in batches too.
 func (r *recorder) flush() {
+	r.lastWrite = time.Now()
 	text := r.text()
 	if text == r.written {
 		if time.Since(r.lastBeat) >= r.s.opts.Stale/4 {
@@ -230,7 +238,6 @@ func (r *recorder) flush() {
 		}
 		return
 	}
-	r.lastWrite = time.Now()
 	if r.write(sluice.MessageUpdate{Text: text}) == nil {
 		r.written, r.lastBeat = text, r.lastWrite
 	}

@@ -74,10 +74,9 @@ type Service struct {
 	wg     sync.WaitGroup // recorders and the sweeper
 	stop   chan struct{}  // closed by Shutdown: the sweeper ends
 
-	mu        sync.Mutex
-	closing   bool
-	recording int // recorders running
-	stopOnce  sync.Once
+	mu       sync.Mutex
+	closing  bool // no recorder starts any more
+	stopOnce sync.Once
 }
 
 // New returns a Service over opts.Store and starts its sweeper.
@@ -123,13 +122,6 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	s.cancel()
 	<-idle
 	return ctx.Err()
-}
-
-// Recording reports how many answers are being recorded.
-func (s *Service) Recording() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.recording
 }
 
 var (

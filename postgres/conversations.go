@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/internal/convcheck"
 )
 
 const convColumns = "id, owner, title, metadata, current_id, created_at, updated_at"
@@ -34,16 +36,19 @@ func metadataParam(m map[string]string) map[string]string {
 
 // CreateConversation implements sluice.ConversationStore.
 func (s *Store) CreateConversation(ctx context.Context, c sluice.Conversation, items []sluice.Item) (sluice.Conversation, []sluice.Item, error) {
-	if err := checkConversation(c); err != nil {
+	if err := convcheck.Head(&c.Title, c.Metadata); err != nil {
 		return sluice.Conversation{}, nil, err
 	}
-	bytes, err := checkItems(items, true)
+	if err := convcheck.Text("owner", c.Owner); err != nil {
+		return sluice.Conversation{}, nil, err
+	}
+	items, bytes, err := checkItems(items, true)
 	if err != nil {
 		return sluice.Conversation{}, nil, err
 	}
 	now := s.clock()
 	out := sluice.Conversation{
-		ID: newID("conv_"), Owner: c.Owner, Title: c.Title, Metadata: maps.Clone(c.Metadata),
+		ID: convcheck.NewConversationID(), Owner: c.Owner, Title: c.Title, Metadata: maps.Clone(c.Metadata),
 		CreatedAt: now, UpdatedAt: now,
 	}
 	if len(out.Metadata) == 0 {
@@ -57,7 +62,7 @@ func (s *Store) CreateConversation(ctx context.Context, c sluice.Conversation, i
 		_, err := tx.Exec(ctx, `INSERT INTO conversations
 			(id, owner, title, title_folded, metadata, current_id, created_at, updated_at, item_count, text_bytes, last_seq)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10)`,
-			out.ID, out.Owner, out.Title, strings.ToLower(out.Title), metadataParam(out.Metadata), out.CurrentID, now,
+			out.ID, out.Owner, out.Title, convcheck.Fold(out.Title), metadataParam(out.Metadata), out.CurrentID, now,
 			len(made), bytes, int64(len(made)))
 		if err != nil {
 			return err
@@ -99,12 +104,7 @@ func lockConversation(ctx context.Context, tx pgx.Tx, id string, forUpdate bool)
 
 // UpdateConversation implements sluice.ConversationStore.
 func (s *Store) UpdateConversation(ctx context.Context, id string, p sluice.ConversationPatch) (sluice.Conversation, error) {
-	if p.Title != nil {
-		if err := checkTitle(*p.Title); err != nil {
-			return sluice.Conversation{}, err
-		}
-	}
-	if err := checkMetadata(p.Metadata); err != nil {
+	if err := convcheck.Head(p.Title, p.Metadata); err != nil {
 		return sluice.Conversation{}, err
 	}
 	var c sluice.Conversation
@@ -127,7 +127,7 @@ func (s *Store) UpdateConversation(ctx context.Context, id string, p sluice.Conv
 		c, err = scanConversation(tx.QueryRow(ctx, `UPDATE conversations
 			SET title = $2, title_folded = $3, metadata = $4, updated_at = $5
 			WHERE id = $1 RETURNING `+convColumns,
-			id, title, strings.ToLower(title), metadataParam(meta), later(s.clock(), old.UpdatedAt)))
+			id, title, convcheck.Fold(title), metadataParam(meta), later(s.clock(), old.UpdatedAt)))
 		return err
 	})
 	return c, err
@@ -158,12 +158,12 @@ var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 // and their items; an owner's conversations are few enough for that, and a
 // trigram index (pg_trgm) can be added when they are not.
 func (s *Store) Conversations(ctx context.Context, q sluice.ConversationQuery) ([]sluice.Conversation, bool, error) {
-	limit, err := pageLimit(q.Limit)
+	limit, err := convcheck.Limit(q.Limit)
 	if err != nil {
 		return nil, false, err
 	}
-	if !textOK(q.Search) {
-		return nil, false, invalid("q", "The search text must be UTF-8 without NUL characters.")
+	if err := convcheck.Text("q", q.Search); err != nil {
+		return nil, false, err
 	}
 	if !textOK(q.Owner) {
 		return nil, false, nil // no conversation can have such an owner
@@ -171,13 +171,13 @@ func (s *Store) Conversations(ctx context.Context, q sluice.ConversationQuery) (
 	sql := "SELECT " + convColumns + " FROM conversations c WHERE owner = $1"
 	args := []any{q.Owner}
 	if q.Search != "" {
-		args = append(args, "%"+likeEscaper.Replace(strings.ToLower(q.Search))+"%")
+		args = append(args, "%"+likeEscaper.Replace(convcheck.Fold(q.Search))+"%")
 		sql += ` AND (title_folded LIKE $2 ESCAPE '\' OR EXISTS (
 			SELECT 1 FROM items i WHERE i.conversation_id = c.id AND i.text_folded LIKE $2 ESCAPE '\'))`
 	}
 	var out []sluice.Conversation
 	err = s.inTx(ctx, "listing conversations", func(tx pgx.Tx) error {
-		sql, args := sql, args
+		sql, args := sql, slices.Clone(args) // a second try starts afresh
 		if q.After != "" {
 			var at time.Time
 			err := pgx.ErrNoRows
@@ -185,7 +185,7 @@ func (s *Store) Conversations(ctx context.Context, q sluice.ConversationQuery) (
 				err = tx.QueryRow(ctx, "SELECT updated_at FROM conversations WHERE id = $1 AND owner = $2", q.After, q.Owner).Scan(&at)
 			}
 			if errors.Is(err, pgx.ErrNoRows) {
-				return invalid("after", "No conversation %q of the owner to list after.", clip(q.After))
+				return invalid("after", "No conversation %s of the owner to list after.", clip(q.After))
 			}
 			if err != nil {
 				return err

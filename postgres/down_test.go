@@ -3,10 +3,14 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/internal/testenv"
 )
@@ -103,4 +107,85 @@ func TestACancelledCallIsCancelledNotUnavailable(t *testing.T) {
 	cancel()
 	_, err := s.Conversation(ctx, "conv_00000000000000000000000000000000")
 	wantCode(t, "a call whose context was cancelled", err, sluice.ECANCELLED)
+}
+
+func TestACallAfterTheDatabaseRestartedSucceeds(t *testing.T) {
+	pg := testenv.StartPostgresServer(t)
+	s := openStore(t, pg.NewDatabase(t))
+	ctx := ctxFor(t)
+	c, _, err := s.CreateConversation(ctx, sluice.Conversation{Title: "kept"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The pool's connections die with the server, and nothing calls until
+	// it is back: the first call after finds them dead, and must not fail
+	// for it (nor wait for a health check).
+	pg.Restart(t)
+	for i := range 3 {
+		if got, err := s.Conversation(ctx, c.ID); err != nil || got.Title != "kept" {
+			t.Fatalf("call %d after the restart: %+v, %v", i, got, err)
+		}
+	}
+}
+
+func TestACallOnConnectionsCutMomentsAgoSucceeds(t *testing.T) {
+	url := testenv.StartPostgres(t)
+	s := openStore(t, url)
+	ctx := ctxFor(t)
+	c, _, err := s.CreateConversation(ctx, sluice.Conversation{Title: "kept"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An operator (or a failover, or a pooler restarting) cuts the store's
+	// connections; the pool does not ping connections idle for less than
+	// a second, so the next call finds one dead as it begins.
+	admin, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	var cut int
+	// In the select list, not the WHERE clause, which PostgreSQL may
+	// evaluate in any order (and so cut this connection too).
+	if err := admin.QueryRow(ctx, `SELECT count(*) FILTER (WHERE cut) FROM (
+		SELECT pg_terminate_backend(pid, 10000) AS cut FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid()) AS t`).Scan(&cut); err != nil || cut == 0 {
+		t.Fatalf("cut %d connections (%v); want the store's", cut, err)
+	}
+	if got, err := s.Conversation(ctx, c.ID); err != nil || got.Title != "kept" {
+		t.Fatalf("a call after the connections were cut: %+v, %v", got, err)
+	}
+}
+
+func TestErrorsOfTheDatabaseMapToCodes(t *testing.T) {
+	pg := func(code string) error {
+		return fmt.Errorf("query: %w", &pgconn.PgError{Code: code, Message: "SELECT secret"})
+	}
+	for _, tc := range []struct {
+		name string
+		err  error
+		code string
+		lost bool // the pool's connections are dropped
+	}{
+		{"a connection cut by an administrator", pg("57P01"), sluice.EUNAVAILABLE, true},
+		{"a connection exception", pg("08006"), sluice.EUNAVAILABLE, true},
+		{"a connection read that ended", fmt.Errorf("receive: %w", io.ErrUnexpectedEOF), sluice.EUNAVAILABLE, true},
+		{"too many connections", pg("53300"), sluice.EUNAVAILABLE, false},
+		{"a full disk", pg("53100"), sluice.EUNAVAILABLE, false},
+		{"an I/O error", pg("58030"), sluice.EUNAVAILABLE, false},
+		{"a deadline", fmt.Errorf("query: %w", context.DeadlineExceeded), sluice.EUNAVAILABLE, false},
+		{"a cancelled caller", fmt.Errorf("query: %w", context.Canceled), sluice.ECANCELLED, false},
+		{"a syntax error (a bug)", pg("42601"), sluice.EINTERNAL, false},
+		{"a unique violation (a bug)", pg("23505"), sluice.EINTERNAL, false},
+		{"a statement cancelled", pg("57014"), sluice.EINTERNAL, false},
+		{"the store's own error", invalid("x", "Bad."), sluice.EINVALID, false},
+	} {
+		err := dbError(context.Background(), "doing", tc.err)
+		if sluice.ErrorCode(err) != tc.code || connLost(tc.err) != tc.lost {
+			t.Errorf("%s: code %q, connection lost %v; want %q, %v", tc.name, sluice.ErrorCode(err), connLost(tc.err), tc.code, tc.lost)
+		}
+		if strings.Contains(sluice.ErrorMessage(err), "SELECT") {
+			t.Errorf("%s: the message %q shows users the database's words", tc.name, sluice.ErrorMessage(err))
+		}
+	}
 }

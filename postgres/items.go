@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/internal/convcheck"
 )
 
 const itemColumns = "id, conversation_id, seq, parent_id, role, text, status, model, stream_id, usage, error, created_at, updated_at"
@@ -49,37 +49,23 @@ func lockHead(ctx context.Context, tx pgx.Tx, id string) (head, error) {
 	return h, err
 }
 
-// newItems makes the items of a batch as they will be stored: IDs, times
-// and Seq set, each without a ParentID under the one before it (the first
-// under current), statuses defaulted, and Usage and Error copied so that
-// the caller's stay theirs.
+// newItems returns the checked items of a batch (convcheck.Items's) as
+// they will be stored: IDs, times and Seq set, and each without a ParentID
+// under the one before it (the first under current). It leaves items as
+// they were, for a transaction run again.
 func newItems(convID string, items []sluice.Item, current string, lastSeq int64, at time.Time) []sluice.Item {
-	made := make([]sluice.Item, len(items))
+	items = slices.Clone(items)
 	parent := current
-	for i, it := range items {
-		m := sluice.Item{
-			ID: newID("msg_"), ConversationID: convID, ParentID: it.ParentID, Role: it.Role, Text: it.Text,
-			Status: it.Status, Model: it.Model, StreamID: it.StreamID,
-			CreatedAt: at, UpdatedAt: at, Seq: lastSeq + int64(i) + 1,
+	for i := range items {
+		it := &items[i]
+		it.ID, it.ConversationID, it.Seq = convcheck.NewItemID(), convID, lastSeq+int64(i)+1
+		it.CreatedAt, it.UpdatedAt = at, at
+		if it.ParentID == "" {
+			it.ParentID = parent
 		}
-		if m.ParentID == "" {
-			m.ParentID = parent
-		}
-		if m.Status == "" {
-			m.Status = sluice.StatusCompleted
-		}
-		if it.Usage != nil {
-			u := *it.Usage
-			m.Usage = &u
-		}
-		if it.Error != nil {
-			e := *it.Error
-			m.Error = &e
-		}
-		made[i] = m
-		parent = m.ID
+		parent = it.ID
 	}
-	return made
+	return items
 }
 
 // jsonOrNull is v for a jsonb column, or NULL when v is a nil pointer.
@@ -101,7 +87,7 @@ func insertItems(ctx context.Context, tx pgx.Tx, items []sluice.Item) error {
 			"stream_id", "usage", "error", "created_at", "updated_at", "heartbeat_at"},
 		pgx.CopyFromSlice(len(items), func(i int) ([]any, error) {
 			it := items[i]
-			return []any{it.ID, it.ConversationID, it.Seq, it.ParentID, it.Role, it.Text, strings.ToLower(it.Text),
+			return []any{it.ID, it.ConversationID, it.Seq, it.ParentID, it.Role, it.Text, convcheck.Fold(it.Text),
 				string(it.Status), it.Model, it.StreamID, jsonOrNull(it.Usage), jsonOrNull(it.Error),
 				it.CreatedAt, it.UpdatedAt, it.CreatedAt}, nil
 		}))
@@ -110,7 +96,7 @@ func insertItems(ctx context.Context, tx pgx.Tx, items []sluice.Item) error {
 
 // AddItems implements sluice.ConversationStore.
 func (s *Store) AddItems(ctx context.Context, id string, items []sluice.Item) ([]sluice.Item, error) {
-	bytes, err := checkItems(items, false)
+	items, bytes, err := checkItems(items, false)
 	if err != nil {
 		return nil, err
 	}
@@ -126,13 +112,8 @@ func (s *Store) AddItems(ctx context.Context, id string, items []sluice.Item) ([
 		if err != nil || len(items) == 0 {
 			return err
 		}
-		if h.count+len(items) > sluice.MaxConversationItems {
-			return tooLarge("The conversation has %d items; with %d more it would be over the %d a conversation holds.",
-				h.count, len(items), sluice.MaxConversationItems)
-		}
-		if h.bytes+bytes > sluice.MaxConversationBytes {
-			return tooLarge("The conversation has %d bytes of text; with %d more it would be over the %d a conversation holds.",
-				h.bytes, bytes, sluice.MaxConversationBytes)
+		if err := convcheck.Bounds(h.count+len(items), int(h.bytes)+bytes); err != nil {
+			return err
 		}
 		if len(parents) > 0 {
 			var found []string
@@ -145,7 +126,7 @@ func (s *Store) AddItems(ctx context.Context, id string, items []sluice.Item) ([
 			}
 			for i, it := range items {
 				if it.ParentID != "" && !slices.Contains(found, it.ParentID) {
-					return invalid("parent_id", "Item %d names the parent %q, which is not an item of this conversation.", i, clip(it.ParentID))
+					return invalid("parent_id", "Item %d names the parent %s, which is not an item of this conversation.", i, clip(it.ParentID))
 				}
 			}
 		}
@@ -196,7 +177,7 @@ func conversationExists(ctx context.Context, tx pgx.Tx, id string) error {
 
 // Items implements sluice.ConversationStore.
 func (s *Store) Items(ctx context.Context, conversationID string, q sluice.ItemQuery) ([]sluice.Item, bool, error) {
-	limit, err := pageLimit(q.Limit)
+	limit, err := convcheck.Limit(q.Limit)
 	if err != nil {
 		return nil, false, err
 	}
@@ -218,7 +199,7 @@ func (s *Store) Items(ctx context.Context, conversationID string, q sluice.ItemQ
 				err = tx.QueryRow(ctx, "SELECT seq FROM items WHERE id = $1 AND conversation_id = $2", q.After, conversationID).Scan(&seq)
 			}
 			if errors.Is(err, pgx.ErrNoRows) {
-				return invalid("after", "No item %q in the conversation to list after.", clip(q.After))
+				return invalid("after", "No item %s in the conversation to list after.", clip(q.After))
 			}
 			if err != nil {
 				return err

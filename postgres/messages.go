@@ -3,16 +3,16 @@ package postgres
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/internal/convcheck"
 )
 
 // UpdateMessage implements sluice.ConversationStore.
 func (s *Store) UpdateMessage(ctx context.Context, itemID string, u sluice.MessageUpdate) error {
-	if err := checkUpdate(u); err != nil {
+	if err := convcheck.Update(u); err != nil {
 		return err
 	}
 	if !textOK(itemID) {
@@ -53,13 +53,13 @@ func (s *Store) UpdateMessage(ctx context.Context, itemID string, u sluice.Messa
 			return &sluice.Error{Code: sluice.ECONFLICT, Message: "The message has ended (" + string(old) + "); it cannot change any more."}
 		}
 		bytes := h.bytes - size + int64(len(u.Text))
-		if bytes > sluice.MaxConversationBytes {
-			return tooLarge("With this text the conversation would hold %d bytes, over the %d it may.", bytes, sluice.MaxConversationBytes)
+		if err := convcheck.Bounds(h.count, int(bytes)); err != nil {
+			return err
 		}
 		now := s.clock()
 		if _, err := tx.Exec(ctx, `UPDATE items SET text = $2, text_folded = $8, status = $3,
 			usage = COALESCE($4, usage), error = COALESCE($5, error), updated_at = $6, heartbeat_at = $7 WHERE id = $1`,
-			itemID, u.Text, string(status), jsonOrNull(u.Usage), jsonOrNull(u.Error), later(now, updated), now, strings.ToLower(u.Text)); err != nil {
+			itemID, u.Text, string(status), jsonOrNull(u.Usage), jsonOrNull(u.Error), later(now, updated), now, convcheck.Fold(u.Text)); err != nil {
 			return err
 		}
 		_, err = tx.Exec(ctx, "UPDATE conversations SET text_bytes = $2, updated_at = $3 WHERE id = $1",

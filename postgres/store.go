@@ -45,13 +45,22 @@ var _ sluice.ConversationStore = (*Store)(nil)
 
 // Open connects to the database at url (a PostgreSQL URL or key=value
 // string, as --database-url takes it), applies the migrations it lacks and
-// returns the store. The caller closes it.
+// returns the store. The caller closes it. The URL's parameters tune the
+// pool (pool_max_conns, by default the larger of 4 and the number of CPUs)
+// and the connections (connect_timeout, here 5 s unless it is set).
 func Open(ctx context.Context, url string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// The parse error may hold the URL, password and all: it goes to
 		// the log through Err, never to a user.
 		return nil, &sluice.Error{Code: sluice.EINVALID, Message: "The database URL is not a valid PostgreSQL URL.", Err: err}
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		// Without one, a database host that drops packets holds each
+		// call for as long as the caller's context allows, or the
+		// system's TCP timeout (minutes): a database that is down is
+		// better told soon.
+		cfg.ConnConfig.ConnectTimeout = connectTimeout
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -95,9 +104,10 @@ func (s *Store) inTx(ctx context.Context, what string, fn func(pgx.Tx) error) er
 	for try := 1; ; try++ {
 		tx, err := s.pool.Begin(ctx)
 		if err != nil {
-			if try < tries && unavailable(err) && ctx.Err() == nil {
-				// Connections to a server that went away are all dead:
-				// drop them rather than find each on its own.
+			if try < tries && connLost(err) && ctx.Err() == nil {
+				// An open connection found dead: the server went away
+				// since, and the others are dead too. Drop them all
+				// rather than find each on its own, and try a new one.
 				s.pool.Reset()
 				continue
 			}
@@ -115,7 +125,7 @@ func (s *Store) inTx(ctx context.Context, what string, fn func(pgx.Tx) error) er
 		if try < tries && retryable(err) {
 			continue
 		}
-		if unavailable(err) {
+		if connLost(err) {
 			s.pool.Reset()
 		}
 		return dbError(ctx, what, err)
@@ -127,6 +137,29 @@ func (s *Store) inTx(ctx context.Context, what string, fn func(pgx.Tx) error) er
 func retryable(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
+}
+
+// connLost reports whether err says that an open connection has died: the
+// server closed it or went away. A timeout does not say so (a slow
+// statement leaves the server and the other connections well), nor does a
+// failure to connect (there was no connection).
+func connLost(err error) bool {
+	var (
+		pe *pgconn.PgError
+		ce *pgconn.ConnectError
+		ne net.Error
+	)
+	switch {
+	case errors.As(err, &ce), pgconn.Timeout(err), errors.Is(err, context.DeadlineExceeded):
+		return false
+	case errors.As(err, &pe):
+		// Class 08: connection exceptions; 57P01-57P03: the server is
+		// shutting down (an administrator's command, a crash) or starting.
+		return pe.Code[:2] == "08" || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
+	case errors.As(err, &ne):
+		return !ne.Timeout()
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, pgconn.ErrConnClosed)
 }
 
 // unavailable reports whether err says that the database cannot be
@@ -142,20 +175,23 @@ func unavailable(err error) bool {
 	case errors.As(err, &sle):
 		return false
 	case errors.As(err, &pe):
-		// Class 08: connection exceptions; 53: insufficient resources
-		// (disk full, too many connections); 57P01-57P05: the server is
-		// shutting down, starting or restarting; 58: system errors (I/O).
+		// Beside a lost connection, class 53: insufficient resources (disk
+		// full, too many connections); 57P04-57P05: the database is
+		// dropped or the connection idled out; 58: system errors (I/O).
 		class := pe.Code[:2]
-		return class == "08" || class == "53" || class == "58" || (class == "57" && pe.Code != "57014")
-	case errors.As(err, &ce), errors.As(err, &ne), pgconn.Timeout(err):
+		return connLost(err) || class == "53" || class == "58" || pe.Code == "57P04" || pe.Code == "57P05"
+	case errors.As(err, &ce), errors.As(err, &ne):
 		return true
 	}
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, pgconn.ErrConnClosed) ||
-		errors.Is(err, context.DeadlineExceeded)
+	return connLost(err) || pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded)
 }
 
-// retryAfter is what a caller of a database that is down is told to wait.
-const retryAfter = 5 * time.Second
+const (
+	// retryAfter is what a caller of a database that is down is told to wait.
+	retryAfter = 5 * time.Second
+	// connectTimeout bounds a connection attempt when the URL does not.
+	connectTimeout = 5 * time.Second
+)
 
 // dbError turns an error of the database into a *sluice.Error: its own
 // errors (the store's checks) pass as they are; a database that cannot be

@@ -37,3 +37,20 @@ func wantCode(t *testing.T, what string, err error, code string) {
 		t.Fatalf("%s: got %v, want code %q", what, err, code)
 	}
 }
+
+// A transaction that lost a deadlock runs again from the same input: the
+// items of its first try must not leak into the second.
+func TestNewItemsLeavesItsInputForATryAgain(t *testing.T) {
+	in := []sluice.Item{{Role: "user", Text: "a"}, {Role: "user", Text: "b"}}
+	at := time.Now()
+	first := newItems("conv_1", in, "msg_current", 7, at)
+	second := newItems("conv_1", in, "msg_current", 7, at)
+	for i, it := range in {
+		if it.ID != "" || it.ParentID != "" || it.Seq != 0 {
+			t.Fatalf("input item %d changed: %+v", i, it)
+		}
+	}
+	if first[0].ID == second[0].ID || second[0].ParentID != "msg_current" || second[1].ParentID != second[0].ID || second[1].Seq != 9 {
+		t.Fatalf("second try: %+v; want new IDs, the first under msg_current, the next under it, Seq 8 and 9", second)
+	}
+}

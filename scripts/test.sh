@@ -23,7 +23,12 @@ cd "$(dirname "$0")/.."
 # real servers and a three-master cluster; Debian 12's 7.0 has sharded pub/sub.
 # nginx: tests/cluster runs three nodes behind it, as docs/scale-out.md
 # configures it (started as a plain process; the package's service is not used).
-DEBIAN_PACKAGES=(gcc libc6-dev chromium curl redis-server redis-tools prometheus openssl nginx)
+# postgresql: the PostgreSQL conversation store's tests start real servers,
+# initdb into a temporary directory (internal/testenv finds initdb and postgres
+# in /usr/lib/postgresql/*/bin, where Debian puts them off PATH, and runs them
+# as the package's postgres user when the tests run as root, which PostgreSQL
+# refuses). The package's own cluster and service are not used.
+DEBIAN_PACKAGES=(gcc libc6-dev chromium curl redis-server redis-tools prometheus openssl nginx postgresql)
 
 # The Node for tests/node when the system has none new enough. Debian 12's
 # nodejs is 18: playwright-core 1.62 and later refuse it, and its test runner

@@ -64,13 +64,6 @@ func loadMigrations(fsys fs.FS) ([]migration, error) {
 // writer's _txlock=immediate): two processes opening one file at once then
 // take turns, and the second finds the first's work done.
 func migrate(ctx context.Context, db *sql.DB, ms []migration) (int, error) {
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    INTEGER PRIMARY KEY,
-		name       TEXT NOT NULL,
-		applied_at INTEGER NOT NULL
-	) STRICT`); err != nil {
-		return 0, fmt.Errorf("creating schema_migrations: %w", err)
-	}
 	applied := 0
 	for {
 		done, err := migrateOne(ctx, db, ms)
@@ -86,9 +79,20 @@ func migrate(ctx context.Context, db *sql.DB, ms []migration) (int, error) {
 func migrateOne(ctx context.Context, db *sql.DB, ms []migration) (done bool, err error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("beginning: %w", err)
 	}
 	defer tx.Rollback()
+	// Within the transaction, which holds the write lock from its BEGIN: a
+	// statement of its own would read the schema first and then want to
+	// write it, and SQLite answers such an upgrade SQLITE_BUSY at once when
+	// another process wrote in between, whatever the busy_timeout.
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		name       TEXT NOT NULL,
+		applied_at INTEGER NOT NULL
+	) STRICT`); err != nil {
+		return false, fmt.Errorf("creating schema_migrations: %w", err)
+	}
 	var have int
 	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
 		return false, fmt.Errorf("reading the schema version: %w", err)
@@ -107,5 +111,8 @@ func migrateOne(ctx context.Context, db *sql.DB, ms []migration) (done bool, err
 		m.version, m.name, time.Now().UnixNano()); err != nil {
 		return false, fmt.Errorf("recording migration %s: %w", m.name, err)
 	}
-	return false, tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("committing migration %s: %w", m.name, err)
+	}
+	return false, nil
 }

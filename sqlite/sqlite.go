@@ -58,6 +58,11 @@ func init() {
 // concurrent use; Close it when done.
 type Store struct {
 	w, r *sql.DB
+	// path and file are the database file as opened: SQLite goes on
+	// writing to a file removed under it, into the void, so every write
+	// first checks that the path still leads to it.
+	path string
+	file os.FileInfo
 
 	closeOnce sync.Once
 	closeErr  error
@@ -75,39 +80,78 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, unavailable(fmt.Errorf("sqlite: database path %q: %w", path, err))
 	}
 	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
-		return nil, unavailable(fmt.Errorf("sqlite: creating the database's directory: %w", err))
+		return nil, unavailable(fmt.Errorf("sqlite: database %s: creating its directory: %w", abs, err))
 	}
-	// A file: URI with the path escaped, so that no character of a path
-	// ('?', '#', '%') is taken for part of the options.
-	name := "file:" + (&url.URL{Path: abs}).EscapedPath()
-	// temp_store(MEMORY): the statement journals of big INSERTs stay off disk.
-	pragmas := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)", busyTimeout.Milliseconds())
-	// synchronous(NORMAL) in WAL mode: a crash of the process loses nothing
-	// committed, a power cut at most the last commits, never consistency;
-	// FULL would add an fsync to every batch of every streaming answer.
-	w, err := sql.Open("sqlite", name+"?_txlock=immediate&"+pragmas+"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
+	w, err := sql.Open("sqlite", dsn(abs, true))
 	if err != nil {
 		return nil, unavailable(fmt.Errorf("sqlite: %w", err))
 	}
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
-	s := &Store{w: w}
+	s := &Store{w: w, path: abs}
 	ms, err := loadMigrations(migrationFiles)
 	if err == nil {
-		_, err = migrate(ctx, w, ms)
+		err = openWaiting(ctx, func() error { _, err := migrate(ctx, w, ms); return err })
 	}
 	if err != nil {
 		w.Close()
 		return nil, unavailable(fmt.Errorf("sqlite: opening %s: %w", abs, err))
 	}
-	s.r, err = sql.Open("sqlite", name+"?"+pragmas+"&_pragma=query_only(1)")
+	if s.file, err = os.Stat(abs); err != nil {
+		w.Close()
+		return nil, unavailable(fmt.Errorf("sqlite: opening %s: %w", abs, err))
+	}
+	s.r, err = sql.Open("sqlite", dsn(abs, false))
 	if err != nil {
 		w.Close()
 		return nil, unavailable(fmt.Errorf("sqlite: %w", err))
 	}
 	s.r.SetMaxOpenConns(readers)
 	s.r.SetMaxIdleConns(readers)
+	if err := openWaiting(ctx, func() error { return s.r.PingContext(ctx) }); err != nil {
+		s.Close()
+		return nil, unavailable(fmt.Errorf("sqlite: opening %s to read: %w", abs, err))
+	}
 	return s, nil
+}
+
+// openWaiting runs fn, the first use of a new connection, again while it
+// fails with SQLITE_BUSY, for up to busyTimeout. Two processes that open a
+// new file at once both switch it to WAL mode, and SQLite answers one of
+// them SQLITE_BUSY at once rather than wait (waiting could deadlock); once
+// the other is done, trying again succeeds. Nothing signals that moment,
+// so the tries are spaced out.
+func openWaiting(ctx context.Context, fn func() error) error {
+	deadline := time.Now().Add(busyTimeout)
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		err := fn()
+		var se *sqlite.Error
+		if !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+}
+
+// dsn is the data source name of the database file at abs, for the writer
+// or for the readers.
+func dsn(abs string, writer bool) string {
+	// A file: URI with the path escaped, so that no character of a path
+	// ('?', '#', '%') is taken for part of the options.
+	name := "file:" + (&url.URL{Path: abs}).EscapedPath()
+	// temp_store(MEMORY): the statement journals of big INSERTs stay off disk.
+	opts := fmt.Sprintf("?_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)", busyTimeout.Milliseconds())
+	if !writer {
+		return name + opts + "&_pragma=query_only(1)"
+	}
+	// synchronous(NORMAL) in WAL mode: a crash of the process loses nothing
+	// committed, a power cut at most the last commits, never consistency;
+	// FULL would add an fsync to every batch of every streaming answer.
+	return name + opts + "&_txlock=immediate&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
 }
 
 // Close closes the database. Calls after the first do nothing and return
@@ -123,6 +167,9 @@ func (s *Store) Close() error {
 // Errors of fn that are *sluice.Error pass as they are; others are the
 // database's, mapped by dbError.
 func (s *Store) write(ctx context.Context, what string, fn func(tx *sql.Tx) error) error {
+	if fi, err := os.Stat(s.path); err != nil || !os.SameFile(fi, s.file) {
+		return unavailable(fmt.Errorf("sqlite: %s: the database file %s was removed or replaced since it was opened (%v)", what, s.path, err))
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return dbError(fmt.Errorf("sqlite: %s: %w", what, err))

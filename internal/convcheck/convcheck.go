@@ -21,6 +21,13 @@ const (
 	MaxLimit     = 100
 )
 
+// Bounds of one metadata pair, as OpenAI's metadata has them: with
+// sluice.MaxMetadataPairs they bound a conversation's head.
+const (
+	MaxMetadataKeyBytes   = 64
+	MaxMetadataValueBytes = 512
+)
+
 // NewConversationID returns "conv_" and 32 random hex digits.
 func NewConversationID() string { return "conv_" + randomHex() }
 
@@ -62,6 +69,10 @@ func Head(title *string, meta map[string]string) error {
 			Message: "metadata holds more than 16 pairs."}
 	}
 	for k, v := range meta {
+		if len(k) > MaxMetadataKeyBytes || len(v) > MaxMetadataValueBytes {
+			return &sluice.Error{Code: sluice.EINVALID, Param: "metadata",
+				Message: "metadata keys are at most 64 bytes long, and values at most 512."}
+		}
 		if err := Text("metadata", k); err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/internal/convcheck"
 )
 
 // The bounds are tested just past their edges, with as few writes as that
@@ -85,10 +86,15 @@ func testHeadBounds(t *testing.T, ns NewStore) {
 		return m
 	}
 	title := strings.Repeat("t", sluice.MaxTitleBytes-1) + "é" // bytes, not runes
-	c, _ := create(t, s, sluice.Conversation{Title: title[1:], Metadata: meta(sluice.MaxMetadataPairs)})
+	fits := meta(sluice.MaxMetadataPairs - 1)
+	key, value := strings.Repeat("k", convcheck.MaxMetadataKeyBytes), strings.Repeat("v", convcheck.MaxMetadataValueBytes)
+	fits[key] = value
+	c, _ := create(t, s, sluice.Conversation{Title: title[1:], Metadata: fits})
 	for what, bad := range map[string]sluice.Conversation{
 		"a title of MaxTitleBytes+1":           {Title: title},
 		"metadata of MaxMetadataPairs+1 pairs": {Metadata: meta(sluice.MaxMetadataPairs + 1)},
+		"a metadata key one byte too long":     {Metadata: map[string]string{key + "k": "v"}},
+		"a metadata value one byte too long":   {Metadata: map[string]string{"k": value + "v"}},
 	} {
 		_, _, err := s.CreateConversation(ctx, bad, nil)
 		wantCode(t, "create with "+what, err, sluice.EINVALID)

@@ -14,8 +14,9 @@
 //     that is not valid UTF-8 or holds a NUL byte is EINVALID (PostgreSQL
 //     text cannot hold either, and the stores stay alike).
 //   - In CreateConversation a ParentID can name nothing yet: EINVALID.
-//   - A title over MaxTitleBytes or metadata over MaxMetadataPairs is a bad
-//     request field: EINVALID. A conversation over MaxConversationItems or
+//   - A title over MaxTitleBytes, or metadata over MaxMetadataPairs or over
+//     convcheck's bounds of a key and a value (OpenAI's), is a bad request
+//     field: EINVALID. A conversation over MaxConversationItems or
 //     MaxConversationBytes (the bytes, not runes, of its messages' texts) is
 //     ETOOLARGE. A failed write changes nothing (a batch is all or nothing).
 //   - A page Limit of 0 means 20 (OpenAI's default); below 0 or over 100 is
@@ -27,6 +28,16 @@
 //   - Touch ignores IDs that are unknown or no longer in progress.
 //   - Search matches a substring literally (no wildcards), case-insensitive
 //     as strings.ToLower folds, in the title or any message's text.
+//
+// Package internal/convcheck holds the checks and IDs this asks for, for
+// every store to use. A store's test runs the suite so:
+//
+//	func TestConversationStoreContract(t *testing.T) {
+//		convtest.Run(t, func(t *testing.T) convtest.Open {
+//			path := filepath.Join(t.TempDir(), "sluice.db")
+//			return func(t *testing.T) sluice.ConversationStore { return open(t, path) }
+//		})
+//	}
 package convtest
 
 import (

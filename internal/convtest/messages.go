@@ -136,7 +136,13 @@ func testHeartbeat(t *testing.T, ns NewStore) {
 	// any precision a store keeps (PostgreSQL's is a microsecond).
 	time.Sleep(5 * time.Millisecond)
 	beforeConv := conv(t, s, c.ID)
-	if err := s.Touch(ctx, touched.ID); err != nil {
+	// Many IDs at once, the one that counts last: a store that touches them
+	// in batches touches every batch.
+	ids := make([]string, 0, 1001)
+	for i := range 1000 {
+		ids = append(ids, fmt.Sprintf("msg_%032x", i))
+	}
+	if err := s.Touch(ctx, append(ids, touched.ID)...); err != nil {
 		t.Fatal(err)
 	}
 	sameItem(t, "a touched message is unchanged", item(t, s, c.ID, touched.ID), touched)
@@ -160,7 +166,7 @@ func testHeartbeat(t *testing.T, ns NewStore) {
 func testConcurrent(t *testing.T, ns NewStore) {
 	s := newStore(t, ns)
 	ctx := ctxFor(t)
-	const writers, updates = 16, 20
+	const writers, updates = 8, 10
 	c, root := create(t, s, sluice.Conversation{Owner: "o"}, user("root"))
 
 	// Each batch goes under the current item as one step: the result is
@@ -276,9 +282,7 @@ func testUnicode(t *testing.T, ns NewStore) {
 	if got := item(t, s, c.ID, a.ID); got.Text != texts[3] {
 		t.Fatalf("updated text: got %q, want %q", got.Text, texts[3])
 	}
-	ids, _ := list(t, s, sluice.ConversationQuery{Owner: "ключ 🔑", Search: "STRASSE", Limit: 10})
-	wantIDs(t, "search that only a full case folding would match", ids)
-	ids, _ = list(t, s, sluice.ConversationQuery{Owner: "ключ 🔑", Search: "ÆøÅ", Limit: 10})
+	ids, _ := list(t, s, sluice.ConversationQuery{Owner: "ключ 🔑", Search: "ÆøÅ", Limit: 10})
 	wantIDs(t, "search of mixed case", ids, c.ID)
 	ids, _ = list(t, s, sluice.ConversationQuery{Owner: "ключ 🔑", Search: "🇺🇦 𝄞", Limit: 10})
 	wantIDs(t, "search of emoji", ids, c.ID)

@@ -24,9 +24,9 @@ import (
 
 // Postgres is a PostgreSQL server run for tests: a cluster made with
 // initdb (trust authentication, UTF8; once per test binary, and copied for
-// each server) in a temporary directory, listening
-// on a free 127.0.0.1 port, with its socket in that directory. Tests get a
-// database of their own on it with NewDatabase.
+// each server) in a temporary directory, listening on a free 127.0.0.1
+// port, with its socket in that directory. Tests get a database of their
+// own on it with NewDatabase.
 //
 // The server runs as a child of the test binary (postgres itself, not a
 // daemon behind pg_ctl), so that the test owns the process: it can stop it
@@ -147,21 +147,42 @@ func StartPostgresServer(t testing.TB) *Postgres {
 }
 
 // NewDatabase creates an empty database and returns its URL, as
-// --database-url takes it.
+// --database-url takes it. The database is dropped when t ends (a server
+// shared by a package's tests would otherwise hold them all until the
+// end), once the cleanups registered after this call have closed what
+// used it.
 func (p *Postgres) NewDatabase(t testing.TB) string {
 	t.Helper()
 	name := fmt.Sprintf("test_%d", pgDatabases.Add(1))
+	if err := p.admin("CREATE DATABASE " + name); err != nil {
+		t.Fatalf("creating database %s on %s: %v", name, p.Addr, err)
+	}
+	t.Cleanup(func() {
+		// A server stopped by the test has nothing to drop; FORCE cuts
+		// connections that a test left open.
+		p.mu.Lock()
+		running := p.proc != nil
+		p.mu.Unlock()
+		if running {
+			if err := p.admin("DROP DATABASE " + name + " WITH (FORCE)"); err != nil {
+				t.Errorf("dropping database %s: %v", name, err)
+			}
+		}
+	})
+	return p.url(name)
+}
+
+// admin runs a statement on the server's postgres database.
+func (p *Postgres) admin(sql string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, p.url("postgres"))
 	if err != nil {
-		t.Fatalf("connecting to PostgreSQL at %s: %v", p.Addr, err)
+		return err
 	}
 	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("creating database %s: %v", name, err)
-	}
-	return p.url(name)
+	_, err = conn.Exec(ctx, sql)
+	return err
 }
 
 func (p *Postgres) url(db string) string {

@@ -3,6 +3,8 @@ package testenv
 import (
 	"context"
 	"net"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,5 +92,17 @@ func TestPostgresRestartKeepsDataAndPort(t *testing.T) {
 	p.Restart(t)
 	if n, err := queryInt(t, url, "SELECT n FROM t"); err != nil || n != 7 {
 		t.Fatalf("after the restart, SELECT n = %d, %v; want 7 (same port, same data)", n, err)
+	}
+}
+
+func TestPostgresIsFoundOffPathWhereDebianPutsIt(t *testing.T) {
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	if len(dirs) == 0 {
+		t.Skip("no /usr/lib/postgresql/*/bin: not Debian's layout")
+	}
+	t.Setenv("PATH", "/usr/bin:/bin") // Debian puts neither initdb nor postgres there
+	dir, err := postgresBinDir()
+	if err != nil || !strings.HasPrefix(dir, "/usr/lib/postgresql/") {
+		t.Fatalf("postgresBinDir() = %q, %v; want Debian's /usr/lib/postgresql/<version>/bin", dir, err)
 	}
 }
