@@ -35,6 +35,10 @@ func TestHandlerServesPagesAndAssets(t *testing.T) {
 		{"/assets/js/app.js", "text/javascript; charset=utf-8", "import", false},
 		{"/assets/js/live.js", "text/javascript; charset=utf-8", "EventSource", false},
 		{"/assets/js/store.js", "text/javascript; charset=utf-8", "localStorage", false},
+		{"/assets/js/chats.js", "text/javascript; charset=utf-8", "export class ServerChats", false},
+		{"/assets/js/sidebar.js", "text/javascript; charset=utf-8", "export class Sidebar", false},
+		{"/assets/js/dom.js", "text/javascript; charset=utf-8", "export function el", false},
+		{"/assets/js/sluice/conversations.js", "text/javascript; charset=utf-8", "export class Conversations", false},
 		{"/assets/css/app.css", "text/css; charset=utf-8", "prefers-color-scheme: dark", false},
 		{"/assets/icon.svg", "image/svg+xml", "<svg", false},
 	}

@@ -12,6 +12,7 @@ import { chromium } from 'playwright-core';
 import { repoRoot, startSluice, useSluice } from './server.js';
 import { startCutProxy } from './cut-proxy.js';
 import { openSSE, postJSON } from './sse.js';
+import { storedAnswer } from './browser.js';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const T = { timeout: 60_000 };
@@ -112,13 +113,11 @@ test('the chat page streams an answer with the client it imports from /assets/js
     await page.locator('#input').fill('Which client streams this?');
     await page.locator('#input').press('Enter');
     await page.waitForSelector('.msg.assistant:last-child[data-status="done"]');
-    const { id, saved } = await page.evaluate(() => {
-      const c = JSON.parse(localStorage.getItem('sluice:v1:c:' + location.hash.replace('#/c/', '')));
-      return { id: c.messages.at(-1).streamId, saved: c.messages.at(-1).content };
-    });
+    const id = await page.locator('.msg.assistant:last-child').getAttribute('data-stream-id');
+    const saved = await storedAnswer(sluice, page, id);
     const events = await uninterrupted(`${sluice.url}/v1/streams/${id}`);
     assert.equal(events.pop().data, '[DONE]');
-    assert.equal(saved, events.map((e) => JSON.parse(e.data).choices[0]?.delta?.content ?? '').join(''));
+    assert.equal(saved.content, events.map((e) => JSON.parse(e.data).choices[0]?.delta?.content ?? '').join(''), 'the server stored the answer the page streamed');
     assert.ok(loaded.includes('/assets/js/sluice/index.js') && loaded.includes('/assets/js/sluice/follow.js'), `loaded ${loaded}`);
     assert.deepEqual(errors, []);
   } finally {

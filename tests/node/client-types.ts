@@ -11,8 +11,12 @@ import {
   backoff,
   createParser,
   defaultRetry,
+  itemText,
   type ChatChunk,
   type ChatResult,
+  type Conversation,
+  type ConversationEvent,
+  type ConversationItem,
   type Gap,
   type TopicEvent,
 } from '@sluice-dev/client';
@@ -64,6 +68,23 @@ export async function everything(signal: AbortSignal): Promise<string> {
   const published = await client.publish('room', { user: 'ann' }, { event: 'joined' });
   void published.id;
 
+  const conv: Conversation = await client.conversations.create({ title: 'T', items: [{ role: 'user', content: 'Hi' }] });
+  await client.conversations.update(conv.id, { title: 'U', metadata: { a: 'b' } });
+  const page = await client.conversations.list({ q: 'hi', limit: 10 });
+  for await (const c of page) void c.current_id;
+  void (await page.nextPage())?.data.length;
+  const items = await client.conversations.items.list(conv.id, { order: 'asc' });
+  const item: ConversationItem = items.data[0];
+  if (item.status === 'in_progress' && item.stream_id) client.attach(item.stream_id, '', { text: itemText(item) });
+  await client.conversations.items.create(conv.id, [{ role: 'assistant', content: [{ type: 'output_text', text: 'x' }], parent_id: item.id }]);
+  void (await client.conversations.items.delete(conv.id, item.id)).updated_at;
+  void (await client.conversations.export(conv.id, { format: 'markdown' })).length;
+  void (await client.conversations.delete(conv.id, { keepalive: true })).deleted;
+  const feed = client.conversations.events({ onEvent: (ev) => (JSON.parse(ev.data) as ConversationEvent).type });
+  feed.close();
+  const inConv = client.chat({ model: 'demo', messages: [], conversation: conv.id, parent_id: item.id });
+  void [inConv.conversationId, inConv.messageId];
+
   const parser = createParser({ onEvent: (ev) => ev.data, onRetry: (ms: number) => ms });
   parser.feed('data: x\n\n');
   void backoff(1, defaultRetry);
@@ -75,6 +96,10 @@ export async function everything(signal: AbortSignal): Promise<string> {
   client.subscribe('room', { from: 'end' });
   // @ts-expect-error: done never rejects, and has no such status
   if ((await stream.done).status === 'rejected') return '';
+  // @ts-expect-error: items are messages with a role
+  await client.conversations.create({ items: [{ content: 'no role' }] });
+  // @ts-expect-error: the feed has no from
+  client.conversations.events({ from: 'start' });
   // @ts-expect-error: a ChatStream is made by the client
   new ChatStream();
   return result.text;

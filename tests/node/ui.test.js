@@ -19,6 +19,7 @@ import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
 import { repoRoot, startSluice, useSluice } from './server.js';
 import { openSSE, postJSON, textOf } from './sse.js';
+import { storedAnswer } from './browser.js';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const TPS = 60;
@@ -159,15 +160,6 @@ function answer(page) {
   }, lastAnswer);
 }
 
-/** The Markdown source of the last answer, as the page saved it. */
-function savedAnswer(page) {
-  return page.evaluate(() => {
-    const id = location.hash.replace('#/c/', '');
-    const c = JSON.parse(localStorage.getItem('sluice:v1:c:' + id));
-    return c.messages.at(-1);
-  });
-}
-
 async function waitStatus(page, status, timeout = 30_000) {
   await page.waitForSelector(`${lastAnswer}[data-status="${status}"]`, { timeout });
 }
@@ -203,8 +195,9 @@ function rendered(page, text) {
 async function assertSameAnswer(page, id) {
   const server = await serverStream(id);
   assert.equal(server.last, '[DONE]', 'the stream ended normally');
-  const saved = await savedAnswer(page);
-  assert.equal(saved.content, server.text, 'the answer kept by the page is the answer in the server log');
+  const saved = await storedAnswer(sluice, page, id);
+  assert.equal(saved.content, server.text, 'the answer the server stored is the answer in its log');
+  assert.equal(saved.status, 'completed');
   assert.equal((await answer(page)).text, await rendered(page, server.text), 'the page shows the whole answer, nothing lost or doubled');
   return server;
 }
@@ -270,8 +263,9 @@ test('Stop cancels the generation on the server and keeps what arrived', T, asyn
   // what the page kept is exactly what the server generated.
   const server = await serverStream(id);
   assert.equal(JSON.parse(server.last).error.code, 'cancelled', server.last);
-  const saved = await savedAnswer(page);
+  const saved = await storedAnswer(sluice, page, id);
   assert.equal(saved.content, server.text);
+  assert.equal(saved.status, 'cancelled');
   assert.ok(server.text.length < 4000, `a long answer was not cut short (${server.text.length} chars)`);
   const shown = (await answer(page)).text;
   await page.waitForTimeout(400);
@@ -325,7 +319,13 @@ for (const { name: transport, path: p } of transports) {
     await waitText(page, 80);
     const before = (await answer(page)).text.length;
     const opened = page.sockets.length;
-    if (transport === 'ws') proxy.refuse(1); // the next connection, the first reconnect, is reset
+    if (transport === 'ws') {
+      // The next connection, the first reconnect, is reset. The page's
+      // change feed also reconnects after the cut: kept off the network,
+      // it cannot be the connection reset.
+      await page.route('**/v1/conversations/events', (route) => route.abort());
+      proxy.refuse(1);
+    }
     assert.ok(proxy.cut() > 0, 'no connection to cut');
     await waitStatus(page, 'done');
 
@@ -447,7 +447,7 @@ test('model text with <script>, <img onerror> and javascript: links stays inert'
   assert.deepEqual(page.dialogs, []);
 });
 
-test('conversations: multi-turn history, sidebar switch and delete, regenerate, model list', T, async () => {
+test('conversations: multi-turn history kept by the server, sidebar switch, regenerate as a sibling, model list', T, async () => {
   const page = await openPage(sluice.url);
   assert.deepEqual(await page.locator('#model option').allInnerTexts(), ['demo']);
   const bodies = [];
@@ -457,18 +457,24 @@ test('conversations: multi-turn history, sidebar switch and delete, regenerate, 
   await waitStatus(page, 'done');
   await send(page, 'Second question, short');
   await waitStatus(page, 'done');
-  assert.deepEqual(bodies[1].messages.map((m) => m.role), ['user', 'assistant', 'user'], 'the history goes with each request');
+  // The server holds the history: a request carries only what is new.
+  const conv = new URL(page.url()).hash.replace('#/c/', '');
+  assert.match(conv, /^conv_/);
+  assert.equal(bodies[1].conversation, conv);
+  assert.deepEqual(bodies[1].messages, [{ role: 'user', content: 'Second question, short' }]);
+  assert.match(bodies[1].parent_id, /^msg_/, 'the new question goes under the answer shown');
   assert.equal(bodies[1].model, 'demo');
   const first = page.url();
 
-  // Regenerate: the last answer again, with another seed.
+  // Regenerate: the last answer again, with another seed, as a sibling.
   const before = (await answer(page)).text;
   await page.locator(`${lastAnswer} [data-action="regenerate"]`).click();
   await waitStatus(page, 'done');
   assert.equal(bodies.length, 3);
-  assert.deepEqual(bodies[2].messages, bodies[1].messages);
+  assert.deepEqual(bodies[2].messages, []);
   assert.equal(typeof bodies[2].seed, 'number');
-  assert.equal(await page.locator('.msg').count(), 4, 'the regenerated answer replaced the old one');
+  assert.equal(await page.locator('.msg').count(), 4, 'the regenerated answer shows in place of the old one');
+  await page.locator(`${lastAnswer} .branch-pos`, { hasText: '2/2' }).waitFor();
   assert.ok((await answer(page)).text.length > 0 && before.length > 0);
 
   // A second conversation, then back to the first from the sidebar.
@@ -476,17 +482,13 @@ test('conversations: multi-turn history, sidebar switch and delete, regenerate, 
   await page.waitForSelector('#empty:not([hidden])');
   await send(page, 'Another chat, short');
   await waitStatus(page, 'done');
-  assert.equal(await page.locator('.conv-link').count(), 2);
+  // The server keeps every chat of this file's tests: the two are listed, the newest first.
+  const listed = await page.locator('.conv-link .conv-title').allInnerTexts();
+  assert.equal(listed[0], 'Another chat, short');
+  assert.ok(listed.includes('First question, short'), listed.join(', '));
   await page.locator('.conv-link', { hasText: 'First question' }).click();
   await page.waitForFunction((u) => location.href === u, first);
-  assert.equal(await page.locator('.msg').count(), 4);
-
-  // Delete it: gone from the list and from storage, and Undo brings it back.
-  await page.locator('.conv-item.active .conv-delete').click();
-  assert.equal(await page.locator('.conv-link').count(), 1);
-  assert.equal(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('sluice:v1:c:')).length), 1);
-  await page.locator('#toast .toast-action').click();
-  assert.equal(await page.locator('.conv-link').count(), 2);
+  await page.waitForFunction(() => document.querySelectorAll('.msg').length === 4);
   assert.deepEqual(page.errors, []);
 });
 

@@ -9,7 +9,9 @@ const STOP_WAIT_MS = 3000;
 /**
  * ChatStream is one chat answer being read. Make one with SluiceClient.chat
  * or SluiceClient.attach. Its fields follow the events as they arrive: id
- * (the stream ID, once Sluice has named it), lastEventId (the ID of the
+ * (the stream ID, once Sluice has named it), conversationId and messageId
+ * (a chat in a conversation: the assistant message the server stores;
+ * null otherwise, and after attach), lastEventId (the ID of the
  * last event read: keep it beside text to attach after a reload), text
  * (the answer so far), finishReason, usage, and status (null until done).
  *
@@ -49,6 +51,8 @@ export class ChatStream {
     this.#client = client;
     this.#opts = opts;
     this.id = opts.id ?? null;
+    this.conversationId = null;
+    this.messageId = null;
     this.lastEventId = opts.lastEventId ?? '';
     this.text = opts.text ?? '';
     this.finishReason = null;
@@ -143,6 +147,8 @@ export class ChatStream {
 
   #opened(res) {
     this.id = res.headers.get('Sluice-Stream-ID') || this.id;
+    this.conversationId = res.headers.get('Sluice-Conversation-ID') || null;
+    this.messageId = res.headers.get('Sluice-Message-ID') || null;
     if (this.#stopping && this.id) this.#cancelOnServer();
     call(this.#opts.onOpen, this);
   }

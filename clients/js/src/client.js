@@ -2,6 +2,7 @@
 // and every call the API offers.
 
 import { ChatStream } from './chat.js';
+import { Conversations } from './conversations.js';
 import { errorOf } from './errors.js';
 import { defaultRetry } from './follow.js';
 import { Subscription } from './topic.js';
@@ -26,6 +27,8 @@ export class SluiceClient {
     // Called through a closure: a browser's fetch must not be called as a
     // method of another object.
     this.fetch = f ?? ((...args) => globalThis.fetch(...args));
+    /** The conversations the server keeps (see conversations.js). */
+    this.conversations = new Conversations(this, (method, path, o) => this.#json(method, path, o));
   }
 
   /** The URL of an API path on this server. */
@@ -40,15 +43,22 @@ export class SluiceClient {
     return { ...h, ...extra };
   }
 
-  async #json(method, path, { body, signal } = {}) {
-    const res = await this.fetch(this.url(path), {
+  /**
+   * Sends a request with a JSON body (when body is given) and resolves to
+   * the JSON answer, or to the Response itself with raw; an error status
+   * throws its SluiceError.
+   */
+  async #json(method, path, { body, signal, keepalive, raw } = {}) {
+    const init = {
       method,
       headers: this.requestHeaders(body === undefined ? {} : { 'Content-Type': 'application/json' }),
       body: body === undefined ? undefined : JSON.stringify(body),
       signal,
-    });
+    };
+    if (keepalive) init.keepalive = true;
+    const res = await this.fetch(this.url(path), init);
     if (!res.ok) throw await errorOf(res);
-    return res.json();
+    return raw ? res : res.json();
   }
 
   /** GET /v1/models: the model objects ({id, object, created, owned_by, …}). */
@@ -68,7 +78,7 @@ export class SluiceClient {
     const headers = { 'Content-Type': 'application/json' };
     if (opts.cancelOnDisconnect) headers['Sluice-Cancel-On-Disconnect'] = 'true';
     const first = { method: 'POST', path: '/v1/chat/completions', headers, body: JSON.stringify({ ...body, stream: true }) };
-    return new ChatStream(this, { ...opts, retry: this.#retry(opts.retry), id: null, lastEventId: '' }, first);
+    return new ChatStream(this, { ...opts, retry: this.retryPolicy(opts.retry), id: null, lastEventId: '' }, first);
   }
 
   /**
@@ -78,7 +88,7 @@ export class SluiceClient {
    * answer. Options are those of chat.
    */
   attach(id, lastEventId = '', opts = {}) {
-    return new ChatStream(this, { ...opts, retry: this.#retry(opts.retry), id, lastEventId });
+    return new ChatStream(this, { ...opts, retry: this.retryPolicy(opts.retry), id, lastEventId });
   }
 
   /**
@@ -97,7 +107,7 @@ export class SluiceClient {
    * never stops reconnecting).
    */
   subscribe(topic, opts = {}) {
-    return new Subscription(this, topic, { ...opts, retry: this.#retry({ maxAttempts: Infinity, ...opts.retry }) });
+    return new Subscription(this, topic, { ...opts, retry: this.retryPolicy({ maxAttempts: Infinity, ...opts.retry }) });
   }
 
   /**
@@ -110,7 +120,8 @@ export class SluiceClient {
     return this.#json('POST', `/v1/topics/${encodeURIComponent(topic)}/events`, { body, signal });
   }
 
-  #retry(over = {}) {
+  /** The whole retry policy of a call: the defaults, the client's, then over. */
+  retryPolicy(over = {}) {
     return { ...defaultRetry, ...this.retry, ...over };
   }
 }

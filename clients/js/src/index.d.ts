@@ -94,6 +94,14 @@ export interface ChatMessage {
 export interface ChatRequest {
   model: string;
   messages: ChatMessage[];
+  /**
+   * A conversation the server keeps: the model reads its stored branch
+   * first, the request's messages are stored, and the answer is stored as
+   * it streams. Sluice's extra field.
+   */
+  conversation?: string | { id: string };
+  /** The message the request's messages go under (default: the conversation's current_id). Empty messages and a user message here: answer it again. */
+  parent_id?: string;
   [field: string]: unknown;
 }
 
@@ -170,6 +178,9 @@ export class ChatStream implements AsyncIterable<ChatChunk> {
   private constructor();
   /** The stream ID, once Sluice has named it. */
   readonly id: string | null;
+  /** For a chat in a conversation: the conversation, and the assistant message being stored (null otherwise, and after attach). */
+  readonly conversationId: string | null;
+  readonly messageId: string | null;
   /** The ID of the last event read: keep it beside text to attach after a reload. */
   readonly lastEventId: string;
   /** The answer so far. */
@@ -247,8 +258,106 @@ export interface ClientOptions {
   fetch?: typeof fetch;
 }
 
+/** One content part of a message. */
+export interface ContentPart {
+  type: 'input_text' | 'output_text' | 'text' | (string & {});
+  text: string;
+  annotations?: unknown[];
+  [field: string]: unknown;
+}
+
+export type ItemStatus = 'in_progress' | 'completed' | 'cancelled' | 'failed' | 'interrupted';
+
+/** A conversation, as Sluice keeps it (OpenAI's shape, with Sluice's extra fields). */
+export interface Conversation {
+  id: string;
+  object: 'conversation';
+  created_at: number;
+  metadata: Record<string, string>;
+  title: string;
+  updated_at: number;
+  /** The message last added, or null. */
+  current_id: string | null;
+  [field: string]: unknown;
+}
+
+/** A message of a conversation. */
+export interface ConversationItem {
+  type: 'message';
+  id: string;
+  status: ItemStatus;
+  role: 'user' | 'assistant' | 'system' | 'developer';
+  content: ContentPart[];
+  /** null for a first message; siblings (a regenerated answer) share it. */
+  parent_id: string | null;
+  created_at: number;
+  /** Assistant messages: */
+  model?: string;
+  /** The generation that writes it: attach to it while it is in_progress. */
+  stream_id?: string;
+  usage?: Usage;
+  error?: { code: string; kind?: string; message: string };
+  [field: string]: unknown;
+}
+
+/** A message to store: content as a string or as parts. */
+export interface ItemInput {
+  type?: 'message';
+  role: 'user' | 'assistant' | 'system' | 'developer';
+  content: string | ContentPart[];
+  parent_id?: string;
+}
+
+/** One page of a list; iterate it with for await for its objects and those of the pages after it. */
+export class Page<T> implements AsyncIterable<T> {
+  private constructor();
+  readonly data: T[];
+  readonly hasMore: boolean;
+  readonly firstId: string | null;
+  readonly lastId: string | null;
+  nextPage(): Promise<Page<T> | null>;
+  [Symbol.asyncIterator](): AsyncIterator<T>;
+}
+
+/** The data of a change feed event. */
+export interface ConversationEvent {
+  type: 'conversation.created' | 'conversation.updated' | 'conversation.deleted';
+  id: string;
+  updated_at: number;
+}
+
+export class ConversationItems {
+  private constructor();
+  list(id: string, options?: { limit?: number; after?: string; order?: 'asc' | 'desc'; signal?: AbortSignal }): Promise<Page<ConversationItem>>;
+  create(id: string, items: ItemInput[], options?: { signal?: AbortSignal }): Promise<Page<ConversationItem>>;
+  retrieve(id: string, itemId: string, options?: { signal?: AbortSignal }): Promise<ConversationItem>;
+  delete(id: string, itemId: string, options?: { signal?: AbortSignal }): Promise<Conversation>;
+}
+
+/** The conversations the server keeps: SluiceClient.conversations. */
+export class Conversations {
+  private constructor();
+  readonly items: ConversationItems;
+  create(body?: { items?: ItemInput[]; title?: string; metadata?: Record<string, string> }, options?: { signal?: AbortSignal }): Promise<Conversation>;
+  retrieve(id: string, options?: { signal?: AbortSignal }): Promise<Conversation>;
+  update(id: string, body: { title?: string; metadata?: Record<string, string> }, options?: { signal?: AbortSignal }): Promise<Conversation>;
+  /** keepalive: the request outlives a page that is closing. */
+  delete(id: string, options?: { signal?: AbortSignal; keepalive?: boolean }): Promise<{ id: string; object: 'conversation.deleted'; deleted: true }>;
+  /** The caller's conversations, most recently changed first; q searches titles and messages. */
+  list(options?: { limit?: number; after?: string; q?: string; signal?: AbortSignal }): Promise<Page<Conversation>>;
+  export(id: string, options?: { format?: 'json' | 'markdown'; signal?: AbortSignal }): Promise<string>;
+  /** The change feed: each event's data is a ConversationEvent as JSON. */
+  events(options?: Omit<SubscribeOptions, 'from'>): Subscription;
+}
+
+/** The text of a message: its parts' text, joined. */
+export function itemText(item: Pick<ConversationItem, 'content'> | { content: string | ContentPart[] }): string;
+
 export class SluiceClient {
   constructor(options?: ClientOptions);
+  readonly conversations: Conversations;
+  /** The whole retry policy of a call: the defaults, the client's, then over. */
+  retryPolicy(over?: Partial<RetryPolicy>): RetryPolicy;
   baseURL: string;
   apiKey: string;
   headers: Record<string, string>;

@@ -61,7 +61,8 @@ export class Subscription {
       refused = reject;
     });
     this.opened.catch(() => {}); // reported by done as well; awaiting it is optional
-    const path = `/v1/topics/${encodeURIComponent(topic)}/events`;
+    // opts.path: another of Sluice's resumable feeds (the conversations' one).
+    const path = opts.path ?? `/v1/topics/${encodeURIComponent(topic)}/events`;
     this.#follower = new Follower({
       client,
       first: this.#request(path, this.lastEventId),

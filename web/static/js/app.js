@@ -1,173 +1,138 @@
-// app.js: the chat page. It holds the page's state (the conversation shown,
-// the answers streaming) and draws it; streaming is the client's job
+// app.js: the chat page. It runs the page: sending, the answers streaming,
+// keeping in step with the server, routing. Streaming is the client's job
 // (@sluice-dev/client, from clients/js, served under ./sluice/; or, with
 // ?transport=ws in the page's URL, ws-client.js's: the same streams over
-// /ws), Markdown is markdown.js's and keeping conversations is store.js's.
+// /ws); the conversations' tree and where they are kept is chats.js's (on
+// the server); drawing them is view.js's (Markdown markdown.js's); the list
+// of chats is sidebar.js's, the key keys.js's, the import of a browser's
+// own chats importer.js's, and what the browser keeps store.js's. The state
+// they share is page.js's.
 //
 // Every answer that streams is a "live" record, keyed by conversation, that
-// lives on when another conversation is shown. Its text and last event ID
-// are saved together, a few times a second and when the page goes away, so
-// that a reload resumes the stream right after the text already saved.
+// lives on when another conversation is shown. The server stores the
+// answer as it streams; the page keeps only where it has got to (its text
+// and last event ID, together, a few times a second and when the page goes
+// away), so that a reload resumes the stream right after the text shown.
+// Another tab or device attaches to a running answer from its start, and
+// shows the stored text until the stream has caught up with it.
 
 import { SluiceClient } from './sluice/index.js';
 import { SluiceWSClient } from './ws-client.js';
-import { render } from './markdown.js';
 import { Store, titleOf } from './store.js';
-
-const SVG = 'http://www.w3.org/2000/svg';
-const $ = (id) => document.getElementById(id);
-const ui = {
-  app: $('app'), scrim: $('scrim'), menu: $('menu'), sidebarClose: $('sidebar-close'),
-  newChat: $('new-chat'), newChatTop: $('new-chat-top'), list: $('conversations'), noChats: $('no-chats'),
-  main: $('main'), model: $('model'), net: $('net'), scroller: $('scroller'), empty: $('empty'),
-  messages: $('messages'), jump: $('jump'), composer: $('composer'), input: $('input'), send: $('send'),
-  stop: $('stop'), toast: $('toast'), announcer: $('announcer'), keyButton: $('key-button'),
-  keyDialog: $('key-dialog'), keyForm: $('key-form'), keyInput: $('key-input'), keyReason: $('key-reason'),
-};
+import { Chat, MemoryChats, ServerChats, storedAncestor } from './chats.js';
+import { Sidebar } from './sidebar.js';
+import { Keys } from './keys.js';
+import { Importer } from './importer.js';
+import { el, icon } from './dom.js';
+import { announce, copyText, live, page, toast, ui } from './page.js';
+import { drawActions, drawComposer, drawConversation, drawMessage, drawNet, drawStatus, scrollToEnd } from './view.js';
 
 const store = new Store();
 /** 'sse' (the default) or 'ws': how answers stream, chosen by ?transport=. */
 const transport = new URLSearchParams(location.search).get('transport') === 'ws' ? 'ws' : 'sse';
 const client = transport === 'ws' ? new SluiceWSClient() : new SluiceClient();
 ui.app.dataset.transport = transport;
-useKey(store.apiKey);
-/** Answers streaming now, by conversation ID. */
-const live = new Map();
-/** The conversation shown; null for a new chat not yet sent. */
-let conv = null;
-/** The element of each message shown. */
-let views = new Map();
-/** Whether the view follows the end of the conversation as it grows. */
-let stick = true;
-/** Set while the page unloads: streams cut then must not be saved as failed. */
+const keys = new Keys(store, client, { onChange: () => start() });
+/** Where conversations are kept: the server's, or the page's memory when the server keeps none. */
+let source = new ServerChats(client);
+/** The conversations loaded, by ID. */
+const chats = new Map();
+/** Set while the page unloads: streams cut then must not be taken for failed. */
 let leaving = false;
 
-// ------------------------------------------------------------ DOM helpers
+// ------------------------------------------------------------ small helpers
 
-function el(tag, props = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (v == null || v === false) continue;
-    if (k === 'text') e.textContent = v;
-    else e.setAttribute(k, v === true ? '' : v);
+/** Reports a failed call; a missing key is asked for. */
+function failed(what, err) {
+  if (err?.status === 401) {
+    keys.ask(err.message).then((ok) => ok && start());
+    return;
   }
-  e.append(...children);
-  return e;
+  toast(`${what}: ${err?.message ?? err}`);
 }
 
-function icon(name, cls) {
-  const svg = document.createElementNS(SVG, 'svg');
-  svg.setAttribute('aria-hidden', 'true');
-  if (cls) svg.setAttribute('class', cls);
-  const use = document.createElementNS(SVG, 'use');
-  use.setAttribute('href', '#i-' + name);
-  svg.append(use);
-  return svg;
-}
-
-function announce(text) {
-  ui.announcer.textContent = '';
-  setTimeout(() => (ui.announcer.textContent = text), 50);
-}
-
-let toastTimer = 0;
-function toast(text, action, onAction) {
-  clearTimeout(toastTimer);
-  ui.toast.textContent = '';
-  ui.toast.append(el('span', { text }));
-  if (action) {
-    const b = el('button', { type: 'button', class: 'toast-action', text: action });
-    b.addEventListener('click', () => {
-      ui.toast.hidden = true;
-      onAction();
-    });
-    ui.toast.append(b);
-  }
-  ui.toast.hidden = false;
-  toastTimer = setTimeout(() => (ui.toast.hidden = true), action ? 8000 : 3000);
-}
-
-async function copyText(text) {
-  try {
-    await navigator.clipboard.writeText(text);
-    return true;
-  } catch {
-    // No clipboard API outside secure contexts: select and copy instead.
-    const ta = el('textarea', { class: 'clip', readonly: true });
-    ta.value = text;
-    document.body.append(ta);
-    ta.select();
-    let ok = false;
-    try {
-      ok = document.execCommand('copy');
-    } catch {
-      ok = false;
+/**
+ * Runs fn at most once at a time: calls made while it runs make it run
+ * once more afterwards. Returns the promise of the run that covers the call.
+ */
+function coalesce(fn) {
+  let running = null;
+  let again = null;
+  return function run() {
+    if (!running) {
+      running = fn().finally(() => (running = null));
+      return running;
     }
-    ta.remove();
-    return ok;
-  }
+    again ??= running.catch(() => {}).then(() => {
+      again = null;
+      return run();
+    });
+    return again;
+  };
 }
 
-// ------------------------------------------------------------ saving
+// ------------------------------------------------------------ positions
 
-function persist(c) {
-  if (c.deleted || !c.messages.length) return;
-  if (!store.save(c)) toast('This browser refused to save the chat (storage full?).');
+/** The text to show of a live answer: the stream's, or the stored text until the stream has caught up. */
+function shownText(l) {
+  return l.stream.text.length >= l.floor.length ? l.stream.text : l.floor;
 }
 
-/** Copies a live answer's text and last event ID into its message, together. */
+/** Copies a live answer's text into its message, and notes where its stream has got to. */
 function snapshot(l) {
-  l.msg.content = l.stream.text;
-  l.msg.lastEventId = l.stream.lastEventId;
+  l.msg.content = shownText(l);
   if (l.stream.id) l.msg.streamId = l.stream.id;
+}
+
+function savePosition(l) {
+  store.savePosition(l.stream.id, l.stream.text, l.stream.lastEventId);
 }
 
 function saveSoon(l) {
   if (l.saveTimer) return;
   l.saveTimer = setTimeout(() => {
     l.saveTimer = 0;
-    snapshot(l);
-    persist(l.conv);
+    savePosition(l);
   }, 400);
 }
 
 addEventListener('pagehide', () => {
   leaving = true;
-  for (const l of live.values()) {
-    snapshot(l);
-    persist(l.conv);
-  }
+  for (const l of live.values()) savePosition(l);
+  sidebar.flushDeletes();
 });
 addEventListener('pageshow', () => (leaving = false));
 
 // ------------------------------------------------------------ streaming
 
-/** Starts an answer to the conversation as it stands. */
-function startAnswer(c, { seed } = {}) {
-  const history = c.messages
-    .filter((m) => m.content && (m.role === 'user' || m.role === 'assistant'))
-    .map(({ role, content }) => ({ role, content }));
-  const msg = { role: 'assistant', content: '', status: 'streaming', streamId: null, lastEventId: '' };
-  c.messages.push(msg);
+/**
+ * Starts an answer to user, a user message of c: messages are the
+ * request's new messages, stored under parentId; temps, the temporary
+ * messages the answer stands for until the server holds them.
+ */
+function startAnswer(c, user, { messages = [], parentId = '', seed, temps = [] } = {}) {
+  const model = ui.model.value;
+  const m = c.addTemp({ role: 'assistant', status: 'streaming', parentId: user.id });
+  if (c.local) m.model = model;
   c.updatedAt = Date.now();
-  persist(c);
-  if (c === conv) showMessage(msg);
-  const body = { model: c.model, messages: history };
-  if (seed != null) body.seed = seed;
-  follow(c, msg, (handlers) => client.chat(body, handlers));
+  const body = source.body(c, { model, messages, parentId, user, seed });
+  if (c === page.conv) drawConversation();
+  follow(c, m, (handlers) => client.chat(body, handlers), { temps: [...temps, m] });
   announce('Sluice is answering.');
 }
 
 /** Follows a streaming answer: open(handlers) returns its ChatStream. */
-function follow(c, msg, open, { reattached = false } = {}) {
-  const l = { conv: c, msg, stream: null, frame: 0, saveTimer: 0, net: '', netInfo: null, reattached, netTimer: 0 };
+function follow(c, msg, open, { reattached = false, floor = '', temps = [] } = {}) {
+  const l = { conv: c, msg, stream: null, frame: 0, saveTimer: 0, net: '', netInfo: null, reattached, netTimer: 0, floor, temps, done: false };
   live.set(c.id, l);
+  if (!c.local) c.lives.push(l);
   l.stream = open({
-    text: msg.content,
     onOpen: () => {
       snapshot(l);
-      persist(c);
-      if (c === conv) views.get(msg)?.setAttribute('data-stream-id', msg.streamId);
+      savePosition(l);
+      if (c === page.conv) page.views.get(l.msg)?.setAttribute('data-stream-id', l.msg.streamId);
+      // The server now holds the question and the answer's message.
+      if (!c.local && l.msg.temp) syncSoon(c, 0);
     },
     onDelta: () => scheduleRender(l),
     onChunk: () => saveSoon(l),
@@ -175,6 +140,7 @@ function follow(c, msg, open, { reattached = false } = {}) {
   });
   l.stream.done.then((r) => finished(l, r));
   refresh();
+  return l;
 }
 
 function scheduleRender(l) {
@@ -184,8 +150,7 @@ function scheduleRender(l) {
     if (!l.frame) return;
     l.frame = 0;
     snapshot(l);
-    if (l.conv === conv) drawMessage(l.msg);
-    saveSoon(l);
+    if (l.conv === page.conv) drawMessage(l.msg);
   };
   // requestAnimationFrame pauses in hidden tabs; the timer does not.
   requestAnimationFrame(run);
@@ -222,242 +187,173 @@ function finished(l, r) {
   clearTimeout(l.saveTimer);
   clearTimeout(l.netTimer);
   l.frame = 0;
-  if (live.get(l.conv.id) === l) live.delete(l.conv.id);
-  if (r.status === 'aborted' || leaving) return;
+  const c = l.conv;
+  if (live.get(c.id) === l) live.delete(c.id);
+  if (r.status === 'aborted' || leaving) {
+    c.lives = c.lives.filter((x) => x !== l);
+    return;
+  }
   const m = l.msg;
   snapshot(l);
   m.status = statusOf[r.status] ?? 'error';
   if (r.finishReason) m.finishReason = r.finishReason;
   if (r.error) m.error = r.error.message;
   else delete m.error;
-  l.conv.updatedAt = Date.now();
-  persist(l.conv);
-  if (l.conv === conv) drawMessage(m);
+  // The stream can say no more; a failed connection may yet resume.
+  if (r.status !== 'failed') store.forgetPosition(l.stream.id);
+  l.done = true;
+  l.final = { status: m.status, content: m.content, error: m.error, finishReason: m.finishReason };
+  c.updatedAt = Date.now();
+  if (c === page.conv) drawConversation();
   refresh();
-  if (r.error?.status === 401 && l.conv === conv) {
-    askKey(r.error.message).then((ok) => ok && retry(m));
+  if (c.local) reloadList();
+  else syncSoon(c, 0);
+  if (r.error?.status === 401 && c === page.conv) {
+    keys.ask(r.error.message).then((ok) => ok && regenerate(m));
     return;
   }
   announce({ done: 'Answer complete.', stopped: 'Stopped.', expired: 'The answer expired.' }[m.status] ?? 'The answer failed.');
 }
 
-/** Resumes every answer that was streaming when the page was last left. */
-function reattachAll() {
-  for (const e of store.list()) {
-    if (!e.live || live.has(e.id)) continue;
-    const c = store.get(e.id);
-    if (c) reattach(c);
+/** Follows the answer of c's branch that streams on the server and not yet here. */
+function reattach(c) {
+  if (live.has(c.id) || c.local) return;
+  const m = c.branch().findLast((x) => x.status === 'streaming' && x.streamId && !x.temp);
+  if (!m || c.lives.some((l) => l.msg === m)) return;
+  const pos = store.position(m.streamId) ?? { text: '', lastEventId: '' };
+  follow(c, m, (h) => client.attach(m.streamId, pos.lastEventId, { ...h, text: pos.text }), { reattached: true, floor: m.content });
+}
+
+// ------------------------------------------------------------ the server's copy
+
+/**
+ * Puts the page's own knowledge over what the server said of c: the
+ * temporary messages the server now holds give way to its messages, the
+ * answers streaming here show their text, and the answers that ended here
+ * show their end until the server has written it.
+ */
+function reconcile(c) {
+  for (const l of [...c.lives]) {
+    let m = c.items.get(l.msg.id);
+    if (l.msg.temp) {
+      m = [...c.items.values()].find((x) => !x.temp && ((l.stream.messageId && x.id === l.stream.messageId) || (l.stream.id && x.streamId === l.stream.id)));
+      if (!m) continue; // not stored yet (or never: a refused request)
+      c.dropTemps(l.temps);
+      c.picked = m.id;
+      c.leaf = m.id;
+    }
+    if (!m) {
+      if (l.done) c.lives = c.lives.filter((x) => x !== l);
+      continue;
+    }
+    l.msg = m;
+    if (!l.done) {
+      m.content = shownText(l);
+      m.status = 'streaming';
+    } else if (m.status === 'streaming') {
+      Object.assign(m, l.final);
+    } else {
+      if (l.final.finishReason) m.finishReason = l.final.finishReason;
+      c.lives = c.lives.filter((x) => x !== l);
+    }
   }
 }
 
-function reattach(c, { otherTab = false } = {}) {
-  const m = c.messages.at(-1);
-  if (m?.role !== 'assistant' || m.status !== 'streaming' || live.has(c.id)) return;
-  if (!m.streamId) {
-    if (otherTab) return; // that tab is still waiting for the stream to start
+/** Reloads chat c from the server, then redraws it if it is shown. */
+function sync(c) {
+  c.sync ??= coalesce(async () => {
+    try {
+      await source.load(c);
+    } catch (err) {
+      if (err?.status === 404 || err?.status === 403) return gone(c.id, 'This chat is not on the server (any more).');
+      return failed('Could not load the chat', err);
+    }
+    reconcile(c);
+    sidebar.heads.find((h) => h.id === c.id && (h.title = c.title));
+    if (c === page.conv) {
+      drawConversation();
+      reattach(c);
+    }
+    refresh();
+  });
+  return c.sync();
+}
 
-    m.status = 'error';
-    m.error = 'The page closed before the answer started.';
-    persist(c);
-    return;
+/**
+ * Syncs c after delay ms; calls meanwhile add nothing. While an answer
+ * streams here in c, not at all: its end syncs it (until then a reload
+ * would only redraw what the stream draws).
+ */
+function syncSoon(c, delay = 150) {
+  if (c.local) return;
+  const l = live.get(c.id);
+  if ((l && !l.msg.temp) || c.syncTimer) return;
+  c.syncTimer = setTimeout(() => {
+    c.syncTimer = 0;
+    sync(c);
+  }, delay);
+}
+
+/** Chat id is gone: deleted here or elsewhere. */
+function gone(id, why) {
+  live.get(id)?.stream.abort();
+  chats.delete(id);
+  sidebar.gone(id);
+  if (page.conv?.id === id) {
+    navigate(null);
+    if (why) toast(why);
   }
-  follow(c, m, (h) => client.attach(m.streamId, m.lastEventId || '', h), { reattached: true });
 }
 
 // ------------------------------------------------------------ messages
 
-function showMessage(m) {
-  ui.empty.hidden = true;
-  const li = messageEl(m);
-  ui.messages.append(li);
-  drawActions();
-  return li;
-}
-
-function messageEl(m) {
-  let li;
-  if (m.role === 'user') {
-    // Shown as text, exactly as typed: never parsed, never HTML.
-    li = el('li', { class: 'msg user' }, el('h2', { class: 'visually-hidden', text: 'You said:' }), el('div', { class: 'bubble', text: m.content }));
-  } else {
-    li = el('li', { class: 'msg assistant' },
-      el('div', { class: 'avatar' }, icon('logo', 'logo')),
-      el('div', { class: 'body' },
-        el('h2', { class: 'visually-hidden', text: 'Sluice said:' }),
-        el('div', { class: 'thinking', 'aria-hidden': 'true' }, el('span'), el('span'), el('span')),
-        el('div', { class: 'md' }),
-        el('div', { class: 'msg-status' }),
-        el('div', { class: 'actions' })));
-  }
-  views.set(m, li);
-  if (m.role === 'assistant') drawMessage(m);
-  return li;
-}
-
-/** Redraws an answer's text and status. */
-function drawMessage(m) {
-  const li = views.get(m);
-  if (!li) return;
-  const streaming = m.status === 'streaming';
-  li.dataset.status = m.status;
-  if (m.streamId) li.dataset.streamId = m.streamId;
-  li.classList.toggle('waiting', streaming && !m.content);
-  li.setAttribute('aria-busy', String(streaming));
-  render(li.querySelector('.md'), m.content, { streaming });
-  drawStatus(m);
-  if (stick) scrollToEnd();
-}
-
-function drawStatus(m) {
-  const li = views.get(m);
-  if (!li) return;
-  const l = live.get(conv?.id);
-  const net = l?.msg === m ? l.net : '';
-  li.dataset.net = net;
-  const box = li.querySelector('.msg-status');
-  box.textContent = '';
-  box.className = 'msg-status';
-  let text = '';
-  let kind = 'muted';
-  let action = null;
-  if (net === 'reconnecting') {
-    const n = l.netInfo?.attempt ?? 1;
-    text = `Connection lost. Reconnecting${n > 1 ? ` (attempt ${n})` : ''}…`;
-    kind = 'warn';
-  } else if (net === 'resumed') {
-    text = l.reattached ? 'Reattached to the answer in progress.' : 'Reconnected: the answer continues where it stopped.';
-    kind = 'ok';
-  } else if (m.status === 'stopped') {
-    text = 'Stopped.';
-  } else if (m.status === 'error') {
-    text = m.error || 'Something went wrong.';
-    kind = 'error';
-    action = ['Retry', 'retry'];
-  } else if (m.status === 'expired') {
-    text = m.error || 'The rest of this answer is no longer kept on the server.';
-    kind = 'warn';
-  } else if (m.status === 'interrupted') {
-    text = (m.error || 'The connection was lost.') + ' The answer may have gone on without you.';
-    kind = 'error';
-    action = ['Reconnect', 'reconnect'];
-  } else if (m.status === 'done' && m.finishReason === 'length') {
-    text = 'The answer reached its length limit.';
-  }
-  if (!text) return;
-  box.classList.add('show', kind);
-  box.append(el('span', { text }));
-  if (action) box.append(el('button', { type: 'button', class: 'link-btn', 'data-action': action[1], text: action[0] }));
-}
-
-/** Puts Copy and Regenerate under the answers that are finished. */
-function drawActions() {
-  if (!conv) return;
-  const last = conv.messages.at(-1);
-  for (const m of conv.messages) {
-    const li = views.get(m);
-    if (!li || m.role !== 'assistant') continue;
-    const box = li.querySelector('.actions');
-    box.textContent = '';
-    if (m.status === 'streaming') continue;
-    if (m.content) {
-      box.append(el('button', { type: 'button', class: 'act', 'data-action': 'copy', 'aria-label': 'Copy answer', title: 'Copy' }, icon('copy')));
-    }
-    if (m === last) {
-      box.append(el('button', { type: 'button', class: 'act', 'data-action': 'regenerate', 'aria-label': 'Regenerate answer', title: 'Regenerate' }, icon('retry')));
-    }
-  }
-}
-
-function drawConversation() {
-  ui.messages.textContent = '';
-  views = new Map();
-  const msgs = conv?.messages ?? [];
-  ui.empty.hidden = msgs.length > 0;
-  for (const m of msgs) ui.messages.append(messageEl(m));
-  drawActions();
-  document.title = conv ? `${conv.title} · Sluice` : 'Sluice';
-  if (conv?.model && [...ui.model.options].some((o) => o.value === conv.model)) ui.model.value = conv.model;
-  stick = true;
-  scrollToEnd();
-}
-
-// ------------------------------------------------------------ page chrome
-
-function drawNet() {
-  const l = conv && live.get(conv.id);
-  let text = '';
-  let kind = '';
-  if (navigator.onLine === false) [text, kind] = ['Offline', 'warn'];
-  else if (l?.net === 'reconnecting') [text, kind] = ['Reconnecting…', 'warn'];
-  else if (l?.net === 'resumed') [text, kind] = ['Resumed', 'ok'];
-  ui.net.hidden = !text;
-  ui.net.textContent = text;
-  ui.net.className = 'net ' + kind;
-}
-
-function drawComposer() {
-  const busy = !!(conv && live.has(conv.id));
-  ui.send.hidden = busy;
-  ui.stop.hidden = !busy;
-  ui.send.disabled = !ui.input.value.trim();
-  ui.composer.classList.toggle('busy', busy);
-}
-
-function dayGroup(t) {
-  const d = new Date(t);
-  const today = new Date();
-  today.setHours(0, 0, 0, 0);
-  const days = Math.floor((today - new Date(d.getFullYear(), d.getMonth(), d.getDate())) / 864e5);
-  if (days <= 0) return 'Today';
-  if (days === 1) return 'Yesterday';
-  if (days < 7) return 'Previous 7 days';
-  if (days < 30) return 'Previous 30 days';
-  return 'Older';
-}
-
-function drawSidebar() {
-  const items = store.list();
-  ui.list.textContent = '';
-  let group = '';
-  for (const e of items) {
-    const g = dayGroup(e.updatedAt);
-    if (g !== group) {
-      group = g;
-      ui.list.append(el('li', { class: 'conv-group', role: 'presentation', text: g }));
-    }
-    const active = conv?.id === e.id;
-    const a = el('a', { class: 'conv-link', href: '#/c/' + e.id, 'aria-current': active ? 'page' : null },
-      el('span', { class: 'conv-title', text: e.title }));
-    if (live.has(e.id)) a.append(el('span', { class: 'conv-live', title: 'Answering' }, el('span', { class: 'visually-hidden', text: ' (answering)' })));
-    const del = el('button', { type: 'button', class: 'conv-delete', 'data-id': e.id, 'aria-label': `Delete chat: ${e.title}`, title: 'Delete' }, icon('trash'));
-    ui.list.append(el('li', { class: 'conv-item' + (active ? ' active' : '') }, a, del));
-  }
-  ui.noChats.hidden = items.length > 0;
-}
-
 function refresh() {
-  drawSidebar();
+  sidebar.draw();
   drawComposer();
   drawActions();
   drawNet();
 }
 
-function scrollToEnd() {
-  ui.scroller.scrollTop = ui.scroller.scrollHeight;
-}
-
 ui.scroller.addEventListener('scroll', () => {
   const s = ui.scroller;
-  stick = s.scrollHeight - s.scrollTop - s.clientHeight < 80;
-  ui.jump.hidden = stick;
+  page.stick = s.scrollHeight - s.scrollTop - s.clientHeight < 80;
+  ui.jump.hidden = page.stick;
 }, { passive: true });
 ui.jump.addEventListener('click', () => {
-  stick = true;
+  page.stick = true;
   ui.scroller.scrollTo({ top: ui.scroller.scrollHeight, behavior: 'smooth' });
   ui.input.focus();
 });
 
 // ------------------------------------------------------------ sidebar
+
+const sidebar = new Sidebar(ui, {
+  get source() {
+    return source;
+  },
+  current: () => page.conv?.id ?? null,
+  isLive: (id) => live.has(id),
+  toast,
+  error: failed,
+  deleted: (id, { pending }) => {
+    if (page.conv?.id === id) navigate(null);
+    if (!pending) {
+      // For real: an answer still streaming there stops with it.
+      live.get(id)?.stream.stop();
+      chats.delete(id);
+    }
+  },
+  renamed: (id, title) => {
+    const c = chats.get(id);
+    if (c) c.title = title;
+    if (c === page.conv) document.title = `${title} · Sluice`;
+  },
+});
+
+/** Reloads the list of chats; a failure shows in the list itself. */
+function reloadList() {
+  sidebar.reload().catch(() => {});
+}
 
 const narrow = matchMedia('(max-width: 767px)');
 
@@ -489,44 +385,28 @@ narrow.addEventListener('change', () => {
   ui.app.classList.toggle('sidebar-collapsed', store.sidebarCollapsed);
   ui.menu.setAttribute('aria-expanded', String(sidebarShown()));
 });
-
 ui.list.addEventListener('click', (e) => {
-  const del = e.target.closest('.conv-delete');
-  if (del) {
-    remove(del.dataset.id);
-    return;
-  }
   if (e.target.closest('.conv-link') && narrow.matches) showSidebar(false, { focus: false });
 });
-
-function remove(id) {
-  const c = live.get(id)?.conv ?? store.get(id);
-  if (!c) return;
-  const next = ui.list.querySelector(`.conv-delete[data-id="${id}"]`)?.closest('li')?.nextElementSibling?.querySelector('.conv-link');
-  c.deleted = true;
-  live.get(id)?.stream.stop();
-  store.remove(id);
-  if (conv?.id === id) navigate(null);
-  drawSidebar();
-  const target = next && ui.list.querySelector(`.conv-link[href="${next.getAttribute('href')}"]`);
-  (target ?? ui.newChat).focus();
-  toast(`Deleted “${c.title}”.`, 'Undo', () => {
-    delete c.deleted;
-    store.save(c);
-    drawSidebar();
-  });
-}
 
 // ------------------------------------------------------------ routing
 
 function route() {
-  const m = /^#\/c\/([0-9a-f]{8,64})$/.exec(location.hash);
-  const id = m ? m[1] : null;
-  conv = id ? (live.get(id)?.conv ?? store.get(id)) : null;
-  if (id && !conv) history.replaceState(null, '', location.pathname + location.search);
-  if (conv && !live.has(conv.id)) reattach(conv);
+  const m = /^#\/c\/([A-Za-z0-9_-]{1,100})$/.exec(location.hash);
+  const id = m && !sidebar.pendingDelete(m[1]) ? m[1] : null;
+  let c = id ? chats.get(id) ?? null : null;
+  if (id && !c && !source.local) {
+    c = new Chat({ id });
+    chats.set(id, c);
+  }
+  if (id && !c) history.replaceState(null, '', location.pathname + location.search);
+  page.conv = c;
   drawConversation();
   refresh();
+  if (c && !c.local) {
+    if (live.has(c.id)) syncSoon(c, 0);
+    else sync(c);
+  }
 }
 
 function navigate(id) {
@@ -545,57 +425,62 @@ function newChat() {
 ui.newChat.addEventListener('click', newChat);
 ui.newChatTop.addEventListener('click', newChat);
 
-store.onChange((id) => {
-  // Another tab changed the chats: show it, and follow its answers too.
-  drawSidebar();
-  if (!id || id !== conv?.id || live.has(id)) return;
-  const c = store.get(id);
-  if (!c) {
-    navigate(null);
-    return;
-  }
-  conv = c;
-  reattach(c, { otherTab: true });
-  drawConversation();
-  refresh();
-});
-
 // ------------------------------------------------------------ composer
 
-function send(text) {
+let sending = false;
+
+async function send(text) {
   text = text.trim();
-  if (!text || (conv && live.has(conv.id))) return;
-  if (!conv) {
-    conv = store.create(ui.model.value);
-    conv.title = titleOf(text);
-    history.pushState(null, '', '#/c/' + conv.id);
-    drawConversation();
-  }
-  conv.model = ui.model.value;
-  const m = { role: 'user', content: text };
-  conv.messages.push(m);
-  showMessage(m);
-  document.title = `${conv.title} · Sluice`;
+  if (!text || sending || (page.conv && live.has(page.conv.id))) return;
+  sending = true;
   ui.input.value = '';
   autosize();
-  stick = true;
-  startAnswer(conv);
-  scrollToEnd();
+  try {
+    let c = page.conv;
+    if (!c) {
+      try {
+        c = await source.create(titleOf(text));
+      } catch (err) {
+        ui.input.value = text;
+        autosize();
+        failed('Could not start a chat', err);
+        return;
+      }
+      chats.set(c.id, c);
+      page.conv = c;
+      history.pushState(null, '', '#/c/' + c.id);
+      sidebar.upsert({ id: c.id, title: c.title, updatedAt: Date.now() });
+    }
+    const parentId = storedAncestor(c, c.leaf);
+    const user = c.addTemp({ role: 'user', content: text, parentId: c.leaf });
+    page.stick = true;
+    startAnswer(c, user, { messages: [{ role: 'user', content: text }], parentId, temps: [user] });
+    if (c.local) reloadList();
+  } finally {
+    sending = false;
+  }
 }
 
-/** Asks for the last answer again, in place of m. */
-function retry(m, { seed } = {}) {
-  if (!conv || live.has(conv.id) || conv.messages.at(-1) !== m) return;
-  conv.messages.pop();
-  views.get(m)?.remove();
-  views.delete(m);
-  stick = true;
+/** Asks for answer m again: a sibling of m, unless m was never stored (then in its place). */
+function regenerate(m, { seed } = {}) {
+  const c = page.conv;
+  if (!c || live.has(c.id) || m.role !== 'assistant') return;
+  const user = c.items.get(m.parentId);
+  if (!user || user.role !== 'user') return;
+  page.stick = true;
+  if (m.temp) {
+    c.dropTemps([m]);
+    if (user.temp) {
+      startAnswer(c, user, { messages: [{ role: 'user', content: user.content }], parentId: storedAncestor(c, user.parentId), seed, temps: [user] });
+      return;
+    }
+  }
   // A regenerated answer gets another seed, so that it is another answer.
-  startAnswer(conv, { seed });
+  startAnswer(c, user, { parentId: user.id, seed });
 }
 
 function stop() {
-  const l = conv && live.get(conv.id);
+  const l = page.conv && live.get(page.conv.id);
   if (!l) return;
   l.net = 'stopping';
   l.stream.stop();
@@ -625,18 +510,12 @@ ui.stop.addEventListener('click', () => {
   stop();
   ui.input.focus();
 });
-ui.model.addEventListener('change', () => {
-  store.model = ui.model.value;
-  if (conv) {
-    conv.model = ui.model.value;
-    persist(conv);
-  }
-});
+ui.model.addEventListener('change', () => (store.model = ui.model.value));
 
 document.addEventListener('keydown', (e) => {
   if (e.key === 'Escape') {
     if (narrow.matches && sidebarShown()) showSidebar(false);
-    else if (conv && live.has(conv.id)) {
+    else if (page.conv && live.has(page.conv.id)) {
       e.preventDefault();
       stop();
     }
@@ -648,7 +527,8 @@ document.addEventListener('keydown', (e) => {
 
 document.querySelectorAll('.suggestion').forEach((b) => b.addEventListener('click', () => send(b.dataset.prompt)));
 
-// Buttons inside the messages: copy code, copy an answer, regenerate, retry.
+// Buttons inside the messages: copy code, copy an answer, regenerate,
+// retry, reconnect, and < > between versions.
 ui.messages.addEventListener('click', async (e) => {
   const copyCode = e.target.closest('.copy-code');
   if (copyCode) {
@@ -662,9 +542,9 @@ ui.messages.addEventListener('click', async (e) => {
     return;
   }
   const btn = e.target.closest('[data-action]');
-  if (!btn || !conv) return;
+  if (!btn || !page.conv) return;
   const li = btn.closest('.msg');
-  const m = [...views].find(([, v]) => v === li)?.[0];
+  const m = [...page.views].find(([, v]) => v === li)?.[0];
   if (!m) return;
   switch (btn.dataset.action) {
     case 'copy':
@@ -675,58 +555,84 @@ ui.messages.addEventListener('click', async (e) => {
       }
       break;
     case 'regenerate':
-      retry(m, { seed: crypto.getRandomValues(new Uint32Array(1))[0] });
+      regenerate(m, { seed: crypto.getRandomValues(new Uint32Array(1))[0] });
       break;
     case 'retry':
-      retry(m);
+      regenerate(m);
       break;
     case 'reconnect':
+      page.conv.lives = page.conv.lives.filter((l) => l.msg !== m);
       m.status = 'streaming';
       delete m.error;
+      if (page.conv.local) follow(page.conv, m, (h) => client.attach(m.streamId, store.position(m.streamId)?.lastEventId ?? '', { ...h, text: m.content }), { reattached: true, floor: m.content });
+      else reattach(page.conv);
       drawMessage(m);
-      reattach(conv);
       break;
+    case 'prev':
+    case 'next': {
+      const sibs = page.conv.siblings(m);
+      const to = sibs[sibs.indexOf(m) + (btn.dataset.action === 'prev' ? -1 : 1)];
+      if (!to) break;
+      page.conv.pick(to.id);
+      drawConversation();
+      reattach(page.conv);
+      page.views.get(page.conv.items.get(to.id))?.querySelector(`[data-action="${btn.dataset.action}"]`)?.focus();
+      break;
+    }
   }
 });
 
 addEventListener('online', drawNet);
 addEventListener('offline', drawNet);
 
+// ------------------------------------------------------------ other tabs and devices
+
+let feed = null;
+
+/** Follows the server's change feed: every tab and device of this key sees each change. */
+function startFeed() {
+  feed?.close();
+  feed = null;
+  if (source.local) return;
+  feed = client.conversations.events({
+    onEvent: (ev) => {
+      let d;
+      try {
+        d = JSON.parse(ev.data);
+      } catch {
+        return;
+      }
+      const type = d?.type ?? ev.event;
+      if (type === 'conversation.deleted') return gone(d.id, 'This chat was deleted.');
+      reloadList();
+      const c = chats.get(d?.id);
+      if (c && (c === page.conv || c.lives.length)) syncSoon(c);
+    },
+    // Events may have been missed while it was away (a server restart
+    // starts the feed afresh): catch up.
+    onState: (state) => state === 'resumed' && catchUp(),
+  });
+}
+
+let catchUpTimer = 0;
+/** Reloads the list and the chat shown: the page comes back into view, or the feed back. */
+function catchUp() {
+  clearTimeout(catchUpTimer);
+  catchUpTimer = setTimeout(() => {
+    reloadList();
+    if (page.conv && !page.conv.local) syncSoon(page.conv, 0);
+  }, 100);
+}
+document.addEventListener('visibilitychange', () => document.visibilityState === 'visible' && catchUp());
+addEventListener('focus', catchUp);
+
+// ------------------------------------------------------------ the chats of earlier pages
+
 // ------------------------------------------------------------ API key
 
-function useKey(key) {
-  client.headers = key ? { Authorization: `Bearer ${key}` } : {};
-  ui.keyButton.hidden = !key;
-}
+// ------------------------------------------------------------ the chats of earlier pages
 
-let keyAsked = null;
-/** Asks for an API key; resolves true once one is saved. */
-function askKey(reason) {
-  if (keyAsked) return keyAsked;
-  ui.keyReason.textContent = (reason ? reason + ' ' : '') + 'The key is kept in this browser only.';
-  ui.keyInput.value = store.apiKey;
-  $('key-forget').hidden = !store.apiKey;
-  ui.keyDialog.showModal();
-  keyAsked = new Promise((resolve) => {
-    ui.keyDialog.addEventListener('close', () => {
-      keyAsked = null;
-      resolve(ui.keyDialog.returnValue === 'save');
-    }, { once: true });
-  });
-  return keyAsked;
-}
-
-ui.keyForm.addEventListener('submit', () => {
-  store.apiKey = ui.keyInput.value.trim();
-  useKey(store.apiKey);
-});
-$('key-cancel').addEventListener('click', () => ui.keyDialog.close('cancel'));
-$('key-forget').addEventListener('click', () => {
-  store.apiKey = '';
-  useKey('');
-  ui.keyDialog.close('forget');
-});
-ui.keyButton.addEventListener('click', () => askKey('').then((ok) => ok && loadModels()));
+const importer = new Importer(store, client, { local: () => source.local, failed, imported: () => reloadList() });
 
 // ------------------------------------------------------------ start
 
@@ -736,17 +642,41 @@ async function loadModels() {
     if (!models.length) return;
     ui.model.textContent = '';
     for (const m of models) ui.model.append(el('option', { value: m.id, text: m.id }));
-    const want = conv?.model ?? store.model;
+    const want = page.conv?.model ?? store.model;
     if (want && models.some((m) => m.id === want)) ui.model.value = want;
   } catch (err) {
-    if (err.status === 401 && (await askKey(err.message))) return loadModels();
+    if (err.status === 401 && (await keys.ask(err.message))) return loadModels();
     toast('Could not load the list of models: ' + err.message);
   }
 }
 
+/**
+ * Finds where chats are kept, loads the list, and follows its changes: a
+ * server that answers 404 keeps none (--data-dir off), and the page then
+ * keeps them itself; 401 asks for a key first.
+ */
+async function start() {
+  for (;;) {
+    try {
+      await sidebar.reload();
+      break;
+    } catch (err) {
+      if (err?.status === 401 && (await keys.ask(err.message))) continue;
+      if (err?.status === 404 && !source.local) {
+        source = new MemoryChats();
+        continue;
+      }
+      break; // the sidebar says why; sending still tries
+    }
+  }
+  startFeed();
+  importer.offer();
+}
+
 if (store.sidebarCollapsed && !narrow.matches) ui.app.classList.add('sidebar-collapsed');
 ui.menu.setAttribute('aria-expanded', String(sidebarShown()));
-reattachAll();
+store.prunePositions();
+await start();
 route();
 autosize();
 await loadModels();

@@ -1,28 +1,27 @@
-// store.js: conversations kept in the browser's localStorage, until the
-// server stores them.
+// store.js: what the chat page keeps in the browser's localStorage. The
+// conversations themselves are kept on the server (chats.js); the browser
+// keeps only the page's preferences (model, sidebar, API key), where each
+// answer it follows has got to (so that a reload resumes right after the
+// text it shows), and, until they are imported once, the conversations of
+// the pages before the server kept them.
 //
-// Layout: "sluice:v1:index" holds the list of conversations (id, title,
-// updatedAt, live) and each conversation lives under "sluice:v1:c:<id>", so
-// that saving the answer that is streaming writes one small record, not all
-// of them. A conversation is
-//   { id, title, model, createdAt, updatedAt, messages: [message…] }
-// and a message is { role: 'user' | 'assistant', content } plus, for answers,
-//   status: 'streaming' | 'done' | 'stopped' | 'error' | 'expired' | 'interrupted',
-//   streamId, lastEventId (where to resume), error (a message), finishReason.
-// content and lastEventId are always written together, so a page that is
-// reloaded resumes exactly after the text it shows.
+// Where an answer has got to: "sluice:v2:pos:<stream ID>" holds
+// {text, lastEventId, at}, written together, a few times a second while
+// the answer streams and when the page goes away, and removed when it ends.
+//
+// The conversations of earlier pages: "sluice:v1:index" listed them (id,
+// title, updatedAt) and "sluice:v1:c:<id>" held each one,
+//   { id, title, model, createdAt, updatedAt, messages: [{role, content, status…}] }.
 
-const PREFIX = 'sluice:v1:';
-const INDEX = PREFIX + 'index';
-const MODEL = PREFIX + 'model';
-const SIDEBAR = PREFIX + 'sidebar';
-const KEY = PREFIX + 'key';
-
-/** A random ID; crypto.randomUUID is missing outside secure contexts. */
-export function newId() {
-  const b = crypto.getRandomValues(new Uint8Array(12));
-  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-}
+const V1 = 'sluice:v1:';
+const V1_INDEX = V1 + 'index';
+const MODEL = V1 + 'model';
+const SIDEBAR = V1 + 'sidebar';
+const KEY = V1 + 'key';
+const POS = 'sluice:v2:pos:';
+const IMPORTED = 'sluice:v2:imported';
+/** A position older than this belongs to an answer long gone. */
+const POS_MAX_AGE_MS = 24 * 3600 * 1000;
 
 /** The title of a conversation: the start of its first message. */
 export function titleOf(text) {
@@ -62,35 +61,76 @@ export class Store {
     }
   }
 
-  /** The conversations, most recent first. */
-  list() {
-    const idx = this.#read(INDEX, []);
-    return Array.isArray(idx) ? idx.slice().sort((a, b) => b.updatedAt - a.updatedAt) : [];
+  #keys() {
+    try {
+      return Object.keys(this.storage);
+    } catch {
+      return [];
+    }
   }
 
-  get(id) {
-    const c = this.#read(PREFIX + 'c:' + id, null);
-    return c && Array.isArray(c.messages) ? c : null;
+  /** Where the answer of stream id has got to: {text, lastEventId}, or null. */
+  position(id) {
+    const p = this.#read(POS + id, null);
+    return p && typeof p.text === 'string' && typeof p.lastEventId === 'string' ? p : null;
   }
 
-  /** A new, unsaved conversation. */
-  create(model) {
-    const now = Date.now();
-    return { id: newId(), title: 'New chat', model, createdAt: now, updatedAt: now, messages: [] };
+  savePosition(id, text, lastEventId) {
+    if (id) this.#write(POS + id, { text, lastEventId, at: Date.now() });
   }
 
-  /** Saves c and its index entry; returns false if the browser refused. */
-  save(c) {
-    const ok = this.#write(PREFIX + 'c:' + c.id, c);
-    const idx = this.list().filter((e) => e.id !== c.id);
-    const last = c.messages.at(-1);
-    idx.push({ id: c.id, title: c.title, updatedAt: c.updatedAt, live: last?.status === 'streaming' });
-    return this.#write(INDEX, idx) && ok;
+  forgetPosition(id) {
+    if (id) this.#remove(POS + id);
   }
 
-  remove(id) {
-    this.#remove(PREFIX + 'c:' + id);
-    this.#write(INDEX, this.list().filter((e) => e.id !== id));
+  /** Forgets the positions of answers that ended long ago without this page seeing it. */
+  prunePositions(now = Date.now()) {
+    for (const k of this.#keys()) {
+      if (!k.startsWith(POS)) continue;
+      const p = this.#read(k, null);
+      if (!(p?.at > now - POS_MAX_AGE_MS)) this.#remove(k);
+    }
+  }
+
+  /**
+   * The conversations of the pages from before the server kept them, oldest
+   * first, with at least one message; [] once they were imported or the
+   * offer was declined.
+   */
+  legacyChats() {
+    if (this.#read(IMPORTED, false)) return [];
+    const idx = this.#read(V1_INDEX, []);
+    if (!Array.isArray(idx)) return [];
+    return idx
+      .map((e) => this.#read(V1 + 'c:' + e?.id, null))
+      .filter((c) => c && Array.isArray(c.messages) && c.messages.some((m) => m?.content))
+      .sort((a, b) => (a.updatedAt ?? 0) - (b.updatedAt ?? 0));
+  }
+
+  /**
+   * Records that the offer to import was taken or declined, so that it is
+   * never made again (in this tab or another); returns false if another
+   * tab had already done so.
+   */
+  claimImport() {
+    if (this.#read(IMPORTED, false)) return false;
+    this.#write(IMPORTED, true);
+    return true;
+  }
+
+  /** Makes the offer again: an import failed. */
+  releaseImport() {
+    this.#remove(IMPORTED);
+  }
+
+  /** Removes the conversations of earlier pages that the server now has. */
+  dropLegacy(ids) {
+    const gone = new Set(ids);
+    for (const id of gone) this.#remove(V1 + 'c:' + id);
+    const idx = this.#read(V1_INDEX, []);
+    const left = Array.isArray(idx) ? idx.filter((e) => !gone.has(e?.id)) : [];
+    if (left.length) this.#write(V1_INDEX, left);
+    else this.#remove(V1_INDEX);
   }
 
   get model() {
@@ -119,11 +159,10 @@ export class Store {
     this.#write(SIDEBAR, !!v);
   }
 
-  /** Calls fn(id or null) when another tab changes a conversation or the list. */
-  onChange(fn) {
+  /** Calls fn() when another tab takes or declines the import offer. */
+  onImportClaimed(fn) {
     addEventListener('storage', (e) => {
-      if (e.key === null || e.key === INDEX) fn(null);
-      else if (e.key.startsWith(PREFIX + 'c:')) fn(e.key.slice(PREFIX.length + 2));
+      if (e.key === IMPORTED || e.key === null) fn();
     });
   }
 }

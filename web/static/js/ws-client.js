@@ -66,6 +66,8 @@ export class WSChatStream {
     this.#opts = opts;
     this.#retry = { ...defaultRetry, ...opts.retry };
     this.id = opts.id ?? null;
+    this.conversationId = null;
+    this.messageId = null;
     this.lastEventId = opts.lastEventId ?? '';
     this.text = opts.text ?? '';
     this.finishReason = null;
@@ -195,6 +197,9 @@ export class WSChatStream {
         switch (f.type) {
           case 'started':
             this.id = f.stream;
+            // A chat that continues a conversation: where its answer is stored.
+            this.conversationId = f.conversation || null;
+            this.messageId = f.message || null;
             this.#state('open', { id: this.id, lastEventId: this.lastEventId });
             this.#opts.onOpen?.(this);
             if (this.#stopping) this.#cancelOnServer();
