@@ -173,7 +173,7 @@ func TestConversationsSurviveARestartInTheDefaultDataDir(t *testing.T) {
 // sweeper marks the answer interrupted, keeping the text stored before.
 func TestAnAnswerWhoseNodeWasKilledIsMarkedInterrupted(t *testing.T) {
 	dir := t.TempDir()
-	args := []string{"--data-dir", dir, "--demo-ttft", "0s", "--demo-tps", "20", "--conversation-stale", "1s"}
+	args := []string{"--data-dir", dir, "--demo-ttft", "0s", "--demo-tps", "5", "--conversation-stale", "1s"}
 	a := startChild(t, args...)
 	id := newConversation(t, a.URL)
 	chatIn(t, a.URL, id, "tell me a long story about rivers and the sea")
