@@ -17,7 +17,9 @@ import (
 // spared and completes.
 func TestTheSweeperTakesOnlyTheDeadAnswers(t *testing.T) {
 	forEachStore(t, func(t *testing.T, open openFunc) {
-		const stale = 300 * time.Millisecond
+		// Loose enough that a heartbeat (every quarter of it) is never late
+		// by a whole bound on a loaded machine running -race.
+		const stale = 1500 * time.Millisecond
 		m := &stepModel{Tokens: []string{"still ", "here"}, Step: make(chan struct{})}
 		store := open(t)
 		o := convo.Options{Stale: stale, SweepEvery: stale / 6, FlushEvery: 20 * time.Millisecond}
