@@ -104,8 +104,7 @@ func (r *runner) convLevel(ctx context.Context, n int, model string, setups []*c
 	direct.Host = model
 	run := ConvRun{Gens: n, Rounds: r.cfg.ConvRounds, Sides: []ConvSide{{Name: "model directly"}}}
 	jobs := []Job{direct}
-	var owner []*convSetup // the setup of each side; nil: the model
-	owner = append(owner, nil)
+	owner := []*convSetup{nil} // the setup of each side; nil: the model
 	for _, s := range setups {
 		j := job
 		j.Host, j.Model = s.srv.host, "upstream"
