@@ -17,6 +17,7 @@ require (
 require (
 	github.com/gobwas/ws v1.5.0
 	github.com/jackc/pgx/v5 v5.13.0
+	github.com/prometheus/common v0.72.0
 	github.com/redis/rueidis v1.0.80
 	modernc.org/sqlite v1.62.0
 )
@@ -34,7 +35,6 @@ require (
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/ncruces/go-strftime v1.1.0 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
-	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
 	golang.org/x/sync v0.25.0 // indirect

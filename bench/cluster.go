@@ -281,38 +281,20 @@ func (r *runner) clusterAdded(ctx context.Context, nodes []*server, model string
 		}
 	}
 	ramp := time.Duration(2*n) * time.Millisecond
-	dsum, ssum := newReport(), newReport()
-	for round := range out.Rounds + 1 { // round 0 warms connections up, uncounted
-		start := time.Now().Add(300 * time.Millisecond)
-		groups := make([]group, len(jobs))
-		kill := func() {
-			for i := range groups {
-				groups[i].kill()
-			}
+	for i := range jobs {
+		jobs[i].Ramp = ramp
+	}
+	// The nodes' sides start together, a millisecond after the model's.
+	sum, err := r.rounds(ctx, sides{jobs: jobs, counts: counts, after: func(i int) time.Duration { return time.Duration(min(i, 1)) * time.Millisecond }}, out.Rounds)
+	dsum, ssum := sum[0], newReport()
+	for i := range sum {
+		out.Failed += sum[i].Failed
+		if i > 0 {
+			ssum.mergeHists(&sum[i])
 		}
-		for i, j := range jobs {
-			j.Ramp, j.Start = ramp, start.Add(time.Duration(min(i, 1))*time.Millisecond)
-			if _, _, err := r.spawn(ctx, j, counts[i], &groups[i]); err != nil {
-				kill()
-				return out, err
-			}
-		}
-		for i := range groups {
-			rep, err := groups[i].stop(ctx, time.Until(r.deadline))
-			if err != nil {
-				kill()
-				return out, err
-			}
-			out.Failed += rep.Failed
-			if round == 0 {
-				continue
-			}
-			if i == 0 {
-				dsum.mergeHists(&rep)
-			} else {
-				ssum.mergeHists(&rep)
-			}
-		}
+	}
+	if err != nil {
+		return out, err
 	}
 	out.Direct, out.Sluice = dsum.Added.Summary(), ssum.Added.Summary()
 	return out, nil

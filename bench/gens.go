@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"strings"
 	"time"
 )
 
@@ -131,10 +134,18 @@ var errNoEnd = errors.New("the stream ended without [DONE]")
 // until the worker stops. Over SSE, readSSE reads the stream and closes
 // the connection.
 func (w *worker) generation(d *net.Dialer, h *Report) error {
-	body, _ := json.Marshal(map[string]any{
+	chat := map[string]any{
 		"model": cmp.Or(w.job.Model, "demo"), "stream": true,
 		"messages": []map[string]string{{"role": "user", "content": w.job.Prompt}},
-	})
+	}
+	if w.job.Conversation {
+		id, err := w.newConversation()
+		if err != nil {
+			return err
+		}
+		chat["conversation"] = id
+	}
+	body, _ := json.Marshal(chat)
 	t := &timing{w: w, h: h, dialed: time.Now()}
 	if w.job.Transport == "ws" {
 		return w.generationWS(d, body, t)
@@ -179,4 +190,25 @@ func (w *worker) generationWS(d *net.Dialer, body []byte, t *timing) error {
 		return err
 	}
 	return w.readWS(s, t)
+}
+
+// newConversation makes the conversation of one generation, over a
+// connection the worker keeps for it (net/http's client: this request is
+// not timed, so it need not be read in the epoll loop).
+func (w *worker) newConversation() (string, error) {
+	req, _ := http.NewRequestWithContext(w.ctx, http.MethodPost, "http://"+w.job.Host+"/v1/conversations",
+		strings.NewReader(`{"title":"sluice bench"}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := w.api.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var c struct {
+		ID string `json:"id"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&c); err != nil || resp.StatusCode != http.StatusOK || c.ID == "" {
+		return "", fmt.Errorf("POST /v1/conversations: %s %v", resp.Status, err)
+	}
+	return c.ID, nil
 }

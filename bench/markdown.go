@@ -145,6 +145,9 @@ func (res *Result) Markdown(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 	}
+	if len(res.Conversations) > 0 {
+		res.markdownConversations(w)
+	}
 	if len(res.Floor) > 0 {
 		fmt.Fprintln(w, "**The machine's floor**: goroutines of one process sleeping to deadlines at the demo pace, no I/O, no server: how late they wake, ms")
 		fmt.Fprintln(w)

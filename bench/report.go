@@ -82,6 +82,9 @@ func (res *Result) PrintTable(w io.Writer) {
 	if len(res.Cluster) > 0 {
 		res.printCluster(w)
 	}
+	if len(res.Conversations) > 0 {
+		res.printConversations(w)
+	}
 }
 
 // printCluster writes the cluster scenario's setups side by side.

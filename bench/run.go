@@ -29,9 +29,17 @@ type Config struct {
 	ProxyURL string // with ModelURL: a bare reverse proxy to it, to compare with (optional)
 
 	Transports []string // "sse", "ws", "h2" (SSE over HTTPS and HTTP/2: idle only)
-	Scenarios  []string // "idle", "ttft", "added", "fanout", "capacity", "floor", "cluster"
+	Scenarios  []string // "idle", "ttft", "added", "fanout", "capacity", "floor", "cluster", "conversations"
 	Nodes      int      // cluster: the nodes of its largest setup; 0 means 3
-	Baseline   bool     // also measure the naive net/http server (idle, fanout, capacity) and the raw floor (capacity)
+	// ConvGens are the levels of the conversations scenario: concurrent
+	// generations a round, all its sides together; ConvRounds the rounds
+	// counted at each (after one that is not).
+	ConvGens   []int
+	ConvRounds int
+	// DatabaseURL, when set, adds PostgreSQL (a database the bench may
+	// fill) to the conversations scenario's setups.
+	DatabaseURL string
+	Baseline    bool // also measure the naive net/http server (idle, fanout, capacity) and the raw floor (capacity)
 
 	IdleSteps      []int         // idle subscribers, cumulatively, for memory per connection
 	AddedGens      []int         // concurrent generations a side for added, level by level
@@ -97,6 +105,12 @@ func (c *Config) Defaults() {
 	if c.Nodes <= 0 {
 		c.Nodes = 3
 	}
+	if len(c.ConvGens) == 0 {
+		c.ConvGens = []int{200}
+	}
+	if c.ConvRounds <= 0 {
+		c.ConvRounds = 3
+	}
 	if c.Sources <= 0 {
 		c.Sources = 16
 	}
@@ -144,6 +158,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			r.printf("== cluster: one node on memory, one on Redis, %d on Redis (SSE)\n", cfg.Nodes)
 			if err := r.cluster(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("cluster: %w", err))
+				r.printf("  failed: %v\n", err)
+			}
+			continue
+		}
+		if sc == "conversations" {
+			r.printf("== conversations: chats with and without a conversation kept, on --data-dir off, SQLite%s (SSE)\n",
+				map[bool]string{true: " and PostgreSQL", false: ""}[cfg.DatabaseURL != ""])
+			if err := r.conversations(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("conversations: %w", err))
 				r.printf("  failed: %v\n", err)
 			}
 			continue

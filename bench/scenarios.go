@@ -26,6 +26,8 @@ type Result struct {
 	Capacity []CapacityRun `json:"capacity,omitempty"`
 	Floor    []FloorPoint  `json:"floor,omitempty"`
 	Cluster  []ClusterRun  `json:"cluster,omitempty"`
+	// Conversations: ConvRun.
+	Conversations []ConvRun `json:"conversations,omitempty"`
 }
 
 // IdleRun is server memory against idle topic subscribers.
@@ -162,45 +164,17 @@ func (r *runner) addedLevel(ctx context.Context, tr string, n int, hosts [3]stri
 	// At least cfg.AddedSamples generations a side, so that a p99 is not
 	// one sample, in at least 5 rounds.
 	run := AddedRun{Transport: tr, Gens: n, Rounds: max(5, (r.cfg.AddedSamples+n-1)/n)}
-	sum := make([]Report, len(jobs))
-	for i := range sum {
-		sum[i] = newReport()
+	counts := make([]int, len(jobs))
+	for i := range counts {
+		counts[i] = n
 	}
-	// Round 0 is not counted: it leaves Sluice and the proxy as servers in
-	// service are, with connections to the model open from answers before
-	// (a new one costs a dial and the Transport's setup on the way to the
-	// first token).
-	for round := range run.Rounds + 1 {
-		// The workers start their ramps together, once all have started,
-		// each side a millisecond after the one before.
-		start := time.Now().Add(300 * time.Millisecond)
-		groups := make([]group, len(jobs))
-		kill := func() {
-			for i := range groups {
-				groups[i].kill()
-			}
-		}
-		for i, j := range jobs {
-			j.Start = start.Add(time.Duration(i) * time.Millisecond)
-			if _, _, err := r.spawn(ctx, j, n, &groups[i]); err != nil {
-				kill()
-				return run, err
-			}
-		}
-		for i := range groups {
-			rep, err := groups[i].stop(ctx, time.Until(r.deadline))
-			if err != nil {
-				kill()
-				return run, err
-			}
-			if rep.Failed > 0 { // failures count in every round
-				r.printf("  %d failed: %s\n", rep.Failed, rep.Err)
-				run.Failed += rep.Failed
-			}
-			if round > 0 {
-				sum[i].mergeHists(&rep)
-			}
-		}
+	// Each side a millisecond after the one before.
+	sum, err := r.rounds(ctx, sides{jobs: jobs, counts: counts, after: func(i int) time.Duration { return time.Duration(i) * time.Millisecond }}, run.Rounds)
+	for _, rep := range sum {
+		run.Failed += rep.Failed
+	}
+	if err != nil {
+		return run, err
 	}
 	run.Direct, run.Sluice = sum[0].Added.Summary(), sum[1].Added.Summary()
 	run.DirectTTFT, run.SluiceTTFT = sum[0].TTFT.Summary(), sum[1].TTFT.Summary()

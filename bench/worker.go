@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,9 @@ type Job struct {
 	Topic     string `json:"topic"`     // idle, fanout
 	Prompt    string `json:"prompt"`    // gens
 	Model     string `json:"model"`     // gens; empty: "demo"
+	// Conversation: each generation continues a conversation of its own,
+	// made (POST /v1/conversations) before the generation is timed.
+	Conversation bool `json:"conversation,omitempty"`
 	// Once: each connection runs one generation, and the worker reports
 	// when all are done; otherwise generations follow one another until stop.
 	Once bool          `json:"once"`
@@ -173,8 +177,9 @@ type worker struct {
 	firstErr string
 	hists    Report // histograms merged from finished connections
 
-	loop *sseLoop   // Linux: reads the generations, SSE and WebSocket
-	h2   *h2Streams // idle subscriptions over HTTP/2
+	loop *sseLoop     // Linux: reads the generations, SSE and WebSocket
+	h2   *h2Streams   // idle subscriptions over HTTP/2
+	api  *http.Client // Job.Conversation: makes the conversations
 }
 
 func newWorker(j Job) *worker {
@@ -182,6 +187,9 @@ func newWorker(j Job) *worker {
 	w.ctx, w.cancel = context.WithDeadline(context.Background(), j.Deadline)
 	w.deadline = time.NewTimer(time.Until(j.Deadline))
 	w.hists = newReport()
+	if j.Conversation {
+		w.api = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: dialer(j.Src).DialContext, MaxIdleConnsPerHost: 16}}
+	}
 	return w
 }
 
@@ -382,6 +390,9 @@ func (w *worker) stop() Report {
 		w.h2.close()
 	}
 	w.wg.Wait()
+	if w.api != nil {
+		w.api.CloseIdleConnections()
+	}
 	w.loopWG.Wait()
 	w.deadline.Stop()
 	w.mu.Lock()

@@ -238,6 +238,9 @@ func (r *recorder) flush() {
 		}
 		return
 	}
+	if !r.gone {
+		r.s.obs.Batch()
+	}
 	if r.write(sluice.MessageUpdate{Text: text}) == nil {
 		r.written, r.lastBeat = text, r.lastWrite
 	}
@@ -289,14 +292,21 @@ func (r *recorder) result(err error) {
 // finish stores the end of the message, trying again while the database
 // fails, and logs when it gives up.
 func (r *recorder) finish(u sluice.MessageUpdate) {
+	status := RecordedNotStored
+	defer func() { r.s.obs.Recorded(status) }()
 	wait := 250 * time.Millisecond
 	var err error
 	for attempt := 1; attempt <= endAttempts && !r.gone; attempt++ {
 		if err = r.write(u); err == nil || r.gone {
+			if err == nil && !r.gone {
+				status = string(u.Status)
+			}
 			return
 		}
 		if attempt < endAttempts && !r.pause(wait) {
-			err = r.write(u) // the service stops: one last try
+			if err = r.write(u); err == nil && !r.gone { // the service stops: one last try
+				status = string(u.Status)
+			}
 			break
 		}
 		wait *= 2

@@ -43,6 +43,10 @@ type Options struct {
 	// SweepEvery is how often the sweeper runs (zero: a quarter of Stale);
 	// negative: never.
 	SweepEvery time.Duration
+
+	// Observer, when set, is told of every write to Store, of the
+	// recorders' batches and ends, and of the sweeps.
+	Observer Observer
 }
 
 // Defaults for Options.
@@ -68,6 +72,7 @@ type Service struct {
 	logs  sluice.Store
 	log   *slog.Logger
 	opts  Options
+	obs   Observer
 
 	ctx    context.Context // parent of the recorders; cancelled when Shutdown gives up waiting
 	cancel context.CancelFunc
@@ -93,8 +98,14 @@ func New(opts Options) *Service {
 	if opts.SweepEvery == 0 {
 		opts.SweepEvery = opts.Stale / 4
 	}
+	store, obs := opts.Store, opts.Observer
+	if obs == nil {
+		obs = nopObserver{}
+	} else {
+		store = observedStore{ConversationStore: store, obs: obs}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Service{store: opts.Store, logs: opts.Logs, log: opts.Logger, opts: opts, ctx: ctx, cancel: cancel, stop: make(chan struct{})}
+	s := &Service{store: store, logs: opts.Logs, log: opts.Logger, opts: opts, obs: obs, ctx: ctx, cancel: cancel, stop: make(chan struct{})}
 	if opts.SweepEvery > 0 {
 		s.wg.Add(1)
 		go s.sweep()

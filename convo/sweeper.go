@@ -30,6 +30,7 @@ func (s *Service) sweepOnce() {
 	ctx, cancel := context.WithTimeout(s.ctx, writeTimeout)
 	defer cancel()
 	n, err := s.store.SweepInterrupted(ctx, time.Now().Add(-s.opts.Stale))
+	s.obs.Swept(n, err)
 	switch {
 	case err != nil:
 		s.log.Warn("conversations: cannot sweep interrupted answers", "err", err)

@@ -13,11 +13,13 @@ import (
 )
 
 // names returns the name of every metric of Sluice's own that a server
-// with every part wired (Redis, the memory store, /ws) serves.
+// with every part wired (Redis, the memory store, /ws, conversations)
+// serves.
 func names(t *testing.T) []string {
 	t.Helper()
 	m := New(Options{Models: []string{"demo"}})
 	m.Redis()
+	m.Conversations()
 	m.WatchStore(func() StoreFigures { return StoreFigures{} })
 	m.WatchWebSockets(func() int64 { return 0 })
 	ch := make(chan *prometheus.Desc, 64)

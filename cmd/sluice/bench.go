@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -17,7 +18,8 @@ import (
 
 const benchUsage = `sluice bench measures a Sluice server on this machine over SSE and WebSocket:
 latency of concurrent generations, memory per idle connection, topic fan-out,
-and how many paced generations fit under an inter-token delay bound.
+how many paced generations fit under an inter-token delay bound, and what
+keeping conversations costs them (--scenarios conversations).
 
 Without --url it starts a fresh "sluice serve" (this binary) on a loopback
 port for every measurement, with --demo-ttft and --demo-tps. Clients run in
@@ -29,7 +31,7 @@ Flags:
 // runBench is `sluice bench`.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg bench.Config
-	var transports, scenarios, idle, addedGens, capSteps, jsonOut, chartOut, mdOut, from string
+	var transports, scenarios, idle, addedGens, capSteps, convGens, jsonOut, chartOut, mdOut, from string
 	fs := flag.NewFlagSet("sluice bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, benchUsage); fs.PrintDefaults() }
@@ -37,8 +39,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.DemoTTFT, "demo-ttft", 300*time.Millisecond, "started servers: the demo model's time to first token")
 	fs.Float64Var(&cfg.DemoTPS, "demo-tps", 50, "started servers: the demo model's tokens per second")
 	fs.StringVar(&transports, "transports", "sse,ws,h2", "transports to measure: sse, ws, h2 (SSE over HTTPS and HTTP/2; idle memory only)")
-	fs.StringVar(&scenarios, "scenarios", "idle,ttft,added,fanout,capacity,floor", "what to measure: idle, ttft, added (what Sluice adds to a model's TTFT), fanout, capacity, floor (timer lateness with no I/O), cluster (ttft, fanout and added for one node on memory, one on Redis and --nodes on Redis, side by side; starts redis-server)")
+	fs.StringVar(&scenarios, "scenarios", "idle,ttft,added,fanout,capacity,floor", "what to measure: idle, ttft, added (what Sluice adds to a model's TTFT), fanout, capacity, floor (timer lateness with no I/O), cluster (ttft, fanout and added for one node on memory, one on Redis and --nodes on Redis, side by side; starts redis-server), conversations (inter-token delay, added TTFT and database writes of chats with and without a conversation kept, on --data-dir off and SQLite, and PostgreSQL with --database-url, side by side)")
 	fs.IntVar(&cfg.Nodes, "nodes", 3, "cluster: the nodes of its largest setup, all on one Redis")
+	fs.StringVar(&convGens, "conv-gens", "200", "conversations: concurrent generations a round, all sides together, level by level")
+	fs.IntVar(&cfg.ConvRounds, "conv-rounds", 3, "conversations: rounds counted at each level (after one that is not)")
+	fs.StringVar(&cfg.DatabaseURL, "database-url", "", "conversations: also measure a server keeping them in this PostgreSQL database (the bench writes into it)")
 	fs.StringVar(&cfg.ModelURL, "model-url", "", "with --url: the model that server serves as \"upstream\", for added (a running sluice bench-baseline)")
 	fs.StringVar(&cfg.ProxyURL, "proxy-url", "", "with --model-url: a bare reverse proxy to that model, to compare with (a running sluice bench-baseline --proxy)")
 	fs.BoolVar(&cfg.Baseline, "baseline", true, "also measure the naive net/http SSE server (idle, fanout, capacity) and, for capacity, the raw floor (bare writes, no HTTP library)")
@@ -72,7 +77,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	for _, s := range cfg.Scenarios {
-		if !strings.Contains(",idle,ttft,added,fanout,capacity,floor,cluster,", ","+s+",") {
+		if !strings.Contains(",idle,ttft,added,fanout,capacity,floor,cluster,conversations,", ","+s+",") {
 			errs = append(errs, fmt.Errorf("--scenarios: unknown %q", s))
 		}
 	}
@@ -85,6 +90,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if cfg.CapacitySteps, err = ints(capSteps); err != nil {
 		errs = append(errs, fmt.Errorf("--capacity: %v", err))
+	}
+	if cfg.ConvGens, err = ints(convGens); err != nil {
+		errs = append(errs, fmt.Errorf("--conv-gens: %v", err))
+	}
+	if cfg.ConvRounds < 1 || cfg.ConvRounds > 100 {
+		errs = append(errs, fmt.Errorf("--conv-rounds: %d is not within 1..100", cfg.ConvRounds))
+	}
+	if u, err := url.Parse(cfg.DatabaseURL); cfg.DatabaseURL != "" && (err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql")) {
+		errs = append(errs, errors.New("--database-url: want postgres://[user:password@]host[:port]/database"))
 	}
 	if cfg.URL != "" {
 		if err := bench.CheckLoopback(cfg.URL); err != nil {

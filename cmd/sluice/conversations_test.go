@@ -195,6 +195,9 @@ func TestAnAnswerWhoseNodeWasKilledIsMarkedInterrupted(t *testing.T) {
 	if !strings.HasPrefix(it.text(), kept) || it.text() == "" {
 		t.Fatalf("interrupted answer kept %q; %q was stored before the kill", it.text(), kept)
 	}
+	if n := getMetrics(t, b.URL+"/metrics").of(`sluice_conversation_swept_interrupted_total`); n != 1 {
+		t.Fatalf("the node that swept counts %v answers marked interrupted, want 1", n)
+	}
 }
 
 // TestShutdownStoresTheEndOfEveryAnswer: a node told to stop while an

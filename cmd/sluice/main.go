@@ -143,7 +143,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr st
 	var conv *convo.Service
 	if convStore != nil {
 		defer convStore.Close()
-		conv = convo.New(convo.Options{Store: convStore, Logs: store, Logger: log, Stale: cfg.Conv.Stale})
+		conv = convo.New(convo.Options{Store: convStore, Logs: store, Logger: log, Stale: cfg.Conv.Stale, Observer: metrics.Conversations()})
 		defer shutdownConversations(conv, log)
 		admitCfg.Conversations = conv // every transport's chats
 		apiCfg.Conversations = conv   // the /v1/conversations routes

@@ -17,6 +17,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		os.Exit(runChild(os.Args[1:]))
 	}
+	if os.Getenv(mainEnv) != "" {
+		os.Exit(runMain(os.Args[1:]))
+	}
 	goleak.VerifyTestMain(m)
 }
 

@@ -316,3 +316,58 @@ func grepLines(text, substr string) string {
 	}
 	return out.String()
 }
+
+// TestConversationMetricsMoveWithAChatInAConversation: a chat that names a
+// conversation shows in the conversation metrics (which promtool accepts)
+// as the writes it costs: the conversation made, its messages added once,
+// the answer written in batches at most once a second and once at its
+// end, each write timed; the sweeper's rounds show too.
+func TestConversationMetricsMoveWithAChatInAConversation(t *testing.T) {
+	url, _ := startServe(t, "--data-dir", t.TempDir(), "--demo-ttft", "0s", "--demo-tps", "100", "--conversation-stale", "1s")
+	before := getMetrics(t, url+"/metrics")
+	promtool(t, before)
+	id := newConversation(t, url)
+	start := time.Now()
+	resp := chatIn(t, url, id, "tell me about rivers and the sea") // about 250 tokens: 2.5 s
+	if last := lastData(t, bufio.NewReader(resp.Body)); last != "[DONE]" {
+		t.Fatalf("the chat ended with %q", last)
+	}
+	streamed := time.Since(start)
+	var after scrape
+	testenv.Eventually(t, "the answer's end stored", func() bool {
+		after = getMetrics(t, url+"/metrics")
+		return after.of(`sluice_conversation_answers_recorded_total{status="completed"}`)-before.of(`sluice_conversation_answers_recorded_total{status="completed"}`) == 1
+	})
+	promtool(t, after)
+	moved := func(sample string) float64 { return after.of(sample) - before.of(sample) }
+	for _, want := range []struct {
+		sample string
+		delta  float64
+	}{
+		{`sluice_conversation_store_writes_total{operation="create_conversation",result="ok"}`, 1},
+		{`sluice_conversation_store_writes_total{operation="add_items",result="ok"}`, 1},
+		{`sluice_conversation_store_write_duration_seconds_count{operation="add_items"}`, 1},
+		{`sluice_conversation_answers_recorded_total{status="not_stored"}`, 0},
+		{`sluice_conversation_swept_interrupted_total`, 0},
+	} {
+		if got := moved(want.sample); got != want.delta {
+			t.Errorf("%s moved by %v, want %v", want.sample, got, want.delta)
+		}
+	}
+	// At least one batch while it streamed, and at most one a second.
+	batches := moved(`sluice_conversation_recorder_batches_total`)
+	if most := streamed.Seconds() + 1; batches < 1 || batches > most {
+		t.Errorf("%v batches for an answer that streamed for %v, want 1 to %.0f", batches, streamed, most)
+	}
+	updates := moved(`sluice_conversation_store_writes_total{operation="update_message",result="ok"}`)
+	if updates != batches+1 {
+		t.Errorf("%v message updates, want the %v batches and the end", updates, batches)
+	}
+	if n := moved(`sluice_conversation_store_write_duration_seconds_count{operation="update_message"}`); n != updates {
+		t.Errorf("%v message updates timed, want %v", n, updates)
+	}
+	// A sweep every quarter of --conversation-stale, while the answer streamed.
+	if n := moved(`sluice_conversation_sweeps_total{result="ok"}`); n < 2 {
+		t.Errorf("%v sweeps in %v with --conversation-stale 1s", n, streamed)
+	}
+}
