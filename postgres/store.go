@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -46,7 +47,7 @@ var _ sluice.ConversationStore = (*Store)(nil)
 // Open connects to the database at url (a PostgreSQL URL or key=value
 // string, as --database-url takes it), applies the migrations it lacks and
 // returns the store. The caller closes it. The URL's parameters tune the
-// pool (pool_max_conns, by default the larger of 4 and the number of CPUs)
+// pool (pool_max_conns, by default 16 or the number of CPUs if more)
 // and the connections (connect_timeout, here 5 s unless it is set).
 func Open(ctx context.Context, url string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
@@ -54,6 +55,14 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		// The parse error may hold the URL, password and all: it goes to
 		// the log through Err, never to a user.
 		return nil, &sluice.Error{Code: sluice.EINVALID, Message: "The database URL is not a valid PostgreSQL URL.", Err: err}
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		// pgx's default (the larger of 4 and the CPUs) queues the first
+		// writes of new chats behind the batches of running answers: at
+		// 200 answers that put 160 ms on the first token (docs/benchmarks.md,
+		// "Conversations"). 16 per node stays far inside PostgreSQL's 100
+		// connections for a handful of nodes.
+		cfg.MaxConns = max(defaultPoolConns, cfg.MaxConns)
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		// Without one, a database host that drops packets holds each
@@ -191,6 +200,8 @@ const (
 	retryAfter = 5 * time.Second
 	// connectTimeout bounds a connection attempt when the URL does not.
 	connectTimeout = 5 * time.Second
+	// defaultPoolConns is the pool size when the URL names none.
+	defaultPoolConns = 16
 )
 
 // dbError turns an error of the database into a *sluice.Error: its own
