@@ -20,6 +20,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"time"
@@ -230,6 +231,14 @@ func (s *Store) janitor() {
 func unavailable(err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		// A connection that Redis closed (it stopped, or the path to it
+		// broke) fails the commands under way with io.EOF, and io.EOF is
+		// what Read reports at a log's real end: kept in the chain, it
+		// would make a reader take a lost server for a finished answer,
+		// with no ending event. Its text is kept, not its identity.
+		err = errors.New("redis: the connection was closed: " + err.Error())
 	}
 	if re := (*rueidis.RedisError)(nil); errors.As(err, &re) && !re.IsNil() {
 		switch kind, _, _ := strings.Cut(re.Error(), " "); kind {
