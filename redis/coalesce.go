@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -14,14 +15,21 @@ import (
 // Deferred appends: a generation writes a token as soon as its model
 // gives it, without waiting for Redis (Log.Defer), and the store's one
 // coalescer sends what its logs have queued in rounds: one script run per
-// log per round, all of a round's runs in one pipeline. A round goes at
-// once when the previous one began at least Options.Coalesce ago, so an
-// append after a quiet spell costs no wait; under load, appends that come
-// within the window wait for the next round and go together. A token
-// stream faster than a round trip then costs a script run per round, not
-// per token, and a node's thousands of generations a round trip per
-// round, not one each (rueidis pipelines them either way, but each would
-// still be a command for Redis to run).
+// log per round, all of a round's runs in one pipeline. Appends that come
+// within Options.Coalesce of their log's last run wait for the next round
+// and go together. A token stream faster than a round trip then costs a
+// script run per round, not per token, and a node's thousands of
+// generations a round trip per round, not one each (rueidis pipelines
+// them either way, but each would still be a command for Redis to run).
+//
+// An append to a log that has been quiet for the window (its first event,
+// the first token after the model thought, any token of a stream slower
+// than the window) goes alone, at once, in a goroutine of its own: it
+// waits neither for the window nor for a round under way, whose answer
+// comes only once Redis has run every script of the round. That is the
+// time to the first token: under load, a round of a few dozen logs takes
+// milliseconds, and so did the wait for it. It costs no more script runs
+// than a round would (a quiet log has one event queued).
 //
 // The queue of a log is bounded: a writer that outruns Redis waits in
 // Defer, so memory never grows past the bound for a slow store.
@@ -41,7 +49,8 @@ const DefaultCoalesce = 2 * time.Millisecond
 type queue struct {
 	events  []sluice.Event // queued, not yet sent; their data is the log's own copy
 	bytes   int
-	sending int           // events sent in the round under way
+	sending int           // events sent in the round, or the run alone, under way
+	last    time.Time     // when the last run of the log's appends began
 	listed  bool          // the log is in the coalescer's list
 	err     error         // why a deferred append failed; the queue takes no more
 	changed chan struct{} // closed and replaced when a round has answered
@@ -51,6 +60,8 @@ type queue struct {
 type coalescer struct {
 	s    *Store
 	wake chan struct{} // has a signal when a log was listed
+
+	lastAlone atomic.Int64 // when the last run alone began, Unix ns: the next round waits the window after it too
 
 	mu     sync.Mutex
 	logs   []*Log // the logs with events queued and not yet taken, each once
@@ -92,6 +103,12 @@ func (l *Log) Defer(ctx context.Context, ev sluice.Event) error {
 	}
 	ev.ID = ""
 	ev.Data = append([]byte(nil), ev.Data...)
+	if now := time.Now(); len(l.q.events) == 0 && l.q.sending == 0 && now.Sub(l.q.last) >= l.s.opts.Coalesce {
+		l.q.sending, l.q.last = 1, now
+		l.qmu.Unlock()
+		l.s.coalescer.alone(l, ev, now)
+		return nil
+	}
 	l.q.events = append(l.q.events, ev)
 	l.q.bytes += len(ev.Data)
 	list := !l.q.listed
@@ -132,6 +149,61 @@ func (l *Log) waitChanged() <-chan struct{} {
 	return l.q.changed
 }
 
+// alone appends ev to l at once, in a goroutine of its own, as the one
+// event of a run that began at start; l.q.sending is 1 for it.
+func (c *coalescer) alone(l *Log, ev sluice.Event, start time.Time) {
+	c.lastAlone.Store(start.UnixNano())
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		l.qmu.Lock()
+		l.q.sending = 0
+		l.qmu.Unlock()
+		fail(l, errClosed)
+		return
+	}
+	// Added while the coalescer's own goroutine still counts (closed is
+	// set before it ends), so never after Close's Wait has seen zero.
+	c.s.stopped.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.s.stopped.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), roundTimeout)
+		defer cancel()
+		res := appendScript.Exec(ctx, c.s.client, l.keys, l.appendArgs([]sluice.Event{ev}))
+		c.s.observe("append", start, res.Error())
+		if l.answered(res, 1) {
+			c.list(l)
+		}
+	}()
+}
+
+// answered takes the answer to a run of sent events of l's queue, and
+// reports whether l has events queued meanwhile that no round has listed
+// (a run alone leaves them to its answer); it lists them so then.
+func (l *Log) answered(res rueidis.RedisResult, sent int) (list bool) {
+	_, n, err := l.appendResult(res)
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	if err == nil && n != sent {
+		err = unavailable(errors.New("redis: a deferred append to " + l.name + " appended part of its events"))
+	}
+	if err != nil && l.q.err == nil {
+		l.q.err = err
+		l.q.events, l.q.bytes = nil, 0 // what follows a lost event must not be appended
+	}
+	l.q.sending = 0
+	if l.q.changed != nil {
+		close(l.q.changed)
+		l.q.changed = nil
+	}
+	if len(l.q.events) > 0 && !l.q.listed {
+		l.q.listed = true
+		return true
+	}
+	return false
+}
+
 // list puts l in the next round.
 func (c *coalescer) list(l *Log) {
 	c.mu.Lock()
@@ -163,6 +235,9 @@ func (c *coalescer) run() {
 		case <-c.s.stop:
 			return
 		case <-c.wake:
+		}
+		if alone := time.Unix(0, c.lastAlone.Load()); alone.After(last) {
+			last = alone
 		}
 		if wait := time.Until(last.Add(c.s.opts.Coalesce)); wait > 0 {
 			t := time.NewTimer(wait)
@@ -223,9 +298,13 @@ func (c *coalescer) round(logs []*Log) {
 	sent := make([]int, 0, len(logs))
 	var relist []*Log
 	kept := logs[:0]
+	now := time.Now()
 	for _, l := range logs {
 		l.qmu.Lock()
-		if len(l.q.events) == 0 { // dropped after a failure
+		if len(l.q.events) == 0 || l.q.sending > 0 {
+			// Dropped after a failure, or a run alone is under way, whose
+			// answer lists what is queued: one run of a log at a time
+			// keeps its events in order.
 			l.q.listed = false
 			l.qmu.Unlock()
 			continue
@@ -241,7 +320,7 @@ func (c *coalescer) round(logs []*Log) {
 		clear(l.q.events[:n])
 		l.q.events = l.q.events[n:]
 		l.q.bytes -= size
-		l.q.sending = n
+		l.q.sending, l.q.last = n, now
 		if len(l.q.events) == 0 {
 			l.q.events = nil // let the backing array go
 			l.q.listed = false
@@ -260,21 +339,9 @@ func (c *coalescer) round(logs []*Log) {
 	results := appendScript.ExecMulti(ctx, c.s.client, execs...)
 	c.s.observe("append", start, firstError(results))
 	for i, l := range logs {
-		_, n, err := l.appendResult(results[i])
-		l.qmu.Lock()
-		if err == nil && n != sent[i] {
-			err = unavailable(errors.New("redis: a deferred append to " + l.name + " appended part of its events"))
+		if l.answered(results[i], sent[i]) {
+			relist = append(relist, l)
 		}
-		if err != nil && l.q.err == nil {
-			l.q.err = err
-			l.q.events, l.q.bytes = nil, 0 // what follows a lost event must not be appended
-		}
-		l.q.sending = 0
-		if l.q.changed != nil {
-			close(l.q.changed)
-			l.q.changed = nil
-		}
-		l.qmu.Unlock()
 	}
 	for _, l := range relist {
 		c.list(l)

@@ -246,3 +246,72 @@ func TestDeferredAppendsFailOnceTheStoreCloses(t *testing.T) {
 		t.Fatalf("Flush of a Defer after Close: %v; want EUNAVAILABLE", err)
 	}
 }
+
+// TestAQuietLogsAppendGoesAloneNotAfterOthersRounds: with a window of a
+// second and another log's tokens keeping rounds going, an append to a
+// quiet log goes at once, not after the window of the rounds; and events
+// deferred while it is under way follow it, in order, in the next round.
+func TestAQuietLogsAppendGoesAloneNotAfterOthersRounds(t *testing.T) {
+	const window = time.Second
+	s := newStore(t, testenv.StartRedis(t).URL, Options{Coalesce: window})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	busy, err := s.Create(ctx, "gen/busy", sluice.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet, err := s.Create(ctx, "gen/quiet", sluice.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The busy log's first token goes at once; once it is stored, the
+	// rest wait for a round a window later: the coalescer is mid-window
+	// from here on.
+	for i := range 10 {
+		if err := busy.(*Log).Defer(ctx, sluice.Event{Data: fmt.Appendf(nil, "busy %d", i)}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			if err := busy.(*Log).Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	start := time.Now()
+	ql := quiet.(*Log)
+	for i := range 50 { // the first goes alone; the others are deferred while it is under way
+		if err := ql.Defer(ctx, sluice.Event{Data: fmt.Appendf(nil, "quiet %d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := make(chan time.Duration, 1)
+	go func() {
+		evs, err := quiet.Read(ctx, "", make([]sluice.Event, 0, 1))
+		if err != nil || len(evs) != 1 || string(evs[0].Data) != "quiet 0" {
+			t.Errorf("the quiet log's first read: %v, %v", evs, err)
+		}
+		first <- time.Since(start)
+	}()
+	if took := <-first; took > window/2 {
+		t.Fatalf("the quiet log's first event was readable after %v: it waited for the window of another log's rounds", took)
+	}
+	if err := ql.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var evs []sluice.Event
+	for len(evs) < 50 { // a poll may return fewer than follow: those the node has received
+		more, err := quiet.Poll(ctx, formatID(uint64(len(evs)), ql.epoch), make([]sluice.Event, 0, 64))
+		if err != nil || len(more) == 0 {
+			t.Fatalf("the quiet log holds %d events, %v; want 50", len(evs), err)
+		}
+		evs = append(evs, more...)
+	}
+	for i, ev := range evs {
+		if want := fmt.Sprintf("quiet %d", i); string(ev.Data) != want || ev.ID != formatID(uint64(i+1), ql.epoch) {
+			t.Fatalf("event %d is %s %q; want %q: out of order", i, ev.ID, ev.Data, want)
+		}
+	}
+	if err := busy.(*Log).Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
