@@ -38,9 +38,15 @@ type Peers interface {
 }
 
 // StopWait bounds how long Stop waits for a generation that another node
-// runs to end: long enough for a node that is lost rather than slow to be
-// found so (a Redis store's bound is 4 s).
+// runs to end, when Peers do not say how soon they find a lost node (see
+// lostBound): long enough for a node that is lost rather than slow to be
+// found so.
 const StopWait = 5 * time.Second
+
+// lostBound is Peers that state within what time a lost node's logs are
+// ended (the Redis store: its lease and a third, 4 s by default). Stop
+// waits that long and a second more.
+type lostBound interface{ LostWithin() time.Duration }
 
 // Options configure a Runner.
 type Options struct {
@@ -250,7 +256,7 @@ func (r *Runner) Cancel(id string) bool {
 
 // Stop stops generation id, whose log is l, wherever it runs: here, as
 // Cancel does, or on the node that runs it, through Peers; then it waits
-// until l has ended, for at most StopWait, and returns how l then stands
+// until l has ended, for at most StopWait (see lostBound), and returns how l then stands
 // ("open" when the wait ran out: the generation has not stopped yet). A
 // generation that has ended already is not an error: its end is returned.
 func (r *Runner) Stop(ctx context.Context, id string, l sluice.Log) (sluice.End, error) {
@@ -260,7 +266,11 @@ func (r *Runner) Stop(ctx context.Context, id string, l sluice.Log) (sluice.End,
 			return sluice.EndNone, err
 		}
 		if asked {
-			wctx, cancel := context.WithTimeout(ctx, StopWait)
+			wait := StopWait
+			if lb, ok := r.peers.(lostBound); ok {
+				wait = lb.LostWithin() + time.Second
+			}
+			wctx, cancel := context.WithTimeout(ctx, wait)
 			awaitEnd(wctx, l)
 			cancel()
 		}

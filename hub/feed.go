@@ -25,6 +25,15 @@ type notifier interface {
 	Notify(fn func()) (stop func())
 }
 
+// sharedNotifier is a notifier whose log is appended to elsewhere too
+// (redis.Log: by other nodes, and by its store's coalescer): when
+// OthersAppend says so, fn is called after this process's own appends
+// only, and the feed's pump waits on the log for the rest.
+type sharedNotifier interface {
+	notifier
+	OthersAppend() bool
+}
+
 // feed is one log and the connections reading it. One delivery at a time
 // reads the new events for connections that are up to date ("current"),
 // encodes each batch once and writes the same bytes to all of them.
@@ -35,7 +44,10 @@ type notifier interface {
 // A feed with more (a topic and its subscribers) hands delivery to its
 // pump, started on first need, so that the publisher does not wait on
 // thousands of writes and events that arrive meanwhile share one write.
-// With any other log the pump waits on the log itself.
+// With any other log the pump waits on the log itself; with a log that
+// notifies of some appends only (sharedNotifier), it does both: the pump
+// waits on the log, and every delivery, the pump's too, goes through the
+// kicks, so that only one runs at a time.
 type feed struct {
 	hub    *Hub
 	log    sluice.Log
@@ -48,6 +60,7 @@ type feed struct {
 	kicks      atomic.Int32
 	wake       chan struct{} // hands delivery to the pump; buffered
 	stopNotify func()
+	shared     bool // the log notifies of some appends only (sharedNotifier)
 
 	mu      sync.Mutex
 	head    string // ID of the newest event delivered
@@ -64,6 +77,9 @@ func newFeed(h *Hub, l sluice.Log) *feed {
 	f := &feed{hub: h, log: l}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	n, ok := l.(notifier)
+	if sn, isShared := l.(sharedNotifier); isShared {
+		f.shared = sn.OthersAppend()
+	}
 	if ok {
 		f.wake = make(chan struct{}, 1)
 		f.stopNotify = n.Notify(f.kick)
@@ -75,7 +91,7 @@ func newFeed(h *Hub, l sluice.Log) *feed {
 	f.mu.Lock()
 	f.head = head
 	f.mu.Unlock()
-	if !ok {
+	if !ok || f.shared {
 		f.pumping = true
 		h.wg.Add(1)
 		go f.pump()
@@ -125,11 +141,22 @@ func (f *feed) deliverKicked(inline bool) {
 }
 
 // pump delivers in a goroutine of its own: when a notifying feed hands it
-// delivery, or, for a log that does not notify, whenever the log grows.
+// delivery, or, for a log that does not notify (or not of every append),
+// whenever the log grows.
 func (f *feed) pump() {
 	defer f.hub.wg.Done()
 	for {
-		if f.wake != nil {
+		if f.shared {
+			select {
+			case <-f.wake:
+				f.deliverKicked(false)
+				if f.isEnded() {
+					return
+				}
+				continue
+			default:
+			}
+		} else if f.wake != nil {
 			select {
 			case <-f.wake:
 				f.deliverKicked(false)
@@ -154,10 +181,28 @@ func (f *feed) pump() {
 			}
 			return // ended, stopped (no connection is left) or failed
 		}
+		if f.shared {
+			// As a kick: a delivery under way (the appender's, or this
+			// pump's handed over) looks again rather than run beside it.
+			if f.kicks.Add(1) == 1 {
+				f.deliverKicked(false)
+			}
+			if f.isEnded() {
+				return
+			}
+			continue
+		}
 		if f.deliver(false) {
 			return
 		}
 	}
+}
+
+// isEnded reports whether the log's last event has been delivered.
+func (f *feed) isEnded() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ended
 }
 
 // deliver reads what the log has after the head, encodes it and writes it

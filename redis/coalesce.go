@@ -24,12 +24,14 @@ import (
 //
 // An append to a log that has been quiet for the window (its first event,
 // the first token after the model thought, any token of a stream slower
-// than the window) goes alone, at once, in a goroutine of its own: it
-// waits neither for the window nor for a round under way, whose answer
-// comes only once Redis has run every script of the round. That is the
-// time to the first token: under load, a round of a few dozen logs takes
-// milliseconds, and so did the wait for it. It costs no more script runs
-// than a round would (a quiet log has one event queued).
+// than the window) goes alone, at once, from the writer's own goroutine:
+// it waits neither for the window nor for a round under way, whose answer
+// comes only once Redis has run every script of the round, nor for
+// another goroutine to be scheduled. That is the time to the first token:
+// on a loaded machine each of those waits took milliseconds (measured
+// with sluice bench --scenarios cluster). It costs no more script runs
+// than a round would (a quiet log has one event queued), and the writer
+// waits one round trip, while its log is quiet anyway.
 //
 // The queue of a log is bounded: a writer that outruns Redis waits in
 // Defer, so memory never grows past the bound for a slow store.
@@ -70,9 +72,11 @@ type coalescer struct {
 
 // Defer queues ev to be appended to l after the events queued before it,
 // and returns without waiting for Redis, unless l's queue is full (it then
-// waits for room, or ctx). It reports the error that stopped an earlier
-// deferred append, after which l's queue takes no more. ev must not end
-// the log: Append ends it, after the queued events. Flush waits for them.
+// waits for room, or ctx), or l has been quiet for Options.Coalesce: ev
+// is then appended at once, before Defer returns (see above). It reports
+// the error that stopped an earlier deferred append, or ev's own when it
+// went at once, after which l's queue takes no more. ev must not end the
+// log: Append ends it, after the queued events. Flush waits for them.
 // With Options.Coalesce negative, Defer is Append.
 func (l *Log) Defer(ctx context.Context, ev sluice.Event) error {
 	if size := len(ev.Name) + len(ev.Data); size > l.s.opts.MaxEventBytes {
@@ -106,8 +110,7 @@ func (l *Log) Defer(ctx context.Context, ev sluice.Event) error {
 	if now := time.Now(); len(l.q.events) == 0 && l.q.sending == 0 && now.Sub(l.q.last) >= l.s.opts.Coalesce {
 		l.q.sending, l.q.last = 1, now
 		l.qmu.Unlock()
-		l.s.coalescer.alone(l, ev, now)
-		return nil
+		return l.s.coalescer.alone(ctx, l, ev, now)
 	}
 	l.q.events = append(l.q.events, ev)
 	l.q.bytes += len(ev.Data)
@@ -149,33 +152,36 @@ func (l *Log) waitChanged() <-chan struct{} {
 	return l.q.changed
 }
 
-// alone appends ev to l at once, in a goroutine of its own, as the one
-// event of a run that began at start; l.q.sending is 1 for it.
-func (c *coalescer) alone(l *Log, ev sluice.Event, start time.Time) {
+// alone appends ev to l at once, as the one event of a run that began at
+// start (l.q.sending is 1 for it), and reports the error that stopped it.
+func (c *coalescer) alone(ctx context.Context, l *Log, ev sluice.Event, start time.Time) error {
 	c.lastAlone.Store(start.UnixNano())
 	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
 		l.qmu.Lock()
 		l.q.sending = 0
 		l.qmu.Unlock()
 		fail(l, errClosed)
-		return
+		return errClosed
 	}
-	// Added while the coalescer's own goroutine still counts (closed is
-	// set before it ends), so never after Close's Wait has seen zero.
-	c.s.stopped.Add(1)
-	c.mu.Unlock()
-	go func() {
-		defer c.s.stopped.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), roundTimeout)
-		defer cancel()
-		res := appendScript.Exec(ctx, c.s.client, l.keys, l.appendArgs([]sluice.Event{ev}))
-		c.s.observe("append", start, res.Error())
-		if l.answered(res, 1) {
-			c.list(l)
-		}
-	}()
+	// Bounded as a round is: the caller's context may have no end (a
+	// generation writes with one that outlives its cancellation).
+	ctx, cancel := context.WithTimeout(ctx, roundTimeout)
+	defer cancel()
+	res := appendScript.Exec(ctx, c.s.client, l.keys, l.appendArgs([]sluice.Event{ev}))
+	c.s.observe("append", start, res.Error())
+	if l.answered(res, 1) {
+		c.list(l)
+	}
+	l.qmu.Lock()
+	err := l.q.err
+	l.qmu.Unlock()
+	if err == nil {
+		l.notify()
+	}
+	return err
 }
 
 // answered takes the answer to a run of sent events of l's queue, and

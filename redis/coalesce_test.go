@@ -108,9 +108,10 @@ func TestAFullQueueMakesDeferWait(t *testing.T) {
 
 // TestADeferredAppendThatFailsIsReportedAndStopsTheRest: a deferred append
 // to a log that has ended fails; Flush and the next Defer report it, and
-// nothing deferred after it is stored.
+// nothing deferred after it is stored. One that goes at once (its log was
+// quiet) reports its failure itself.
 func TestADeferredAppendThatFailsIsReportedAndStopsTheRest(t *testing.T) {
-	s := newStore(t, testenv.StartRedis(t).URL, Options{})
+	s := newStore(t, testenv.StartRedis(t).URL, Options{Coalesce: time.Second})
 	ctx := context.Background()
 	l, err := s.Create(ctx, "gen/failed", sluice.LogOptions{})
 	if err != nil {
@@ -120,12 +121,15 @@ func TestADeferredAppendThatFailsIsReportedAndStopsTheRest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	dl := l.(*Log)
+	if err := dl.Defer(ctx, sluice.Event{Data: []byte("early, at once")}); err != nil {
+		t.Fatal(err)
+	}
 	end, err := other.Append(ctx, sluice.Event{Data: []byte("ended elsewhere"), End: sluice.EndCancelled})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dl := l.(*Log)
-	if err := dl.Defer(ctx, sluice.Event{Data: []byte("late")}); err != nil {
+	if err := dl.Defer(ctx, sluice.Event{Data: []byte("late, within the window")}); err != nil {
 		t.Fatalf("Defer waited for Redis: %v", err)
 	}
 	if err := dl.Flush(ctx); sluice.ErrorCode(err) != sluice.ECONFLICT {
@@ -136,6 +140,13 @@ func TestADeferredAppendThatFailsIsReportedAndStopsTheRest(t *testing.T) {
 	}
 	if last, _, _ := l.Last(ctx); last != end {
 		t.Fatalf("the log's newest event is %s; want its ending %s", last, end)
+	}
+	quiet, err := s.Open(ctx, "gen/failed", false, sluice.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := quiet.(*Log).Defer(ctx, sluice.Event{Data: []byte("at once")}); sluice.ErrorCode(err) != sluice.ECONFLICT {
+		t.Fatalf("a deferred append that went at once to an ended log: %v; want ECONFLICT", err)
 	}
 }
 
@@ -239,8 +250,8 @@ func TestDeferredAppendsFailOnceTheStoreCloses(t *testing.T) {
 		t.Fatal(err)
 	}
 	other.(*Log).s.Close()
-	if err := other.(*Log).Defer(ctx, sluice.Event{Data: []byte("x")}); err != nil {
-		t.Fatalf("Defer does not wait for Redis, even after Close: %v", err)
+	if err := other.(*Log).Defer(ctx, sluice.Event{Data: []byte("x")}); sluice.ErrorCode(err) != sluice.EUNAVAILABLE {
+		t.Fatalf("a Defer that goes at once after Close: %v; want EUNAVAILABLE", err)
 	}
 	if err := other.(*Log).Flush(ctx); sluice.ErrorCode(err) != sluice.EUNAVAILABLE {
 		t.Fatalf("Flush of a Defer after Close: %v; want EUNAVAILABLE", err)

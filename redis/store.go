@@ -66,7 +66,8 @@ type Options struct {
 	Linger time.Duration
 	// Lease is how long a node's lease on a log it writes lasts without
 	// renewal (see lease.go): it renews every Lease/3, and a log whose
-	// writer is lost ends within Lease + Lease/3 of its last renewal.
+	// writer is lost ends within Lease + Lease/3 of its last renewal
+	// (LostWithin). Every node that shares the logs should have the same.
 	Lease time.Duration
 	// Coalesce is the least time between two rounds of deferred appends
 	// (Log.Defer, coalesce.go): appends that come within it of the last
@@ -89,6 +90,7 @@ type Store struct {
 	feeds     feeds     // this node's subscriptions (feed.go)
 	leases    leases    // the leases of the logs it writes (lease.go)
 	coalescer coalescer // rounds of deferred appends (coalesce.go)
+	notifiers notifiers // the local readers' listeners (notify.go)
 
 	stop    chan struct{}
 	cancel  context.CancelFunc // of what the store's goroutines wait on
@@ -150,10 +152,11 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	s.coalescer = coalescer{s: s, wake: make(chan struct{}, 1)}
 	lctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.stopped.Add(4)
+	s.stopped.Add(5)
 	go s.janitor()
 	go s.coalescer.run()
 	go s.leases.run()
+	go s.leases.watch()
 	go s.leases.listen(lctx)
 	return s, nil
 }
