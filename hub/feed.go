@@ -182,9 +182,13 @@ func (f *feed) pump() {
 			return // ended, stopped (no connection is left) or failed
 		}
 		if f.shared {
-			// As a kick: a delivery under way (the appender's, or this
-			// pump's handed over) looks again rather than run beside it.
-			if f.kicks.Add(1) == 1 {
+			// As a kick, unless a delivery has moved the head since (the
+			// appender's, which is then done or looking again): one under
+			// way looks again rather than run beside it.
+			f.mu.Lock()
+			moved := f.head != head
+			f.mu.Unlock()
+			if !moved && f.kicks.Add(1) == 1 {
 				f.deliverKicked(false)
 			}
 			if f.isEnded() {

@@ -172,23 +172,26 @@ func (c *coalescer) alone(ctx context.Context, l *Log, ev sluice.Event, start ti
 	defer cancel()
 	res := appendScript.Exec(ctx, c.s.client, l.keys, l.appendArgs([]sluice.Event{ev}))
 	c.s.observe("append", start, res.Error())
-	if l.answered(res, 1) {
+	top, list := l.answered(res, 1)
+	if list {
 		c.list(l)
 	}
 	l.qmu.Lock()
 	err := l.q.err
 	l.qmu.Unlock()
 	if err == nil {
+		l.s.feeds.appended(l, top, []sluice.Event{ev}, false) // ev.Data is Defer's copy
 		l.notify()
 	}
 	return err
 }
 
-// answered takes the answer to a run of sent events of l's queue, and
-// reports whether l has events queued meanwhile that no round has listed
-// (a run alone leaves them to its answer); it lists them so then.
-func (l *Log) answered(res rueidis.RedisResult, sent int) (list bool) {
-	_, n, err := l.appendResult(res)
+// answered takes the answer to a run of sent events of l's queue: the
+// log's top offset after it, and whether l has events queued meanwhile
+// that no round has listed (a run alone leaves them to its answer); it
+// marks them listed then, for the caller to list.
+func (l *Log) answered(res rueidis.RedisResult, sent int) (top uint64, list bool) {
+	top, n, err := l.appendResult(res)
 	l.qmu.Lock()
 	defer l.qmu.Unlock()
 	if err == nil && n != sent {
@@ -205,9 +208,9 @@ func (l *Log) answered(res rueidis.RedisResult, sent int) (list bool) {
 	}
 	if len(l.q.events) > 0 && !l.q.listed {
 		l.q.listed = true
-		return true
+		return top, true
 	}
-	return false
+	return top, false
 }
 
 // list puts l in the next round.
@@ -345,7 +348,7 @@ func (c *coalescer) round(logs []*Log) {
 	results := appendScript.ExecMulti(ctx, c.s.client, execs...)
 	c.s.observe("append", start, firstError(results))
 	for i, l := range logs {
-		if l.answered(results[i], sent[i]) {
+		if _, list := l.answered(results[i], sent[i]); list {
 			relist = append(relist, l)
 		}
 	}
