@@ -304,7 +304,7 @@ func fail(l *Log, err error) {
 // each log its answer.
 func (c *coalescer) round(logs []*Log) {
 	execs := make([]rueidis.LuaExec, 0, len(logs))
-	sent := make([]int, 0, len(logs))
+	sent := make([][]sluice.Event, 0, len(logs))
 	var relist []*Log
 	kept := logs[:0]
 	now := time.Now()
@@ -325,8 +325,7 @@ func (c *coalescer) round(logs []*Log) {
 			n++
 		}
 		execs = append(execs, rueidis.LuaExec{Keys: l.keys, Args: l.appendArgs(l.q.events[:n])})
-		sent = append(sent, n)
-		clear(l.q.events[:n])
+		sent = append(sent, l.q.events[:n:n]) // the log's own copies, handed to the window once stored
 		l.q.events = l.q.events[n:]
 		l.q.bytes -= size
 		l.q.sending, l.q.last = n, now
@@ -348,8 +347,17 @@ func (c *coalescer) round(logs []*Log) {
 	results := appendScript.ExecMulti(ctx, c.s.client, execs...)
 	c.s.observe("append", start, firstError(results))
 	for i, l := range logs {
-		if _, list := l.answered(results[i], sent[i]); list {
+		top, list := l.answered(results[i], len(sent[i]))
+		if list {
 			relist = append(relist, l)
+		}
+		if results[i].Error() == nil && top > 0 {
+			l.qmu.Lock()
+			ok := l.q.err == nil
+			l.qmu.Unlock()
+			if ok {
+				l.s.feeds.appended(l, top, sent[i], false)
+			}
 		}
 	}
 	for _, l := range relist {
