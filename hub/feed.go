@@ -235,6 +235,15 @@ func (f *feed) deliver(inline bool) (ended bool) {
 		}
 		last := b.encode("")
 		f.mu.Lock()
+		if f.head != head {
+			// The head moved while this batch was read: newFeed set it
+			// from the log's newest event after a delivery had begun
+			// (a log that notifies may kick one before; with the Redis
+			// store, reading the newest event takes a round trip). The
+			// batch may hold events the connections have: read again.
+			f.mu.Unlock()
+			continue
+		}
 		// The batch's IDs may live in its scratch space: the head outlives
 		// it, and so does every cursor set from it.
 		id := f.ids.Keep(last.ID)

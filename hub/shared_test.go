@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -137,4 +138,87 @@ func TestReadersOfASharedLogGetEveryEventOnceWhoeverAppends(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReadersAttachingAsTheirLogsAreWrittenGetEachEventOnce attaches one
+// reader to each of many Redis logs whose writers are already deferring
+// events, some at once, some in coalesced rounds: the log notifies the
+// hub of its node's appends from the first, while the hub still reads the
+// newest event to start the feed from (a round trip), and a delivery that
+// began before must not hand the reader events it then gets again. Each
+// reader gets every event once, in order.
+func TestReadersAttachingAsTheirLogsAreWrittenGetEachEventOnce(t *testing.T) {
+	r := testenv.StartRedis(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := redis.New(ctx, redis.Options{URL: r.URL, Prefix: "attaching"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	h := hub.New(hub.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	logs := sync.Map{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		v, _ := logs.Load(strings.TrimPrefix(req.URL.Path, "/"))
+		sse.SetHeaders(w.Header())
+		if err := h.Attach(w, v.(sluice.Log), "", hub.AttachOptions{}); err != nil {
+			http.Error(w, err.Error(), 503)
+		}
+	}))
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		h.Shutdown(sctx)
+		srv.Close()
+	})
+	const n, events = 40, 100
+	var wg sync.WaitGroup
+	for i := range n {
+		name := fmt.Sprintf("gen/attaching%d", i)
+		l, err := s.Create(ctx, name, sluice.LogOptions{Lost: []byte("lost")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs.Store(name, l)
+		wg.Go(func() {
+			resp, err := http.Get(srv.URL + "/" + name)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			rd := sse.NewReader(resp.Body)
+			go func() {
+				for k := range events {
+					if rand.IntN(3) == 0 {
+						time.Sleep(time.Duration(rand.IntN(5)) * time.Millisecond)
+					}
+					if err := l.(*redis.Log).Defer(ctx, sluice.Event{Data: fmt.Appendf(nil, "e%d", k)}); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+				l.Append(ctx, sluice.Event{Data: []byte("end"), End: sluice.EndDone})
+			}()
+			var got []string
+			for {
+				ev, err := rd.Next()
+				if err != nil {
+					break
+				}
+				got = append(got, ev.Data)
+			}
+			if len(got) != events+1 {
+				t.Errorf("%s: got %d events, want %d: %v", name, len(got), events+1, got)
+				return
+			}
+			for k := range events {
+				if got[k] != fmt.Sprintf("e%d", k) {
+					t.Errorf("%s: event %d is %q", name, k, got[k])
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
