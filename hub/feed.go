@@ -25,15 +25,6 @@ type notifier interface {
 	Notify(fn func()) (stop func())
 }
 
-// sharedNotifier is a notifier whose log is appended to elsewhere too
-// (redis.Log: by other nodes, and by its store's coalescer): when
-// OthersAppend says so, fn is called after this process's own appends
-// only, and the feed's pump waits on the log for the rest.
-type sharedNotifier interface {
-	notifier
-	OthersAppend() bool
-}
-
 // feed is one log and the connections reading it. One delivery at a time
 // reads the new events for connections that are up to date ("current"),
 // encodes each batch once and writes the same bytes to all of them.
@@ -44,10 +35,7 @@ type sharedNotifier interface {
 // A feed with more (a topic and its subscribers) hands delivery to its
 // pump, started on first need, so that the publisher does not wait on
 // thousands of writes and events that arrive meanwhile share one write.
-// With any other log the pump waits on the log itself; with a log that
-// notifies of some appends only (sharedNotifier), it does both: the pump
-// waits on the log, and every delivery, the pump's too, goes through the
-// kicks, so that only one runs at a time.
+// With any other log the pump waits on the log itself.
 type feed struct {
 	hub    *Hub
 	log    sluice.Log
@@ -60,7 +48,6 @@ type feed struct {
 	kicks      atomic.Int32
 	wake       chan struct{} // hands delivery to the pump; buffered
 	stopNotify func()
-	shared     bool // the log notifies of some appends only (sharedNotifier)
 
 	mu      sync.Mutex
 	head    string // ID of the newest event delivered
@@ -77,9 +64,6 @@ func newFeed(h *Hub, l sluice.Log) *feed {
 	f := &feed{hub: h, log: l}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	n, ok := l.(notifier)
-	if sn, isShared := l.(sharedNotifier); isShared {
-		f.shared = sn.OthersAppend()
-	}
 	if ok {
 		f.wake = make(chan struct{}, 1)
 		f.stopNotify = n.Notify(f.kick)
@@ -91,7 +75,7 @@ func newFeed(h *Hub, l sluice.Log) *feed {
 	f.mu.Lock()
 	f.head = head
 	f.mu.Unlock()
-	if !ok || f.shared {
+	if !ok {
 		f.pumping = true
 		h.wg.Add(1)
 		go f.pump()
@@ -141,22 +125,11 @@ func (f *feed) deliverKicked(inline bool) {
 }
 
 // pump delivers in a goroutine of its own: when a notifying feed hands it
-// delivery, or, for a log that does not notify (or not of every append),
-// whenever the log grows.
+// delivery, or, for a log that does not notify, whenever the log grows.
 func (f *feed) pump() {
 	defer f.hub.wg.Done()
 	for {
-		if f.shared {
-			select {
-			case <-f.wake:
-				f.deliverKicked(false)
-				if f.isEnded() {
-					return
-				}
-				continue
-			default:
-			}
-		} else if f.wake != nil {
+		if f.wake != nil {
 			select {
 			case <-f.wake:
 				f.deliverKicked(false)
@@ -181,32 +154,10 @@ func (f *feed) pump() {
 			}
 			return // ended, stopped (no connection is left) or failed
 		}
-		if f.shared {
-			// As a kick, unless a delivery has moved the head since (the
-			// appender's, which is then done or looking again): one under
-			// way looks again rather than run beside it.
-			f.mu.Lock()
-			moved := f.head != head
-			f.mu.Unlock()
-			if !moved && f.kicks.Add(1) == 1 {
-				f.deliverKicked(false)
-			}
-			if f.isEnded() {
-				return
-			}
-			continue
-		}
 		if f.deliver(false) {
 			return
 		}
 	}
-}
-
-// isEnded reports whether the log's last event has been delivered.
-func (f *feed) isEnded() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.ended
 }
 
 // deliver reads what the log has after the head, encodes it and writes it
@@ -237,10 +188,9 @@ func (f *feed) deliver(inline bool) (ended bool) {
 		f.mu.Lock()
 		if f.head != head {
 			// The head moved while this batch was read: newFeed set it
-			// from the log's newest event after a delivery had begun
-			// (a log that notifies may kick one before; with the Redis
-			// store, reading the newest event takes a round trip). The
-			// batch may hold events the connections have: read again.
+			// from the log's newest event after a delivery had begun (a
+			// log that notifies may kick one before). The batch may hold
+			// events the connections have: read again.
 			f.mu.Unlock()
 			continue
 		}

@@ -22,12 +22,11 @@ import (
 
 // TestReadersOfASharedLogGetEveryEventOnceWhoeverAppends follows logs of
 // two Redis stores (two nodes) through a hub on the first. The first
-// node's logs notify it of its own appends (Append, and a deferred append
-// of a quiet log, which go at once), which it delivers in the appending
-// goroutine; of the rest (the second node's appends, the first's sent in
-// coalesced rounds) it hears by waiting on the log. Whichever way each
-// event comes, with few readers (delivered inline) and many (by the
-// pump), every reader gets every event once, in order, and the end.
+// node puts its own appends (Append, a deferred append of a quiet log,
+// which goes at once, and coalesced rounds) into its window as they
+// return; the second node's come by their messages. Whichever way each
+// event comes, with few readers and many, every reader gets every event
+// once, in order, and the end (appended by the second node).
 func TestReadersOfASharedLogGetEveryEventOnceWhoeverAppends(t *testing.T) {
 	r := testenv.StartRedis(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -99,7 +98,7 @@ func TestReadersOfASharedLogGetEveryEventOnceWhoeverAppends(t *testing.T) {
 				switch i % 4 {
 				case 0: // this node, at once: delivered by this goroutine
 					_, err = local.Append(ctx, sluice.Event{Data: []byte(data)})
-				case 1, 2: // this node, deferred: the first goes at once, the second in a round
+				case 1, 2: // this node, deferred: in a round (it appended within the quiet spell)
 					err = local.(*redis.Log).Defer(ctx, sluice.Event{Data: []byte(data)})
 				case 3: // the other node
 					if err = local.(*redis.Log).Flush(ctx); err == nil {
@@ -142,11 +141,11 @@ func TestReadersOfASharedLogGetEveryEventOnceWhoeverAppends(t *testing.T) {
 
 // TestReadersAttachingAsTheirLogsAreWrittenGetEachEventOnce attaches one
 // reader to each of many Redis logs whose writers are already deferring
-// events, some at once, some in coalesced rounds: the log notifies the
-// hub of its node's appends from the first, while the hub still reads the
-// newest event to start the feed from (a round trip), and a delivery that
-// began before must not hand the reader events it then gets again. Each
-// reader gets every event once, in order.
+// events, some at once, some in coalesced rounds, while the hub reads the
+// newest event to start the feed from (a round trip): each reader gets
+// every event once, in order. (It caught a delivery that began before the
+// feed's head was set handing readers events they then got again, when
+// these logs notified the hub of their node's appends.)
 func TestReadersAttachingAsTheirLogsAreWrittenGetEachEventOnce(t *testing.T) {
 	r := testenv.StartRedis(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -22,16 +22,16 @@ import (
 // generations a round trip per round, not one each (rueidis pipelines
 // them either way, but each would still be a command for Redis to run).
 //
-// An append to a log that has been quiet for the window (its first event,
-// the first token after the model thought, any token of a stream slower
-// than the window) goes alone, at once, from the writer's own goroutine:
-// it waits neither for the window nor for a round under way, whose answer
-// comes only once Redis has run every script of the round, nor for
-// another goroutine to be scheduled. That is the time to the first token:
-// on a loaded machine each of those waits took milliseconds (measured
-// with sluice bench --scenarios cluster). It costs no more script runs
-// than a round would (a quiet log has one event queued), and the writer
-// waits one round trip, while its log is quiet anyway.
+// A log's first event, and one after a quiet spell (quietSpell: the model
+// was thinking), goes alone, at once, from the writer's own goroutine: it
+// waits neither for the window nor for a round under way, whose answer
+// comes only once Redis has run every script of the round. That is the
+// time to the first token: on a loaded machine those waits took
+// milliseconds (a probe of sluice bench --scenarios cluster at load ~20:
+// about 2 ms for the window and 3 ms for the round). The writer waits one
+// round trip then, while its log is quiet anyway. A stream's later
+// tokens go in rounds: an append of its own for each costs a node more
+// CPU per token (a third more, measured) than a share of a round.
 //
 // The queue of a log is bounded: a writer that outruns Redis waits in
 // Defer, so memory never grows past the bound for a slow store.
@@ -46,6 +46,12 @@ const (
 // DefaultCoalesce is the least time between two rounds of deferred
 // appends when Options.Coalesce is zero.
 const DefaultCoalesce = 2 * time.Millisecond
+
+// quietSpell is how long a log has had no append for its next deferred
+// one to go alone, at once (or the window, if longer): longer than the
+// gap between two tokens of a stream (20 ms at 50 a second), as short as
+// a model thinking.
+const quietSpell = 50 * time.Millisecond
 
 // queue is a log's deferred appends; it is guarded by Log.qmu.
 type queue struct {
@@ -72,8 +78,8 @@ type coalescer struct {
 
 // Defer queues ev to be appended to l after the events queued before it,
 // and returns without waiting for Redis, unless l's queue is full (it then
-// waits for room, or ctx), or l has been quiet for Options.Coalesce: ev
-// is then appended at once, before Defer returns (see above). It reports
+// waits for room, or ctx), or ev is l's first or comes after a quiet
+// spell: ev is then appended at once, before Defer returns (see above). It reports
 // the error that stopped an earlier deferred append, or ev's own when it
 // went at once, after which l's queue takes no more. ev must not end the
 // log: Append ends it, after the queued events. Flush waits for them.
@@ -107,7 +113,7 @@ func (l *Log) Defer(ctx context.Context, ev sluice.Event) error {
 	}
 	ev.ID = ""
 	ev.Data = append([]byte(nil), ev.Data...)
-	if now := time.Now(); len(l.q.events) == 0 && l.q.sending == 0 && now.Sub(l.q.last) >= l.s.opts.Coalesce {
+	if now := time.Now(); len(l.q.events) == 0 && l.q.sending == 0 && now.Sub(l.q.last) >= max(quietSpell, l.s.opts.Coalesce) {
 		l.q.sending, l.q.last = 1, now
 		l.qmu.Unlock()
 		return l.s.coalescer.alone(ctx, l, ev, now)
@@ -172,18 +178,15 @@ func (c *coalescer) alone(ctx context.Context, l *Log, ev sluice.Event, start ti
 	defer cancel()
 	res := appendScript.Exec(ctx, c.s.client, l.keys, l.appendArgs([]sluice.Event{ev}))
 	c.s.observe("append", start, res.Error())
-	top, list := l.answered(res, 1)
-	if list {
+	if top, n, err := l.appendResult(res); err == nil && n == 1 {
+		l.s.feeds.appended(l, top, []sluice.Event{ev}, false) // ev.Data is Defer's copy
+	}
+	if _, list := l.answered(res, 1); list {
 		c.list(l)
 	}
 	l.qmu.Lock()
-	err := l.q.err
-	l.qmu.Unlock()
-	if err == nil {
-		l.s.feeds.appended(l, top, []sluice.Event{ev}, false) // ev.Data is Defer's copy
-		l.notify()
-	}
-	return err
+	defer l.qmu.Unlock()
+	return l.q.err
 }
 
 // answered takes the answer to a run of sent events of l's queue: the
@@ -347,17 +350,13 @@ func (c *coalescer) round(logs []*Log) {
 	results := appendScript.ExecMulti(ctx, c.s.client, execs...)
 	c.s.observe("append", start, firstError(results))
 	for i, l := range logs {
-		top, list := l.answered(results[i], len(sent[i]))
-		if list {
-			relist = append(relist, l)
+		// Into the window before Flush hears of it: a poll after Flush
+		// finds them there.
+		if top, n, err := l.appendResult(results[i]); err == nil && n == len(sent[i]) {
+			l.s.feeds.appended(l, top, sent[i], false)
 		}
-		if results[i].Error() == nil && top > 0 {
-			l.qmu.Lock()
-			ok := l.q.err == nil
-			l.qmu.Unlock()
-			if ok {
-				l.s.feeds.appended(l, top, sent[i], false)
-			}
+		if _, list := l.answered(results[i], len(sent[i])); list {
+			relist = append(relist, l)
 		}
 	}
 	for _, l := range relist {

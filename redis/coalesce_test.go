@@ -261,7 +261,7 @@ func TestDeferredAppendsFailOnceTheStoreCloses(t *testing.T) {
 // TestAQuietLogsAppendGoesAloneNotAfterOthersRounds: with a window of a
 // second and another log's tokens keeping rounds going, an append to a
 // quiet log goes at once, not after the window of the rounds; and events
-// deferred while it is under way follow it, in order, in the next round.
+// deferred right after it follow it, in order, in the next round.
 func TestAQuietLogsAppendGoesAloneNotAfterOthersRounds(t *testing.T) {
 	const window = time.Second
 	s := newStore(t, testenv.StartRedis(t).URL, Options{Coalesce: window})
@@ -290,7 +290,7 @@ func TestAQuietLogsAppendGoesAloneNotAfterOthersRounds(t *testing.T) {
 	}
 	start := time.Now()
 	ql := quiet.(*Log)
-	for i := range 50 { // the first goes alone; the others are deferred while it is under way
+	for i := range 50 { // the first goes at once; the others, within the quiet spell, in a round
 		if err := ql.Defer(ctx, sluice.Event{Data: fmt.Appendf(nil, "quiet %d", i)}); err != nil {
 			t.Fatal(err)
 		}

@@ -244,10 +244,11 @@ func (f *feed) wakeAll() {
 
 // appended puts events that this node has just appended to l, the last of
 // them at offset top, into the window of l's feed, if this node follows
-// l: its readers, and the goroutine that appended, which feeds this
-// node's own readers next (see notify.go), get them without waiting for
-// their message, which comes on a connection of its own and is then
-// skipped. With copyData, the window keeps copies of the events' data
+// l, and wakes its readers: they get them without waiting for their
+// message, which comes on a connection of its own (rueidis spreads keyed
+// commands over its pipelines; the subscriptions are on the first), and
+// is then skipped; and a poll after the append finds them without asking
+// Redis. With copyData, the window keeps copies of the events' data
 // (the appender's may be reused); without, evs are the log's own already.
 func (fs *feeds) appended(l *Log, top uint64, evs []sluice.Event, copyData bool) {
 	fs.mu.Lock()

@@ -98,7 +98,6 @@ func (l *Log) Append(ctx context.Context, ev sluice.Event) (string, error) {
 		return "", err
 	}
 	l.s.feeds.appended(l, top, []sluice.Event{ev}, true)
-	l.notify()
 	return formatID(top, l.epoch), nil
 }
 

@@ -90,7 +90,6 @@ type Store struct {
 	feeds     feeds     // this node's subscriptions (feed.go)
 	leases    leases    // the leases of the logs it writes (lease.go)
 	coalescer coalescer // rounds of deferred appends (coalesce.go)
-	notifiers notifiers // the local readers' listeners (notify.go)
 
 	stop    chan struct{}
 	cancel  context.CancelFunc // of what the store's goroutines wait on

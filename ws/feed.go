@@ -26,13 +26,6 @@ type notifier interface {
 	Notify(fn func()) (stop func())
 }
 
-// sharedNotifier is a notifier that, when OthersAppend says so, calls fn
-// after some appends only (redis.Log: not those of other nodes): a feed
-// here treats it as a log that does not notify, and its pump waits on it.
-type sharedNotifier interface {
-	OthersAppend() bool
-}
-
 // scratchPoller is a log that can hand back events in the reader's own
 // scratch space rather than new memory (memory.Log does): a batch is done
 // with once it is encoded, but for the IDs kept, which are copied.
@@ -84,9 +77,6 @@ func newFeed(h *Handler, l sluice.Log, field, name string) *feed {
 	f := &feed{h: h, log: l, field: field, name: name}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	n, ok := l.(notifier)
-	if sn, shared := l.(sharedNotifier); shared && sn.OthersAppend() {
-		ok = false
-	}
 	if ok {
 		f.wake = make(chan struct{}, 1)
 		f.stopNotify = n.Notify(f.kick)
