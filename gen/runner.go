@@ -38,9 +38,15 @@ type Peers interface {
 }
 
 // StopWait bounds how long Stop waits for a generation that another node
-// runs to end: long enough for a node that is lost rather than slow to be
-// found so (a Redis store's bound is 4 s).
+// runs to end, when Peers do not say how soon they find a lost node (see
+// lostBound): long enough for a node that is lost rather than slow to be
+// found so.
 const StopWait = 5 * time.Second
+
+// lostBound is Peers that state within what time a lost node's logs are
+// ended (the Redis store: its lease and a third, 4 s by default). Stop
+// waits that long and a second more.
+type lostBound interface{ LostWithin() time.Duration }
 
 // Options configure a Runner.
 type Options struct {
@@ -86,6 +92,12 @@ type Generation struct {
 	done   chan struct{}
 	err    error        // why it ended, if not done; set before done closes
 	usage  sluice.Usage // what the model reported; set before done closes
+
+	// Set by Start before it closes created, which run waits for before
+	// it touches the log.
+	created   chan struct{}
+	createErr error   // why the log could not be created; Log is nil then
+	tracker   Tracker // the metrics' view of the generation, once created
 }
 
 // Done is closed when the generation has written its last event.
@@ -199,29 +211,38 @@ func (r *Runner) Start(ctx context.Context, owner string, req *sluice.ChatReques
 	}
 
 	g := &Generation{ID: NewID(), Model: req.Model, Created: time.Now().Unix(), Owner: owner,
-		RequestID: sluice.RequestID(ctx), done: make(chan struct{})}
-	l, err := r.store.Create(r.ctx, LogName(g.ID), sluice.LogOptions{Owner: owner, Lost: lostEnding})
-	if err != nil {
-		r.release(g)
-		r.wg.Done()
-		return nil, err
-	}
-	g.Log = l
+		RequestID: sluice.RequestID(ctx), done: make(chan struct{}), created: make(chan struct{})}
 	gctx, cancel := context.WithCancelCause(r.ctx)
 	if g.RequestID != "" {
 		gctx = sluice.WithRequestID(gctx, g.RequestID)
 	}
 	g.cancel = cancel
 
+	// The model starts while the log is created, and its first event
+	// waits for the log: a store that several nodes share (Redis) takes a
+	// round trip to create it, which would otherwise come before the
+	// model's request and add to the time to the first token. Should the
+	// log not be created, the model is stopped before it has written
+	// anything, and Start waits for it to be.
+	go r.run(gctx, g, req, m)
+	l, err := r.store.Create(r.ctx, LogName(g.ID), sluice.LogOptions{Owner: owner, Lost: lostEnding})
+	if err != nil {
+		g.createErr = err
+		close(g.created)
+		cancel(err)
+		<-g.done
+		return nil, err
+	}
+	g.Log = l
+	g.tracker = r.obs.Started(g.Model)
 	r.mu.Lock()
 	r.running[g.ID] = g
 	r.mu.Unlock()
-
-	go r.run(gctx, g, req, m, r.obs.Started(g.Model))
+	close(g.created)
 	return g, nil
 }
 
-// release gives back what StartFor took for g.
+// release gives back what Start took for g.
 func (r *Runner) release(g *Generation) {
 	r.mu.Lock()
 	delete(r.running, g.ID)
@@ -249,7 +270,7 @@ func (r *Runner) Cancel(id string) bool {
 
 // Stop stops generation id, whose log is l, wherever it runs: here, as
 // Cancel does, or on the node that runs it, through Peers; then it waits
-// until l has ended, for at most StopWait, and returns how l then stands
+// until l has ended, for at most StopWait (see lostBound), and returns how l then stands
 // ("open" when the wait ran out: the generation has not stopped yet). A
 // generation that has ended already is not an error: its end is returned.
 func (r *Runner) Stop(ctx context.Context, id string, l sluice.Log) (sluice.End, error) {
@@ -259,7 +280,11 @@ func (r *Runner) Stop(ctx context.Context, id string, l sluice.Log) (sluice.End,
 			return sluice.EndNone, err
 		}
 		if asked {
-			wctx, cancel := context.WithTimeout(ctx, StopWait)
+			wait := StopWait
+			if lb, ok := r.peers.(lostBound); ok {
+				wait = lb.LostWithin() + time.Second
+			}
+			wctx, cancel := context.WithTimeout(ctx, wait)
 			awaitEnd(wctx, l)
 			cancel()
 		}
@@ -343,7 +368,7 @@ func (r *Runner) Shutdown(ctx context.Context) error {
 // upstreamer is a model served by an upstream, which it names (openai.Model).
 type upstreamer interface{ Upstream() string }
 
-func (r *Runner) run(ctx context.Context, g *Generation, req *sluice.ChatRequest, m sluice.Model, tr Tracker) {
+func (r *Runner) run(ctx context.Context, g *Generation, req *sluice.ChatRequest, m sluice.Model) {
 	defer r.wg.Done()
 	defer func() {
 		r.release(g)
@@ -357,13 +382,29 @@ func (r *Runner) run(ctx context.Context, g *Generation, req *sluice.ChatRequest
 	// ending event is always stored.
 	wctx := context.WithoutCancel(ctx)
 	var buf []byte // each chunk is encoded here; the log keeps a copy
+	var (
+		tr        Tracker
+		dl        deferrer
+		deferring bool
+	)
+	// created waits, once, for Start to have created the log (see Start).
+	created := sync.OnceValue(func() error {
+		<-g.created
+		if g.createErr == nil {
+			tr = g.tracker
+			dl, deferring = g.Log.(deferrer)
+		}
+		return g.createErr
+	})
 	write := func(ev sluice.Event) error {
+		if err := created(); err != nil {
+			return err
+		}
+		if deferring {
+			return dl.Defer(wctx, ev)
+		}
 		_, err := g.Log.Append(wctx, ev)
 		return err
-	}
-	dl, deferring := g.Log.(deferrer)
-	if deferring {
-		write = func(ev sluice.Event) error { return dl.Defer(wctx, ev) }
 	}
 	var (
 		tokens    int // deltas that carried some of the answer
@@ -388,6 +429,9 @@ func (r *Runner) run(ctx context.Context, g *Generation, req *sluice.ChatRequest
 		}
 		return nil
 	})
+	if created() != nil {
+		return // no log to end: Start reports why
+	}
 	if err != nil && ctx.Err() != nil {
 		err = context.Cause(ctx)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -14,14 +15,23 @@ import (
 // Deferred appends: a generation writes a token as soon as its model
 // gives it, without waiting for Redis (Log.Defer), and the store's one
 // coalescer sends what its logs have queued in rounds: one script run per
-// log per round, all of a round's runs in one pipeline. A round goes at
-// once when the previous one began at least Options.Coalesce ago, so an
-// append after a quiet spell costs no wait; under load, appends that come
-// within the window wait for the next round and go together. A token
-// stream faster than a round trip then costs a script run per round, not
-// per token, and a node's thousands of generations a round trip per
-// round, not one each (rueidis pipelines them either way, but each would
-// still be a command for Redis to run).
+// log per round, all of a round's runs in one pipeline. Appends that come
+// within Options.Coalesce of their log's last run wait for the next round
+// and go together. A token stream faster than a round trip then costs a
+// script run per round, not per token, and a node's thousands of
+// generations a round trip per round, not one each (rueidis pipelines
+// them either way, but each would still be a command for Redis to run).
+//
+// A log's first event, and one after a quiet spell (quietSpell: the model
+// was thinking), goes alone, at once, from the writer's own goroutine: it
+// waits neither for the window nor for a round under way, whose answer
+// comes only once Redis has run every script of the round. That is the
+// time to the first token: on a loaded machine those waits took
+// milliseconds (a probe of sluice bench --scenarios cluster at load ~20:
+// about 2 ms for the window and 3 ms for the round). The writer waits one
+// round trip then, while its log is quiet anyway. A stream's later
+// tokens go in rounds: an append of its own for each costs a node more
+// CPU per token (a third more, measured) than a share of a round.
 //
 // The queue of a log is bounded: a writer that outruns Redis waits in
 // Defer, so memory never grows past the bound for a slow store.
@@ -37,11 +47,18 @@ const (
 // appends when Options.Coalesce is zero.
 const DefaultCoalesce = 2 * time.Millisecond
 
+// quietSpell is how long a log has had no append for its next deferred
+// one to go alone, at once (or the window, if longer): longer than the
+// gap between two tokens of a stream (20 ms at 50 a second), as short as
+// a model thinking.
+const quietSpell = 50 * time.Millisecond
+
 // queue is a log's deferred appends; it is guarded by Log.qmu.
 type queue struct {
 	events  []sluice.Event // queued, not yet sent; their data is the log's own copy
 	bytes   int
-	sending int           // events sent in the round under way
+	sending int           // events sent in the round, or the run alone, under way
+	last    time.Time     // when the last run of the log's appends began
 	listed  bool          // the log is in the coalescer's list
 	err     error         // why a deferred append failed; the queue takes no more
 	changed chan struct{} // closed and replaced when a round has answered
@@ -52,6 +69,8 @@ type coalescer struct {
 	s    *Store
 	wake chan struct{} // has a signal when a log was listed
 
+	lastAlone atomic.Int64 // when the last run alone began, Unix ns: the next round waits the window after it too
+
 	mu     sync.Mutex
 	logs   []*Log // the logs with events queued and not yet taken, each once
 	closed bool   // the store has closed: no round will come
@@ -59,9 +78,11 @@ type coalescer struct {
 
 // Defer queues ev to be appended to l after the events queued before it,
 // and returns without waiting for Redis, unless l's queue is full (it then
-// waits for room, or ctx). It reports the error that stopped an earlier
-// deferred append, after which l's queue takes no more. ev must not end
-// the log: Append ends it, after the queued events. Flush waits for them.
+// waits for room, or ctx), or ev is l's first or comes after a quiet
+// spell: ev is then appended at once, before Defer returns (see above). It reports
+// the error that stopped an earlier deferred append, or ev's own when it
+// went at once, after which l's queue takes no more. ev must not end the
+// log: Append ends it, after the queued events. Flush waits for them.
 // With Options.Coalesce negative, Defer is Append.
 func (l *Log) Defer(ctx context.Context, ev sluice.Event) error {
 	if size := len(ev.Name) + len(ev.Data); size > l.s.opts.MaxEventBytes {
@@ -92,6 +113,11 @@ func (l *Log) Defer(ctx context.Context, ev sluice.Event) error {
 	}
 	ev.ID = ""
 	ev.Data = append([]byte(nil), ev.Data...)
+	if now := time.Now(); len(l.q.events) == 0 && l.q.sending == 0 && now.Sub(l.q.last) >= max(quietSpell, l.s.opts.Coalesce) {
+		l.q.sending, l.q.last = 1, now
+		l.qmu.Unlock()
+		return l.s.coalescer.alone(ctx, l, ev, now)
+	}
 	l.q.events = append(l.q.events, ev)
 	l.q.bytes += len(ev.Data)
 	list := !l.q.listed
@@ -132,6 +158,64 @@ func (l *Log) waitChanged() <-chan struct{} {
 	return l.q.changed
 }
 
+// alone appends ev to l at once, as the one event of a run that began at
+// start (l.q.sending is 1 for it), and reports the error that stopped it.
+func (c *coalescer) alone(ctx context.Context, l *Log, ev sluice.Event, start time.Time) error {
+	c.lastAlone.Store(start.UnixNano())
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		l.qmu.Lock()
+		l.q.sending = 0
+		l.qmu.Unlock()
+		fail(l, errClosed)
+		return errClosed
+	}
+	// Bounded as a round is: the caller's context may have no end (a
+	// generation writes with one that outlives its cancellation).
+	ctx, cancel := context.WithTimeout(ctx, roundTimeout)
+	defer cancel()
+	res := appendScript.Exec(ctx, c.s.client, l.keys, l.appendArgs([]sluice.Event{ev}))
+	c.s.observe("append", start, res.Error())
+	if top, n, err := l.appendResult(res); err == nil && n == 1 {
+		l.s.feeds.appended(l, top, []sluice.Event{ev}, false) // ev.Data is Defer's copy
+	}
+	if _, list := l.answered(res, 1); list {
+		c.list(l)
+	}
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	return l.q.err
+}
+
+// answered takes the answer to a run of sent events of l's queue: the
+// log's top offset after it, and whether l has events queued meanwhile
+// that no round has listed (a run alone leaves them to its answer); it
+// marks them listed then, for the caller to list.
+func (l *Log) answered(res rueidis.RedisResult, sent int) (top uint64, list bool) {
+	top, n, err := l.appendResult(res)
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	if err == nil && n != sent {
+		err = unavailable(errors.New("redis: a deferred append to " + l.name + " appended part of its events"))
+	}
+	if err != nil && l.q.err == nil {
+		l.q.err = err
+		l.q.events, l.q.bytes = nil, 0 // what follows a lost event must not be appended
+	}
+	l.q.sending = 0
+	if l.q.changed != nil {
+		close(l.q.changed)
+		l.q.changed = nil
+	}
+	if len(l.q.events) > 0 && !l.q.listed {
+		l.q.listed = true
+		return top, true
+	}
+	return top, false
+}
+
 // list puts l in the next round.
 func (c *coalescer) list(l *Log) {
 	c.mu.Lock()
@@ -163,6 +247,9 @@ func (c *coalescer) run() {
 		case <-c.s.stop:
 			return
 		case <-c.wake:
+		}
+		if alone := time.Unix(0, c.lastAlone.Load()); alone.After(last) {
+			last = alone
 		}
 		if wait := time.Until(last.Add(c.s.opts.Coalesce)); wait > 0 {
 			t := time.NewTimer(wait)
@@ -220,12 +307,16 @@ func fail(l *Log, err error) {
 // each log its answer.
 func (c *coalescer) round(logs []*Log) {
 	execs := make([]rueidis.LuaExec, 0, len(logs))
-	sent := make([]int, 0, len(logs))
+	sent := make([][]sluice.Event, 0, len(logs))
 	var relist []*Log
 	kept := logs[:0]
+	now := time.Now()
 	for _, l := range logs {
 		l.qmu.Lock()
-		if len(l.q.events) == 0 { // dropped after a failure
+		if len(l.q.events) == 0 || l.q.sending > 0 {
+			// Dropped after a failure, or a run alone is under way, whose
+			// answer lists what is queued: one run of a log at a time
+			// keeps its events in order.
 			l.q.listed = false
 			l.qmu.Unlock()
 			continue
@@ -237,11 +328,10 @@ func (c *coalescer) round(logs []*Log) {
 			n++
 		}
 		execs = append(execs, rueidis.LuaExec{Keys: l.keys, Args: l.appendArgs(l.q.events[:n])})
-		sent = append(sent, n)
-		clear(l.q.events[:n])
+		sent = append(sent, l.q.events[:n:n]) // the log's own copies, handed to the window once stored
 		l.q.events = l.q.events[n:]
 		l.q.bytes -= size
-		l.q.sending = n
+		l.q.sending, l.q.last = n, now
 		if len(l.q.events) == 0 {
 			l.q.events = nil // let the backing array go
 			l.q.listed = false
@@ -260,21 +350,14 @@ func (c *coalescer) round(logs []*Log) {
 	results := appendScript.ExecMulti(ctx, c.s.client, execs...)
 	c.s.observe("append", start, firstError(results))
 	for i, l := range logs {
-		_, n, err := l.appendResult(results[i])
-		l.qmu.Lock()
-		if err == nil && n != sent[i] {
-			err = unavailable(errors.New("redis: a deferred append to " + l.name + " appended part of its events"))
+		// Into the window before Flush hears of it: a poll after Flush
+		// finds them there.
+		if top, n, err := l.appendResult(results[i]); err == nil && n == len(sent[i]) {
+			l.s.feeds.appended(l, top, sent[i], false)
 		}
-		if err != nil && l.q.err == nil {
-			l.q.err = err
-			l.q.events, l.q.bytes = nil, 0 // what follows a lost event must not be appended
+		if _, list := l.answered(results[i], len(sent[i])); list {
+			relist = append(relist, l)
 		}
-		l.q.sending = 0
-		if l.q.changed != nil {
-			close(l.q.changed)
-			l.q.changed = nil
-		}
-		l.qmu.Unlock()
 	}
 	for _, l := range relist {
 		c.list(l)

@@ -108,9 +108,10 @@ func TestAFullQueueMakesDeferWait(t *testing.T) {
 
 // TestADeferredAppendThatFailsIsReportedAndStopsTheRest: a deferred append
 // to a log that has ended fails; Flush and the next Defer report it, and
-// nothing deferred after it is stored.
+// nothing deferred after it is stored. One that goes at once (its log was
+// quiet) reports its failure itself.
 func TestADeferredAppendThatFailsIsReportedAndStopsTheRest(t *testing.T) {
-	s := newStore(t, testenv.StartRedis(t).URL, Options{})
+	s := newStore(t, testenv.StartRedis(t).URL, Options{Coalesce: time.Second})
 	ctx := context.Background()
 	l, err := s.Create(ctx, "gen/failed", sluice.LogOptions{})
 	if err != nil {
@@ -120,12 +121,15 @@ func TestADeferredAppendThatFailsIsReportedAndStopsTheRest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	dl := l.(*Log)
+	if err := dl.Defer(ctx, sluice.Event{Data: []byte("early, at once")}); err != nil {
+		t.Fatal(err)
+	}
 	end, err := other.Append(ctx, sluice.Event{Data: []byte("ended elsewhere"), End: sluice.EndCancelled})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dl := l.(*Log)
-	if err := dl.Defer(ctx, sluice.Event{Data: []byte("late")}); err != nil {
+	if err := dl.Defer(ctx, sluice.Event{Data: []byte("late, within the window")}); err != nil {
 		t.Fatalf("Defer waited for Redis: %v", err)
 	}
 	if err := dl.Flush(ctx); sluice.ErrorCode(err) != sluice.ECONFLICT {
@@ -136,6 +140,13 @@ func TestADeferredAppendThatFailsIsReportedAndStopsTheRest(t *testing.T) {
 	}
 	if last, _, _ := l.Last(ctx); last != end {
 		t.Fatalf("the log's newest event is %s; want its ending %s", last, end)
+	}
+	quiet, err := s.Open(ctx, "gen/failed", false, sluice.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := quiet.(*Log).Defer(ctx, sluice.Event{Data: []byte("at once")}); sluice.ErrorCode(err) != sluice.ECONFLICT {
+		t.Fatalf("a deferred append that went at once to an ended log: %v; want ECONFLICT", err)
 	}
 }
 
@@ -239,10 +250,79 @@ func TestDeferredAppendsFailOnceTheStoreCloses(t *testing.T) {
 		t.Fatal(err)
 	}
 	other.(*Log).s.Close()
-	if err := other.(*Log).Defer(ctx, sluice.Event{Data: []byte("x")}); err != nil {
-		t.Fatalf("Defer does not wait for Redis, even after Close: %v", err)
+	if err := other.(*Log).Defer(ctx, sluice.Event{Data: []byte("x")}); sluice.ErrorCode(err) != sluice.EUNAVAILABLE {
+		t.Fatalf("a Defer that goes at once after Close: %v; want EUNAVAILABLE", err)
 	}
 	if err := other.(*Log).Flush(ctx); sluice.ErrorCode(err) != sluice.EUNAVAILABLE {
 		t.Fatalf("Flush of a Defer after Close: %v; want EUNAVAILABLE", err)
+	}
+}
+
+// TestAQuietLogsAppendGoesAloneNotAfterOthersRounds: with a window of a
+// second and another log's tokens keeping rounds going, an append to a
+// quiet log goes at once, not after the window of the rounds; and events
+// deferred right after it follow it, in order, in the next round.
+func TestAQuietLogsAppendGoesAloneNotAfterOthersRounds(t *testing.T) {
+	const window = time.Second
+	s := newStore(t, testenv.StartRedis(t).URL, Options{Coalesce: window})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	busy, err := s.Create(ctx, "gen/busy", sluice.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet, err := s.Create(ctx, "gen/quiet", sluice.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The busy log's first token goes at once; once it is stored, the
+	// rest wait for a round a window later: the coalescer is mid-window
+	// from here on.
+	for i := range 10 {
+		if err := busy.(*Log).Defer(ctx, sluice.Event{Data: fmt.Appendf(nil, "busy %d", i)}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			if err := busy.(*Log).Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	start := time.Now()
+	ql := quiet.(*Log)
+	for i := range 50 { // the first goes at once; the others, within the quiet spell, in a round
+		if err := ql.Defer(ctx, sluice.Event{Data: fmt.Appendf(nil, "quiet %d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := make(chan time.Duration, 1)
+	go func() {
+		evs, err := quiet.Read(ctx, "", make([]sluice.Event, 0, 1))
+		if err != nil || len(evs) != 1 || string(evs[0].Data) != "quiet 0" {
+			t.Errorf("the quiet log's first read: %v, %v", evs, err)
+		}
+		first <- time.Since(start)
+	}()
+	if took := <-first; took > window/2 {
+		t.Fatalf("the quiet log's first event was readable after %v: it waited for the window of another log's rounds", took)
+	}
+	if err := ql.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var evs []sluice.Event
+	for len(evs) < 50 { // a poll may return fewer than follow: those the node has received
+		more, err := quiet.Poll(ctx, formatID(uint64(len(evs)), ql.epoch), make([]sluice.Event, 0, 64))
+		if err != nil || len(more) == 0 {
+			t.Fatalf("the quiet log holds %d events, %v; want 50", len(evs), err)
+		}
+		evs = append(evs, more...)
+	}
+	for i, ev := range evs {
+		if want := fmt.Sprintf("quiet %d", i); string(ev.Data) != want || ev.ID != formatID(uint64(i+1), ql.epoch) {
+			t.Fatalf("event %d is %s %q; want %q: out of order", i, ev.ID, ev.Data, want)
+		}
+	}
+	if err := busy.(*Log).Flush(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -190,30 +190,92 @@ func (f *feed) run(ctx context.Context) {
 func (f *feed) receive(m rueidis.PubSubMessage) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	added := false
 	for msg := m.Message; msg != ""; {
 		ev, off, rest, ok := parseMessage(msg, f.log.epoch)
 		if !ok {
 			f.win, f.winBytes = nil, 0 // readers fall back on the stream
+			added = true               // and look there
 			break
 		}
 		msg = rest
-		if len(f.win) > 0 && off != f.winFirst+uint64(len(f.win)) {
+		added = f.add(off, ev) || added
+	}
+	if added {
+		f.wakeAll()
+	}
+}
+
+// add puts the event of offset off into the window, and reports whether
+// it was not there. The window stays exact: an event older than its last
+// is there already (this node appended it, and put it there, before its
+// message came: see feeds.appended) or older than the window, which
+// readers then read from the stream; one past the next starts the window
+// again from it. f.mu must be held.
+func (f *feed) add(off uint64, ev sluice.Event) bool {
+	if len(f.win) > 0 {
+		next := f.winFirst + uint64(len(f.win))
+		if off < next {
+			return false
+		}
+		if off > next {
 			f.win, f.winBytes = nil, 0 // not the next: start again from it
 		}
-		if len(f.win) == 0 {
-			f.winFirst = off
-		}
-		f.win = append(f.win, ev)
-		f.winBytes += len(ev.Data)
-		for len(f.win) > 1 && (len(f.win) > windowEvents || f.winBytes > windowBytes) {
-			f.winBytes -= len(f.win[0].Data)
-			f.win[0] = sluice.Event{}
-			f.win = f.win[1:]
-			f.winFirst++
-		}
 	}
+	if len(f.win) == 0 {
+		f.winFirst = off
+	}
+	f.win = append(f.win, ev)
+	f.winBytes += len(ev.Data)
+	for len(f.win) > 1 && (len(f.win) > windowEvents || f.winBytes > windowBytes) {
+		f.winBytes -= len(f.win[0].Data)
+		f.win[0] = sluice.Event{}
+		f.win = f.win[1:]
+		f.winFirst++
+	}
+	return true
+}
+
+// wakeAll wakes the readers waiting on f. f.mu must be held.
+func (f *feed) wakeAll() {
 	close(f.wake)
 	f.wake = make(chan struct{})
+}
+
+// appended puts events that this node has just appended to l, the last of
+// them at offset top, into the window of l's feed, if this node follows
+// l, and wakes its readers: they get them without waiting for their
+// message, which comes on a connection of its own (rueidis spreads keyed
+// commands over its pipelines; the subscriptions are on the first), and
+// is then skipped; and a poll after the append finds them without asking
+// Redis. With copyData, the window keeps copies of the events' data
+// (the appender's may be reused); without, evs are the log's own already.
+func (fs *feeds) appended(l *Log, top uint64, evs []sluice.Event, copyData bool) {
+	fs.mu.Lock()
+	f := fs.m[l.channel]
+	fs.mu.Unlock()
+	if f == nil {
+		return
+	}
+	select {
+	case <-f.ready: // only a window that its subscription keeps up is exact
+	default:
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	added := false
+	off := top + 1 - uint64(len(evs))
+	for i, ev := range evs {
+		ev.ID = formatID(off+uint64(i), l.epoch)
+		if copyData {
+			ev.Data = append([]byte(nil), ev.Data...)
+		}
+		added = f.add(off+uint64(i), ev) || added
+	}
+	if added {
+		f.wakeAll()
+	}
 }
 
 // parseMessage reads the first event of msg, each

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,11 +145,82 @@ func TestAWaitingReaderHearsWhenRedisGoesAway(t *testing.T) {
 	testenv.Eventually(t, "the reader to subscribe", func() bool { return subscribers(t, s, l) == 1 })
 	r.Stop()
 	err = <-done
-	if sluice.ErrorCode(err) != sluice.EUNAVAILABLE || ctx.Err() != nil {
-		t.Fatalf("the waiting reader got %v; want EUNAVAILABLE at once", err)
+	if sluice.ErrorCode(err) != sluice.EUNAVAILABLE || errors.Is(err, io.EOF) || ctx.Err() != nil {
+		t.Fatalf("the waiting reader got %v; want EUNAVAILABLE at once, not the log's end", err)
 	}
 	_, err = l.Append(ctx, sluice.Event{Data: []byte("x")})
 	if sluice.ErrorCode(err) != sluice.EUNAVAILABLE {
 		t.Fatalf("append with Redis gone: %v, want EUNAVAILABLE", err)
+	}
+}
+
+// commandCount counts the store's round trips of one kind.
+type commandCount struct {
+	name string
+	n    atomic.Int64
+}
+
+func (c *commandCount) Command(name string, _ time.Duration, _ error) {
+	if name == c.name {
+		c.n.Add(1)
+	}
+}
+
+// TestANodesOwnAppendsAreInItsWindowBeforeTheirMessage: once a reader of
+// this node has followed a log (its subscription lingers after), each
+// event this node appends, at once or deferred in a round, is in the
+// node's window when the append returns, or Flush of a deferred one
+// (its message comes on another connection, later), so that a poll right
+// after it is served without a read from Redis; the messages that follow
+// are skipped rather than start the window again.
+func TestANodesOwnAppendsAreInItsWindowBeforeTheirMessage(t *testing.T) {
+	const events = 40
+	reads := &commandCount{name: "read"}
+	s := newStore(t, testenv.StartRedis(t).URL, Options{Observer: reads, Coalesce: time.Nanosecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	l, err := s.Create(ctx, "gen/own", sluice.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := l.Append(ctx, sluice.Event{Data: []byte("first")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]sluice.Event, 0, 4)
+	if evs, err := l.Read(ctx, "", buf); err != nil || len(evs) != 1 {
+		t.Fatalf("the first read: %v, %v", evs, err)
+	}
+	before := reads.n.Load()
+	for i := range events {
+		data := fmt.Appendf(nil, "event %d", i)
+		var id string
+		if i%2 == 0 {
+			if id, err = l.Append(ctx, sluice.Event{Data: data}); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			// Deferred, within the quiet spell: it goes in a round.
+			if err := l.(*Log).Defer(ctx, sluice.Event{Data: data}); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.(*Log).Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			id = formatID(uint64(i+2), l.(*Log).epoch)
+		}
+		evs, err := l.Poll(ctx, after, buf)
+		if err != nil || len(evs) != 1 || evs[0].ID != id || string(evs[0].Data) != string(data) {
+			t.Fatalf("poll after appending %s: %v, %v; want that one event", id, evs, err)
+		}
+		after = id
+	}
+	if n := reads.n.Load() - before; n != 0 {
+		t.Fatalf("polls right after this node's own appends read Redis %d times; want none: the events are in its window", n)
+	}
+	// The messages have come meanwhile, and left the window whole.
+	evs, err := l.Poll(ctx, formatID(1, l.(*Log).epoch), make([]sluice.Event, 0, events+1))
+	if err != nil || len(evs) != events || reads.n.Load() != before {
+		t.Fatalf("a poll of all %d from the window: %d events, %v, %d reads of Redis", events, len(evs), err, reads.n.Load()-before)
 	}
 }

@@ -71,7 +71,11 @@ func (ls *leases) holds(name, epoch string) bool {
 	return h != nil && h.epoch == epoch
 }
 
-// run renews and looks at leases every Lease/3 until the store closes.
+// run renews this node's leases every Lease/3 until the store closes.
+// Renewals have a goroutine of their own, apart from the looks at other
+// nodes' leases (watch), and a round may take until its leases would lapse
+// (Lease - Lease/3 after the last): on a loaded node or Redis, neither a
+// slow look nor a slow but timely renewal cut short makes live logs lost.
 func (ls *leases) run() {
 	defer ls.s.stopped.Done()
 	period := ls.s.opts.Lease / 3
@@ -83,12 +87,34 @@ func (ls *leases) run() {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), period)
+		ctx, cancel := context.WithTimeout(context.Background(), ls.s.opts.Lease-period)
 		ls.renew(ctx)
+		cancel()
+	}
+}
+
+// watch looks at the leases of the logs this node's readers wait on every
+// Lease/3 until the store closes.
+func (ls *leases) watch() {
+	defer ls.s.stopped.Done()
+	period := ls.s.opts.Lease / 3
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ls.s.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), period)
 		ls.check(ctx)
 		cancel()
 	}
 }
+
+// LostWithin is the bound within which a log whose writer is lost is
+// ended as lost (see leases): Lease + Lease/3, plus a round trip.
+func (s *Store) LostWithin() time.Duration { return s.opts.Lease + s.opts.Lease/3 }
 
 // renew renews every lease this node holds, in one pipelined round.
 func (ls *leases) renew(ctx context.Context) {

@@ -97,6 +97,7 @@ func (l *Log) Append(ctx context.Context, ev sluice.Event) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	l.s.feeds.appended(l, top, []sluice.Event{ev}, true)
 	return formatID(top, l.epoch), nil
 }
 

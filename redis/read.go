@@ -49,7 +49,11 @@ func (l *Log) read(ctx context.Context, after string, buf []sluice.Event, wait b
 		if !wait && ours {
 			// Poll takes what the node's subscription already holds, but
 			// asks Redis whether anything follows the window: an append
-			// that has returned may not have been received yet.
+			// that has returned may not have been received yet. Unless
+			// this node writes the log: its appends go into the window
+			// as they return (feeds.appended), so the window is all
+			// there is (but for a lost ending another node may append,
+			// whose message then wakes the readers).
 			if pf := l.s.feeds.peek(l); pf != nil {
 				var st serveState
 				switch buf, _, st = pf.serve(off, buf); st {
@@ -57,6 +61,10 @@ func (l *Log) read(ctx context.Context, after string, buf []sluice.Event, wait b
 					return buf, nil
 				case atEnd:
 					return buf, io.EOF
+				case caughtUp:
+					if l.s.leases.holds(l.name, l.epoch) {
+						return buf, nil
+					}
 				}
 			}
 		}

@@ -20,6 +20,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"time"
@@ -65,7 +66,8 @@ type Options struct {
 	Linger time.Duration
 	// Lease is how long a node's lease on a log it writes lasts without
 	// renewal (see lease.go): it renews every Lease/3, and a log whose
-	// writer is lost ends within Lease + Lease/3 of its last renewal.
+	// writer is lost ends within Lease + Lease/3 of its last renewal
+	// (LostWithin). Every node that shares the logs should have the same.
 	Lease time.Duration
 	// Coalesce is the least time between two rounds of deferred appends
 	// (Log.Defer, coalesce.go): appends that come within it of the last
@@ -149,10 +151,11 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	s.coalescer = coalescer{s: s, wake: make(chan struct{}, 1)}
 	lctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.stopped.Add(4)
+	s.stopped.Add(5)
 	go s.janitor()
 	go s.coalescer.run()
 	go s.leases.run()
+	go s.leases.watch()
 	go s.leases.listen(lctx)
 	return s, nil
 }
@@ -230,6 +233,14 @@ func (s *Store) janitor() {
 func unavailable(err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		// A connection that Redis closed (it stopped, or the path to it
+		// broke) fails the commands under way with io.EOF, and io.EOF is
+		// what Read reports at a log's real end: kept in the chain, it
+		// would make a reader take a lost server for a finished answer,
+		// with no ending event. Its text is kept, not its identity.
+		err = errors.New("redis: the connection was closed: " + err.Error())
 	}
 	if re := (*rueidis.RedisError)(nil); errors.As(err, &re) && !re.IsNil() {
 		switch kind, _, _ := strings.Cut(re.Error(), " "); kind {

@@ -49,6 +49,7 @@ type Config struct {
 	AccessLog      string // the access log's level, or "off"
 	RedisURL       string // keep logs in Redis, shared with other nodes (store.go)
 	RedisCoalesce  time.Duration
+	RedisLease     time.Duration
 	Conv           convConfig // where conversations are kept (conversations.go)
 
 	// Upstreams is what ConfigFile or UpstreamURL describe, validated.
@@ -96,6 +97,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "keep streams and topics in Redis, shared by every node given the same, e.g. redis://127.0.0.1:6379/0 (empty: in this process's memory)")
 	fs.DurationVar(&c.RedisCoalesce, "redis-coalesce", redis.DefaultCoalesce, "with --redis-url, under load: the least time between two rounds of token appends to Redis; tokens that come within it go together, one script run a stream (a token after a quiet spell goes at once; 0: every token alone)")
+	fs.DurationVar(&c.RedisLease, "redis-lease", redis.DefaultLease, "with --redis-url: how long this node's claim on the streams it generates lasts unrenewed (it renews every third of it); a node that stops renewing (killed, cut off, frozen) has its streams ended with a node_lost error within 4/3 of it. Raise it where load or pauses delay renewals enough to end live streams as lost; every node should have the same")
 	fs.StringVar(&c.UpstreamModels, "upstream-models", "", "the upstream's models to offer, comma-separated: name or name=upstream-name")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics (GET /metrics) on this address of its own, where no API key is asked, e.g. 127.0.0.1:9464; without it, /metrics is on --addr, behind the API keys")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate chain; reloaded when it changes (needs --tls-key)")
@@ -153,6 +155,9 @@ func (c Config) validate() error {
 	if c.RedisCoalesce < 0 {
 		bad("redis-coalesce", "must not be negative")
 	}
+	if c.RedisLease < minRedisLease || c.RedisLease > maxRedisLease {
+		bad("redis-lease", "%v is not within %v..%v", c.RedisLease, minRedisLease, maxRedisLease)
+	}
 	if c.RedisURL != "" && !validRedisURL(c.RedisURL) {
 		bad("redis-url", "want redis://[user:password@]host:port[/db], rediss:// for TLS, or unix:///path")
 	}
@@ -192,6 +197,15 @@ func (c Config) validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Bounds of --redis-lease. Under half a second, renewals (every third of
+// it) come so often, and a late one counts so soon, that a busy node would
+// lose live streams; over ten minutes, readers of a dead node's streams
+// wait that long to hear of it.
+const (
+	minRedisLease = 500 * time.Millisecond
+	maxRedisLease = 10 * time.Minute
+)
 
 // splitList splits a comma-separated flag value, dropping blanks.
 func splitList(s string) []string {

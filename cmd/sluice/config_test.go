@@ -32,6 +32,23 @@ func TestConfigDefaultsWorkWithNothingSet(t *testing.T) {
 	}
 }
 
+func TestRedisLeaseDefaultsToTheStoresAndTakesItsBounds(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  []string
+		want time.Duration
+	}{
+		{nil, nil, 3 * time.Second},
+		{[]string{"--redis-lease", "500ms"}, nil, 500 * time.Millisecond},
+		{nil, []string{"SLUICE_REDIS_LEASE", "10m"}, 10 * time.Minute},
+	} {
+		c, err := parseConfig(tc.args, env(tc.env...), io.Discard)
+		if err != nil || c.RedisLease != tc.want {
+			t.Errorf("args %v env %v: lease %v, %v; want %v", tc.args, tc.env, c.RedisLease, err, tc.want)
+		}
+	}
+}
+
 func TestConfigFlagWinsOverEnvironment(t *testing.T) {
 	c, err := parseConfig([]string{"--demo-tps", "5"}, env("SLUICE_DEMO_TPS", "7", "SLUICE_ADDR", "127.0.0.1:9999"), io.Discard)
 	if err != nil {
@@ -69,6 +86,9 @@ func TestConfigErrorsNameTheFlag(t *testing.T) {
 		{[]string{"--tls-cert", "cert.pem"}, nil, "--tls-key (SLUICE_TLS_KEY)"},
 		{[]string{"--access-log", "loud"}, nil, "--access-log"},
 		{[]string{"--metrics-addr", "9464"}, nil, "--metrics-addr"},
+		{[]string{"--redis-lease", "499ms"}, nil, "--redis-lease"},
+		{[]string{"--redis-lease", "0s"}, nil, "--redis-lease"},
+		{nil, []string{"SLUICE_REDIS_LEASE", "10m1s"}, "--redis-lease (SLUICE_REDIS_LEASE)"},
 	}
 	for _, tt := range tests {
 		_, err := parseConfig(tt.args, env(tt.env...), io.Discard)

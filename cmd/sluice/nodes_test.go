@@ -192,6 +192,35 @@ func TestALostNodesGenerationEndsWithNodeLostOnTheOthers(t *testing.T) {
 	}
 }
 
+// TestRedisLeaseSetsHowSoonALostNodeIsFound runs nodes with --redis-lease
+// 1s and kills the generating one: the readers on the other node get
+// node_lost within the lease and a third of it, under 2 s, sooner than the
+// default lease of 3 s can find a lost node (its lease lapses 2 to 3 s
+// after the kill).
+func TestRedisLeaseSetsHowSoonALostNodeIsFound(t *testing.T) {
+	const bound = 2 * time.Second
+	r := testenv.StartRedis(t)
+	a := startChild(t, "--redis-url", r.URL, "--redis-lease", "1s", "--demo-ttft", "0s", "--demo-tps", "20")
+	b, _ := startServe(t, "--redis-url", r.URL, "--redis-lease", "1s")
+	id, onA := startChat(t, a.URL, "tell me a long story about rivers and the sea")
+	rd := attach(t, b, id, "")
+	if ev := <-rd; ev.Data == "" {
+		t.Fatal("the reader on B: no first event")
+	}
+	<-onA
+	a.signal(t, syscall.SIGKILL)
+	lost := time.Now()
+	evs := drain(t, rd, 10*time.Second)
+	if len(evs) == 0 || !strings.Contains(evs[len(evs)-1].Data, `"code":"node_lost"`) {
+		t.Fatalf("the reader on B ended with %v; want the node_lost error", evs[max(len(evs)-1, 0):])
+	}
+	if took := evs[len(evs)-1].At.Sub(lost); took > bound {
+		t.Fatalf("node_lost came %v after the kill; with a lease of 1 s, want within %v", took, bound)
+	} else {
+		t.Logf("node_lost came %v after the kill", took)
+	}
+}
+
 // TestCancelOnAnyNodeStopsTheGenerationWhereItRuns cancels a generation
 // that node A runs through node B, over HTTP and over /ws: every reader,
 // on A and on B, gets the cancelled event last, and B answers the real

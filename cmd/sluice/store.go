@@ -54,7 +54,7 @@ func openStore(ctx context.Context, cfg Config, metrics *prom.Metrics) (backing,
 		coalesce = -1 // the flag's 0 is off; the store's is its default
 	}
 	s, err := redis.New(ctx, redis.Options{URL: cfg.RedisURL, Retention: cfg.Retention, MaxLen: cfg.MaxLogLen,
-		Coalesce: coalesce, Observer: metrics.Redis()})
+		Coalesce: coalesce, Lease: cfg.RedisLease, Observer: metrics.Redis()})
 	if err != nil {
 		return backing{}, fmt.Errorf("--redis-url (%s): %w", envName("redis-url"), err)
 	}

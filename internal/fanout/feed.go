@@ -252,6 +252,14 @@ func (f *Feed[S]) deliver(inline bool) (ended bool) {
 		}
 		last, _ := b.Encode(f.t, "", 0)
 		f.mu.Lock()
+		if f.head != head {
+			// The head moved while this batch was read: Start set it
+			// from the log's newest event after a delivery had begun (a
+			// log that notifies may kick one before). The batch may hold
+			// events the readers have: read again.
+			f.mu.Unlock()
+			continue
+		}
 		// The batch's IDs may live in its scratch space: the head outlives
 		// it, and so does every cursor set from it.
 		id := f.ids.Keep(last.ID)
