@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 
@@ -46,161 +47,145 @@ func (s *Server) conversations(w http.ResponseWriter, r *http.Request) (*convo.S
 	return s.cfg.Conversations, pass, true
 }
 
-func (s *Server) handleCreateConversation(w http.ResponseWriter, r *http.Request) {
+// conversationCall admits r, runs call with the service and the caller's
+// key, and answers what it returns as JSON, or its error through the one
+// error table: every JSON route of a conversation is one call.
+func (s *Server) conversationCall(w http.ResponseWriter, r *http.Request,
+	call func(ctx context.Context, svc *convo.Service, key string) (any, error)) {
 	svc, pass, ok := s.conversations(w, r)
 	if !ok {
 		return
 	}
-	var in convo.CreateInput
-	// An empty body is an empty conversation, as OpenAI takes it.
-	if r.ContentLength != 0 {
-		if err := decodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil && !emptyBody(err) {
-			writeError(w, r, s.log, err)
-			return
-		}
-	}
-	c, _, err := svc.Create(r.Context(), pass.Caller().Key, in)
+	out, err := call(r.Context(), svc, pass.Caller().Key)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, wire.ConversationOf(c))
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleCreateConversation(w http.ResponseWriter, r *http.Request) {
+	s.conversationCall(w, r, func(ctx context.Context, svc *convo.Service, key string) (any, error) {
+		var in convo.CreateInput
+		// An empty body is an empty conversation, as OpenAI takes it.
+		if r.ContentLength != 0 {
+			if err := decodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil && !emptyBody(err) {
+				return nil, err
+			}
+		}
+		c, _, err := svc.Create(ctx, key, in)
+		if err != nil {
+			return nil, err
+		}
+		return wire.ConversationOf(c), nil
+	})
 }
 
 func (s *Server) handleListConversations(w http.ResponseWriter, r *http.Request) {
-	svc, pass, ok := s.conversations(w, r)
-	if !ok {
-		return
-	}
-	q := r.URL.Query()
-	limit, err := queryInt(q.Get("limit"), "limit")
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	cs, more, err := svc.List(r.Context(), pass.Caller().Key, convo.ListInput{Limit: limit, After: q.Get("after"), Search: q.Get("q")})
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, wire.ConversationList(cs, more))
+	s.conversationCall(w, r, func(ctx context.Context, svc *convo.Service, key string) (any, error) {
+		q := r.URL.Query()
+		limit, err := queryInt(q.Get("limit"), "limit")
+		if err != nil {
+			return nil, err
+		}
+		cs, more, err := svc.List(ctx, key, convo.ListInput{Limit: limit, After: q.Get("after"), Search: q.Get("q")})
+		if err != nil {
+			return nil, err
+		}
+		return wire.ConversationList(cs, more), nil
+	})
 }
 
 func (s *Server) handleGetConversation(w http.ResponseWriter, r *http.Request) {
-	svc, pass, ok := s.conversations(w, r)
-	if !ok {
-		return
-	}
-	c, err := svc.Get(r.Context(), pass.Caller().Key, r.PathValue("id"))
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, wire.ConversationOf(c))
+	s.conversationCall(w, r, func(ctx context.Context, svc *convo.Service, key string) (any, error) {
+		c, err := svc.Get(ctx, key, r.PathValue("id"))
+		if err != nil {
+			return nil, err
+		}
+		return wire.ConversationOf(c), nil
+	})
 }
 
 func (s *Server) handleUpdateConversation(w http.ResponseWriter, r *http.Request) {
-	svc, pass, ok := s.conversations(w, r)
-	if !ok {
-		return
-	}
-	var in convo.PatchInput
-	if err := decodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	c, err := svc.Update(r.Context(), pass.Caller().Key, r.PathValue("id"), in)
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, wire.ConversationOf(c))
+	s.conversationCall(w, r, func(ctx context.Context, svc *convo.Service, key string) (any, error) {
+		var in convo.PatchInput
+		if err := decodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
+			return nil, err
+		}
+		c, err := svc.Update(ctx, key, r.PathValue("id"), in)
+		if err != nil {
+			return nil, err
+		}
+		return wire.ConversationOf(c), nil
+	})
 }
 
 func (s *Server) handleDeleteConversation(w http.ResponseWriter, r *http.Request) {
-	svc, pass, ok := s.conversations(w, r)
-	if !ok {
-		return
-	}
-	id := r.PathValue("id")
-	if err := svc.Delete(r.Context(), pass.Caller().Key, id); err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, wire.Deleted{ID: id, Object: "conversation.deleted", Deleted: true})
+	s.conversationCall(w, r, func(ctx context.Context, svc *convo.Service, key string) (any, error) {
+		id := r.PathValue("id")
+		if err := svc.Delete(ctx, key, id); err != nil {
+			return nil, err
+		}
+		return wire.Deleted{ID: id, Object: "conversation.deleted", Deleted: true}, nil
+	})
 }
 
 func (s *Server) handleListItems(w http.ResponseWriter, r *http.Request) {
-	svc, pass, ok := s.conversations(w, r)
-	if !ok {
-		return
-	}
-	q := r.URL.Query()
-	limit, err := queryInt(q.Get("limit"), "limit")
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	page := convo.ItemsPage{Limit: limit, After: q.Get("after")}
-	switch q.Get("order") {
-	case "", "desc":
-	case "asc":
-		page.Asc = true
-	default:
-		writeError(w, r, s.log, &sluice.Error{Code: sluice.EINVALID, Param: "order", Kind: "invalid_value",
-			Message: "Invalid value for 'order': expected asc or desc."})
-		return
-	}
-	items, more, err := svc.Items(r.Context(), pass.Caller().Key, r.PathValue("id"), page)
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, wire.ItemList(items, more))
+	s.conversationCall(w, r, func(ctx context.Context, svc *convo.Service, key string) (any, error) {
+		q := r.URL.Query()
+		limit, err := queryInt(q.Get("limit"), "limit")
+		if err != nil {
+			return nil, err
+		}
+		page := convo.ItemsPage{Limit: limit, After: q.Get("after")}
+		switch q.Get("order") {
+		case "", "desc":
+		case "asc":
+			page.Asc = true
+		default:
+			return nil, &sluice.Error{Code: sluice.EINVALID, Param: "order", Kind: "invalid_value",
+				Message: "Invalid value for 'order': expected asc or desc."}
+		}
+		items, more, err := svc.Items(ctx, key, r.PathValue("id"), page)
+		if err != nil {
+			return nil, err
+		}
+		return wire.ItemList(items, more), nil
+	})
 }
 
 func (s *Server) handleAddItems(w http.ResponseWriter, r *http.Request) {
-	svc, pass, ok := s.conversations(w, r)
-	if !ok {
-		return
-	}
-	var in convo.ItemsInput
-	if err := decodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	items, err := svc.AddItems(r.Context(), pass.Caller().Key, r.PathValue("id"), in)
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, wire.ItemList(items, false))
+	s.conversationCall(w, r, func(ctx context.Context, svc *convo.Service, key string) (any, error) {
+		var in convo.ItemsInput
+		if err := decodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
+			return nil, err
+		}
+		items, err := svc.AddItems(ctx, key, r.PathValue("id"), in)
+		if err != nil {
+			return nil, err
+		}
+		return wire.ItemList(items, false), nil
+	})
 }
 
 func (s *Server) handleGetItem(w http.ResponseWriter, r *http.Request) {
-	svc, pass, ok := s.conversations(w, r)
-	if !ok {
-		return
-	}
-	it, err := svc.Item(r.Context(), pass.Caller().Key, r.PathValue("id"), r.PathValue("item"))
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, wire.ItemOf(it))
+	s.conversationCall(w, r, func(ctx context.Context, svc *convo.Service, key string) (any, error) {
+		it, err := svc.Item(ctx, key, r.PathValue("id"), r.PathValue("item"))
+		if err != nil {
+			return nil, err
+		}
+		return wire.ItemOf(it), nil
+	})
 }
 
 func (s *Server) handleDeleteItem(w http.ResponseWriter, r *http.Request) {
-	svc, pass, ok := s.conversations(w, r)
-	if !ok {
-		return
-	}
-	c, err := svc.DeleteItem(r.Context(), pass.Caller().Key, r.PathValue("id"), r.PathValue("item"))
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, wire.ConversationOf(c))
+	s.conversationCall(w, r, func(ctx context.Context, svc *convo.Service, key string) (any, error) {
+		c, err := svc.DeleteItem(ctx, key, r.PathValue("id"), r.PathValue("item"))
+		if err != nil {
+			return nil, err
+		}
+		return wire.ConversationOf(c), nil
+	})
 }
 
 func (s *Server) handleExport(w http.ResponseWriter, r *http.Request) {
