@@ -482,7 +482,10 @@ test('conversations: multi-turn history kept by the server, sidebar switch, rege
   await page.waitForSelector('#empty:not([hidden])');
   await send(page, 'Another chat, short');
   await waitStatus(page, 'done');
-  // The server keeps every chat of this file's tests: the two are listed, the newest first.
+  // The server keeps every chat of this file's tests: the two are listed, the newest first
+  // (once the sidebar has taken the change feed's news of the answer's end).
+  await page.waitForFunction(() => document.querySelector('.conv-link .conv-title')?.textContent === 'Another chat, short',
+    null, { timeout: 10000 }).catch(() => {});
   const listed = await page.locator('.conv-link .conv-title').allInnerTexts();
   assert.equal(listed[0], 'Another chat, short');
   assert.ok(listed.includes('First question, short'), listed.join(', '));
