@@ -207,7 +207,8 @@ func (s *Server) handleExport(w http.ResponseWriter, r *http.Request) {
 
 // handleConversationEvents streams the caller's change feed: an event
 // for each conversation created, changed or deleted, from any node, from
-// just after Last-Event-ID when given, else from now on.
+// where followTopic says (as a topic's: ?from=start for every event it
+// keeps).
 func (s *Server) handleConversationEvents(w http.ResponseWriter, r *http.Request) {
 	svc, pass, ok := s.conversations(w, r)
 	if !ok {
@@ -223,21 +224,7 @@ func (s *Server) handleConversationEvents(w http.ResponseWriter, r *http.Request
 		writeError(w, r, s.log, err)
 		return
 	}
-	after := lastEventID(r)
-	resumed := after != ""
-	if !resumed {
-		if after, _, err = l.Last(r.Context()); err != nil {
-			release()
-			writeError(w, r, s.log, err)
-			return
-		}
-	}
-	if !s.checkAfter(w, r, l, after, resumed) {
-		release()
-		return
-	}
-	w.Header().Set(HeaderLastEventID, after)
-	s.stream(w, r, l, after, streamOptions{stop: s.drainCtx, topic: true, release: release})
+	s.followTopic(w, r, l, release)
 }
 
 // queryInt reads an integer query parameter; "" is 0.

@@ -51,9 +51,19 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
+	s.followTopic(w, r, l, release)
+}
+
+// followTopic streams the ring log l, a topic or a change feed, to r: from
+// just after Last-Event-ID (or ?last_event_id=) when given, from the
+// oldest kept event with ?from=start, else only what comes from now on.
+// release gives back the stream's place; it is called when the stream
+// ends, or at once when it cannot begin.
+func (s *Server) followTopic(w http.ResponseWriter, r *http.Request, l sluice.Log, release func()) {
 	after := lastEventID(r)
 	resumed := after != ""
 	if after == "" && r.URL.Query().Get("from") != "start" {
+		var err error
 		if after, _, err = l.Last(r.Context()); err != nil {
 			release()
 			writeError(w, r, s.log, err)

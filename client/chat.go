@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"iter"
 	"net/http"
 	"net/url"
@@ -175,36 +174,22 @@ func (s *Stream) LastEventID() string { return s.last() }
 // A Stream can be ranged over once.
 func (s *Stream) Deltas() iter.Seq2[Delta, error] {
 	return func(yield func(Delta, error) bool) {
-		if !s.begin() {
-			return
-		}
-		defer s.end()
-		for {
-			ev, err := s.f.next()
-			if errors.Is(err, io.EOF) {
-				return
-			}
-			if err != nil {
-				if !s.isClosed() {
-					yield(Delta{}, err)
-				}
-				return
-			}
-			s.setLast(ev.ID)
+		err := s.each(func(ev sse.Event) bool {
 			if ev.Name != "" { // a name a later Sluice may add
-				continue
+				return true
 			}
 			if ev.Data == "[DONE]" {
-				return
+				return false
 			}
 			d, err := parseDelta(ev)
 			if err != nil {
 				yield(d, err)
-				return
+				return false
 			}
-			if !yield(d, nil) {
-				return
-			}
+			return yield(d, nil)
+		})
+		if err != nil {
+			yield(Delta{}, err)
 		}
 	}
 }

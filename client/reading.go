@@ -2,7 +2,11 @@ package client
 
 import (
 	"context"
+	"errors"
+	"io"
 	"sync"
+
+	"github.com/sluice-dev/sluice/sse"
 )
 
 // reading is what a Stream and a Subscription share: the one range over
@@ -70,4 +74,34 @@ func (r *reading) setLast(id string) {
 	r.mu.Lock()
 	r.lastID = id
 	r.mu.Unlock()
+}
+
+// each is the one range over the events, for Stream.Deltas and
+// Subscription.Events: it hands take every event in order, each marked
+// read first, until take returns false (done: no error) or the follower
+// ends (io.EOF: no error). Any other error is returned, unless the range
+// was closed from outside, which ends it quietly (nil). It does nothing
+// (nil) for a second range or a closed one, and closes the stream when it
+// returns.
+func (r *reading) each(take func(sse.Event) bool) error {
+	if !r.begin() {
+		return nil
+	}
+	defer r.end()
+	for {
+		ev, err := r.f.next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			if r.isClosed() {
+				return nil
+			}
+			return err
+		}
+		r.setLast(ev.ID)
+		if !take(ev) {
+			return nil
+		}
+	}
 }

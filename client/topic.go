@@ -3,8 +3,6 @@ package client
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"iter"
 	"net/http"
 	"net/url"
@@ -119,25 +117,11 @@ func (c *Client) Subscribe(ctx context.Context, topic string, o SubscribeOptions
 // closes the subscription. A Subscription can be ranged over once.
 func (s *Subscription) Events() iter.Seq2[Event, error] {
 	return func(yield func(Event, error) bool) {
-		if !s.begin() {
-			return
-		}
-		defer s.end()
-		for {
-			ev, err := s.f.next()
-			if errors.Is(err, io.EOF) {
-				return
-			}
-			if err != nil {
-				if !s.isClosed() {
-					yield(Event{}, err)
-				}
-				return
-			}
-			s.setLast(ev.ID)
-			if !yield(Event{ID: ev.ID, Name: ev.Name, Data: ev.Data}, nil) {
-				return
-			}
+		err := s.each(func(ev sse.Event) bool {
+			return yield(Event{ID: ev.ID, Name: ev.Name, Data: ev.Data}, nil)
+		})
+		if err != nil {
+			yield(Event{}, err)
 		}
 	}
 }
