@@ -364,7 +364,11 @@ func (fs *feeds) sweep() {
 		f.mu.Unlock()
 		if due && used && f.log.ring {
 			f.touched = now
-			touch = append(touch, rueidis.LuaExec{Keys: f.log.keys, Args: []string{f.log.epoch, millis(fs.s.opts.Retention)}})
+			// Pushed back two retentions, not one: a janitor late by most
+			// of a retention (a loaded machine, a slow Cluster node) must
+			// not let a ring in use lapse. A ring whose readers left is
+			// forgotten at most one retention later than an idle one.
+			touch = append(touch, rueidis.LuaExec{Keys: f.log.keys, Args: []string{f.log.epoch, millis(2 * fs.s.opts.Retention)}})
 		}
 		if idle && !f.stopping {
 			f.stopping = true
@@ -376,7 +380,7 @@ func (fs *feeds) sweep() {
 		// In one pipeline; a ring that is gone already, or a failure
 		// that the readers will meet themselves, is no business of the
 		// janitor's.
-		ctx, cancel := context.WithTimeout(context.Background(), min(fs.s.opts.Retention/2, 5*time.Second))
+		ctx, cancel := context.WithTimeout(context.Background(), min(fs.s.opts.Retention, 5*time.Second))
 		defer cancel()
 		start := time.Now()
 		var err error
