@@ -37,8 +37,9 @@ export function useBrowser() {
   };
 
   /** A page of the chat UI in context (a fresh one by default), ready, its errors and requests collected. */
-  b.openPage = async (url, { context, path = '/', ready = true } = {}) => {
+  b.openPage = async (url, { context, path = '/', ready = true, setup } = {}) => {
     const page = await (context ?? (await b.newContext())).newPage();
+    if (setup) await setup(page); // before the page loads: e.g. a slow network
     page.errors = [];
     page.on('pageerror', (err) => page.errors.push(err.message));
     page.on('console', (m) => m.type() === 'error' && page.errors.push(m.text()));
