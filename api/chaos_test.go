@@ -3,14 +3,11 @@ package api_test
 import (
 	"errors"
 	"fmt"
-	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -18,7 +15,7 @@ import (
 	"github.com/sluice-dev/sluice/admit"
 	"github.com/sluice-dev/sluice/api"
 	"github.com/sluice-dev/sluice/demo"
-	"github.com/sluice-dev/sluice/sse"
+	"github.com/sluice-dev/sluice/internal/testenv"
 )
 
 // TestChaosEveryTranscriptSurvivesDrops runs 300 generations at once; each
@@ -28,125 +25,7 @@ import (
 func TestChaosEveryTranscriptSurvivesDrops(t *testing.T) {
 	const clients = 300
 	e := newEnv(t, envOptions{Demo: demo.Options{TokensPerSecond: 400}, MaxGenerations: clients})
-	rng := rand.New(rand.NewPCG(1, 2))
-	seeds := make([]uint64, clients)
-	for i := range seeds {
-		seeds[i] = rng.Uint64()
-	}
-	var wg sync.WaitGroup
-	errs := make(chan error, clients)
-	var drops, events atomic.Int64
-	start := time.Now()
-	for i := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d, n, err := chaosClient(e, i, rand.New(rand.NewPCG(seeds[i], 7)))
-			drops.Add(int64(d))
-			events.Add(int64(n))
-			if err != nil {
-				errs <- fmt.Errorf("client %d: %w", i, err)
-			}
-		}()
-	}
-	wg.Wait()
-	t.Logf("%d clients, %d drops and resumes, %d events compared, in %v", clients, drops.Load(), events.Load(), time.Since(start).Round(time.Millisecond))
-	close(errs)
-	n := 0
-	for err := range errs {
-		if n++; n <= 10 {
-			t.Error(err)
-		}
-	}
-	if n > 0 {
-		t.Fatalf("%d of %d clients got a broken transcript", n, clients)
-	}
-}
-
-type sseEvent struct{ id, data string }
-
-// readCut reads events from resp until the stream ends or cut bytes have
-// been read; an event cut in half is discarded, as EventSource does.
-func readCut(resp *http.Response, cut int64) (evs []sseEvent, ended bool, err error) {
-	defer resp.Body.Close()
-	rd := sse.NewReader(io.LimitReader(resp.Body, cut))
-	for {
-		ev, err := rd.Next()
-		if err != nil {
-			if err == io.EOF {
-				return evs, false, nil
-			}
-			return evs, false, err
-		}
-		evs = append(evs, sseEvent{ev.ID, ev.Data})
-		if ev.Data == "[DONE]" || strings.HasPrefix(ev.Data, `{"error":`) {
-			return evs, true, nil
-		}
-	}
-}
-
-func chaosClient(e *env, i int, rng *rand.Rand) (drops, events int, err error) {
-	do := func(req *http.Request) (*http.Response, error) {
-		resp, err := e.Client.Do(req)
-		if err == nil && resp.StatusCode != 200 {
-			resp.Body.Close()
-			return nil, fmt.Errorf("%s %s: %s", req.Method, req.URL.Path, resp.Status)
-		}
-		return resp, err
-	}
-	body := fmt.Sprintf(`{"model":"demo","stream":true,"messages":[{"role":"user","content":"chaos %d"}]}`, i%7)
-	req, _ := http.NewRequest("POST", e.URL+"/v1/chat/completions", strings.NewReader(body))
-	resp, err := do(req)
-	if err != nil {
-		return 0, 0, err
-	}
-	id := resp.Header.Get("Sluice-Stream-ID")
-	var got []sseEvent
-	for {
-		cut := int64(1 << 40)
-		if drops == 0 || rng.IntN(3) > 0 { // always once, often more
-			cut = int64(rng.IntN(20000))
-		}
-		evs, ended, err := readCut(resp, cut)
-		got = append(got, evs...)
-		if err != nil {
-			return drops, len(got), err
-		}
-		if ended {
-			break
-		}
-		drops++
-		if drops > 100 {
-			return drops, len(got), fmt.Errorf("no end after 100 resumes")
-		}
-		req, _ := http.NewRequest("GET", e.URL+"/v1/streams/"+id, nil)
-		if len(got) > 0 {
-			req.Header.Set("Last-Event-ID", got[len(got)-1].id)
-		}
-		if resp, err = do(req); err != nil {
-			return drops, len(got), err
-		}
-	}
-	req, _ = http.NewRequest("GET", e.URL+"/v1/streams/"+id, nil)
-	if resp, err = do(req); err != nil {
-		return drops, len(got), err
-	}
-	whole, ended, err := readCut(resp, 1<<40)
-	if err != nil || !ended {
-		return drops, len(got), fmt.Errorf("uninterrupted read: ended %v, %v", ended, err)
-	}
-	if len(got) != len(whole) {
-		return drops, len(got), fmt.Errorf("after %d drops: %d events, uninterrupted %d", drops, len(got), len(whole))
-	}
-	for k := range whole {
-		if got[k] != whole[k] {
-			return drops, len(got), fmt.Errorf("after %d drops: event %d is %+v, uninterrupted %+v", drops, k, got[k], whole[k])
-		}
-	}
-	if whole[len(whole)-1].data != "[DONE]" {
-		return drops, len(got), fmt.Errorf("the stream ended with %q", whole[len(whole)-1].data)
-	}
-	return drops, len(got), nil
+	testenv.Chaos(t, e.Client, e.URL, clients, 1)
 }
 
 // TestSlowReadersDoNotHoldUpOthers puts 20 readers that take one byte per

@@ -68,7 +68,7 @@ func TestACancelThroughNginxStopsTheGenerationOnItsNode(t *testing.T) {
 				if err != nil {
 					t.Fatalf("reader %d of %s: %v before the end", i, g.id, err)
 				}
-				if e := (event{ev.ID, ev.Data}); e.terminal() {
+				if e := (testenv.Event{ID: ev.ID, Data: ev.Data}); e.Terminal() {
 					last = ev.Data
 					break
 				}

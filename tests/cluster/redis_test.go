@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/testenv"
 	"github.com/sluice-dev/sluice/sse"
 )
 
@@ -91,7 +92,7 @@ func readToEnd(resp *http.Response, last *string, deadline time.Time) (ended boo
 		if ev.ID != "" {
 			*last = ev.ID
 		}
-		if e := (event{ev.ID, ev.Data}); e.terminal() {
+		if e := (testenv.Event{ID: ev.ID, Data: ev.Data}); e.Terminal() {
 			return true, ev.Data, nil
 		}
 	}
@@ -184,11 +185,11 @@ func TestARedisRestartMidStreamLeavesNoReaderHanging(t *testing.T) {
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("a chat on %s after the restart: %s", n.URL, resp.Status)
 			}
-			evs, ended, err := readCut(resp, 1<<40)
+			evs, ended, err := testenv.ReadCut(resp, 1<<40)
 			if err != nil || !ended {
 				t.Fatalf("a chat on %s after the restart: ended %v, %v", n.URL, ended, err)
 			}
-			last = evs[len(evs)-1].data
+			last = evs[len(evs)-1].Data
 			break
 		}
 		if last != "[DONE]" {
