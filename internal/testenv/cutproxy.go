@@ -36,16 +36,12 @@ type CutOptions struct {
 // connection of its own to cut. It is closed when the test ends.
 type CutProxy struct {
 	URL string
+	*relay
 
-	ln     net.Listener
-	target string
-	o      CutOptions
-	wg     sync.WaitGroup
+	o CutOptions
 
-	mu     sync.Mutex
-	rng    *rand.Rand
-	conns  map[net.Conn]struct{}
-	closed bool
+	mu  sync.Mutex
+	rng *rand.Rand
 
 	streams, cuts atomic.Int64
 }
@@ -56,28 +52,9 @@ func NewCutProxy(t testing.TB, targetURL string, o CutOptions) *CutProxy {
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = 8192
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &CutProxy{
-		URL:    "http://" + ln.Addr().String(),
-		ln:     ln,
-		target: strings.TrimPrefix(targetURL, "http://"),
-		o:      o,
-		rng:    rand.New(rand.NewPCG(o.Seed, 0x5eed)),
-		conns:  map[net.Conn]struct{}{},
-	}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(func() {
-		ln.Close()
-		p.mu.Lock()
-		p.closed = true
-		p.mu.Unlock()
-		p.CutAll()
-		p.wg.Wait()
-	})
+	p := &CutProxy{o: o, rng: rand.New(rand.NewPCG(o.Seed, 0x5eed))}
+	p.relay = startRelay(t, strings.TrimPrefix(targetURL, "http://"), p.serve)
+	p.URL = "http://" + p.addr()
 	return p
 }
 
@@ -86,47 +63,6 @@ func (p *CutProxy) Streams() int64 { return p.streams.Load() }
 
 // Cuts returns how many of them it has cut.
 func (p *CutProxy) Cuts() int64 { return p.cuts.Load() }
-
-// CutAll closes every connection open now, both ways.
-func (p *CutProxy) CutAll() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for c := range p.conns {
-		c.Close()
-	}
-}
-
-func (p *CutProxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.wg.Add(1)
-		go p.serve(c)
-	}
-}
-
-// track adds c to the connections CutAll closes. Once the proxy is
-// closed it closes c instead, and reports false.
-func (p *CutProxy) track(c net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		c.Close()
-		return false
-	}
-	p.conns[c] = struct{}{}
-	return true
-}
-
-func (p *CutProxy) untrack(c net.Conn) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(p.conns, c)
-	c.Close()
-}
 
 // cutAt decides where an event stream is cut: -1 for nowhere.
 func (p *CutProxy) cutAt() int64 {
@@ -138,18 +74,7 @@ func (p *CutProxy) cutAt() int64 {
 	return int64(p.rng.IntN(p.o.MaxBytes))
 }
 
-func (p *CutProxy) serve(client net.Conn) {
-	defer p.wg.Done()
-	if !p.track(client) {
-		return
-	}
-	defer p.untrack(client)
-	server, err := net.Dial("tcp", p.target)
-	if err != nil || !p.track(server) {
-		return
-	}
-	defer p.untrack(server)
-
+func (p *CutProxy) serve(client, server net.Conn) {
 	// Request: the head, with Connection: close added, then the rest as it
 	// comes.
 	cr := bufio.NewReader(client)
