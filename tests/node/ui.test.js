@@ -19,7 +19,7 @@ import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
 import { repoRoot, startSluice, useSluice } from './server.js';
 import { openSSE, postJSON, textOf } from './sse.js';
-import { storedAnswer } from './browser.js';
+import { rendered, storedAnswer } from './browser.js';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const TPS = 60;
@@ -175,20 +175,6 @@ async function serverStream(id) {
   const events = await r.readToEnd();
   const last = events.at(-1)?.data;
   return { events, last, text: textOf(last === '[DONE]' ? events : events.slice(0, -1)) };
-}
-
-/** What the renderer makes of text: the page's own markdown.js, in a detached box. */
-function rendered(page, text) {
-  return page.evaluate(async (t) => {
-    const { render } = await import('/assets/js/markdown.js');
-    const box = document.createElement('div');
-    box.className = 'md';
-    document.querySelector('.messages').append(box);
-    render(box, t);
-    const out = box.innerText;
-    box.remove();
-    return out;
-  }, text);
 }
 
 /** Asserts that the UI ended with exactly the server's answer, source and rendering. */
