@@ -17,8 +17,22 @@ import (
 const convColumns = "id, owner, title, metadata, current_id, created_at, updated_at"
 
 func scanConversation(row pgx.Row) (sluice.Conversation, error) {
+	return scanHeadSized(row, nil)
+}
+
+// scanHeadSized scans a conversation's columns, and after them its
+// item_count and text_bytes into size when it is not nil.
+func scanHeadSized(row pgx.Row, size *sluice.Continuation) (sluice.Conversation, error) {
 	var c sluice.Conversation
-	err := row.Scan(&c.ID, &c.Owner, &c.Title, &c.Metadata, &c.CurrentID, &c.CreatedAt, &c.UpdatedAt)
+	var bytes int64
+	dest := []any{&c.ID, &c.Owner, &c.Title, &c.Metadata, &c.CurrentID, &c.CreatedAt, &c.UpdatedAt}
+	if size != nil {
+		dest = append(dest, &size.Items, &bytes)
+	}
+	err := row.Scan(dest...)
+	if size != nil {
+		size.Bytes = int(bytes)
+	}
 	if len(c.Metadata) == 0 {
 		c.Metadata = nil
 	}

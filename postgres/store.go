@@ -141,6 +141,26 @@ func (s *Store) inTx(ctx context.Context, what string, fn func(pgx.Tx) error) er
 	}
 }
 
+// readBatch sends b, statements that only read, in one round trip, and
+// runs their callbacks. A batch whose connection was found dead is sent
+// again on a new one, as inTx does for BEGIN: a read did nothing.
+func (s *Store) readBatch(ctx context.Context, what string, b *pgx.Batch) error {
+	const tries = 3
+	for try := 1; ; try++ {
+		err := s.pool.SendBatch(ctx, b).Close()
+		if err == nil {
+			return nil
+		}
+		if connLost(err) {
+			s.pool.Reset()
+			if try < tries && ctx.Err() == nil {
+				continue
+			}
+		}
+		return dbError(ctx, what, err)
+	}
+}
+
 // retryable reports whether err is PostgreSQL's answer to a transaction
 // that lost a race and may simply be run again.
 func retryable(err error) bool {
