@@ -91,12 +91,28 @@ func (s *Store) CreateConversation(ctx context.Context, c sluice.Conversation, i
 
 // Conversation implements sluice.ConversationStore.
 func (s *Store) Conversation(ctx context.Context, id string) (sluice.Conversation, error) {
+	if !textOK(id) {
+		return sluice.Conversation{}, notFound("conversation", id)
+	}
+	// One statement, sent alone: one round trip, not three in a
+	// transaction of its own. The service reads a conversation after every
+	// write of a chat, to tell its feed.
 	var c sluice.Conversation
-	err := s.inTx(ctx, "reading a conversation", func(tx pgx.Tx) (err error) {
-		c, err = lockConversation(ctx, tx, id, false)
-		return err
+	err := s.readBatch(ctx, "reading a conversation", func() *pgx.Batch {
+		b := &pgx.Batch{}
+		b.Queue("SELECT "+convColumns+" FROM conversations WHERE id = $1", id).QueryRow(func(row pgx.Row) (err error) {
+			c, err = scanConversation(row)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return notFound("conversation", id)
+			}
+			return err
+		})
+		return b
 	})
-	return c, err
+	if err != nil {
+		return sluice.Conversation{}, err
+	}
+	return c, nil
 }
 
 // lockConversation reads conversation id, and takes its row lock when

@@ -272,22 +272,25 @@ func (s *Store) Continuation(ctx context.Context, id, itemID string) (sluice.Con
 	if !textOK(id) {
 		return out, notFound("conversation", id)
 	}
-	b := &pgx.Batch{}
-	b.Queue("SELECT "+convColumns+", item_count, text_bytes FROM conversations WHERE id = $1", id).QueryRow(func(row pgx.Row) error {
-		c, err := scanHeadSized(row, &out)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return notFound("conversation", id)
-		}
-		out.Conversation = c
-		return err
-	})
-	if textOK(itemID) { // else no item of it: the branch stays empty
-		b.Queue(branchSQL, id, itemID, sluice.MaxConversationItems).Query(func(rows pgx.Rows) (err error) {
-			out.Branch, err = collectItems(rows)
+	err := s.readBatch(ctx, "reading a conversation to continue", func() *pgx.Batch {
+		out = sluice.Continuation{}
+		b := &pgx.Batch{}
+		b.Queue("SELECT "+convColumns+", item_count, text_bytes FROM conversations WHERE id = $1", id).QueryRow(func(row pgx.Row) error {
+			c, err := scanHeadSized(row, &out)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return notFound("conversation", id)
+			}
+			out.Conversation = c
 			return err
 		})
-	}
-	err := s.readBatch(ctx, "reading a conversation to continue", b)
+		if textOK(itemID) { // else no item of it: the branch stays empty
+			b.Queue(branchSQL, id, itemID, sluice.MaxConversationItems).Query(func(rows pgx.Rows) (err error) {
+				out.Branch, err = collectItems(rows)
+				return err
+			})
+		}
+		return b
+	})
 	if err != nil {
 		return sluice.Continuation{}, err
 	}
