@@ -229,18 +229,22 @@ func (s *Store) Items(ctx context.Context, conversationID string, q sluice.ItemQ
 }
 
 // branchSQL reads the path from the root to item $2 of conversation $1,
-// root first ($2 ”: from the conversation's current item). Parents are
+// root first ($2 '': from the conversation's current item). Parents are
 // always older items of the conversation, so the walk ends; the depth
-// bound ($3) guards against a tree broken by hand.
+// bound ($3) guards against a tree broken by hand. The walk follows IDs
+// alone, so that each step is one lookup in the primary key: with the
+// conversation in the join as well, the planner took its index and read
+// every item of the conversation at every step (30 ms for a branch of
+// 200). The conversation is checked on the result instead.
 const branchSQL = `WITH RECURSIVE branch AS (
-		SELECT ` + itemColumns + `, 0 AS depth FROM items WHERE conversation_id = $1
-			AND id = CASE WHEN $2 = '' THEN (SELECT current_id FROM conversations WHERE id = $1) ELSE $2 END
+		SELECT ` + itemColumns + `, 0 AS depth FROM items
+		WHERE id = (SELECT CASE WHEN $2 = '' THEN (SELECT current_id FROM conversations WHERE id = $1) ELSE $2 END)
 		UNION ALL
 		SELECT i.id, i.conversation_id, i.seq, i.parent_id, i.role, i.text, i.status, i.model, i.stream_id,
 			i.usage, i.error, i.created_at, i.updated_at, b.depth + 1
-		FROM items i JOIN branch b ON i.id = b.parent_id AND i.conversation_id = $1
-		WHERE b.depth <= $3)
-	SELECT ` + itemColumns + ` FROM branch ORDER BY depth DESC`
+		FROM branch b JOIN items i ON i.id = b.parent_id
+		WHERE b.parent_id <> '' AND b.depth <= $3)
+	SELECT ` + itemColumns + ` FROM branch WHERE conversation_id = $1 ORDER BY depth DESC`
 
 // Branch implements sluice.ConversationStore.
 func (s *Store) Branch(ctx context.Context, conversationID, itemID string) ([]sluice.Item, error) {
