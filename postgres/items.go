@@ -229,7 +229,7 @@ func (s *Store) Items(ctx context.Context, conversationID string, q sluice.ItemQ
 }
 
 // branchSQL reads the path from the root to item $2 of conversation $1,
-// root first ($2 '': from the conversation's current item). Parents are
+// root first ($2 ”: from the conversation's current item). Parents are
 // always older items of the conversation, so the walk ends; the depth
 // bound ($3) guards against a tree broken by hand. The walk follows IDs
 // alone, so that each step is one lookup in the primary key: with the
