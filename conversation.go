@@ -118,6 +118,19 @@ const (
 	MaxMetadataPairs     = 16
 )
 
+// Continuation is what a chat that continues a conversation reads of it
+// in one go (ConversationStore.Continuation): its head, the branch the
+// chat answers under, and its size, against the conversation's bounds.
+type Continuation struct {
+	Conversation Conversation
+	// Branch is the path from the root to the message asked for, root
+	// first; empty when the conversation has no messages, or when the
+	// message asked for is not one of them.
+	Branch []Item
+	Items  int // the conversation's messages
+	Bytes  int // the bytes of their texts
+}
+
 // ConversationStore keeps conversations. Implementations are safe for
 // concurrent use, and several nodes may share one (PostgreSQL). Missing
 // conversations and items give ENOTFOUND; a conversation over its bounds
@@ -128,6 +141,10 @@ type ConversationStore interface {
 	// CreateConversation stores c (its ID, times and CurrentID are set
 	// here) with items in order, each the parent of the next unless it
 	// names a ParentID; it returns the conversation and items as stored.
+	// An item that comes with an ID ("msg_" and 32 hex digits, else
+	// EINVALID) keeps it, so that a caller may name its items before they
+	// are stored; an ID already taken is ECONFLICT. Items without one get
+	// one here. AddItems likewise.
 	CreateConversation(ctx context.Context, c Conversation, items []Item) (Conversation, []Item, error)
 	Conversation(ctx context.Context, id string) (Conversation, error)
 	UpdateConversation(ctx context.Context, id string, p ConversationPatch) (Conversation, error)
@@ -147,6 +164,12 @@ type ConversationStore interface {
 	Items(ctx context.Context, conversationID string, q ItemQuery) ([]Item, bool, error)
 	// Branch returns the path from the root to itemID, root first.
 	Branch(ctx context.Context, conversationID, itemID string) ([]Item, error)
+	// Continuation reads conversation id, its size and the branch from
+	// the root to itemID ("": to its CurrentID) as one read, the fewest
+	// round trips the database allows: what a chat needs before it starts.
+	// A missing conversation is ENOTFOUND; an itemID not in it leaves
+	// Branch empty.
+	Continuation(ctx context.Context, id, itemID string) (Continuation, error)
 	// DeleteItem removes an item; its children move under its parent.
 	DeleteItem(ctx context.Context, conversationID, itemID string) error
 

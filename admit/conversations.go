@@ -17,8 +17,9 @@ type Conversations interface {
 	// takes the conversation's fields out of req (no model sees them) and
 	// puts the stored branch before its messages. It returns nil for a
 	// request that names none; otherwise what to call once the generation
-	// has started, which stores the chat and returns the conversation's
-	// and the answer's IDs.
+	// has started, which returns the conversation's and the answer's IDs
+	// at once and stores the chat off the request path (it fails only
+	// when the service is shutting down).
 	Prepare(ctx context.Context, owner string, req *sluice.ChatRequest) (
 		func(ctx context.Context, g *gen.Generation) (conversationID, messageID string, err error), error)
 }

@@ -172,10 +172,12 @@ type Started struct {
 // for the generation to end.
 //
 // A chat that names a conversation (see Config.Conversations) is answered
-// from the stored branch it continues; its messages and answer are stored
-// once the generation has started, and a failure to store them stops the
-// generation and is returned. Every transport that starts chats comes
-// here, so each can carry a conversation.
+// from the stored branch it continues; its messages and answer are named
+// once the generation has started and stored off the request path (a
+// failure to store them is logged, and the stream goes on); a service
+// that is shutting down refuses them, which stops the generation and is
+// returned. Every transport that starts chats comes here, so each can
+// carry a conversation.
 func (p *Pass) Start(ctx context.Context, runner *gen.Runner, req *sluice.ChatRequest, m sluice.Model) (*Started, error) {
 	var stored func(context.Context, *gen.Generation) (string, string, error)
 	if cs := p.g.cfg.Conversations; cs != nil {

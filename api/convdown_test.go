@@ -5,8 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/sluice-dev/sluice"
+	"github.com/sluice-dev/sluice/api"
+	"github.com/sluice-dev/sluice/convo"
 	"github.com/sluice-dev/sluice/internal/testenv"
 	"github.com/sluice-dev/sluice/postgres"
 	"github.com/sluice-dev/sluice/sqlite"
@@ -65,8 +68,10 @@ func TestADatabaseDownIsA503AndChatsStreamOn(t *testing.T) {
 }
 
 // TestASQLiteFileRemovedIsA503: a database file removed under the server
-// refuses what would write into it (a new conversation, a chat stored in
-// one) with 503, and chats without a conversation stream on.
+// refuses what would write into it (a new conversation, items added) with
+// 503, and chats without a conversation stream on. A chat in a
+// conversation, whose messages are stored off its request path, streams
+// whole too; its messages, tried again, are then given up on and counted.
 func TestASQLiteFileRemovedIsA503(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	store, err := sqlite.Open(context.Background(), filepath.Join(dir, "sluice.db"))
@@ -74,7 +79,9 @@ func TestASQLiteFileRemovedIsA503(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	e := convEnv(t, func(*testing.T) sluice.ConversationStore { return store }, envOptions{}, false)
+	obs := &notStored{given: make(chan struct{}, 1)}
+	e := convEnv(t, func(*testing.T) sluice.ConversationStore { return store },
+		envOptions{Conv: convo.Options{WriteRetry: time.Millisecond, Observer: obs}}, false)
 	c := createConv(t, e, nil)
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
@@ -82,6 +89,33 @@ func TestASQLiteFileRemovedIsA503(t *testing.T) {
 	wantDown(t, e, []route{
 		{"POST", "/v1/conversations", map[string]any{}},
 		{"POST", "/v1/conversations/" + c.ID + "/items", map[string]any{"items": []map[string]any{{"role": "user", "content": "x"}}}},
-		{"POST", "/v1/chat/completions", chatBody("hi", "conversation", c.ID)},
 	})
+	resp := do(t, e, "POST", "/v1/chat/completions", chatBody("hi", "conversation", c.ID))
+	if resp.StatusCode != 200 || resp.Header.Get(api.HeaderMessageID) == "" {
+		t.Fatalf("a chat in a conversation: status %d, headers %v", resp.StatusCode, resp.Header)
+	}
+	if txt, last := content(t, events(t, resp, -1)); txt == "" || last != "[DONE]" {
+		t.Fatalf("a chat in a conversation: %q, last %q", txt, last)
+	}
+	select {
+	case <-obs.given:
+	case <-time.After(time.Minute):
+		t.Fatal("the chat's messages, which cannot be stored, were never given up on")
+	}
+}
+
+// notStored is a convo.Observer that tells when an answer was given up
+// on.
+type notStored struct{ given chan struct{} }
+
+func (o *notStored) Wrote(string, time.Duration, error) {}
+func (o *notStored) Batch()                             {}
+func (o *notStored) Swept(int, error)                   {}
+func (o *notStored) Recorded(status string) {
+	if status == convo.RecordedNotStored {
+		select {
+		case o.given <- struct{}{}:
+		default:
+		}
+	}
 }

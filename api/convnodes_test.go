@@ -17,7 +17,7 @@ import (
 
 // TestConversationsAreSharedAcrossNodes: two nodes on one Redis and one
 // PostgreSQL: a conversation made and chatted in on one is read whole on
-// the other, and the other's change feed follower is told of it.
+// the other, once the other's change feed follower is told of it.
 func TestConversationsAreSharedAcrossNodes(t *testing.T) {
 	r := testenv.StartRedis(t)
 	url := testenv.StartPostgres(t)
@@ -53,6 +53,14 @@ func TestConversationsAreSharedAcrossNodes(t *testing.T) {
 	resp := do(t, a, "POST", "/v1/chat/completions", chatBody("hello", "conversation", c.ID))
 	msg := resp.Header.Get("Sluice-Message-ID")
 	streamed, _ := content(t, events(t, resp, -1))
+	// Node a stores the chat's messages beside its stream; node b's feed
+	// tells when they are there.
+	if ev, err = rd.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(ev.Data), &ce); err != nil || ce.Type != "conversation.updated" || ce.ID != c.ID {
+		t.Fatalf("node b's feed got %q (%v); want %s updated by the chat on node a", ev.Data, err, c.ID)
+	}
 	if it := waitItem(t, b, c.ID, msg, "the answer on node b", completed); text(it) != streamed || !strings.Contains(streamed, "demo") {
 		t.Fatalf("node b reads %q; node a streamed %q", text(it), streamed)
 	}

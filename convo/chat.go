@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/gen"
+	"github.com/sluice-dev/sluice/internal/convcheck"
 )
 
 // The extra fields of a chat completion request that continue a
@@ -18,18 +19,28 @@ const (
 )
 
 // Prepare readies a chat that names a conversation (FieldConversation) for
-// owner: it checks that owner may continue it, takes the conversation
-// fields out of req's Extra, and puts the stored branch it continues
-// before req's messages, so that the model answers the whole
-// conversation. Empty messages answer the parent (a user message) again:
-// the new answer is a sibling of the earlier ones. A request that names no
-// conversation is left as it is, and Prepare returns nil.
+// owner: it checks that owner may continue it, that the chat keeps it
+// within its bounds, takes the conversation fields out of req's Extra,
+// and puts the stored branch it continues before req's messages, so that
+// the model answers the whole conversation. An answer of the branch still
+// in progress is read from its stream while the log holds it, not from
+// its last stored batch: a client that sends its next message the moment
+// the answer ends gets it answered whole. Empty messages answer the
+// parent (a user message) again: the new answer is a sibling of the
+// earlier ones. A request that names no conversation is left as it is,
+// and Prepare returns nil.
 //
 // What it returns is to be called once the generation has started: it
-// stores the request's messages and the answer (in progress, with the
-// generation's ID), starts recording the answer as it streams, and returns
-// the conversation's and the answer's IDs. When it fails, nothing was
-// stored, and the caller stops the generation.
+// names the request's messages and the answer (in progress, with the
+// generation's ID), returns the conversation's and the answer's IDs at
+// once, and stores them on a goroutine of the Service's, after which a
+// recorder stores the answer as it streams. Nothing of that write is on
+// the way to the first token; a write that fails is tried again as the
+// recorder's end is, then logged, and the stream goes on. A chat on the
+// same conversation waits in Prepare (up to orderWait) for this node's
+// earlier chat to be stored, so that it continues after it. The function
+// fails only when the service is shutting down: the caller then stops the
+// generation.
 func (s *Service) Prepare(ctx context.Context, owner string, req *sluice.ChatRequest) (
 	func(ctx context.Context, g *gen.Generation) (conversationID, messageID string, err error), error) {
 	rawConv, named := req.Extra[FieldConversation]
@@ -62,22 +73,23 @@ func (s *Service) Prepare(ctx context.Context, owner string, req *sluice.ChatReq
 		}
 	}
 
-	c, err := s.own(ctx, owner, id)
+	s.awaitStored(ctx, id)
+	// One read for the owner, the bounds and the branch.
+	cont, err := s.store.Continuation(ctx, id, parent)
 	if err != nil {
 		return nil, err
 	}
-	if parent == "" {
-		parent = c.CurrentID
+	if cont.Conversation.Owner != owner {
+		return nil, errForeign
 	}
-	var branch []sluice.Item
-	if parent != "" {
-		if branch, err = s.store.Branch(ctx, id, parent); err != nil {
-			if sluice.ErrorCode(err) == sluice.ENOTFOUND {
-				return nil, &sluice.Error{Code: sluice.EINVALID, Param: FieldParentID, Kind: "invalid_parent", Err: err,
-					Message: "The message " + parent + " is not in conversation " + id + "."}
-			}
-			return nil, err
-		}
+	branch := cont.Branch
+	if parent != "" && len(branch) == 0 {
+		return nil, &sluice.Error{Code: sluice.EINVALID, Param: FieldParentID, Kind: "invalid_parent",
+			Message: "The message " + parent + " is not in conversation " + id + "."}
+	}
+	parent = ""
+	if len(branch) > 0 {
+		parent = branch[len(branch)-1].ID
 	}
 	regenerate := len(req.Messages) == 0
 	if regenerate && (len(branch) == 0 || branch[len(branch)-1].Role != "user") {
@@ -85,7 +97,23 @@ func (s *Service) Prepare(ctx context.Context, owner string, req *sluice.ChatReq
 			"'messages' may be empty only to answer a user message again: name it in 'parent_id' (or make it the conversation's current message).")
 	}
 
+	// What will be stored, checked now: once the client has its answer's
+	// ID, a refusal could only be logged.
 	news := req.Messages
+	items := make([]sluice.Item, 0, len(news)+1)
+	for _, m := range news {
+		items = append(items, sluice.Item{Role: m.Role, Text: m.Text(), Status: sluice.StatusCompleted})
+	}
+	items = append(items, sluice.Item{Role: "assistant", Status: sluice.StatusInProgress, Model: req.Model})
+	_, size, err := convcheck.Items(items, true)
+	if err != nil {
+		return nil, err
+	}
+	if err := convcheck.Bounds(cont.Items+len(items), cont.Bytes+size); err != nil {
+		return nil, err
+	}
+
+	s.fromStreams(ctx, branch)
 	input := make([]sluice.Message, 0, len(branch)+len(news))
 	for _, it := range branch {
 		if it.Role == "assistant" && it.Text == "" {
@@ -96,29 +124,20 @@ func (s *Service) Prepare(ctx context.Context, owner string, req *sluice.ChatReq
 	}
 	req.Messages = append(input, news...)
 
-	model := req.Model
 	return func(ctx context.Context, g *gen.Generation) (string, string, error) {
-		items := make([]sluice.Item, 0, len(news)+1)
-		for _, m := range news {
-			items = append(items, sluice.Item{Role: m.Role, Text: m.Text(), Status: sluice.StatusCompleted})
+		for i := range items {
+			items[i].ID = convcheck.NewItemID() // the rest chain under the first
 		}
-		items = append(items, sluice.Item{Role: "assistant", Status: sluice.StatusInProgress, Model: model, StreamID: g.ID})
-		items[0].ParentID = parent // the rest follow each other
+		items[0].ParentID = parent // "" in an empty conversation: a root
+		msg := items[len(items)-1].ID
+		items[len(items)-1].StreamID = g.ID
 		if !s.enroll() {
 			return "", "", errShuttingDown
 		}
 		// The chat is stored even if its client has just gone: its answer
 		// runs on for a later reader, as every answer does.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-		defer cancel()
-		stored, err := s.store.AddItems(ctx, id, items)
-		if err != nil {
-			s.unenroll()
-			return "", "", err
-		}
-		msg := stored[len(stored)-1].ID
-		s.changed(ctx, owner, id)
-		go s.record(g, owner, id, msg)
+		prev, done := s.beginStore(id)
+		go s.storeChat(prev, done, g, owner, id, items)
 		return id, msg, nil
 	}, nil
 }

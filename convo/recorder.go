@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/sluice-dev/sluice"
@@ -121,16 +120,8 @@ func (r *recorder) take(evs []sluice.Event) (sluice.MessageUpdate, bool) {
 	return sluice.MessageUpdate{}, false
 }
 
-// text is the answer so far, as a store keeps text: a NUL that a model
-// sent (JSON allows it, the stores do not) is kept as U+FFFD, so that one
-// odd token cannot cost the whole answer.
-func (r *recorder) text() string {
-	c := r.co.Completion().Choices[0].Message.Content
-	if c == nil {
-		return ""
-	}
-	return strings.ReplaceAll(*c, "\x00", "\uFFFD")
-}
+// text is the answer so far, as a store keeps text (see collected).
+func (r *recorder) text() string { return collected(&r.co) }
 
 // ending is the update for the log's ending event ev.
 func (r *recorder) ending(ev sluice.Event) sluice.MessageUpdate {
@@ -294,7 +285,7 @@ func (r *recorder) result(err error) {
 func (r *recorder) finish(u sluice.MessageUpdate) {
 	status := RecordedNotStored
 	defer func() { r.s.obs.Recorded(status) }()
-	wait := 250 * time.Millisecond
+	wait := r.s.opts.WriteRetry
 	var err error
 	for attempt := 1; attempt <= endAttempts && !r.gone; attempt++ {
 		if err = r.write(u); err == nil || r.gone {

@@ -44,6 +44,11 @@ type Options struct {
 	// negative: never.
 	SweepEvery time.Duration
 
+	// WriteRetry is the first pause before a write that failed (a chat's
+	// messages, an answer's end) is tried again; each next pause doubles,
+	// endAttempts tries in all.
+	WriteRetry time.Duration
+
 	// Observer, when set, is told of every write to Store, of the
 	// recorders' batches and ends, and of the sweeps.
 	Observer Observer
@@ -53,6 +58,7 @@ type Options struct {
 const (
 	DefaultFlushEvery = time.Second
 	DefaultStale      = time.Minute
+	DefaultWriteRetry = 250 * time.Millisecond
 )
 
 // Bounds of requests, besides the conversation bounds of the domain
@@ -76,12 +82,15 @@ type Service struct {
 
 	ctx    context.Context // parent of the recorders; cancelled when Shutdown gives up waiting
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // recorders and the sweeper
+	wg     sync.WaitGroup // the chats' writes, recorders and the sweeper
 	stop   chan struct{}  // closed by Shutdown: the sweeper ends
 
 	mu       sync.Mutex
 	closing  bool // no recorder starts any more
 	stopOnce sync.Once
+
+	pendMu  sync.Mutex
+	pending map[string]chan struct{} // conversation ID: the last write of a chat's messages begun, closed when done
 }
 
 // New returns a Service over opts.Store and starts its sweeper.
@@ -95,6 +104,9 @@ func New(opts Options) *Service {
 	if opts.Stale <= 0 {
 		opts.Stale = DefaultStale
 	}
+	if opts.WriteRetry <= 0 {
+		opts.WriteRetry = DefaultWriteRetry
+	}
 	if opts.SweepEvery == 0 {
 		opts.SweepEvery = opts.Stale / 4
 	}
@@ -105,7 +117,8 @@ func New(opts Options) *Service {
 		store = observedStore{ConversationStore: store, obs: obs}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Service{store: store, logs: opts.Logs, log: opts.Logger, opts: opts, obs: obs, ctx: ctx, cancel: cancel, stop: make(chan struct{})}
+	s := &Service{store: store, logs: opts.Logs, log: opts.Logger, opts: opts, obs: obs, ctx: ctx, cancel: cancel, stop: make(chan struct{}),
+		pending: map[string]chan struct{}{}}
 	if opts.SweepEvery > 0 {
 		s.wg.Add(1)
 		go s.sweep()
@@ -113,8 +126,8 @@ func New(opts Options) *Service {
 	return s
 }
 
-// Shutdown stops the sweeper and waits for every recorder to write its
-// last batch: call it after the generations have ended (gen.Runner's
+// Shutdown stops the sweeper and waits for every chat's messages to be
+// stored and every recorder to write its last batch: call it after the generations have ended (gen.Runner's
 // Shutdown), and close the store after it. When ctx is done first, the
 // recorders still running store what they have as interrupted and end.
 func (s *Service) Shutdown(ctx context.Context) error {
@@ -171,11 +184,14 @@ func clip(s string) string {
 var errForeign = &sluice.Error{Code: sluice.EFORBIDDEN, Kind: "conversation_forbidden",
 	Message: "This conversation belongs to another API key."}
 
-// own returns conversation id if owner may use it.
+// own returns conversation id if owner may use it. A chat's messages that
+// this node is storing are waited for first (see awaitStored): a client
+// reads its own chat as soon as it was answered the chat's IDs.
 func (s *Service) own(ctx context.Context, owner, id string) (sluice.Conversation, error) {
 	if err := checkConvID(id, "conversation_id"); err != nil {
 		return sluice.Conversation{}, err
 	}
+	s.awaitStored(ctx, id)
 	c, err := s.store.Conversation(ctx, id)
 	if err != nil {
 		return c, err

@@ -17,8 +17,22 @@ import (
 const convColumns = "id, owner, title, metadata, current_id, created_at, updated_at"
 
 func scanConversation(row pgx.Row) (sluice.Conversation, error) {
+	return scanHeadSized(row, nil)
+}
+
+// scanHeadSized scans a conversation's columns, and after them its
+// item_count and text_bytes into size when it is not nil.
+func scanHeadSized(row pgx.Row, size *sluice.Continuation) (sluice.Conversation, error) {
 	var c sluice.Conversation
-	err := row.Scan(&c.ID, &c.Owner, &c.Title, &c.Metadata, &c.CurrentID, &c.CreatedAt, &c.UpdatedAt)
+	var bytes int64
+	dest := []any{&c.ID, &c.Owner, &c.Title, &c.Metadata, &c.CurrentID, &c.CreatedAt, &c.UpdatedAt}
+	if size != nil {
+		dest = append(dest, &size.Items, &bytes)
+	}
+	err := row.Scan(dest...)
+	if size != nil {
+		size.Bytes = int(bytes)
+	}
 	if len(c.Metadata) == 0 {
 		c.Metadata = nil
 	}
@@ -77,12 +91,28 @@ func (s *Store) CreateConversation(ctx context.Context, c sluice.Conversation, i
 
 // Conversation implements sluice.ConversationStore.
 func (s *Store) Conversation(ctx context.Context, id string) (sluice.Conversation, error) {
+	if !textOK(id) {
+		return sluice.Conversation{}, notFound("conversation", id)
+	}
+	// One statement, sent alone: one round trip, not three in a
+	// transaction of its own. The service reads a conversation after every
+	// write of a chat, to tell its feed.
 	var c sluice.Conversation
-	err := s.inTx(ctx, "reading a conversation", func(tx pgx.Tx) (err error) {
-		c, err = lockConversation(ctx, tx, id, false)
-		return err
+	err := s.readBatch(ctx, "reading a conversation", func() *pgx.Batch {
+		b := &pgx.Batch{}
+		b.Queue("SELECT "+convColumns+" FROM conversations WHERE id = $1", id).QueryRow(func(row pgx.Row) (err error) {
+			c, err = scanConversation(row)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return notFound("conversation", id)
+			}
+			return err
+		})
+		return b
 	})
-	return c, err
+	if err != nil {
+		return sluice.Conversation{}, err
+	}
+	return c, nil
 }
 
 // lockConversation reads conversation id, and takes its row lock when

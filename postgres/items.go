@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/internal/convcheck"
 )
@@ -50,7 +51,7 @@ func lockHead(ctx context.Context, tx pgx.Tx, id string) (head, error) {
 }
 
 // newItems returns the checked items of a batch (convcheck.Items's) as
-// they will be stored: IDs, times and Seq set, and each without a ParentID
+// they will be stored: IDs (where the caller gave none), times and Seq set, and each without a ParentID
 // under the one before it (the first under current). It leaves items as
 // they were, for a transaction run again.
 func newItems(convID string, items []sluice.Item, current string, lastSeq int64, at time.Time) []sluice.Item {
@@ -58,7 +59,10 @@ func newItems(convID string, items []sluice.Item, current string, lastSeq int64,
 	parent := current
 	for i := range items {
 		it := &items[i]
-		it.ID, it.ConversationID, it.Seq = convcheck.NewItemID(), convID, lastSeq+int64(i)+1
+		if it.ID == "" { // else the caller named it (convcheck.Items checked the name)
+			it.ID = convcheck.NewItemID()
+		}
+		it.ConversationID, it.Seq = convID, lastSeq+int64(i)+1
 		it.CreatedAt, it.UpdatedAt = at, at
 		if it.ParentID == "" {
 			it.ParentID = parent
@@ -91,59 +95,11 @@ func insertItems(ctx context.Context, tx pgx.Tx, items []sluice.Item) error {
 				string(it.Status), it.Model, it.StreamID, jsonOrNull(it.Usage), jsonOrNull(it.Error),
 				it.CreatedAt, it.UpdatedAt, it.CreatedAt}, nil
 		}))
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == "items_pkey" {
+		return convcheck.Conflict() // an ID the caller gave is taken
+	}
 	return err
-}
-
-// AddItems implements sluice.ConversationStore.
-func (s *Store) AddItems(ctx context.Context, id string, items []sluice.Item) ([]sluice.Item, error) {
-	items, bytes, err := checkItems(items, false)
-	if err != nil {
-		return nil, err
-	}
-	var parents []string
-	for _, it := range items {
-		if it.ParentID != "" {
-			parents = append(parents, it.ParentID)
-		}
-	}
-	var made []sluice.Item
-	err = s.inTx(ctx, "adding items", func(tx pgx.Tx) error {
-		h, err := lockHead(ctx, tx, id)
-		if err != nil || len(items) == 0 {
-			return err
-		}
-		if err := convcheck.Bounds(h.count+len(items), int(h.bytes)+bytes); err != nil {
-			return err
-		}
-		if len(parents) > 0 {
-			var found []string
-			rows, err := tx.Query(ctx, "SELECT id FROM items WHERE conversation_id = $1 AND id = ANY($2)", id, parents)
-			if err != nil {
-				return err
-			}
-			if found, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
-				return err
-			}
-			for i, it := range items {
-				if it.ParentID != "" && !slices.Contains(found, it.ParentID) {
-					return invalid("parent_id", "Item %d names the parent %s, which is not an item of this conversation.", i, clip(it.ParentID))
-				}
-			}
-		}
-		at := later(s.clock(), h.updated)
-		made = newItems(id, items, h.current, h.lastSeq, at)
-		if err := insertItems(ctx, tx, made); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `UPDATE conversations SET current_id = $2, updated_at = $3,
-			item_count = item_count + $4, text_bytes = text_bytes + $5, last_seq = $6 WHERE id = $1`,
-			id, made[len(made)-1].ID, at, len(made), bytes, made[len(made)-1].Seq)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return made, nil
 }
 
 // Item implements sluice.ConversationStore.
@@ -220,24 +176,32 @@ func (s *Store) Items(ctx context.Context, conversationID string, q sluice.ItemQ
 	return out[:min(len(out), limit)], len(out) > limit, nil
 }
 
+// branchSQL reads the path from the root to item $2 of conversation $1,
+// root first ($2 ”: from the conversation's current item). Parents are
+// always older items of the conversation, so the walk ends; the depth
+// bound ($3) guards against a tree broken by hand. The walk follows IDs
+// alone, so that each step is one lookup in the primary key: with the
+// conversation in the join as well, the planner took its index and read
+// every item of the conversation at every step (30 ms for a branch of
+// 200). The conversation is checked on the result instead.
+const branchSQL = `WITH RECURSIVE branch AS (
+		SELECT ` + itemColumns + `, 0 AS depth FROM items
+		WHERE id = (SELECT CASE WHEN $2 = '' THEN (SELECT current_id FROM conversations WHERE id = $1) ELSE $2 END)
+		UNION ALL
+		SELECT i.id, i.conversation_id, i.seq, i.parent_id, i.role, i.text, i.status, i.model, i.stream_id,
+			i.usage, i.error, i.created_at, i.updated_at, b.depth + 1
+		FROM branch b JOIN items i ON i.id = b.parent_id
+		WHERE b.parent_id <> '' AND b.depth <= $3)
+	SELECT ` + itemColumns + ` FROM branch WHERE conversation_id = $1 ORDER BY depth DESC`
+
 // Branch implements sluice.ConversationStore.
 func (s *Store) Branch(ctx context.Context, conversationID, itemID string) ([]sluice.Item, error) {
-	if !textOK(conversationID) || !textOK(itemID) {
+	if !textOK(conversationID) || !textOK(itemID) || itemID == "" {
 		return nil, notFound("item", itemID)
 	}
 	var out []sluice.Item
 	err := s.inTx(ctx, "reading a branch", func(tx pgx.Tx) error {
-		// Parents are always older items of the conversation, so the walk
-		// ends; the depth bound guards against a tree broken by hand.
-		rows, err := tx.Query(ctx, `WITH RECURSIVE branch AS (
-				SELECT `+itemColumns+`, 0 AS depth FROM items WHERE id = $2 AND conversation_id = $1
-				UNION ALL
-				SELECT i.id, i.conversation_id, i.seq, i.parent_id, i.role, i.text, i.status, i.model, i.stream_id,
-					i.usage, i.error, i.created_at, i.updated_at, b.depth + 1
-				FROM items i JOIN branch b ON i.id = b.parent_id AND i.conversation_id = $1
-				WHERE b.depth <= $3)
-			SELECT `+itemColumns+` FROM branch ORDER BY depth DESC`,
-			conversationID, itemID, sluice.MaxConversationItems)
+		rows, err := tx.Query(ctx, branchSQL, conversationID, itemID, sluice.MaxConversationItems)
 		if err != nil {
 			return err
 		}
@@ -247,6 +211,42 @@ func (s *Store) Branch(ctx context.Context, conversationID, itemID string) ([]sl
 		return err
 	})
 	return out, err
+}
+
+// Continuation implements sluice.ConversationStore in one round trip: the
+// head and the branch go to the server as one pgx.Batch (one Sync), not in
+// a transaction of their own (which would add BEGIN and COMMIT). Each
+// statement reads its own snapshot: a write landing between them can
+// make the branch newer than the head's counts, which only the bounds
+// read, and AddItems checks those again.
+func (s *Store) Continuation(ctx context.Context, id, itemID string) (sluice.Continuation, error) {
+	var out sluice.Continuation
+	if !textOK(id) {
+		return out, notFound("conversation", id)
+	}
+	err := s.readBatch(ctx, "reading a conversation to continue", func() *pgx.Batch {
+		out = sluice.Continuation{}
+		b := &pgx.Batch{}
+		b.Queue("SELECT "+convColumns+", item_count, text_bytes FROM conversations WHERE id = $1", id).QueryRow(func(row pgx.Row) error {
+			c, err := scanHeadSized(row, &out)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return notFound("conversation", id)
+			}
+			out.Conversation = c
+			return err
+		})
+		if textOK(itemID) { // else no item of it: the branch stays empty
+			b.Queue(branchSQL, id, itemID, sluice.MaxConversationItems).Query(func(rows pgx.Rows) (err error) {
+				out.Branch, err = collectItems(rows)
+				return err
+			})
+		}
+		return b
+	})
+	if err != nil {
+		return sluice.Continuation{}, err
+	}
+	return out, nil
 }
 
 // DeleteItem implements sluice.ConversationStore.

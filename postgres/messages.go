@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -10,7 +9,33 @@ import (
 	"github.com/sluice-dev/sluice/internal/convcheck"
 )
 
-// UpdateMessage implements sluice.ConversationStore.
+// updateSQL applies an update ($2-$6, $7 the time, $8 the folded text) to
+// message $1 under its conversation's lock, which the statement before it
+// in the batch took. Taken after the lock, its snapshot sees every write
+// that held the lock before. It returns the message's status before, and
+// the bytes its conversation would hold after: a status already final, or
+// bytes over $9, change nothing, and the caller says why.
+const updateSQL = `WITH i AS (
+		SELECT id, conversation_id, status, octet_length(text) AS size FROM items WHERE id = $1),
+	c AS (
+		SELECT c.id, c.text_bytes - i.size + octet_length($2::text) AS bytes FROM conversations c JOIN i ON c.id = i.conversation_id),
+	ok AS (
+		SELECT i.id, c.id AS cid, c.bytes FROM i, c WHERE i.status = 'in_progress' AND c.bytes <= $9),
+	ui AS (
+		UPDATE items SET text = $2, text_folded = $8, status = $3, usage = COALESCE($4, usage), error = COALESCE($5, error),
+			updated_at = greatest($6, items.updated_at + interval '1 microsecond'), heartbeat_at = $7
+		FROM ok WHERE items.id = ok.id RETURNING 1),
+	uc AS (
+		UPDATE conversations SET text_bytes = ok.bytes, updated_at = greatest($6, conversations.updated_at + interval '1 microsecond')
+		FROM ok WHERE conversations.id = ok.cid RETURNING 1)
+	SELECT i.status, c.bytes, (SELECT count(*) FROM ui) + (SELECT count(*) FROM uc) FROM i, c`
+
+// UpdateMessage implements sluice.ConversationStore in one round trip: a
+// pgx.Batch of two statements (one Sync: PostgreSQL runs them as one
+// implicit transaction, without BEGIN and COMMIT of their own), the first
+// taking the conversation's row lock, as every writer does first, the
+// second checking and writing (updateSQL). It was seven: BEGIN, three
+// reads, two updates, COMMIT.
 func (s *Store) UpdateMessage(ctx context.Context, itemID string, u sluice.MessageUpdate) error {
 	if err := convcheck.Update(u); err != nil {
 		return err
@@ -22,54 +47,46 @@ func (s *Store) UpdateMessage(ctx context.Context, itemID string, u sluice.Messa
 	if status == "" {
 		status = sluice.StatusInProgress
 	}
-	return s.inTx(ctx, "updating a message", func(tx pgx.Tx) error {
-		var convID string
-		err := tx.QueryRow(ctx, "SELECT conversation_id FROM items WHERE id = $1", itemID).Scan(&convID)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return notFound("message", itemID)
-		}
-		if err != nil {
-			return err
-		}
-		// The conversation's lock first, as every writer takes it.
-		h, err := lockHead(ctx, tx, convID)
-		if err != nil {
-			return err
-		}
-		var (
-			old     sluice.MessageStatus
-			size    int64
-			updated time.Time
-		)
-		err = tx.QueryRow(ctx, `SELECT status, octet_length(text), updated_at FROM items
-			WHERE id = $1 AND conversation_id = $2 FOR UPDATE`, itemID, convID).Scan(&old, &size, &updated)
-		if errors.Is(err, pgx.ErrNoRows) { // deleted while we waited for the lock
-			return notFound("message", itemID)
-		}
-		if err != nil {
-			return err
-		}
-		if old.Final() {
-			return &sluice.Error{Code: sluice.ECONFLICT, Message: "The message has ended (" + string(old) + "); it cannot change any more."}
-		}
-		bytes := h.bytes - size + int64(len(u.Text))
-		if err := convcheck.Bounds(h.count, int(bytes)); err != nil {
-			return err
-		}
-		now := s.clock()
-		if _, err := tx.Exec(ctx, `UPDATE items SET text = $2, text_folded = $8, status = $3,
-			usage = COALESCE($4, usage), error = COALESCE($5, error), updated_at = $6, heartbeat_at = $7 WHERE id = $1`,
-			itemID, u.Text, string(status), jsonOrNull(u.Usage), jsonOrNull(u.Error), later(now, updated), now, convcheck.Fold(u.Text)); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, "UPDATE conversations SET text_bytes = $2, updated_at = $3 WHERE id = $1",
-			convID, bytes, later(now, h.updated))
-		return err
+	var (
+		old     sluice.MessageStatus
+		bytes   int64
+		changed int64
+	)
+	var found bool
+	now := s.clock()
+	err := s.writeBatch(ctx, "updating a message", func() *pgx.Batch {
+		found = false
+		b := &pgx.Batch{}
+		b.Queue("SELECT 1 FROM conversations WHERE id = (SELECT conversation_id FROM items WHERE id = $1) FOR UPDATE", itemID)
+		b.Queue(updateSQL, itemID, u.Text, string(status), jsonOrNull(u.Usage), jsonOrNull(u.Error), now, now,
+			convcheck.Fold(u.Text), sluice.MaxConversationBytes).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				found = true
+				if err := rows.Scan(&old, &bytes, &changed); err != nil {
+					return err
+				}
+			}
+			return rows.Err()
+		})
+		return b
 	})
+	if err != nil {
+		return err
+	}
+	switch {
+	case !found: // no such message, or deleted while we waited for the lock
+		return notFound("message", itemID)
+	case old.Final():
+		return &sluice.Error{Code: sluice.ECONFLICT, Message: "The message has ended (" + string(old) + "); it cannot change any more."}
+	case changed != 2:
+		return convcheck.Bounds(0, int(bytes))
+	}
+	return nil
 }
 
-// Touch implements sluice.ConversationStore. IDs that name no message in
-// progress are passed over.
+// Touch implements sluice.ConversationStore in one round trip: one
+// statement, atomic on its own (it was three, in a transaction). IDs that
+// name no message in progress are passed over.
 func (s *Store) Touch(ctx context.Context, itemIDs ...string) error {
 	ids := make([]string, 0, len(itemIDs))
 	for _, id := range itemIDs {
@@ -80,9 +97,11 @@ func (s *Store) Touch(ctx context.Context, itemIDs ...string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	return s.inTx(ctx, "touching messages", func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, "UPDATE items SET heartbeat_at = $2 WHERE id = ANY($1) AND status = 'in_progress'", ids, s.clock())
-		return err
+	now := s.clock()
+	return s.writeBatch(ctx, "touching messages", func() *pgx.Batch {
+		b := &pgx.Batch{}
+		b.Queue("UPDATE items SET heartbeat_at = $2 WHERE id = ANY($1) AND status = 'in_progress'", ids, now)
+		return b
 	})
 }
 

@@ -141,6 +141,51 @@ func (s *Store) inTx(ctx context.Context, what string, fn func(pgx.Tx) error) er
 	}
 }
 
+// readBatch sends the batch that batch makes, statements that only read,
+// in one round trip, and runs their callbacks. A batch whose connection
+// was found dead is made and sent again on a new one, as inTx does for
+// BEGIN: a read did nothing. (A pgx.Batch once sent is not sent again: it
+// keeps what it learned of its first connection.)
+func (s *Store) readBatch(ctx context.Context, what string, batch func() *pgx.Batch) error {
+	const tries = 3
+	for try := 1; ; try++ {
+		err := s.pool.SendBatch(ctx, batch()).Close()
+		if err == nil {
+			return nil
+		}
+		if connLost(err) {
+			s.pool.Reset()
+			if try < tries && ctx.Err() == nil {
+				continue
+			}
+		}
+		return dbError(ctx, what, err)
+	}
+}
+
+// writeBatch sends the batch that batch makes in one round trip, as one
+// implicit transaction (all of it or nothing), and runs its callbacks. It
+// is made and sent again when it lost a deadlock or a serialization race,
+// or found its connection dead before it was sent (in either case it did
+// nothing), as inTx runs a transaction again.
+func (s *Store) writeBatch(ctx context.Context, what string, batch func() *pgx.Batch) error {
+	const tries = 3
+	for try := 1; ; try++ {
+		err := s.pool.SendBatch(ctx, batch()).Close()
+		if err == nil {
+			return nil
+		}
+		lost := connLost(err)
+		if lost {
+			s.pool.Reset()
+		}
+		if try < tries && ctx.Err() == nil && (retryable(err) || lost && pgconn.SafeToRetry(err)) {
+			continue
+		}
+		return dbError(ctx, what, err)
+	}
+}
+
 // retryable reports whether err is PostgreSQL's answer to a transaction
 // that lost a race and may simply be run again.
 func retryable(err error) bool {

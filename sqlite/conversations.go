@@ -18,10 +18,20 @@ const convColumns = `id, owner, title, metadata, current_id, created_at, updated
 type scanner interface{ Scan(dest ...any) error }
 
 func scanConversation(row scanner) (sluice.Conversation, error) {
+	return scanHeadSized(row, nil)
+}
+
+// scanHeadSized scans a conversation's columns, and after them its
+// item_count and text_bytes into size when it is not nil.
+func scanHeadSized(row scanner, size *sluice.Continuation) (sluice.Conversation, error) {
 	var c sluice.Conversation
 	var meta string
 	var created, updated int64
-	if err := row.Scan(&c.ID, &c.Owner, &c.Title, &meta, &c.CurrentID, &created, &updated); err != nil {
+	dest := []any{&c.ID, &c.Owner, &c.Title, &meta, &c.CurrentID, &created, &updated}
+	if size != nil {
+		dest = append(dest, &size.Items, &size.Bytes)
+	}
+	if err := row.Scan(dest...); err != nil {
 		return c, err
 	}
 	c.Metadata = map[string]string{}

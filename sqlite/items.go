@@ -8,6 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/internal/convcheck"
 )
@@ -48,13 +51,17 @@ func jsonOrNull[T any](v *T) sql.NullString {
 	return sql.NullString{String: string(b), Valid: true}
 }
 
-// chain gives items (checked by convcheck.Items) their IDs, conversation
+// chain gives items (checked by convcheck.Items) their IDs if they have
+// none, their conversation
 // and times, and puts each without a parent under the one before it, the
 // first under parent.
 func chain(convID, parent string, items []sluice.Item, now int64) {
 	for i := range items {
 		it := &items[i]
-		it.ID, it.ConversationID = convcheck.NewItemID(), convID
+		if it.ID == "" { // else the caller named it (convcheck.Items checked the name)
+			it.ID = convcheck.NewItemID()
+		}
+		it.ConversationID = convID
 		it.CreatedAt, it.UpdatedAt = fromNanos(now), fromNanos(now)
 		if it.ParentID == "" {
 			it.ParentID = parent
@@ -87,22 +94,34 @@ func insertItems(ctx context.Context, tx *sql.Tx, items []sluice.Item, now int64
 		rows, err := tx.QueryContext(ctx, `INSERT INTO items (id, conversation_id, parent_id, role, text, status, model, stream_id,
 			usage, error, created_at, updated_at, heartbeat_at) VALUES `+row+strings.Repeat(", "+row, len(batch)-1)+` RETURNING id, seq`, args...)
 		if err != nil {
-			return err
+			return idTaken(err)
 		}
 		for rows.Next() {
 			var id string
 			var seq int64
 			if err := rows.Scan(&id, &seq); err != nil {
 				rows.Close()
-				return err
+				return idTaken(err)
 			}
 			byID[id].Seq = seq
 		}
 		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			return err
+			return idTaken(err)
 		}
 	}
 	return nil
+}
+
+// idTaken is err, or ECONFLICT when it says that an item's ID (one the
+// caller gave) is taken.
+func idTaken(err error) error {
+	var se *sqlite.Error
+	// The only unique column an insert of items can collide on is id (seq
+	// is the table's own counter).
+	if errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE {
+		return convcheck.Conflict()
+	}
+	return err
 }
 
 // AddItems implements sluice.ConversationStore.
@@ -210,22 +229,53 @@ func (s *Store) Items(ctx context.Context, conversationID string, q sluice.ItemQ
 func (s *Store) Branch(ctx context.Context, conversationID, itemID string) ([]sluice.Item, error) {
 	var out []sluice.Item
 	err := s.read(ctx, "reading a branch", func(tx *sql.Tx) (err error) {
-		// Up from the item, parent by parent; a parent is always older than
-		// its children, so the walk ends.
-		out, err = queryItems(ctx, tx, `WITH RECURSIVE up (id, depth) AS (
-				SELECT id, 0 FROM items WHERE id = ? AND conversation_id = ?
-				UNION ALL
-				SELECT items.parent_id, up.depth + 1 FROM items JOIN up ON items.id = up.id
-				WHERE items.parent_id != ''
-			)
-			SELECT `+itemColumns+` FROM items JOIN up USING (id) WHERE conversation_id = ? ORDER BY up.depth DESC`,
-			itemID, conversationID, conversationID)
+		out, err = branch(ctx, tx, conversationID, itemID)
 		if err == nil && len(out) == 0 {
 			err = notFound("item")
 		}
 		return err
 	})
 	return out, err
+}
+
+// Continuation implements sluice.ConversationStore: SQLite is in the
+// process, so one read transaction (one snapshot) with a statement for the
+// head and one for the branch costs no round trip.
+func (s *Store) Continuation(ctx context.Context, id, itemID string) (sluice.Continuation, error) {
+	var out sluice.Continuation
+	err := s.read(ctx, "reading a conversation to continue", func(tx *sql.Tx) error {
+		c, err := scanHeadSized(tx.QueryRowContext(ctx, `SELECT `+convColumns+`, item_count, text_bytes FROM conversations WHERE id = ?`, id), &out)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFound("conversation")
+		} else if err != nil {
+			return err
+		}
+		out.Conversation = c
+		if itemID == "" {
+			itemID = c.CurrentID
+		}
+		if itemID == "" {
+			return nil
+		}
+		out.Branch, err = branch(ctx, tx, id, itemID)
+		return err
+	})
+	return out, err
+}
+
+// branch reads the path from the root to itemID, root first; none when
+// itemID is not in the conversation.
+func branch(ctx context.Context, tx *sql.Tx, conversationID, itemID string) ([]sluice.Item, error) {
+	// Up from the item, parent by parent; a parent is always older than
+	// its children, so the walk ends.
+	return queryItems(ctx, tx, `WITH RECURSIVE up (id, depth) AS (
+			SELECT id, 0 FROM items WHERE id = ? AND conversation_id = ?
+			UNION ALL
+			SELECT items.parent_id, up.depth + 1 FROM items JOIN up ON items.id = up.id
+			WHERE items.parent_id != ''
+		)
+		SELECT `+itemColumns+` FROM items JOIN up USING (id) WHERE conversation_id = ? ORDER BY up.depth DESC`,
+		itemID, conversationID, conversationID)
 }
 
 // DeleteItem implements sluice.ConversationStore.

@@ -47,10 +47,10 @@ func (s *Store) UpdateMessage(ctx context.Context, itemID string, u sluice.Messa
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE conversations SET text_bytes = text_bytes + ? WHERE id = ?`, grown, convID); err != nil {
-			return err
-		}
-		_, err = bump(ctx, tx, convID, now)
+		// The size and the time in one statement: every batch of every
+		// streaming answer comes here, through the one writer.
+		_, err = tx.ExecContext(ctx, `UPDATE conversations SET text_bytes = text_bytes + ?, updated_at = max(updated_at + 1, ?)
+			WHERE id = ?`, grown, now, convID)
 		return err
 	})
 }

@@ -34,6 +34,25 @@ func NewConversationID() string { return "conv_" + randomHex() }
 // NewItemID returns "msg_" and 32 random hex digits.
 func NewItemID() string { return "msg_" + randomHex() }
 
+// ItemID reports whether id has the shape of NewItemID's IDs.
+func ItemID(id string) bool {
+	if len(id) != len("msg_")+32 || !strings.HasPrefix(id, "msg_") {
+		return false
+	}
+	for _, c := range id[len("msg_"):] {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Conflict is the error of an item whose ID is taken.
+func Conflict() error {
+	return &sluice.Error{Code: sluice.ECONFLICT, Kind: "item_exists", Param: "id",
+		Message: "An item of that ID exists."}
+}
+
 func randomHex() string {
 	var b [16]byte
 	rand.Read(b[:]) // never fails: it crashes the program first
@@ -94,8 +113,9 @@ func Text(param, s string) error {
 }
 
 // Items checks items to be stored and returns copies as a store keeps them
-// (the store's fields cleared, a missing status made StatusCompleted), with
-// the bytes of their texts. A ParentID is EINVALID unless parents is true;
+// (the store's fields cleared but for an ID the caller gave, which must be
+// one NewItemID could have made; a missing status made StatusCompleted),
+// with the bytes of their texts. A ParentID is EINVALID unless parents is true;
 // whether it names an item of the conversation is the store's to check.
 func Items(items []sluice.Item, parents bool) ([]sluice.Item, int, error) {
 	if len(items) > sluice.MaxConversationItems {
@@ -103,6 +123,7 @@ func Items(items []sluice.Item, parents bool) ([]sluice.Item, int, error) {
 	}
 	out := make([]sluice.Item, len(items))
 	bytes := 0
+	named := map[string]bool{}
 	for i, it := range items {
 		switch it.Role {
 		case "user", "assistant", "system", "developer":
@@ -139,7 +160,18 @@ func Items(items []sluice.Item, parents bool) ([]sluice.Item, int, error) {
 			u := *it.Usage
 			it.Usage = &u
 		}
-		it.ID, it.ConversationID, it.Seq = "", "", 0
+		if it.ID != "" {
+			if !ItemID(it.ID) {
+				return nil, 0, &sluice.Error{Code: sluice.EINVALID, Param: "id",
+					Message: "An item's ID is msg_ and 32 hex digits."}
+			}
+			if named[it.ID] {
+				return nil, 0, &sluice.Error{Code: sluice.EINVALID, Param: "id",
+					Message: "Two items of one batch have the same ID."}
+			}
+			named[it.ID] = true
+		}
+		it.ConversationID, it.Seq = "", 0
 		it.CreatedAt, it.UpdatedAt = time.Time{}, time.Time{}
 		bytes += len(it.Text)
 		out[i] = it

@@ -5,7 +5,9 @@
 // for every store:
 //
 //   - IDs ("conv_"/"msg_" and 32 hex digits), times, Seq, CurrentID and
-//     ConversationID are the store's: what a caller puts there is ignored.
+//     ConversationID are the store's: what a caller puts there is ignored,
+//     but for an item's ID, which the caller may give (of that shape, or
+//     EINVALID; one taken is ECONFLICT and stores nothing).
 //     Times come back from every read exactly as the write returned them
 //     (a store truncates to its precision before it returns them), and
 //     UpdatedAt strictly increases with each change of a conversation.
@@ -102,6 +104,8 @@ var tests = []struct {
 	{"ConcurrentWritersLoseNothing", testConcurrent},
 	{"UnicodeIsKeptExactly", testUnicode},
 	{"AReopenedStoreKeepsEverything", testReopen},
+	{"AnItemKeepsTheIDItWasGiven", testGivenIDs},
+	{"ContinuationReadsHeadSizeAndBranch", testContinuation},
 }
 
 // longTime bounds every test's calls: long enough for a loaded machine and

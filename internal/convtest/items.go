@@ -19,7 +19,7 @@ func testCreate(t *testing.T, ns NewStore) {
 		ID: "conv_mine", Owner: "key_1", Title: "Greetings", Metadata: meta,
 		CurrentID: "msg_mine", CreatedAt: long, UpdatedAt: long,
 	},
-		sluice.Item{ID: "msg_mine", Role: "system", Text: "Be brief.", CreatedAt: long, Seq: 99, ConversationID: "conv_x"},
+		sluice.Item{Role: "system", Text: "Be brief.", CreatedAt: long, Seq: 99, ConversationID: "conv_x"},
 		user("Hello"),
 		answer("Hi!", sluice.StatusCompleted),
 	)
