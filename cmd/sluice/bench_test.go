@@ -128,9 +128,10 @@ func TestBenchConversationsMeasuresEverySideAndTheirWrites(t *testing.T) {
 			t.Errorf("%s: want every chat completed and timed: %+v", s.Name, s)
 			continue
 		}
-		// Loose bounds: a token every 10 ms, and the model's 100 ms of
-		// thinking taken out of the time to first token.
-		if s.ITL.P50 < 2 || s.ITL.P50 > 50 || s.TTFT.P50 < ms(think) || s.Added.P50 <= 0 || s.Added.P50 >= ms(think) {
+		// Loose bounds: a token every 10 ms on average (a loaded reader
+		// takes several at once, so not at the median), and the model's
+		// 100 ms of thinking taken out of the time to first token.
+		if s.ITL.Mean < 5 || s.ITL.Mean > 50 || s.TTFT.P50 < ms(think) || s.Added.P50 <= 0 || s.Added.P50 >= ms(think) {
 			t.Errorf("%s: ITL %+v, TTFT %+v, less the model's own %+v", s.Name, s.ITL, s.TTFT, s.Added)
 		}
 		w := s.Writes
