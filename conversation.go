@@ -181,9 +181,26 @@ type ConversationStore interface {
 	Touch(ctx context.Context, itemIDs ...string) error
 	// SweepInterrupted marks StatusInterrupted every in-progress message
 	// whose heartbeat is older than staleBefore, keeping its text, and
-	// returns how many it marked.
-	SweepInterrupted(ctx context.Context, staleBefore time.Time) (int, error)
+	// returns the conversations it changed, each once, in no set order.
+	SweepInterrupted(ctx context.Context, staleBefore time.Time) ([]Swept, error)
 
 	// Close releases the store's resources.
 	Close() error
+}
+
+// Swept is a conversation in which SweepInterrupted marked messages: its
+// owner's change feed is told of it.
+type Swept struct {
+	ConversationID string
+	Owner          string
+	Messages       int // how many it marked interrupted
+}
+
+// SweptMessages is how many messages a sweep marked in all.
+func SweptMessages(sw []Swept) int {
+	n := 0
+	for _, c := range sw {
+		n += c.Messages
+	}
+	return n
 }

@@ -2,12 +2,16 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"testing"
 	"time"
 
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/api"
 	"github.com/sluice-dev/sluice/convo"
+	"github.com/sluice-dev/sluice/sse"
+	"github.com/sluice-dev/sluice/wire"
 )
 
 // TestTheSweeperTakesOnlyTheDeadAnswers: with sweepers running on two
@@ -58,4 +62,40 @@ func TestTheSweeperTakesOnlyTheDeadAnswers(t *testing.T) {
 			t.Fatalf("stored %q", text(it))
 		}
 	})
+}
+
+// TestASweepTellsTheChangeFeed: the tabs that show a dead answer as
+// streaming learn from the change feed that it ended, as of any change.
+func TestASweepTellsTheChangeFeed(t *testing.T) {
+	const stale = 300 * time.Millisecond
+	store := openSQLite(t)
+	e := convEnv(t, func(*testing.T) sluice.ConversationStore { return store },
+		envOptions{Conv: convo.Options{Stale: stale, SweepEvery: stale / 3}}, false)
+	c := createConv(t, e, nil)
+	// Bounded, so that a feed that is never told fails rather than hangs.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*stale)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.URL+"/v1/conversations/events", nil)
+	feed, err := e.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer feed.Body.Close()
+	dead, err := store.AddItems(context.Background(), c.ID, []sluice.Item{
+		{Role: "assistant", Text: "half", Status: sluice.StatusInProgress, Model: "demo", StreamID: "gone"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nothing else changes the conversation: its first event is the sweep's.
+	ev, err := sse.NewReader(feed.Body).Next()
+	if err != nil {
+		t.Fatalf("the feed told nothing within %v: %v", 20*stale, err)
+	}
+	var ce wire.ConversationEvent
+	if err := json.Unmarshal([]byte(ev.Data), &ce); err != nil || ce.Type != "conversation.updated" || ce.ID != c.ID {
+		t.Fatalf("feed: %q (%v); want %s updated", ev.Data, err, c.ID)
+	}
+	if it := ok[itemJSON](t, do(t, e, "GET", "/v1/conversations/"+c.ID+"/items/"+dead[0].ID, nil)); it.Status != "interrupted" {
+		t.Fatalf("after the feed's event the answer is %s, want interrupted", it.Status)
+	}
 }

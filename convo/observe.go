@@ -117,9 +117,9 @@ func (o observedStore) Touch(ctx context.Context, itemIDs ...string) error {
 	return err
 }
 
-func (o observedStore) SweepInterrupted(ctx context.Context, staleBefore time.Time) (int, error) {
+func (o observedStore) SweepInterrupted(ctx context.Context, staleBefore time.Time) ([]sluice.Swept, error) {
 	start := time.Now()
-	n, err := o.ConversationStore.SweepInterrupted(ctx, staleBefore)
+	sw, err := o.ConversationStore.SweepInterrupted(ctx, staleBefore)
 	o.wrote(OpSweep, start, err)
-	return n, err
+	return sw, err
 }

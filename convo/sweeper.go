@@ -3,6 +3,8 @@ package convo
 import (
 	"context"
 	"time"
+
+	"github.com/sluice-dev/sluice"
 )
 
 // sweep marks interrupted, every SweepEvery, the answers whose heartbeat
@@ -29,12 +31,18 @@ func (s *Service) sweep() {
 func (s *Service) sweepOnce() {
 	ctx, cancel := context.WithTimeout(s.ctx, writeTimeout)
 	defer cancel()
-	n, err := s.store.SweepInterrupted(ctx, time.Now().Add(-s.opts.Stale))
+	swept, err := s.store.SweepInterrupted(ctx, time.Now().Add(-s.opts.Stale))
+	n := sluice.SweptMessages(swept)
 	s.obs.Swept(n, err)
 	switch {
 	case err != nil:
 		s.log.Warn("conversations: cannot sweep interrupted answers", "err", err)
 	case n > 0:
 		s.log.Info("conversations: marked answers interrupted; their writer stopped", "count", n, "stale", s.opts.Stale)
+	}
+	// Tabs and devices showing those answers as streaming learn that they
+	// ended, as they do of every other change.
+	for _, c := range swept {
+		s.changed(ctx, c.Owner, c.ConversationID)
 	}
 }

@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -109,10 +111,10 @@ func (s *Store) Touch(ctx context.Context, itemIDs ...string) error {
 // once: each takes the row locks of the conversations it sweeps in order
 // of ID, and rechecks the messages under them, so that a message is marked
 // once and never after its writer ended it.
-func (s *Store) SweepInterrupted(ctx context.Context, staleBefore time.Time) (int, error) {
-	var n int
+func (s *Store) SweepInterrupted(ctx context.Context, staleBefore time.Time) ([]sluice.Swept, error) {
+	var out []sluice.Swept
 	err := s.inTx(ctx, "sweeping interrupted messages", func(tx pgx.Tx) error {
-		n = 0
+		out = out[:0]
 		rows, err := tx.Query(ctx, `SELECT DISTINCT conversation_id FROM items
 			WHERE status = 'in_progress' AND heartbeat_at < $1`, staleBefore)
 		if err != nil {
@@ -134,13 +136,28 @@ func (s *Store) SweepInterrupted(ctx context.Context, staleBefore time.Time) (in
 			return err
 		}
 		swept, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil || len(swept) == 0 {
+			return err
+		}
+		count := map[string]int{}
+		for _, id := range swept {
+			count[id]++
+		}
+		rows, err = tx.Query(ctx, `UPDATE conversations SET updated_at = greatest($2, updated_at + interval '1 microsecond')
+			WHERE id = ANY($1) RETURNING id, owner`, slices.Collect(maps.Keys(count)), now)
 		if err != nil {
 			return err
 		}
-		n = len(swept)
-		_, err = tx.Exec(ctx, `UPDATE conversations SET updated_at = greatest($2, updated_at + interval '1 microsecond')
-			WHERE id = ANY($1)`, swept, now)
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (sluice.Swept, error) {
+			var sw sluice.Swept
+			err := r.Scan(&sw.ConversationID, &sw.Owner)
+			sw.Messages = count[sw.ConversationID]
+			return sw, err
+		})
 		return err
 	})
-	return n, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }

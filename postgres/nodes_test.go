@@ -44,7 +44,9 @@ func TestASweepRacingTheEndsOfMessagesMarksOnlyThoseNotEnded(t *testing.T) {
 	half := make(chan struct{})
 	wg.Go(func() {
 		<-half
-		swept, sweepErr = sweeper.SweepInterrupted(ctx, time.Now().Add(time.Hour))
+		var sw []sluice.Swept
+		sw, sweepErr = sweeper.SweepInterrupted(ctx, time.Now().Add(time.Hour))
+		swept = sluice.SweptMessages(sw)
 	})
 	wg.Go(func() {
 		for i, id := range ids {

@@ -84,37 +84,41 @@ func (s *Store) Touch(ctx context.Context, itemIDs ...string) error {
 }
 
 // SweepInterrupted implements sluice.ConversationStore.
-func (s *Store) SweepInterrupted(ctx context.Context, staleBefore time.Time) (int, error) {
-	n := 0
+func (s *Store) SweepInterrupted(ctx context.Context, staleBefore time.Time) ([]sluice.Swept, error) {
+	var swept []sluice.Swept
 	err := s.write(ctx, "sweeping interrupted messages", func(tx *sql.Tx) error {
+		swept = swept[:0]
 		now := time.Now().UnixNano()
 		rows, err := tx.QueryContext(ctx, `UPDATE items SET status = 'interrupted', updated_at = max(updated_at + 1, ?)
 			WHERE status = 'in_progress' AND heartbeat_at < ? RETURNING conversation_id`, now, staleBefore.UnixNano())
 		if err != nil {
 			return err
 		}
-		convs := map[string]bool{}
+		convs := map[string]int{}
 		for rows.Next() {
 			var id string
 			if err := rows.Scan(&id); err != nil {
 				rows.Close()
 				return err
 			}
-			convs[id] = true
-			n++
+			convs[id]++
 		}
 		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 			return err
 		}
-		for id := range convs {
-			if _, err := bump(ctx, tx, id, now); err != nil {
+		for id, n := range convs {
+			sw := sluice.Swept{ConversationID: id, Messages: n}
+			err := tx.QueryRowContext(ctx, `UPDATE conversations SET updated_at = max(updated_at + 1, ?) WHERE id = ? RETURNING owner`,
+				now, id).Scan(&sw.Owner)
+			if err != nil {
 				return err
 			}
+			swept = append(swept, sw)
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return n, nil
+	return swept, nil
 }

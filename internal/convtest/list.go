@@ -218,8 +218,8 @@ func testDeleteConversation(t *testing.T, ns NewStore) {
 	wantIDs(t, "search", ids)
 	// Its in-progress message is not swept: it is gone, and the other one
 	// is the only one left to mark.
-	if n, err := s.SweepInterrupted(ctx, farFuture()); err != nil || n != 1 {
-		t.Fatalf("sweep after a delete: %d, %v; want 1", n, err)
+	if sw, err := s.SweepInterrupted(ctx, farFuture()); err != nil || sluice.SweptMessages(sw) != 1 {
+		t.Fatalf("sweep after a delete: %v, %v; want 1", sw, err)
 	}
 	sameItems(t, "the other conversation", allItems(t, s, kept.ID)[:1], kits[:1])
 }

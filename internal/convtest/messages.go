@@ -2,6 +2,8 @@ package convtest
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -78,23 +80,26 @@ func testUpdateMessage(t *testing.T, ns NewStore) {
 func testSweep(t *testing.T, ns NewStore) {
 	s := newStore(t, ns)
 	ctx := ctxFor(t)
-	c, its := create(t, s, sluice.Conversation{}, user("q"),
+	c, its := create(t, s, sluice.Conversation{Owner: "key-c"}, user("q"),
 		answer("", sluice.StatusInProgress), answer("done", sluice.StatusCompleted), answer("stop", sluice.StatusCancelled))
-	d, dits := create(t, s, sluice.Conversation{}, answer("", sluice.StatusInProgress))
+	d, dits := create(t, s, sluice.Conversation{Owner: "key-d"}, answer("", sluice.StatusInProgress), answer("", sluice.StatusInProgress))
 	if err := s.UpdateMessage(ctx, its[1].ID, sluice.MessageUpdate{Text: "kept text"}); err != nil {
 		t.Fatal(err)
 	}
 	// Fresh heartbeats are spared.
-	if n, err := s.SweepInterrupted(ctx, time.Now().Add(-time.Hour)); err != nil || n != 0 {
-		t.Fatalf("sweep of fresh messages: %d, %v", n, err)
+	if sw, err := s.SweepInterrupted(ctx, time.Now().Add(-time.Hour)); err != nil || sluice.SweptMessages(sw) != 0 {
+		t.Fatalf("sweep of fresh messages: %v, %v", sw, err)
 	}
 	before := map[string]sluice.Item{}
 	for _, it := range append(allItems(t, s, c.ID), allItems(t, s, d.ID)...) {
 		before[it.ID] = it
 	}
 	beforeConv := conv(t, s, c.ID)
-	if n, err := s.SweepInterrupted(ctx, farFuture()); err != nil || n != 2 {
-		t.Fatalf("sweep of stale messages: %d, %v; want 2", n, err)
+	sw, err := s.SweepInterrupted(ctx, farFuture())
+	slices.SortFunc(sw, func(a, b sluice.Swept) int { return strings.Compare(a.Owner, b.Owner) })
+	want := []sluice.Swept{{ConversationID: c.ID, Owner: "key-c", Messages: 1}, {ConversationID: d.ID, Owner: "key-d", Messages: 2}}
+	if err != nil || !slices.Equal(sw, want) {
+		t.Fatalf("sweep of stale messages: %+v, %v; want each conversation once, with its owner and count: %+v", sw, err, want)
 	}
 	for _, it := range append(allItems(t, s, c.ID), allItems(t, s, d.ID)...) {
 		want := before[it.ID]
@@ -109,8 +114,8 @@ func testSweep(t *testing.T, ns NewStore) {
 	if got := conv(t, s, c.ID); !got.UpdatedAt.After(beforeConv.UpdatedAt) {
 		t.Fatalf("a sweep changed a message but not its conversation's UpdatedAt")
 	}
-	if n, err := s.SweepInterrupted(ctx, farFuture()); err != nil || n != 0 {
-		t.Fatalf("second sweep: %d, %v; want 0", n, err)
+	if sw, err := s.SweepInterrupted(ctx, farFuture()); err != nil || sluice.SweptMessages(sw) != 0 {
+		t.Fatalf("second sweep: %v, %v; want 0", sw, err)
 	}
 	wantCode(t, "update after a sweep", s.UpdateMessage(ctx, dits[0].ID, sluice.MessageUpdate{Text: "late", Status: sluice.StatusCompleted}), sluice.ECONFLICT)
 	// Touch of ended, unknown or no messages is harmless.
@@ -150,8 +155,8 @@ func testHeartbeat(t *testing.T, ns NewStore) {
 	if err := s.UpdateMessage(ctx, updated.ID, sluice.MessageUpdate{Text: "more"}); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := s.SweepInterrupted(ctx, mark.Add(time.Millisecond)); err != nil || n != 1 {
-		t.Fatalf("sweep: %d, %v; want only the message without a fresh heartbeat", n, err)
+	if sw, err := s.SweepInterrupted(ctx, mark.Add(time.Millisecond)); err != nil || sluice.SweptMessages(sw) != 1 {
+		t.Fatalf("sweep: %v, %v; want only the message without a fresh heartbeat", sw, err)
 	}
 	for _, it := range []struct {
 		id   string
@@ -319,11 +324,11 @@ func testReopen(t *testing.T, ns NewStore) {
 	if next.Seq <= wantItems[len(wantItems)-1].Seq || next.ParentID != done[0].ID {
 		t.Fatalf("added after a reopen: %s; want a later Seq than %d, under %s", show(next), wantItems[len(wantItems)-1].Seq, done[0].ID)
 	}
-	if n, err := s.SweepInterrupted(ctx, wantItems[1].UpdatedAt.Add(-time.Second)); err != nil || n != 0 {
-		t.Fatalf("sweep before the heartbeat after a reopen: %d, %v", n, err)
+	if sw, err := s.SweepInterrupted(ctx, wantItems[1].UpdatedAt.Add(-time.Second)); err != nil || sluice.SweptMessages(sw) != 0 {
+		t.Fatalf("sweep before the heartbeat after a reopen: %v, %v", sw, err)
 	}
-	if n, err := s.SweepInterrupted(ctx, farFuture()); err != nil || n != 1 {
-		t.Fatalf("sweep after a reopen: %d, %v; want 1", n, err)
+	if sw, err := s.SweepInterrupted(ctx, farFuture()); err != nil || sluice.SweptMessages(sw) != 1 {
+		t.Fatalf("sweep after a reopen: %v, %v; want 1", sw, err)
 	}
 	if err := s.DeleteConversation(ctx, d.ID); err != nil {
 		t.Fatal(err)
