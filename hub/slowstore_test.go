@@ -41,7 +41,9 @@ func (l slowLast) Last(ctx context.Context) (string, sluice.End, error) {
 // another log: the second gets its events while the first still waits,
 // as a burst of new streams must not queue behind one slow store call;
 // once the first log's store answers, its reader gets its events too.
-func TestASlowLogHoldsUpNoOtherLogsReaders(t *testing.T) { bothWays(t, aSlowLogHoldsUpNoOtherLogsReaders) }
+func TestASlowLogHoldsUpNoOtherLogsReaders(t *testing.T) {
+	bothWays(t, aSlowLogHoldsUpNoOtherLogsReaders)
+}
 
 func aSlowLogHoldsUpNoOtherLogsReaders(t *testing.T, waiting bool) {
 	r := newRig(t, hub.Options{})
