@@ -72,8 +72,12 @@ func (fs *feeds) init(s *Store) {
 }
 
 // acquire returns l's feed, subscribed, counting the caller as a waiting
-// reader until it calls release.
-func (fs *feeds) acquire(ctx context.Context, l *Log) (*feed, error) {
+// reader until it calls release. With early, it returns the feed as soon
+// as its subscription is asked for, without waiting for Redis to confirm
+// it: a reader of a log this node writes is woken by the node's own
+// appends (see appended), and looks at Redis once the subscription is
+// confirmed for anything else (see Log.read).
+func (fs *feeds) acquire(ctx context.Context, l *Log, early bool) (*feed, error) {
 	for {
 		fs.mu.Lock()
 		f := fs.m[l.channel]
@@ -103,6 +107,9 @@ func (fs *feeds) acquire(ctx context.Context, l *Log) (*feed, error) {
 		f.used = true
 		f.mu.Unlock()
 		fs.mu.Unlock()
+		if early {
+			return f, nil
+		}
 		select {
 		case <-f.ready:
 			return f, nil
@@ -258,9 +265,14 @@ func (fs *feeds) appended(l *Log, top uint64, evs []sluice.Event, copyData bool)
 		return
 	}
 	select {
-	case <-f.ready: // only a window that its subscription keeps up is exact
+	case <-f.ready: // only a window that its subscription keeps up is exact,
 	default:
-		return
+		// or one of a log that this node writes (see leases.writer):
+		// its appends, which come here in order, are all the log's
+		// events but a lost ending, which its channel brings.
+		if !l.created || fs.s.leases.writer(l.name, l.epoch) != l {
+			return
+		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -275,6 +287,19 @@ func (fs *feeds) appended(l *Log, top uint64, evs []sluice.Event, copyData bool)
 	}
 	if added {
 		f.wakeAll()
+	}
+}
+
+// wake wakes the readers that wait on l's feed, if this node has one, to
+// look at the log again.
+func (fs *feeds) wake(l *Log) {
+	fs.mu.Lock()
+	f := fs.m[l.channel]
+	fs.mu.Unlock()
+	if f != nil {
+		f.mu.Lock()
+		f.wakeAll()
+		f.mu.Unlock()
 	}
 }
 

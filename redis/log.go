@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -28,6 +29,14 @@ type Log struct {
 	keys    []string // state hash, stream
 	channel string   // this incarnation's pub/sub channel
 
+	// created says that this handle created the log, as its writer
+	// (sluice.LogOptions.Lost): every append to it goes through this
+	// handle, so top is the log's top offset as far as Redis has
+	// answered, and while this node holds the lease it may answer Last
+	// and its readers' looks without asking Redis (see leases.writer).
+	created bool
+	top     atomic.Uint64
+
 	qmu sync.Mutex
 	q   queue // deferred appends (coalesce.go)
 }
@@ -45,8 +54,9 @@ func (s *Store) open(ctx context.Context, name, mode string, opts sluice.LogOpti
 		ring = "1"
 	}
 	start := time.Now()
+	epoch := newEpoch()
 	res := openScript.Exec(ctx, s.client, keys, []string{
-		mode, newEpoch(), ring, strconv.Itoa(opts.MaxLen), opts.Owner,
+		mode, epoch, ring, strconv.Itoa(opts.MaxLen), opts.Owner,
 		millis(s.opts.Retention), millis(s.opts.OpenTTL),
 		s.node, millis(s.opts.Lease), rueidis.BinaryString(opts.Lost),
 	})
@@ -64,6 +74,7 @@ func (s *Store) open(ctx context.Context, name, mode string, opts sluice.LogOpti
 	l := &Log{s: s, name: name, epoch: st[0], ring: st[1] == "1", owner: st[2], writer: st[3],
 		keys: keys, channel: base + ":c:" + st[0]}
 	if l.writer == s.node {
+		l.created = l.epoch == epoch // else an earlier Create of this node's made it
 		s.leases.hold(l)
 	}
 	return l, nil
@@ -119,6 +130,9 @@ func (l *Log) appendResult(r rueidis.RedisResult) (top uint64, n int, err error)
 		return 0, 0, unavailable(errors.Join(errors.New("redis: append to "+l.name), err))
 	}
 	status, top, n := res[0], uint64(res[1]), int(res[2])
+	if status != appendGone {
+		l.noteTop(top)
+	}
 	switch status {
 	case appendOK:
 		return top, n, nil
@@ -143,8 +157,27 @@ func (l *Log) appendResult(r rueidis.RedisResult) (top uint64, n int, err error)
 	return top, n, err
 }
 
-// Last returns the newest event's ID and whether the log has ended.
+// noteTop records top, an offset Redis answered that the log has reached.
+func (l *Log) noteTop(top uint64) {
+	for {
+		old := l.top.Load()
+		if top <= old || l.top.CompareAndSwap(old, top) {
+			return
+		}
+	}
+}
+
+// Last returns the newest event's ID and whether the log has ended. For a
+// log this node writes, it asks Redis nothing: the newest event is the
+// newest that Redis has answered this node's append of (see
+// leases.writer).
 func (l *Log) Last(ctx context.Context) (string, sluice.End, error) {
+	if w := l.s.leases.writer(l.name, l.epoch); w != nil {
+		if top := w.top.Load(); top > 0 {
+			return formatID(top, l.epoch), sluice.EndNone, nil
+		}
+		return "", sluice.EndNone, nil
+	}
 	start := time.Now()
 	res := lastScript.Exec(ctx, l.s.client, l.keys, []string{l.epoch})
 	l.s.observe("last", start, res.Error())

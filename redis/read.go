@@ -32,17 +32,30 @@ func (l *Log) read(ctx context.Context, after string, buf []sluice.Event, wait b
 		return nil, err
 	}
 	buf = buf[:0]
-	var f *feed
+	var (
+		f     *feed
+		early = true // f may be taken before Redis confirms it
+	)
 	defer func() {
 		if f != nil {
 			f.release()
 		}
 	}()
 	for {
+		// A log this node writes needs no look at Redis to know that
+		// nothing follows its top (see leases.writer). Asked again at
+		// each turn: when the lease goes, its readers are woken to look.
+		// (A lost ending that another node published before this node's
+		// subscription was confirmed is found so: this node's next
+		// renewal finds its lease gone and drops it.)
+		var w *Log
+		if ours {
+			w = l.s.leases.writer(l.name, l.epoch)
+		}
 		if wait && f == nil {
 			// Subscribed before looking: whatever is appended after the
 			// look below wakes this reader.
-			if f, err = l.s.feeds.acquire(ctx, l); err != nil {
+			if f, err = l.s.feeds.acquire(ctx, l, early && w != nil); err != nil {
 				return buf, err
 			}
 		}
@@ -67,6 +80,9 @@ func (l *Log) read(ctx context.Context, after string, buf []sluice.Event, wait b
 					}
 				}
 			}
+			if w != nil && off == w.top.Load() {
+				return buf, nil
+			}
 		}
 		// A ring's reader may get from the window events that Redis has
 		// trimmed already: more than the contract promises, never less.
@@ -80,7 +96,9 @@ func (l *Log) read(ctx context.Context, after string, buf []sluice.Event, wait b
 			case atEnd:
 				return buf, io.EOF
 			}
-			if st == caughtUp {
+			// The top is loaded after wake was taken: an append that it
+			// does not count yet closes wake once Redis has answered it.
+			if st == caughtUp || (w != nil && off == w.top.Load()) {
 				goto wait
 			}
 		}
@@ -98,7 +116,14 @@ func (l *Log) read(ctx context.Context, after string, buf []sluice.Event, wait b
 		case <-wake:
 		case <-f.done:
 			// The subscription ended (Redis went away, or the log's slot
-			// moved): look again, through a new one.
+			// moved): look again, through a new one, which is to be
+			// confirmed first if this one never was (or acquire would
+			// not say that Redis is away).
+			select {
+			case <-f.ready:
+			default:
+				early = false
+			}
 			f.release()
 			f = nil
 		case <-ctx.Done():
