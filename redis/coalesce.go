@@ -113,6 +113,10 @@ func (l *Log) Defer(ctx context.Context, ev sluice.Event) error {
 	}
 	ev.ID = ""
 	ev.Data = append([]byte(nil), ev.Data...)
+	if err := l.provide(ev); err != nil {
+		l.qmu.Unlock()
+		return err
+	}
 	if now := time.Now(); len(l.q.events) == 0 && l.q.sending == 0 && now.Sub(l.q.last) >= max(quietSpell, l.s.opts.Coalesce) {
 		l.q.sending, l.q.last = 1, now
 		l.qmu.Unlock()
@@ -203,6 +207,7 @@ func (l *Log) answered(res rueidis.RedisResult, sent int) (top uint64, list bool
 	if err != nil && l.q.err == nil {
 		l.q.err = err
 		l.q.events, l.q.bytes = nil, 0 // what follows a lost event must not be appended
+		defer l.abandon()
 	}
 	l.q.sending = 0
 	if l.q.changed != nil {
@@ -295,6 +300,7 @@ func fail(l *Log, err error) {
 	defer l.qmu.Unlock()
 	if l.q.err == nil {
 		l.q.err = err
+		defer l.abandon()
 	}
 	l.q.events, l.q.bytes, l.q.listed = nil, 0, false
 	if l.q.changed != nil {

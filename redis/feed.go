@@ -285,7 +285,10 @@ func (fs *feeds) appended(l *Log, top uint64, evs []sluice.Event, copyData bool)
 		}
 		added = f.add(off+uint64(i), ev) || added
 	}
-	if added {
+	if added || l.created {
+		// Readers of a log this node writes are woken by Redis's answer
+		// too, though its events are in the window already: one outside
+		// the window reads from Redis what it has now stored.
 		f.wakeAll()
 	}
 }

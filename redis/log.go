@@ -32,10 +32,15 @@ type Log struct {
 	// created says that this handle created the log, as its writer
 	// (sluice.LogOptions.Lost): every append to it goes through this
 	// handle, so top is the log's top offset as far as Redis has
-	// answered, and while this node holds the lease it may answer Last
-	// and its readers' looks without asking Redis (see leases.writer).
+	// answered, and issued the top offset of the events this node has
+	// handed its own readers, some of which Redis may not have answered
+	// yet (see provisional.go). While this node holds the lease it
+	// answers Last and its readers' looks without asking Redis (see
+	// leases.writer).
 	created bool
+	maxLen  int
 	top     atomic.Uint64
+	issued  atomic.Uint64 // written under qmu
 
 	qmu sync.Mutex
 	q   queue // deferred appends (coalesce.go)
@@ -75,6 +80,7 @@ func (s *Store) open(ctx context.Context, name, mode string, opts sluice.LogOpti
 		keys: keys, channel: base + ":c:" + st[0]}
 	if l.writer == s.node {
 		l.created = l.epoch == epoch // else an earlier Create of this node's made it
+		l.maxLen = opts.MaxLen
 		s.leases.hold(l)
 	}
 	return l, nil
@@ -98,7 +104,10 @@ func (l *Log) Append(ctx context.Context, ev sluice.Event) (string, error) {
 	if ev.End != sluice.EndNone && l.writer == l.s.node {
 		defer l.s.leases.drop(l)
 	}
-	if err := l.Flush(ctx); err != nil && ctx.Err() != nil {
+	if err := l.Flush(ctx); err != nil && (ctx.Err() != nil || l.unconfirmed()) {
+		// An event this node's readers have may be lost: appending
+		// after it would give its offset to another (see
+		// provisional.go). The log is left to end as lost.
 		return "", err
 	}
 	start := time.Now()
@@ -109,6 +118,7 @@ func (l *Log) Append(ctx context.Context, ev sluice.Event) (string, error) {
 		return "", err
 	}
 	l.s.feeds.appended(l, top, []sluice.Event{ev}, true)
+	l.noteIssued(top)
 	return formatID(top, l.epoch), nil
 }
 
@@ -158,10 +168,24 @@ func (l *Log) appendResult(r rueidis.RedisResult) (top uint64, n int, err error)
 }
 
 // noteTop records top, an offset Redis answered that the log has reached.
-func (l *Log) noteTop(top uint64) {
+func (l *Log) noteTop(top uint64) { atomicMax(&l.top, top) }
+
+// noteIssued records that the events up to top have been handed to this
+// node's readers.
+func (l *Log) noteIssued(top uint64) { atomicMax(&l.issued, top) }
+
+// head is the newest offset this node's readers may have been handed, by
+// the writer's handle.
+func (l *Log) head() uint64 { return max(l.issued.Load(), l.top.Load()) }
+
+// unconfirmed reports whether this node has handed its readers events
+// that Redis has not answered the append of.
+func (l *Log) unconfirmed() bool { return l.issued.Load() > l.top.Load() }
+
+func atomicMax(a *atomic.Uint64, v uint64) {
 	for {
-		old := l.top.Load()
-		if top <= old || l.top.CompareAndSwap(old, top) {
+		old := a.Load()
+		if v <= old || a.CompareAndSwap(old, v) {
 			return
 		}
 	}
@@ -173,7 +197,7 @@ func (l *Log) noteTop(top uint64) {
 // leases.writer).
 func (l *Log) Last(ctx context.Context) (string, sluice.End, error) {
 	if w := l.s.leases.writer(l.name, l.epoch); w != nil {
-		if top := w.top.Load(); top > 0 {
+		if top := w.head(); top > 0 {
 			return formatID(top, l.epoch), sluice.EndNone, nil
 		}
 		return "", sluice.EndNone, nil

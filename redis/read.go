@@ -80,7 +80,7 @@ func (l *Log) read(ctx context.Context, after string, buf []sluice.Event, wait b
 					}
 				}
 			}
-			if w != nil && off == w.top.Load() {
+			if w != nil && off == w.head() {
 				return buf, nil
 			}
 		}
@@ -98,7 +98,7 @@ func (l *Log) read(ctx context.Context, after string, buf []sluice.Event, wait b
 			}
 			// The top is loaded after wake was taken: an append that it
 			// does not count yet closes wake once Redis has answered it.
-			if st == caughtUp || (w != nil && off == w.top.Load()) {
+			if st == caughtUp || (w != nil && off == w.head()) {
 				goto wait
 			}
 		}
@@ -148,15 +148,22 @@ func (l *Log) fetch(ctx context.Context, off uint64, ours bool, buf []sluice.Eve
 		return buf, true, l.gone()
 	}
 	arr, err := res.ToArray()
-	if err != nil || len(arr) != 4 {
+	if err != nil || len(arr) != 5 {
 		return buf, true, unavailable(errors.Join(errors.New("redis: read "+l.name), err))
 	}
 	top, _ := arr[0].AsInt64()
 	end, _ := arr[1].AsInt64()
 	entries, _ := arr[2].ToArray()
 	base, _ := arr[3].ToString()
+	leased, _ := arr[4].AsInt64()
 	if ours && off > uint64(top) {
-		return buf, true, eventid.Invalid(formatID(off, l.epoch))
+		// Past the top of an open leased log by no more than its writer
+		// may have handed out before storing (provisional.go): nothing
+		// follows it yet. Past anything else: never issued.
+		if end != 0 || leased == 0 || off-uint64(top) > provisionalSlack {
+			return buf, true, eventid.Invalid(formatID(off, l.epoch))
+		}
+		return buf, false, nil
 	}
 
 	// A reader whose place is gone is told so in-band, under an ID to
@@ -170,7 +177,7 @@ func (l *Log) fetch(ctx context.Context, off uint64, ours bool, buf []sluice.Eve
 	switch {
 	case !ours:
 		buf = appendGap(buf, sluice.GapOf(formatID(0, l.epoch), sluice.Gap{Reason: sluice.GapReplaced}))
-	case off > 0 && first > off+1:
+	case l.ring && off > 0 && first > off+1: // only a ring trims; a lost ending jumps (provisional.go)
 		buf = appendGap(buf, sluice.GapOf(formatID(first-1, l.epoch), sluice.Gap{Reason: sluice.GapTrimmed, Missed: first - off - 1}))
 	}
 	for _, e := range entries {
