@@ -278,6 +278,11 @@ func (fs *feeds) appended(l *Log, top uint64, evs []sluice.Event, copyData bool)
 	defer f.mu.Unlock()
 	added := false
 	off := top + 1 - uint64(len(evs))
+	// Events this node handed its readers before Redis answered (see
+	// provisional.go) are in the window already; Redis's answer wakes
+	// only readers behind the window, who read from Redis what it has
+	// now stored.
+	behind := len(f.win) > 0 && off < f.winFirst
 	for i, ev := range evs {
 		ev.ID = formatID(off+uint64(i), l.epoch)
 		if copyData {
@@ -285,10 +290,7 @@ func (fs *feeds) appended(l *Log, top uint64, evs []sluice.Event, copyData bool)
 		}
 		added = f.add(off+uint64(i), ev) || added
 	}
-	if added || l.created {
-		// Readers of a log this node writes are woken by Redis's answer
-		// too, though its events are in the window already: one outside
-		// the window reads from Redis what it has now stored.
+	if added || behind {
 		f.wakeAll()
 	}
 }
