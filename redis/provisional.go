@@ -71,3 +71,16 @@ func (l *Log) abandon() {
 
 // slackLua is provisionalSlack as appendScript reads it.
 var slackLua = strconv.Itoa(provisionalSlack)
+
+// Ahead reports whether id, an ID of this log, comes after newest, the
+// newest ID it holds ("" before its first event): a reader that got an
+// event from the writer's node before Redis stored it stands there for a
+// moment (fanout's Batch.Respell then leaves its cursor be).
+func (l *Log) Ahead(id, newest string) bool {
+	off, ours, err := l.parseID(id)
+	if err != nil || !ours {
+		return false
+	}
+	top, ours, err := l.parseID(newest)
+	return err == nil && ours && off > top
+}

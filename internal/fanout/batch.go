@@ -17,6 +17,14 @@ type scratchPoller interface {
 	PollScratch(ctx context.Context, after string, buf []sluice.Event, scratch []byte) ([]sluice.Event, []byte, error)
 }
 
+// aheadTeller is a log that may be read after an ID past its newest
+// stored event (the Redis store's: its writer's node hands events to its
+// own readers before Redis stores them), and tells such an ID.
+type aheadTeller interface {
+	// Ahead reports whether id comes after newest, the log's newest ID.
+	Ahead(id, newest string) bool
+}
+
 // Batch is what one round of reading and encoding events needs: a feed's
 // delivery round, or one step of a reader catching up. Take one with
 // GetBatch and give it back with Put; it belongs to one goroutine at a
@@ -88,6 +96,12 @@ func (b *Batch) Encode(enc Encoder, upTo string, maxBytes int) (last sluice.Even
 func (b *Batch) Respell(ctx context.Context, l sluice.Log, cursor string) (now string, ok bool, err error) {
 	now, _, err = l.Last(ctx)
 	if err != nil || now == cursor {
+		return "", false, nil
+	}
+	if a, isA := l.(aheadTeller); isA && a.Ahead(cursor, now) {
+		// The cursor is past what the store holds yet: the reader got
+		// it from the writer's node before the store had it. Taking the
+		// newest ID would deliver the events in between again.
 		return "", false, nil
 	}
 	if err = b.Read(ctx, l, cursor); err == nil && len(b.Events) == 0 {
