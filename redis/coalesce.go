@@ -113,13 +113,20 @@ func (l *Log) Defer(ctx context.Context, ev sluice.Event) error {
 	}
 	ev.ID = ""
 	ev.Data = append([]byte(nil), ev.Data...)
-	if err := l.provide(ev); err != nil {
+	provided, err := l.provide(ev)
+	if err != nil {
 		l.qmu.Unlock()
 		return err
 	}
 	if now := time.Now(); len(l.q.events) == 0 && l.q.sending == 0 && now.Sub(l.q.last) >= max(quietSpell, l.s.opts.Coalesce) {
 		l.q.sending, l.q.last = 1, now
 		l.qmu.Unlock()
+		if provided {
+			// This node's readers have it already: the writer need not
+			// wait for Redis (its next event, the first token after a
+			// role chunk, would wait behind the round trip).
+			return l.s.coalescer.goAlone(l, ev, now)
+		}
 		return l.s.coalescer.alone(ctx, l, ev, now)
 	}
 	l.q.events = append(l.q.events, ev)
@@ -191,6 +198,27 @@ func (c *coalescer) alone(ctx context.Context, l *Log, ev sluice.Event, start ti
 	l.qmu.Lock()
 	defer l.qmu.Unlock()
 	return l.q.err
+}
+
+// goAlone is alone in a goroutine of the store's, for an event that this
+// node's readers have been handed already: it returns at once, and a
+// failure is reported by the log's next Defer or Flush.
+func (c *coalescer) goAlone(l *Log, ev sluice.Event, start time.Time) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return c.alone(context.Background(), l, ev, start) // fails at once
+	}
+	// Under c.mu while not closed: the store's Close, which waits for
+	// stopped, marks the coalescer closed before its run goroutine is
+	// done, so this Add never comes after that Wait.
+	c.s.stopped.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.s.stopped.Done()
+		_ = c.alone(context.Background(), l, ev, start)
+	}()
+	return nil
 }
 
 // answered takes the answer to a run of sent events of l's queue: the

@@ -124,8 +124,10 @@ func (fs *feeds) acquire(ctx context.Context, l *Log, early bool) (*feed, error)
 }
 
 // peek returns l's feed if this node is subscribed to it, without
-// counting the caller as a reader, or nil.
-func (fs *feeds) peek(l *Log) *feed {
+// counting the caller as a reader, or nil. With writes (this node writes
+// l: see leases.writer), a feed whose subscription Redis has not yet
+// confirmed will do: its window is exact all the same (see appended).
+func (fs *feeds) peek(l *Log, writes bool) *feed {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	f := fs.m[l.channel]
@@ -136,6 +138,9 @@ func (fs *feeds) peek(l *Log) *feed {
 	case <-f.ready:
 		return f
 	default:
+		if writes {
+			return f
+		}
 		return nil
 	}
 }

@@ -42,22 +42,23 @@ const provisionalSlack = 1 << 16
 
 // provide hands ev, which Defer has taken and will append after the
 // events queued before it, to this node's readers, under the offset Redis
-// will give it, if this handle writes the log (see above). It refuses an
+// will give it, if this handle writes the log (see above), and reports
+// whether it did. It refuses an
 // event that a full log would refuse, as Redis would. l.qmu must be held:
 // events are handed out in the order they are queued.
-func (l *Log) provide(ev sluice.Event) error {
+func (l *Log) provide(ev sluice.Event) (provided bool, err error) {
 	if !l.created || l.s.leases.writer(l.name, l.epoch) != l {
-		return nil
+		return false, nil
 	}
 	off := l.head() + 1
 	if off > uint64(l.maxLen) {
 		full := sluice.Errorf(sluice.EFULL, "Stream %q is full.", l.name)
 		full.Kind = "log_full"
-		return full
+		return false, full
 	}
 	l.issued.Store(off)
 	l.s.feeds.appended(l, off, []sluice.Event{ev}, false) // ev.Data is Defer's copy
-	return nil
+	return true, nil
 }
 
 // abandon is called when a deferred append has failed: if this node has

@@ -67,7 +67,7 @@ func (l *Log) read(ctx context.Context, after string, buf []sluice.Event, wait b
 			// as they return (feeds.appended), so the window is all
 			// there is (but for a lost ending another node may append,
 			// whose message then wakes the readers).
-			if pf := l.s.feeds.peek(l); pf != nil {
+			if pf := l.s.feeds.peek(l, w != nil); pf != nil {
 				var st serveState
 				switch buf, _, st = pf.serve(off, buf); st {
 				case served:
