@@ -61,11 +61,12 @@ func (l *Log) provide(ev sluice.Event) (provided bool, err error) {
 	return true, nil
 }
 
-// abandon is called when a deferred append has failed: if this node has
-// handed its readers events that Redis may not hold, it gives up the log
-// (see above), and its readers look at Redis. l.qmu is held.
+// abandon is called when a deferred append has failed: the writer's
+// handle gives up the log (see above; Append refuses to go on if this
+// node has handed its readers events that Redis may not hold), and its
+// readers look at Redis. l.qmu is held.
 func (l *Log) abandon() {
-	if l.created && l.unconfirmed() {
+	if l.created {
 		l.s.leases.drop(l)
 	}
 }
