@@ -79,11 +79,15 @@ type coalescer struct {
 // Defer queues ev to be appended to l after the events queued before it,
 // and returns without waiting for Redis, unless l's queue is full (it then
 // waits for room, or ctx), or ev is l's first or comes after a quiet
-// spell: ev is then appended at once, before Defer returns (see above). It reports
-// the error that stopped an earlier deferred append, or ev's own when it
-// went at once, after which l's queue takes no more. ev must not end the
-// log: Append ends it, after the queued events. Flush waits for them.
-// With Options.Coalesce negative, Defer is Append.
+// spell: ev is then appended at once, before Defer returns (see above),
+// unless this node's readers have been handed it already (a log this
+// node writes, see provisional.go): it is sent at once then too, but
+// Defer does not wait for the answer. It reports the error that stopped
+// an earlier deferred append, or ev's own when Defer waited for it, after
+// which l's queue takes no more; or EFULL for an event past a full log's
+// bound. ev must not end the log: Append ends it, after the queued
+// events. Flush waits for them. With Options.Coalesce negative, Defer is
+// Append (and hands nothing out before Redis has it).
 func (l *Log) Defer(ctx context.Context, ev sluice.Event) error {
 	if size := len(ev.Name) + len(ev.Data); size > l.s.opts.MaxEventBytes {
 		return sluice.Errorf(sluice.ETOOLARGE, "An event of %d bytes is too large (at most %d).", size, l.s.opts.MaxEventBytes)
