@@ -145,6 +145,30 @@ func (fs *feeds) peek(l *Log, writes bool) *feed {
 	}
 }
 
+// prime starts the feed of l, a log this node has just created and
+// writes, ahead of its readers, unless it has one: the log's events then
+// go into the window from the first (see appended), for the readers that
+// come a moment later (the request that started the generation, which
+// would otherwise find its first events only in Redis, a round trip or
+// two later). A feed that no reader comes to ends after the linger time,
+// as any does.
+func (fs *feeds) prime(l *Log) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.m[l.channel] != nil {
+		return
+	}
+	select {
+	case <-fs.s.stop:
+		return
+	default:
+	}
+	f := fs.start(l)
+	f.mu.Lock()
+	f.left = time.Now()
+	f.mu.Unlock()
+}
+
 // start subscribes to l's channel in a goroutine of its own. fs.mu must be
 // held.
 func (fs *feeds) start(l *Log) *feed {

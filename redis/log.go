@@ -82,6 +82,9 @@ func (s *Store) open(ctx context.Context, name, mode string, opts sluice.LogOpti
 		l.created = l.epoch == epoch // else an earlier Create of this node's made it
 		l.maxLen = opts.MaxLen
 		s.leases.hold(l)
+		if l.created {
+			s.feeds.prime(l)
+		}
 	}
 	return l, nil
 }
