@@ -74,15 +74,18 @@ func (l *Log) abandon() {
 // slackLua is provisionalSlack as appendScript reads it.
 var slackLua = strconv.Itoa(provisionalSlack)
 
-// Ahead reports whether id, an ID of this log, comes after newest, the
-// newest ID it holds ("" before its first event): a reader that got an
-// event from the writer's node before Redis stored it stands there for a
-// moment (fanout's Batch.Respell then leaves its cursor be).
-func (l *Log) Ahead(id, newest string) bool {
+// Apart reports whether id and newest, IDs of this log (newest its
+// newest, "" before its first event), stand at different places: a
+// reader that got an event from the writer's node before Redis stored it
+// stands past the newest ID Redis holds for a moment, and on the writer's
+// node the newest ID may be one that Redis does not hold yet, nor the
+// node's window (fanout's Batch.Respell then leaves the reader's cursor
+// be, rather than skip or repeat what lies between).
+func (l *Log) Apart(id, newest string) bool {
 	off, ours, err := l.parseID(id)
 	if err != nil || !ours {
 		return false
 	}
 	top, ours, err := l.parseID(newest)
-	return err == nil && ours && off > top
+	return err == nil && ours && off != top
 }

@@ -17,12 +17,14 @@ type scratchPoller interface {
 	PollScratch(ctx context.Context, after string, buf []sluice.Event, scratch []byte) ([]sluice.Event, []byte, error)
 }
 
-// aheadTeller is a log that may be read after an ID past its newest
-// stored event (the Redis store's: its writer's node hands events to its
-// own readers before Redis stores them), and tells such an ID.
-type aheadTeller interface {
-	// Ahead reports whether id comes after newest, the log's newest ID.
-	Ahead(id, newest string) bool
+// placer is a log whose IDs say where in the log they stand, and whose
+// newest ID may be read before what precedes it can be, or be behind an
+// ID a reader was given (the Redis store's: its writer's node hands
+// events to its own readers before Redis stores them).
+type placer interface {
+	// Apart reports whether id and newest, the log's newest ID, stand at
+	// different places in the log.
+	Apart(id, newest string) bool
 }
 
 // Batch is what one round of reading and encoding events needs: a feed's
@@ -98,10 +100,13 @@ func (b *Batch) Respell(ctx context.Context, l sluice.Log, cursor string) (now s
 	if err != nil || now == cursor {
 		return "", false, nil
 	}
-	if a, isA := l.(aheadTeller); isA && a.Ahead(cursor, now) {
-		// The cursor is past what the store holds yet: the reader got
-		// it from the writer's node before the store had it. Taking the
-		// newest ID would deliver the events in between again.
+	if p, isP := l.(placer); isP && p.Apart(cursor, now) {
+		// Not two spellings of one place: the store holds the events
+		// in between but cannot hand them out yet (the writer's node
+		// handed them to its readers before the store had them: the
+		// cursor may be past what the store holds, or the newest ID
+		// past it). Taking the newest ID would skip them, or deliver
+		// them again.
 		return "", false, nil
 	}
 	if err = b.Read(ctx, l, cursor); err == nil && len(b.Events) == 0 {

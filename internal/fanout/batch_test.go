@@ -75,13 +75,13 @@ func TestRespellTakesTheHeadsSpelling(t *testing.T) {
 	}
 }
 
-// TestRespellLeavesACursorAheadOfTheStoreBe: a reader that got an event
+// TestRespellLeavesACursorApartFromTheNewestBe: a reader that got an event
 // from the writer's node before Redis stored it resumes on another node,
 // with that event's ID, past the newest that Redis holds. Respell must not
 // take the newest ID as its cursor (the reader would be written the
 // events in between again); once Redis has the event, the reader reads
 // what follows it.
-func TestRespellLeavesACursorAheadOfTheStoreBe(t *testing.T) {
+func TestRespellLeavesACursorApartFromTheNewestBe(t *testing.T) {
 	srv := testenv.StartRedis(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
