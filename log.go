@@ -67,7 +67,10 @@ type Event struct {
 //     the first event, so that resuming after it reads from the start, then
 //     every event kept, from the oldest;
 //   - after anything else, or an ID of this incarnation that it has not
-//     issued yet: EINVALID.
+//     issued yet: EINVALID. (A store whose writer hands events to its own
+//     node's readers before the store holds them, as the Redis store does,
+//     takes an ID a bounded distance past the newest stored event of an
+//     open log that has a writer as one issued: reading after it waits.)
 //
 // A log ends when an event with End set is appended; appends after that fail
 // with ECONFLICT. An ended log is kept for the store's retention time, then

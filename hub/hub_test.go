@@ -40,6 +40,9 @@ type rig struct {
 	waiting bool
 	// attached, when set, is sent to each time Attach returns.
 	attached chan struct{}
+	// wrap, when set, is given each log opened and returns what the hub
+	// is given.
+	wrap func(sluice.Log) sluice.Log
 }
 
 // waitingLog is a log without Notify.
@@ -49,6 +52,9 @@ func (r *rig) open(ctx context.Context, name string) (sluice.Log, error) {
 	l, err := r.store.Open(ctx, name, true, sluice.LogOptions{MaxLen: 100000})
 	if err == nil && r.waiting {
 		l = waitingLog{l}
+	}
+	if err == nil && r.wrap != nil {
+		l = r.wrap(l)
 	}
 	return l, err
 }

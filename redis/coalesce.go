@@ -79,11 +79,15 @@ type coalescer struct {
 // Defer queues ev to be appended to l after the events queued before it,
 // and returns without waiting for Redis, unless l's queue is full (it then
 // waits for room, or ctx), or ev is l's first or comes after a quiet
-// spell: ev is then appended at once, before Defer returns (see above). It reports
-// the error that stopped an earlier deferred append, or ev's own when it
-// went at once, after which l's queue takes no more. ev must not end the
-// log: Append ends it, after the queued events. Flush waits for them.
-// With Options.Coalesce negative, Defer is Append.
+// spell: ev is then appended at once, before Defer returns (see above),
+// unless this node's readers have been handed it already (a log this
+// node writes, see provisional.go): it is sent at once then too, but
+// Defer does not wait for the answer. It reports the error that stopped
+// an earlier deferred append, or ev's own when Defer waited for it, after
+// which l's queue takes no more; or EFULL for an event past a full log's
+// bound. ev must not end the log: Append ends it, after the queued
+// events. Flush waits for them. With Options.Coalesce negative, Defer is
+// Append (and hands nothing out before Redis has it).
 func (l *Log) Defer(ctx context.Context, ev sluice.Event) error {
 	if size := len(ev.Name) + len(ev.Data); size > l.s.opts.MaxEventBytes {
 		return sluice.Errorf(sluice.ETOOLARGE, "An event of %d bytes is too large (at most %d).", size, l.s.opts.MaxEventBytes)
@@ -113,9 +117,20 @@ func (l *Log) Defer(ctx context.Context, ev sluice.Event) error {
 	}
 	ev.ID = ""
 	ev.Data = append([]byte(nil), ev.Data...)
+	provided, err := l.provide(ev)
+	if err != nil {
+		l.qmu.Unlock()
+		return err
+	}
 	if now := time.Now(); len(l.q.events) == 0 && l.q.sending == 0 && now.Sub(l.q.last) >= max(quietSpell, l.s.opts.Coalesce) {
 		l.q.sending, l.q.last = 1, now
 		l.qmu.Unlock()
+		if provided {
+			// This node's readers have it already: the writer need not
+			// wait for Redis (its next event, the first token after a
+			// role chunk, would wait behind the round trip).
+			return l.s.coalescer.goAlone(l, ev, now)
+		}
 		return l.s.coalescer.alone(ctx, l, ev, now)
 	}
 	l.q.events = append(l.q.events, ev)
@@ -189,6 +204,27 @@ func (c *coalescer) alone(ctx context.Context, l *Log, ev sluice.Event, start ti
 	return l.q.err
 }
 
+// goAlone is alone in a goroutine of the store's, for an event that this
+// node's readers have been handed already: it returns at once, and a
+// failure is reported by the log's next Defer or Flush.
+func (c *coalescer) goAlone(l *Log, ev sluice.Event, start time.Time) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return c.alone(context.Background(), l, ev, start) // fails at once
+	}
+	// Under c.mu while not closed: the store's Close, which waits for
+	// stopped, marks the coalescer closed before its run goroutine is
+	// done, so this Add never comes after that Wait.
+	c.s.stopped.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.s.stopped.Done()
+		_ = c.alone(context.Background(), l, ev, start)
+	}()
+	return nil
+}
+
 // answered takes the answer to a run of sent events of l's queue: the
 // log's top offset after it, and whether l has events queued meanwhile
 // that no round has listed (a run alone leaves them to its answer); it
@@ -203,6 +239,7 @@ func (l *Log) answered(res rueidis.RedisResult, sent int) (top uint64, list bool
 	if err != nil && l.q.err == nil {
 		l.q.err = err
 		l.q.events, l.q.bytes = nil, 0 // what follows a lost event must not be appended
+		defer l.abandon()
 	}
 	l.q.sending = 0
 	if l.q.changed != nil {
@@ -295,6 +332,7 @@ func fail(l *Log, err error) {
 	defer l.qmu.Unlock()
 	if l.q.err == nil {
 		l.q.err = err
+		defer l.abandon()
 	}
 	l.q.events, l.q.bytes, l.q.listed = nil, 0, false
 	if l.q.changed != nil {

@@ -72,8 +72,12 @@ func (fs *feeds) init(s *Store) {
 }
 
 // acquire returns l's feed, subscribed, counting the caller as a waiting
-// reader until it calls release.
-func (fs *feeds) acquire(ctx context.Context, l *Log) (*feed, error) {
+// reader until it calls release. With early, it returns the feed as soon
+// as its subscription is asked for, without waiting for Redis to confirm
+// it: a reader of a log this node writes is woken by the node's own
+// appends (see appended), and looks at Redis once the subscription is
+// confirmed for anything else (see Log.read).
+func (fs *feeds) acquire(ctx context.Context, l *Log, early bool) (*feed, error) {
 	for {
 		fs.mu.Lock()
 		f := fs.m[l.channel]
@@ -103,6 +107,9 @@ func (fs *feeds) acquire(ctx context.Context, l *Log) (*feed, error) {
 		f.used = true
 		f.mu.Unlock()
 		fs.mu.Unlock()
+		if early {
+			return f, nil
+		}
 		select {
 		case <-f.ready:
 			return f, nil
@@ -117,8 +124,10 @@ func (fs *feeds) acquire(ctx context.Context, l *Log) (*feed, error) {
 }
 
 // peek returns l's feed if this node is subscribed to it, without
-// counting the caller as a reader, or nil.
-func (fs *feeds) peek(l *Log) *feed {
+// counting the caller as a reader, or nil. With writes (this node writes
+// l: see leases.writer), a feed whose subscription Redis has not yet
+// confirmed will do: its window is exact all the same (see appended).
+func (fs *feeds) peek(l *Log, writes bool) *feed {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	f := fs.m[l.channel]
@@ -129,8 +138,35 @@ func (fs *feeds) peek(l *Log) *feed {
 	case <-f.ready:
 		return f
 	default:
+		if writes {
+			return f
+		}
 		return nil
 	}
+}
+
+// prime starts the feed of l, a log this node has just created and
+// writes, ahead of its readers, unless it has one: the log's events then
+// go into the window from the first (see appended), for the readers that
+// come a moment later (the request that started the generation, which
+// would otherwise find its first events only in Redis, a round trip or
+// two later). A feed that no reader comes to ends after the linger time,
+// as any does.
+func (fs *feeds) prime(l *Log) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.m[l.channel] != nil {
+		return
+	}
+	select {
+	case <-fs.s.stop:
+		return
+	default:
+	}
+	f := fs.start(l)
+	f.mu.Lock()
+	f.left = time.Now()
+	f.mu.Unlock()
 }
 
 // start subscribes to l's channel in a goroutine of its own. fs.mu must be
@@ -258,14 +294,24 @@ func (fs *feeds) appended(l *Log, top uint64, evs []sluice.Event, copyData bool)
 		return
 	}
 	select {
-	case <-f.ready: // only a window that its subscription keeps up is exact
+	case <-f.ready: // only a window that its subscription keeps up is exact,
 	default:
-		return
+		// or one of a log that this node writes (see leases.writer):
+		// its appends, which come here in order, are all the log's
+		// events but a lost ending, which its channel brings.
+		if !l.created || fs.s.leases.writer(l.name, l.epoch) != l {
+			return
+		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	added := false
 	off := top + 1 - uint64(len(evs))
+	// Events this node handed its readers before Redis answered (see
+	// provisional.go) are in the window already; Redis's answer wakes
+	// only readers behind the window, who read from Redis what it has
+	// now stored.
+	behind := len(f.win) > 0 && off < f.winFirst
 	for i, ev := range evs {
 		ev.ID = formatID(off+uint64(i), l.epoch)
 		if copyData {
@@ -273,8 +319,21 @@ func (fs *feeds) appended(l *Log, top uint64, evs []sluice.Event, copyData bool)
 		}
 		added = f.add(off+uint64(i), ev) || added
 	}
-	if added {
+	if added || behind {
 		f.wakeAll()
+	}
+}
+
+// wake wakes the readers that wait on l's feed, if this node has one, to
+// look at the log again.
+func (fs *feeds) wake(l *Log) {
+	fs.mu.Lock()
+	f := fs.m[l.channel]
+	fs.mu.Unlock()
+	if f != nil {
+		f.mu.Lock()
+		f.wakeAll()
+		f.mu.Unlock()
 	}
 }
 

@@ -47,20 +47,46 @@ func (ls *leases) init(s *Store) {
 	ls.held = make(map[string]*Log)
 }
 
-// hold makes this node renew l's lease until drop.
+// hold makes this node renew l's lease until drop. The handle that
+// created the log stays held (see writer) when another of the same
+// incarnation is opened here.
 func (ls *leases) hold(l *Log) {
 	ls.mu.Lock()
-	ls.held[l.name] = l
+	if h := ls.held[l.name]; h == nil || h.epoch != l.epoch || !h.created {
+		ls.held[l.name] = l
+	}
 	ls.mu.Unlock()
 }
 
-// drop ends this node's renewals of l's lease.
+// drop ends this node's renewals of l's lease. Readers on this node that
+// wait on the log look at Redis again: what writer said of it no longer
+// holds.
 func (ls *leases) drop(l *Log) {
 	ls.mu.Lock()
-	if h := ls.held[l.name]; h != nil && h.epoch == l.epoch {
+	h := ls.held[l.name]
+	if h != nil && h.epoch == l.epoch {
 		delete(ls.held, l.name)
 	}
 	ls.mu.Unlock()
+	if h != nil && h.epoch == l.epoch {
+		ls.s.feeds.wake(l)
+	}
+}
+
+// writer returns the handle that created the log of that name and epoch,
+// if this node holds its lease, else nil. While it does, every event of
+// the log is appended through that handle, so that the handle's top is
+// the log's, as far as Redis has answered: Last, and a reader that has
+// read up to it, need not ask Redis. (Should the lease lapse meanwhile,
+// the log's lost ending comes by its channel, or through the look that
+// follows drop.)
+func (ls *leases) writer(name, epoch string) *Log {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if h := ls.held[name]; h != nil && h.epoch == epoch && h.created {
+		return h
+	}
+	return nil
 }
 
 // holds reports whether this node writes the log of that name and epoch.

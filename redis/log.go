@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -28,6 +29,19 @@ type Log struct {
 	keys    []string // state hash, stream
 	channel string   // this incarnation's pub/sub channel
 
+	// created says that this handle created the log, as its writer
+	// (sluice.LogOptions.Lost): every append to it goes through this
+	// handle, so top is the log's top offset as far as Redis has
+	// answered, and issued the top offset of the events this node has
+	// handed its own readers, some of which Redis may not have answered
+	// yet (see provisional.go). While this node holds the lease it
+	// answers Last and its readers' looks without asking Redis (see
+	// leases.writer).
+	created bool
+	maxLen  int
+	top     atomic.Uint64
+	issued  atomic.Uint64 // written under qmu
+
 	qmu sync.Mutex
 	q   queue // deferred appends (coalesce.go)
 }
@@ -45,8 +59,9 @@ func (s *Store) open(ctx context.Context, name, mode string, opts sluice.LogOpti
 		ring = "1"
 	}
 	start := time.Now()
+	epoch := newEpoch()
 	res := openScript.Exec(ctx, s.client, keys, []string{
-		mode, newEpoch(), ring, strconv.Itoa(opts.MaxLen), opts.Owner,
+		mode, epoch, ring, strconv.Itoa(opts.MaxLen), opts.Owner,
 		millis(s.opts.Retention), millis(s.opts.OpenTTL),
 		s.node, millis(s.opts.Lease), rueidis.BinaryString(opts.Lost),
 	})
@@ -64,7 +79,12 @@ func (s *Store) open(ctx context.Context, name, mode string, opts sluice.LogOpti
 	l := &Log{s: s, name: name, epoch: st[0], ring: st[1] == "1", owner: st[2], writer: st[3],
 		keys: keys, channel: base + ":c:" + st[0]}
 	if l.writer == s.node {
+		l.created = l.epoch == epoch // else an earlier Create of this node's made it
+		l.maxLen = opts.MaxLen
 		s.leases.hold(l)
+		if l.created {
+			s.feeds.prime(l)
+		}
 	}
 	return l, nil
 }
@@ -87,7 +107,10 @@ func (l *Log) Append(ctx context.Context, ev sluice.Event) (string, error) {
 	if ev.End != sluice.EndNone && l.writer == l.s.node {
 		defer l.s.leases.drop(l)
 	}
-	if err := l.Flush(ctx); err != nil && ctx.Err() != nil {
+	if err := l.Flush(ctx); err != nil && (ctx.Err() != nil || l.unconfirmed()) {
+		// An event this node's readers have may be lost: appending
+		// after it would give its offset to another (see
+		// provisional.go). The log is left to end as lost.
 		return "", err
 	}
 	start := time.Now()
@@ -98,6 +121,7 @@ func (l *Log) Append(ctx context.Context, ev sluice.Event) (string, error) {
 		return "", err
 	}
 	l.s.feeds.appended(l, top, []sluice.Event{ev}, true)
+	l.noteIssued(top)
 	return formatID(top, l.epoch), nil
 }
 
@@ -119,6 +143,9 @@ func (l *Log) appendResult(r rueidis.RedisResult) (top uint64, n int, err error)
 		return 0, 0, unavailable(errors.Join(errors.New("redis: append to "+l.name), err))
 	}
 	status, top, n := res[0], uint64(res[1]), int(res[2])
+	if status != appendGone {
+		l.noteTop(top)
+	}
 	switch status {
 	case appendOK:
 		return top, n, nil
@@ -143,8 +170,41 @@ func (l *Log) appendResult(r rueidis.RedisResult) (top uint64, n int, err error)
 	return top, n, err
 }
 
-// Last returns the newest event's ID and whether the log has ended.
+// noteTop records top, an offset Redis answered that the log has reached.
+func (l *Log) noteTop(top uint64) { atomicMax(&l.top, top) }
+
+// noteIssued records that the events up to top have been handed to this
+// node's readers.
+func (l *Log) noteIssued(top uint64) { atomicMax(&l.issued, top) }
+
+// head is the newest offset this node's readers may have been handed, by
+// the writer's handle.
+func (l *Log) head() uint64 { return max(l.issued.Load(), l.top.Load()) }
+
+// unconfirmed reports whether this node has handed its readers events
+// that Redis has not answered the append of.
+func (l *Log) unconfirmed() bool { return l.issued.Load() > l.top.Load() }
+
+func atomicMax(a *atomic.Uint64, v uint64) {
+	for {
+		old := a.Load()
+		if v <= old || a.CompareAndSwap(old, v) {
+			return
+		}
+	}
+}
+
+// Last returns the newest event's ID and whether the log has ended. For a
+// log this node writes, it asks Redis nothing: the newest event is the
+// newest that Redis has answered this node's append of (see
+// leases.writer).
 func (l *Log) Last(ctx context.Context) (string, sluice.End, error) {
+	if w := l.s.leases.writer(l.name, l.epoch); w != nil {
+		if top := w.head(); top > 0 {
+			return formatID(top, l.epoch), sluice.EndNone, nil
+		}
+		return "", sluice.EndNone, nil
+	}
 	start := time.Now()
 	res := lastScript.Exec(ctx, l.s.client, l.keys, []string{l.epoch})
 	l.s.observe("last", start, res.Error())

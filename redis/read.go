@@ -32,17 +32,30 @@ func (l *Log) read(ctx context.Context, after string, buf []sluice.Event, wait b
 		return nil, err
 	}
 	buf = buf[:0]
-	var f *feed
+	var (
+		f     *feed
+		early = true // f may be taken before Redis confirms it
+	)
 	defer func() {
 		if f != nil {
 			f.release()
 		}
 	}()
 	for {
+		// A log this node writes needs no look at Redis to know that
+		// nothing follows its top (see leases.writer). Asked again at
+		// each turn: when the lease goes, its readers are woken to look.
+		// (A lost ending that another node published before this node's
+		// subscription was confirmed is found so: this node's next
+		// renewal finds its lease gone and drops it.)
+		var w *Log
+		if ours {
+			w = l.s.leases.writer(l.name, l.epoch)
+		}
 		if wait && f == nil {
 			// Subscribed before looking: whatever is appended after the
 			// look below wakes this reader.
-			if f, err = l.s.feeds.acquire(ctx, l); err != nil {
+			if f, err = l.s.feeds.acquire(ctx, l, early && w != nil); err != nil {
 				return buf, err
 			}
 		}
@@ -54,7 +67,7 @@ func (l *Log) read(ctx context.Context, after string, buf []sluice.Event, wait b
 			// as they return (feeds.appended), so the window is all
 			// there is (but for a lost ending another node may append,
 			// whose message then wakes the readers).
-			if pf := l.s.feeds.peek(l); pf != nil {
+			if pf := l.s.feeds.peek(l, w != nil); pf != nil {
 				var st serveState
 				switch buf, _, st = pf.serve(off, buf); st {
 				case served:
@@ -66,6 +79,9 @@ func (l *Log) read(ctx context.Context, after string, buf []sluice.Event, wait b
 						return buf, nil
 					}
 				}
+			}
+			if w != nil && off == w.head() {
+				return buf, nil
 			}
 		}
 		// A ring's reader may get from the window events that Redis has
@@ -80,7 +96,9 @@ func (l *Log) read(ctx context.Context, after string, buf []sluice.Event, wait b
 			case atEnd:
 				return buf, io.EOF
 			}
-			if st == caughtUp {
+			// The top is loaded after wake was taken: an append that it
+			// does not count yet closes wake once Redis has answered it.
+			if st == caughtUp || (w != nil && off == w.head()) {
 				goto wait
 			}
 		}
@@ -98,7 +116,14 @@ func (l *Log) read(ctx context.Context, after string, buf []sluice.Event, wait b
 		case <-wake:
 		case <-f.done:
 			// The subscription ended (Redis went away, or the log's slot
-			// moved): look again, through a new one.
+			// moved): look again, through a new one, which is to be
+			// confirmed first if this one never was (or acquire would
+			// not say that Redis is away).
+			select {
+			case <-f.ready:
+			default:
+				early = false
+			}
 			f.release()
 			f = nil
 		case <-ctx.Done():
@@ -123,15 +148,22 @@ func (l *Log) fetch(ctx context.Context, off uint64, ours bool, buf []sluice.Eve
 		return buf, true, l.gone()
 	}
 	arr, err := res.ToArray()
-	if err != nil || len(arr) != 4 {
+	if err != nil || len(arr) != 5 {
 		return buf, true, unavailable(errors.Join(errors.New("redis: read "+l.name), err))
 	}
 	top, _ := arr[0].AsInt64()
 	end, _ := arr[1].AsInt64()
 	entries, _ := arr[2].ToArray()
 	base, _ := arr[3].ToString()
+	leased, _ := arr[4].AsInt64()
 	if ours && off > uint64(top) {
-		return buf, true, eventid.Invalid(formatID(off, l.epoch))
+		// Past the top of an open leased log by no more than its writer
+		// may have handed out before storing (provisional.go): nothing
+		// follows it yet. Past anything else: never issued.
+		if end != 0 || leased == 0 || off-uint64(top) > provisionalSlack {
+			return buf, true, eventid.Invalid(formatID(off, l.epoch))
+		}
+		return buf, false, nil
 	}
 
 	// A reader whose place is gone is told so in-band, under an ID to
@@ -145,7 +177,7 @@ func (l *Log) fetch(ctx context.Context, off uint64, ours bool, buf []sluice.Eve
 	switch {
 	case !ours:
 		buf = appendGap(buf, sluice.GapOf(formatID(0, l.epoch), sluice.Gap{Reason: sluice.GapReplaced}))
-	case off > 0 && first > off+1:
+	case l.ring && off > 0 && first > off+1: // only a ring trims; a lost ending jumps (provisional.go)
 		buf = appendGap(buf, sluice.GapOf(formatID(first-1, l.epoch), sluice.Gap{Reason: sluice.GapTrimmed, Missed: first - off - 1}))
 	}
 	for _, e := range entries {

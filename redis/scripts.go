@@ -77,7 +77,7 @@ const (
 //
 // A leased log whose lease has lapsed is lost: the first run that sees it
 // so, whoever runs it, appends its lost ending (L, as an error) in place of
-// its events, so that the log ends once, with that, and every later append
+// its events, provisionalSlack offsets past the top (see provisional.go), so that the log ends once, with that, and every later append
 // (a lost writer that wakes up) is refused. With no events the run only
 // looks: the readers' nodes run it so to end the logs of lost writers.
 //
@@ -163,6 +163,7 @@ end
 if st[7] then
   local now = redis.call('TIME')
   if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(st[8]) then
+    top = top + ` + slackLua + `
     add(redis.call('HGET', KEYS[1], 'L') or '', '', '2')
     return commit(-4, 0)
   end
@@ -227,11 +228,13 @@ return st[3]
 
 // readScript reads a log. ARGV: epoch, the offset to read after, how many
 // events at most, the retention in milliseconds. It returns nil when there
-// is no log of this epoch, else {top, end, entries, base}: entries as
-// XRANGE gives them, none when there are none after the offset or none are
-// asked for, and the base they may share bytes with. Reading a ring that has not ended uses it.
+// is no log of this epoch, else {top, end, entries, base, leased}: entries
+// as XRANGE gives them, none when there are none after the offset or none
+// are asked for, the base they may share bytes with, and 1 when the log
+// has a writer (a lease), else 0. Reading a ring that has not ended uses
+// it.
 var readScript = rueidis.NewLuaScript(`
-local st = redis.call('HMGET', KEYS[1], 'e', 't', 'x', 'r')
+local st = redis.call('HMGET', KEYS[1], 'e', 't', 'x', 'r', 'n')
 if st[1] ~= ARGV[1] then return false end
 if st[4] == '1' and st[3] == '0' then
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
@@ -242,7 +245,9 @@ if tonumber(ARGV[3]) > 0 and tonumber(ARGV[2]) < tonumber(st[2]) then
   entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[2] .. '-0', '+', 'COUNT', ARGV[3])
   base = redis.call('HGET', KEYS[1], 'b') or ''
 end
-return {tonumber(st[2]), tonumber(st[3]), entries, base}
+local leased = 0
+if st[5] then leased = 1 end
+return {tonumber(st[2]), tonumber(st[3]), entries, base, leased}
 `)
 
 // lastScript reports a log's top offset and end. ARGV: epoch. It returns

@@ -204,6 +204,9 @@ func (c *conn) flush() {
 // hub's catch-up: see hub's sub.catchUp.)
 func (c *conn) catchUp(s *sub, cursor string, b *fanout.Batch) {
 	l := s.feed.Log()
+	// The feed's first look at its log is a store call: made here, before
+	// c.wmu, it holds up none of the connection's other subscriptions.
+	s.feed.Begin()
 	err := b.Read(c.ctx, l, cursor)
 	if len(b.Events) == 0 && err == nil {
 		c.wmu.Lock()

@@ -17,6 +17,16 @@ type scratchPoller interface {
 	PollScratch(ctx context.Context, after string, buf []sluice.Event, scratch []byte) ([]sluice.Event, []byte, error)
 }
 
+// placer is a log whose IDs say where in the log they stand, and whose
+// newest ID may be read before what precedes it can be, or be behind an
+// ID a reader was given (the Redis store's: its writer's node hands
+// events to its own readers before Redis stores them).
+type placer interface {
+	// Apart reports whether id and newest, the log's newest ID, stand at
+	// different places in the log.
+	Apart(id, newest string) bool
+}
+
 // Batch is what one round of reading and encoding events needs: a feed's
 // delivery round, or one step of a reader catching up. Take one with
 // GetBatch and give it back with Put; it belongs to one goroutine at a
@@ -88,6 +98,15 @@ func (b *Batch) Encode(enc Encoder, upTo string, maxBytes int) (last sluice.Even
 func (b *Batch) Respell(ctx context.Context, l sluice.Log, cursor string) (now string, ok bool, err error) {
 	now, _, err = l.Last(ctx)
 	if err != nil || now == cursor {
+		return "", false, nil
+	}
+	if p, isP := l.(placer); isP && p.Apart(cursor, now) {
+		// Not two spellings of one place: the store holds the events
+		// in between but cannot hand them out yet (the writer's node
+		// handed them to its readers before the store had them: the
+		// cursor may be past what the store holds, or the newest ID
+		// past it). Taking the newest ID would skip them, or deliver
+		// them again.
 		return "", false, nil
 	}
 	if err = b.Read(ctx, l, cursor); err == nil && len(b.Events) == 0 {

@@ -2,10 +2,14 @@ package fanout_test
 
 import (
 	"context"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/internal/fanout"
+	"github.com/sluice-dev/sluice/internal/testenv"
+	"github.com/sluice-dev/sluice/redis"
 )
 
 // TestEncodeStopsAtItsBounds encodes three events up to an ID, and up to a
@@ -68,5 +72,54 @@ func TestRespellTakesTheHeadsSpelling(t *testing.T) {
 	id := appendEvent(t, l, sluice.Event{Data: []byte("a")})
 	if _, ok, err := b.Respell(ctx, l, gap); ok || err != nil || len(b.Events) != 1 || b.Events[0].ID != id {
 		t.Fatalf("Respell with an event after the cursor: ok %v, err %v, events %+v; want that event", ok, err, b.Events)
+	}
+}
+
+// TestRespellLeavesACursorApartFromTheNewestBe: a reader that got an event
+// from the writer's node before Redis stored it resumes on another node,
+// with that event's ID, past the newest that Redis holds. Respell must not
+// take the newest ID as its cursor (the reader would be written the
+// events in between again); once Redis has the event, the reader reads
+// what follows it.
+func TestRespellLeavesACursorApartFromTheNewestBe(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var stores []*redis.Store
+	for range 2 {
+		s, err := redis.New(ctx, redis.Options{URL: srv.URL, Prefix: "ahead"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		stores = append(stores, s)
+	}
+	w, err := stores[0].Create(ctx, "gen/ahead", sluice.LogOptions{Lost: []byte(`{"error":"lost"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendEvent(t, w, sluice.Event{Data: []byte("one")})
+	other, err := stores[1].Open(ctx, "gen/ahead", false, sluice.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, _, err := other.Last(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq, epoch, _ := strings.Cut(last, "-")
+	if seq != "1" {
+		t.Fatalf("the newest ID %q; want the first", last)
+	}
+	ahead := "2-" + epoch // the writer's node's next ID, which Redis does not hold yet
+	b := fanout.GetBatch()
+	defer b.Put()
+	if now, ok, err := b.Respell(ctx, other, ahead); ok || err != nil || len(b.Events) != 0 {
+		t.Fatalf("Respell(%q) with %q the newest: %q, %v, %v, %d events; want the cursor left be", ahead, last, now, ok, err, len(b.Events))
+	}
+	appendEvent(t, w, sluice.Event{Data: []byte("two")})
+	three := appendEvent(t, w, sluice.Event{Data: []byte("three")})
+	if err := b.Read(ctx, other, ahead); err != nil || len(b.Events) != 1 || b.Events[0].ID != three {
+		t.Fatalf("reading after %q once Redis has it: %+v, %v; want only %q", ahead, b.Events, err, three)
 	}
 }

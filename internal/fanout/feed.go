@@ -96,6 +96,7 @@ type Feed[S Sub] struct {
 	// kicks counts appends not yet looked at; whoever moves it from 0 to
 	// 1 delivers (or hands delivery to the pump) until it can put it back
 	// to 0 with nothing new.
+	once       sync.Once // runs begin
 	kicks      atomic.Int32
 	wake       chan struct{} // hands delivery to the pump; buffered
 	stopNotify func()
@@ -106,6 +107,8 @@ type Feed[S Sub] struct {
 	ended   bool  // the log's last event has been delivered
 	current []S   // readers whose cursor is head
 	pumping bool  // the pump goroutine has been started
+	begun   bool  // head has been read from the log (begin)
+	stopped bool  // Stop has been called: no pump may start
 	err     error // why the log could not be read; the feed takes no one after it
 
 	// to is the current readers as a delivery round found them, written
@@ -114,31 +117,53 @@ type Feed[S Sub] struct {
 	to []S
 }
 
-// Start makes f, a zero Feed, the feed of l and starts delivering its
-// new events to the readers that join it; Stop ends it. t encodes the
+// Start makes f, a zero Feed, the feed of l; delivery begins with the
+// first Join, which reads where the log stands (see begin). t encodes the
 // events and is told of a failure. The caller serialises Start with the
-// lookup that made f (a node holds one feed per log).
+// lookup that made f (a node holds one feed per log); Start itself calls
+// nothing of the store's, so that the caller may hold a lock that every
+// log shares (the transport's map of feeds) while it runs: a log in a
+// slow store then holds up no other.
 func (f *Feed[S]) Start(l sluice.Log, t Transport[S], cfg *Config) {
 	f.cfg, f.t, f.log = cfg, t, l
 	f.ctx, f.cancel = context.WithCancel(context.Background())
-	n, ok := l.(notifier)
-	if ok {
+	if n, ok := l.(notifier); ok {
 		f.wake = make(chan struct{}, 1)
 		f.stopNotify = n.Notify(f.kick)
 	}
-	// Delivery starts from the log's newest event: whoever joins catches
-	// up to it by itself. (Listening first: nothing appended in between is
-	// missed.)
-	head, _, _ := l.Last(f.ctx)
+}
+
+// begin reads the log's newest event, from which delivery starts (whoever
+// joins catches up to it by itself), and starts the pump of a log that
+// does not notify. It runs once, from the first Join, in the joining
+// reader's goroutine and under no lock but the feed's own Once: readers of
+// the same log that come meanwhile wait for it in Join, those of other
+// logs go on. (The log notifies from Start on: nothing appended before
+// the look is missed, and what was appended between the look and
+// delivery beginning is delivered by the kick at the end.)
+func (f *Feed[S]) begin() {
+	head, _, _ := f.log.Last(f.ctx)
 	f.mu.Lock()
 	f.head = head
-	f.mu.Unlock()
-	if !ok {
+	f.begun = true
+	pump := f.wake == nil && !f.stopped
+	if pump {
 		f.pumping = true
-		cfg.WG.Add(1)
+		f.cfg.WG.Add(1) // under mu with stopped: never after Stop (and the transport's Wait)
+	}
+	f.mu.Unlock()
+	if pump {
 		go f.pump()
+	} else if f.wake != nil {
+		f.kick()
 	}
 }
+
+// Begin reads where the log stands, once (see begin), unless it has been
+// read already. Join calls it; a transport may call it earlier, outside a
+// lock that Join is called under, so that the store call holds up nothing
+// but the readers of this log.
+func (f *Feed[S]) Begin() { f.once.Do(f.begin) }
 
 // Log returns the feed's log.
 func (f *Feed[S]) Log() sluice.Log { return f.log }
@@ -151,6 +176,9 @@ func (f *Feed[S]) Context() context.Context { return f.ctx }
 // has one, ends soon after (the transport waits for it through
 // Config.WG).
 func (f *Feed[S]) Stop() {
+	f.mu.Lock()
+	f.stopped = true
+	f.mu.Unlock()
 	f.cancel()
 	if f.stopNotify != nil {
 		f.stopNotify()
@@ -164,7 +192,7 @@ func (f *Feed[S]) kick() {
 	}
 	f.mu.Lock()
 	inline := len(f.current) <= inlineSubs
-	if !inline && !f.pumping {
+	if !inline && !f.pumping && !f.stopped {
 		f.pumping = true
 		f.cfg.WG.Add(1)
 		go f.pump()
@@ -237,10 +265,13 @@ func (f *Feed[S]) deliver(inline bool) (ended bool) {
 	defer b.Put()
 	for {
 		f.mu.Lock()
-		head, ended := f.head, f.ended
+		head, ended, begun := f.head, f.ended, f.begun
 		f.mu.Unlock()
 		if ended {
 			return true
+		}
+		if !begun {
+			return false // nobody is current yet; begin kicks once it has the head
 		}
 		err := b.Read(f.ctx, f.log, head)
 		n := len(b.Events)
@@ -286,10 +317,13 @@ func (f *Feed[S]) deliver(inline bool) (ended bool) {
 
 // Join makes s current if cursor, the ID of the last event s was written,
 // is the feed's head, and reports the head otherwise, which s must reach
-// first. An ended feed takes no one; a failed one says why. The caller
+// first. An ended feed takes no one; a failed one says why. The first Join
+// reads where the log stands (a store call; others of the log wait for
+// it). The caller
 // holds whatever keeps s's cursor still, so that no write moves it
 // between the check and the first delivery.
 func (f *Feed[S]) Join(s S, cursor string) (joined bool, head string, err error) {
+	f.Begin()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
