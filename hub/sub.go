@@ -138,6 +138,7 @@ func (s *sub) Deliver(frame []byte, _ int, id string, ended, inline bool) {
 func (s *sub) catchUp() {
 	b := fanout.GetBatch()
 	defer b.Put()
+	var wait fanout.Backoff
 	for {
 		s.wmu.Lock()
 		if s.closed.Load() {
@@ -188,9 +189,9 @@ func (s *sub) catchUp() {
 		if len(b.Events) == 0 {
 			s.wmu.Unlock()
 			if err == nil || errors.Is(err, context.Canceled) {
-				// The cursor is a moment ahead of the head: the feed is
-				// about to deliver. Look again.
-				time.Sleep(time.Millisecond)
+				// The cursor is ahead of the head: the feed is about to
+				// deliver (or the store cannot serve it yet). Look again.
+				wait.Wait()
 				continue
 			}
 			if errors.Is(err, io.EOF) {
@@ -200,6 +201,7 @@ func (s *sub) catchUp() {
 			}
 			return
 		}
+		wait.Reset()
 		last, n := b.Encode(s.feed, head, 0)
 		s.cursor = strings.Clone(last.ID) // it outlives the batch's scratch space
 		s.ended = last.End != sluice.EndNone

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/admit"
+	"github.com/sluice-dev/sluice/internal/fanout"
 	"github.com/sluice-dev/sluice/internal/sockio"
 )
 
@@ -86,6 +87,8 @@ type sub struct {
 	live   bool   // events may still be written
 	lag    bool   // in c.lagging, owned by the flusher rather than the feed
 	ended  bool   // the log's ending event was written
+
+	wait fanout.Backoff // the flusher's looks while nothing follows cursor (flusher only)
 }
 
 // unsubscribe is the cause of a subscription ended by its client; id is

@@ -237,7 +237,7 @@ func (c *conn) catchUp(s *sub, cursor string, b *fanout.Batch) {
 			return
 		}
 		if len(b.Events) == 0 && err == nil {
-			time.Sleep(time.Millisecond) // the feed is about to deliver
+			s.wait.Wait() // the feed is about to deliver (or the store cannot serve it yet)
 			return
 		}
 	}
@@ -252,6 +252,7 @@ func (c *conn) catchUp(s *sub, cursor string, b *fanout.Batch) {
 		}
 		return
 	}
+	s.wait.Reset()
 	last, n := b.Encode(s.feed, "", c.h.opts.SendBuffer)
 	ended := last.End != sluice.EndNone
 	c.wmu.Lock()

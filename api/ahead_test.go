@@ -1,0 +1,92 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/demo"
+	"github.com/sluice-dev/sluice/internal/testenv"
+	"github.com/sluice-dev/sluice/redis"
+	"github.com/sluice-dev/sluice/sse"
+)
+
+// TestAReaderAheadOfRedisLooksAtABoundedPace: a client that resumes on
+// node B after an ID that node A's writer may have handed its own readers
+// before Redis stored it (a few events past the newest stored) waits for
+// it and then reads on from there; while it waits, B looks at Redis a few
+// dozen times a second, not a thousand (a node's readers that all resumed
+// so after their writer was lost would otherwise flood Redis for the
+// lease bound).
+func TestAReaderAheadOfRedisLooksAtABoundedPace(t *testing.T) {
+	r := testenv.StartRedis(t)
+	node := func() *env {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		logs, err := redis.New(ctx, redis.Options{URL: r.URL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { logs.Close() })
+		return newEnv(t, envOptions{Logs: logs, Demo: demo.Options{TokensPerSecond: 5}})
+	}
+	a, b := node(), node()
+	resp := do(t, a, "POST", "/v1/chat/completions", chatBody("a long story"))
+	defer resp.Body.Close()
+	id := resp.Header.Get("Sluice-Stream-ID")
+	t.Cleanup(func() { // the answer would run past the servers' shutdown grace
+		if resp, err := b.Client.Post(b.URL+"/v1/streams/"+id+"/cancel", "", nil); err == nil {
+			resp.Body.Close()
+		}
+	})
+	first, err := sse.NewReader(resp.Body).Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, epoch, _ := strings.Cut(first.ID, "-")
+	n, err := strconv.Atoi(off)
+	if err != nil {
+		t.Fatalf("event ID %q", first.ID)
+	}
+	const ahead = 5 // a second of tokens at 5 a second
+	after := fmt.Sprintf("%d-%s", n+ahead, epoch)
+
+	calls := func() int {
+		t.Helper()
+		out, err := exec.Command("redis-cli", "-u", r.URL, "info", "stats").CombinedOutput()
+		m := regexp.MustCompile(`total_commands_processed:(\d+)`).FindSubmatch(out)
+		if err != nil || m == nil {
+			t.Fatalf("redis-cli info: %v: %s", err, out)
+		}
+		v, _ := strconv.Atoi(string(m[1]))
+		return v
+	}
+	before, start := calls(), time.Now()
+	req, _ := http.NewRequest("GET", b.URL+"/v1/streams/"+id, nil)
+	req.Header.Set("Last-Event-ID", after)
+	resumed, err := b.Client.Do(req)
+	if err != nil || resumed.StatusCode != http.StatusOK {
+		t.Fatalf("resume on b after %s: %v %v", after, resumed.Status, err)
+	}
+	defer resumed.Body.Close()
+	ev, err := sse.NewReader(resumed.Body).Next()
+	if want := fmt.Sprintf("%d-%s", n+ahead+1, epoch); err != nil || ev.ID != want {
+		t.Fatalf("b's first event after %s: %q (%v), want %s", after, ev.ID, err, want)
+	}
+	waited := time.Since(start)
+	spent := calls() - before
+	// A's appends (one script a token, rounds of them at most), its lease
+	// renewals and b's own subscription come to a few a second; b's looks
+	// are bounded at 50 a second by fanout.Backoff, each a few commands:
+	// about 200 a second in all, where a millisecond's spin came to 1,800.
+	if rate := float64(spent) / waited.Seconds(); rate > 600 {
+		t.Fatalf("Redis ran %d commands in the %v b's reader waited: %.0f a second", spent, waited.Round(time.Millisecond), rate)
+	}
+	t.Logf("Redis ran %d commands in the %v b's reader waited", spent, waited.Round(time.Millisecond))
+}
