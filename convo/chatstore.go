@@ -136,30 +136,57 @@ func (s *Service) addItems(conv string, items []sluice.Item) error {
 // fromStreams puts into each answer of branch still in progress the whole
 // text of its stream, while the stream's log holds it: the stored text
 // is only the last batch, and may lag the stream's end by the recorder's
-// last write (much more on a loaded database).
+// last write (much more on a loaded database). When the answer's recorder
+// runs on this node, the text it has taken so far is used and only what
+// follows is read: a long answer is not decoded twice.
 func (s *Service) fromStreams(ctx context.Context, branch []sluice.Item) {
 	for i := range branch {
 		it := &branch[i]
 		if it.Role != "assistant" || it.Status != sluice.StatusInProgress || it.StreamID == "" || s.logs == nil {
 			continue
 		}
-		if text, ok := s.streamText(ctx, it.StreamID); ok {
-			it.Text = text
+		head, after := "", ""
+		if r := s.recorderOf(it.StreamID); r != nil {
+			var whole bool
+			if head, after, whole = r.snapshot(); !whole {
+				continue // the recorder missed events: the stored text is what there is
+			}
+		}
+		if text, ok := s.streamText(ctx, it.StreamID, after); ok {
+			it.Text = head + text
 		}
 	}
 }
 
-// streamText reads the whole text of stream id from its log, and reports
-// false when it cannot: the log is gone (expired, or never on this
-// store), failed, or does not hold every event from the first.
-func (s *Service) streamText(ctx context.Context, id string) (string, bool) {
+// following notes r as the recorder of stream id on this node (nil: none
+// any more).
+func (s *Service) following(id string, r *recorder) {
+	s.pendMu.Lock()
+	defer s.pendMu.Unlock()
+	if r == nil {
+		delete(s.recs, id)
+	} else {
+		s.recs[id] = r
+	}
+}
+
+func (s *Service) recorderOf(id string) *recorder {
+	s.pendMu.Lock()
+	defer s.pendMu.Unlock()
+	return s.recs[id]
+}
+
+// streamText reads the text of stream id from its log after event after
+// ("": the whole), and reports false when it cannot: the log is gone
+// (expired, or never on this store), failed, or does not hold every event
+// from there.
+func (s *Service) streamText(ctx context.Context, id, after string) (string, bool) {
 	l, err := s.logs.Open(ctx, gen.LogName(id), false, sluice.LogOptions{})
 	if err != nil {
 		return "", false
 	}
 	var co wire.Collector
 	buf := make([]sluice.Event, 0, 256)
-	after := ""
 	for {
 		evs, err := l.Poll(ctx, after, buf)
 		if err != nil && !errors.Is(err, io.EOF) {

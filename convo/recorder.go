@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/sluice-dev/sluice"
@@ -33,8 +34,10 @@ const endAttempts = 6
 func (s *Service) record(g *gen.Generation, owner, conv, msg string) {
 	defer s.unenroll()
 	r := &recorder{s: s, g: g, msg: msg, lastWrite: time.Now(), lastBeat: time.Now()}
+	s.following(g.ID, r)
 	u := r.follow()
 	r.finish(u)
+	s.following(g.ID, nil) // stored: a chat that reads the message now reads it whole
 	s.changed(context.Background(), owner, conv)
 }
 
@@ -43,8 +46,13 @@ type recorder struct {
 	g   *gen.Generation
 	msg string
 
+	// co and after are written by the recorder's goroutine under smu, so
+	// that a chat continuing the conversation can take the text so far
+	// (snapshot) rather than decode the whole stream again.
+	smu       sync.Mutex
 	co        wire.Collector
 	after     string
+	gapped    bool      // a gap event came: the text misses what was trimmed
 	written   string    // the text last stored
 	lastWrite time.Time // the last flush, written or not
 	lastBeat  time.Time // the last write or touch
@@ -108,16 +116,30 @@ func (r *recorder) follow() sluice.MessageUpdate {
 // take adds events to the text; it reports the message's end when one of
 // them ends the log.
 func (r *recorder) take(evs []sluice.Event) (sluice.MessageUpdate, bool) {
+	r.smu.Lock()
 	for _, ev := range evs {
 		r.after = ev.ID
 		switch {
 		case ev.End != sluice.EndNone:
+			r.smu.Unlock() // ending waits for the generation
 			return r.ending(ev), true
-		case ev.Name == "": // a chunk (gap events carry no text)
+		case ev.Name == sluice.GapEvent:
+			r.gapped = true
+		case ev.Name == "": // a chunk
 			_ = r.co.Add(ev.Data) // a chunk that does not decode adds nothing
 		}
 	}
+	r.smu.Unlock()
 	return sluice.MessageUpdate{}, false
+}
+
+// snapshot returns the text taken so far and the ID of the last event it
+// took, for another goroutine; ok is false when the text misses events
+// (a gap).
+func (r *recorder) snapshot() (text, after string, ok bool) {
+	r.smu.Lock()
+	defer r.smu.Unlock()
+	return collected(&r.co), r.after, !r.gapped
 }
 
 // text is the answer so far, as a store keeps text (see collected).

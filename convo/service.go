@@ -91,6 +91,7 @@ type Service struct {
 
 	pendMu  sync.Mutex
 	pending map[string]chan struct{} // conversation ID: the last write of a chat's messages begun, closed when done
+	recs    map[string]*recorder     // stream ID: the recorder storing its answer on this node, until it is stored
 }
 
 // New returns a Service over opts.Store and starts its sweeper.
@@ -118,7 +119,7 @@ func New(opts Options) *Service {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{store: store, logs: opts.Logs, log: opts.Logger, opts: opts, obs: obs, ctx: ctx, cancel: cancel, stop: make(chan struct{}),
-		pending: map[string]chan struct{}{}}
+		pending: map[string]chan struct{}{}, recs: map[string]*recorder{}}
 	if opts.SweepEvery > 0 {
 		s.wg.Add(1)
 		go s.sweep()
