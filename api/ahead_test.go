@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"os/exec"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/sluice-dev/sluice/demo"
 	"github.com/sluice-dev/sluice/internal/testenv"
-	"github.com/sluice-dev/sluice/redis"
 	"github.com/sluice-dev/sluice/sse"
 )
 
@@ -26,17 +24,8 @@ import (
 // lease bound).
 func TestAReaderAheadOfRedisLooksAtABoundedPace(t *testing.T) {
 	r := testenv.StartRedis(t)
-	node := func() *env {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		logs, err := redis.New(ctx, redis.Options{URL: r.URL})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { logs.Close() })
-		return newEnv(t, envOptions{Logs: logs, Demo: demo.Options{TokensPerSecond: 5}})
-	}
-	a, b := node(), node()
+	o := envOptions{Demo: demo.Options{TokensPerSecond: 5}}
+	a, b := redisNode(t, r, o), redisNode(t, r, o)
 	resp := do(t, a, "POST", "/v1/chat/completions", chatBody("a long story"))
 	defer resp.Body.Close()
 	id := resp.Header.Get("Sluice-Stream-ID")

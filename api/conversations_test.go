@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -328,18 +327,6 @@ func TestConversationFeedFromStart(t *testing.T) {
 	e := convEnv(t, openSQLite, envOptions{}, false)
 	a := createConv(t, e, map[string]any{"title": "a"})
 	b := createConv(t, e, map[string]any{"title": "b"})
-	next := func(rd *sse.Reader) wire.ConversationEvent {
-		t.Helper()
-		ev, err := rd.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ce wire.ConversationEvent
-		if err := json.Unmarshal([]byte(ev.Data), &ce); err != nil {
-			t.Fatalf("%q: %v", ev.Data, err)
-		}
-		return ce
-	}
 	replay := do(t, e, "GET", "/v1/conversations/events?from=start", nil)
 	defer replay.Body.Close()
 	live := do(t, e, "GET", "/v1/conversations/events", nil)
@@ -347,11 +334,11 @@ func TestConversationFeedFromStart(t *testing.T) {
 	c := createConv(t, e, map[string]any{"title": "c"}) // so that no read below waits for ever
 	rd := sse.NewReader(replay.Body)
 	for _, want := range []string{a.ID, b.ID, c.ID} {
-		if ce := next(rd); ce.Type != "conversation.created" || ce.ID != want {
+		if ce := nextChange(t, rd); ce.Type != "conversation.created" || ce.ID != want {
 			t.Fatalf("replay: %s %s, want %s created", ce.Type, ce.ID, want)
 		}
 	}
-	if ce := next(sse.NewReader(live.Body)); ce.Type != "conversation.created" || ce.ID != c.ID {
+	if ce := nextChange(t, sse.NewReader(live.Body)); ce.Type != "conversation.created" || ce.ID != c.ID {
 		t.Fatalf("from now on: first event %s %s, want %s created", ce.Type, ce.ID, c.ID)
 	}
 }

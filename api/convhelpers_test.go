@@ -1,11 +1,16 @@
 package api_test
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/sluice-dev/sluice"
 	"github.com/sluice-dev/sluice/internal/testenv"
+	"github.com/sluice-dev/sluice/redis"
+	"github.com/sluice-dev/sluice/sse"
 	"github.com/sluice-dev/sluice/wire"
 )
 
@@ -80,4 +85,33 @@ func text(it itemJSON) string {
 		return ""
 	}
 	return it.Content[0].Text
+}
+
+// nextChange reads the next event of a change feed.
+func nextChange(t *testing.T, rd *sse.Reader) wire.ConversationEvent {
+	t.Helper()
+	ev, err := rd.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ce wire.ConversationEvent
+	if err := json.Unmarshal([]byte(ev.Data), &ce); err != nil {
+		t.Fatalf("event %q: %v", ev.Data, err)
+	}
+	return ce
+}
+
+// redisNode is a server keeping its logs in Redis r, as a node of a
+// cluster does, with o (its Logs set here).
+func redisNode(t *testing.T, r *testenv.Redis, o envOptions) *env {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	logs, err := redis.New(ctx, redis.Options{URL: r.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logs.Close() })
+	o.Logs = logs
+	return newEnv(t, o)
 }

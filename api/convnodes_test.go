@@ -10,7 +10,6 @@ import (
 	"github.com/sluice-dev/sluice/api"
 	"github.com/sluice-dev/sluice/internal/testenv"
 	"github.com/sluice-dev/sluice/postgres"
-	"github.com/sluice-dev/sluice/redis"
 	"github.com/sluice-dev/sluice/sse"
 	"github.com/sluice-dev/sluice/wire"
 )
@@ -24,17 +23,12 @@ func TestConversationsAreSharedAcrossNodes(t *testing.T) {
 	node := func() *env {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		logs, err := redis.New(ctx, redis.Options{URL: r.URL})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { logs.Close() })
 		conv, err := postgres.Open(ctx, url)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { conv.Close() })
-		return newEnv(t, envOptions{Logs: logs, Conversations: conv})
+		return redisNode(t, r, envOptions{Conversations: conv})
 	}
 	a, b := node(), node()
 

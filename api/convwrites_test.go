@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"context"
-	"encoding/json"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -139,18 +138,7 @@ func TestTheChangeFeedTellsOfEveryChange(t *testing.T) {
 			t.Fatalf("feed: %d", feed.StatusCode)
 		}
 		rd := sse.NewReader(feed.Body)
-		next := func() wire.ConversationEvent {
-			t.Helper()
-			ev, err := rd.Next()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var ce wire.ConversationEvent
-			if err := json.Unmarshal([]byte(ev.Data), &ce); err != nil {
-				t.Fatalf("event %q: %v", ev.Data, err)
-			}
-			return ce
-		}
+		next := func() wire.ConversationEvent { return nextChange(t, rd) }
 		createConv(t, e, nil, bob...) // not ann's: not on her feed
 		c := createConv(t, e, nil, ann...)
 		if ev := next(); ev.Type != "conversation.created" || ev.ID != c.ID {
