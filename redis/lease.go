@@ -102,29 +102,17 @@ func (ls *leases) holds(name, epoch string) bool {
 // nodes' leases (watch), and a round may take until its leases would lapse
 // (Lease - Lease/3 after the last): on a loaded node or Redis, neither a
 // slow look nor a slow but timely renewal cut short makes live logs lost.
-func (ls *leases) run() {
-	defer ls.s.stopped.Done()
-	period := ls.s.opts.Lease / 3
-	t := time.NewTicker(period)
-	defer t.Stop()
-	for {
-		select {
-		case <-ls.s.stop:
-			return
-		case <-t.C:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), ls.s.opts.Lease-period)
-		ls.renew(ctx)
-		cancel()
-	}
-}
+func (ls *leases) run() { ls.every(ls.s.opts.Lease-ls.s.opts.Lease/3, ls.renew) }
 
 // watch looks at the leases of the logs this node's readers wait on every
-// Lease/3 until the store closes.
-func (ls *leases) watch() {
+// Lease/3 until the store closes, each look within that period.
+func (ls *leases) watch() { ls.every(ls.s.opts.Lease/3, ls.check) }
+
+// every calls round every Lease/3, each within budget, until the store
+// closes.
+func (ls *leases) every(budget time.Duration, round func(context.Context)) {
 	defer ls.s.stopped.Done()
-	period := ls.s.opts.Lease / 3
-	t := time.NewTicker(period)
+	t := time.NewTicker(ls.s.opts.Lease / 3)
 	defer t.Stop()
 	for {
 		select {
@@ -132,8 +120,8 @@ func (ls *leases) watch() {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), period)
-		ls.check(ctx)
+		ctx, cancel := context.WithTimeout(context.Background(), budget)
+		round(ctx)
 		cancel()
 	}
 }
