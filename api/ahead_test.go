@@ -1,12 +1,7 @@
 package api_test
 
 import (
-	"fmt"
 	"net/http"
-	"os/exec"
-	"regexp"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -38,25 +33,10 @@ func TestAReaderAheadOfRedisLooksAtABoundedPace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	off, epoch, _ := strings.Cut(first.ID, "-")
-	n, err := strconv.Atoi(off)
-	if err != nil {
-		t.Fatalf("event ID %q", first.ID)
-	}
 	const ahead = 5 // a second of tokens at 5 a second
-	after := fmt.Sprintf("%d-%s", n+ahead, epoch)
+	after := testenv.LaterID(t, first.ID, ahead)
 
-	calls := func() int {
-		t.Helper()
-		out, err := exec.Command("redis-cli", "-u", r.URL, "info", "stats").CombinedOutput()
-		m := regexp.MustCompile(`total_commands_processed:(\d+)`).FindSubmatch(out)
-		if err != nil || m == nil {
-			t.Fatalf("redis-cli info: %v: %s", err, out)
-		}
-		v, _ := strconv.Atoi(string(m[1]))
-		return v
-	}
-	before, start := calls(), time.Now()
+	before, start := r.Calls(t), time.Now()
 	req, _ := http.NewRequest("GET", b.URL+"/v1/streams/"+id, nil)
 	req.Header.Set("Last-Event-ID", after)
 	resumed, err := b.Client.Do(req)
@@ -65,11 +45,11 @@ func TestAReaderAheadOfRedisLooksAtABoundedPace(t *testing.T) {
 	}
 	defer resumed.Body.Close()
 	ev, err := sse.NewReader(resumed.Body).Next()
-	if want := fmt.Sprintf("%d-%s", n+ahead+1, epoch); err != nil || ev.ID != want {
+	if want := testenv.LaterID(t, first.ID, ahead+1); err != nil || ev.ID != want {
 		t.Fatalf("b's first event after %s: %q (%v), want %s", after, ev.ID, err, want)
 	}
 	waited := time.Since(start)
-	spent := calls() - before
+	spent := r.Calls(t) - before
 	// A's appends (one script a token, rounds of them at most), its lease
 	// renewals and b's own subscription come to a few a second; b's looks
 	// are bounded at 50 a second by fanout.Backoff, each a few commands:

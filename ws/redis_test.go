@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/demo"
 	"github.com/sluice-dev/sluice/internal/testenv"
 	"github.com/sluice-dev/sluice/redis"
 )
@@ -97,4 +98,48 @@ func TestSubscribersGetAnErrorWhenTheStoreGoesAway(t *testing.T) {
 	if f := subs[0].next(); f.ID != "u" {
 		t.Fatalf("after the error, unsubscribe was answered with %+v", f)
 	}
+}
+
+// TestAnAttachAheadOfRedisLooksAtABoundedPace is the /ws side of
+// api/TestAReaderAheadOfRedisLooksAtABoundedPace: a subscription attached
+// on node B after an ID that A's writer may have handed its own readers
+// before Redis stored it waits for it, and meanwhile B's flusher looks at
+// Redis a few dozen times a second (fanout.Backoff), not a thousand.
+func TestAnAttachAheadOfRedisLooksAtABoundedPace(t *testing.T) {
+	r := testenv.StartRedis(t)
+	node := func() *env {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		store, err := redis.New(ctx, redis.Options{URL: r.URL, Prefix: "wsahead"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		return newEnv(t, envOptions{store: store, demo: demo.Options{TimeToFirstToken: -1, TokensPerSecond: 5}})
+	}
+	a, b := node(), node() // a store each: two nodes, each its own leases
+
+	ca := a.dial(t)
+	ca.send(map[string]any{"type": "chat.start", "body": chatBody("a long story")})
+	id := ca.expect("started").Stream
+	first := ca.expect("event")
+	t.Cleanup(func() { ca.send(map[string]any{"type": "stream.cancel", "stream": id}) })
+	const ahead = 5 // a second of tokens at 5 a second
+	after := testenv.LaterID(t, first.ID, ahead)
+
+	before, start := r.Calls(t), time.Now()
+	cb := b.dial(t)
+	cb.send(map[string]any{"type": "stream.attach", "stream": id, "last_event_id": after})
+	cb.expect("subscribed")
+	if f, want := cb.expect("event"), testenv.LaterID(t, first.ID, ahead+1); f.ID != want {
+		t.Fatalf("b's first event after %s: %q, want %s", after, f.ID, want)
+	}
+	waited := time.Since(start)
+	spent := r.Calls(t) - before
+	// As over SSE: about 200 commands a second in all with the backoff,
+	// where a millisecond's wait came to 1,800.
+	if rate := float64(spent) / waited.Seconds(); rate > 600 {
+		t.Fatalf("Redis ran %d commands in the %v b's subscription waited: %.0f a second", spent, waited.Round(time.Millisecond), rate)
+	}
+	t.Logf("Redis ran %d commands in the %v b's subscription waited", spent, waited.Round(time.Millisecond))
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -261,4 +262,29 @@ func AwaitGoroutinesGone(t *testing.T, fn string) {
 		buf := make([]byte, 1<<20)
 		return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), fn)
 	})
+}
+
+// Calls returns how many commands r has run (INFO's
+// total_commands_processed), through redis-cli.
+func (r *Redis) Calls(t testing.TB) int {
+	t.Helper()
+	out, err := redisCLI(r.Addr, "info", "stats")
+	m := regexp.MustCompile(`total_commands_processed:(\d+)`).FindStringSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("redis-cli info: %v: %s", err, out)
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// LaterID returns the ID by events after id, an event ID of the
+// "<offset>-<epoch>" shape the stores issue.
+func LaterID(t testing.TB, id string, by int) string {
+	t.Helper()
+	off, epoch, _ := strings.Cut(id, "-")
+	n, err := strconv.Atoi(off)
+	if err != nil {
+		t.Fatalf("event ID %q is not <offset>-<epoch>", id)
+	}
+	return strconv.Itoa(n+by) + "-" + epoch
 }
